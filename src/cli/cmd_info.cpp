@@ -1,0 +1,49 @@
+// pmpd info: what a checkpoint holds (architecture, shapes, tokenizer, memory).
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "model/model_loader.h"
+#include "tokenizer/chat_template.h"
+
+namespace pmpd::cli {
+
+Action add_info(CLI::App& app) {
+  auto* cmd = app.add_subcommand("info", "Print a model's architecture, shapes, tokenizer and memory use");
+  auto model = std::make_shared<std::string>();
+  auto tokenizer = std::make_shared<std::string>();
+  auto tensors = std::make_shared<bool>(false);
+  cmd->add_option("-m,--model", *model, "Model: Hugging Face directory, .gguf or llama2.c .bin (default: the project's model)");
+  cmd->add_option("--tokenizer", *tokenizer, "Tokenizer file or directory, overriding the one beside the model");
+  cmd->add_flag("--tensors", *tensors, "List every tensor");
+  return [=]() {
+    std::string path = model->empty() ? default_model_path() : *model;
+    auto m = load_model(path, {*tokenizer});
+    const ModelConfig& c = m->config;
+    fmt::print("model:      {}\nformat:     {}\narch:       {}\n", m->path, m->format, c.describe());
+    size_t params = 0;
+    std::map<std::string, size_t> by_dtype;
+    for (auto& [n, t] : m->tensors.tensors) {
+      params += size_t(t.numel());
+      by_dtype[std::string(dtype_name(t.dtype))] += size_t(t.numel());
+    }
+    fmt::print("parameters: {} ({:.2f} M)\n", params, params / 1e6);
+    for (auto& [d, n] : by_dtype) fmt::print("  {}: {} elements\n", d, n);
+    fmt::print("weights:    {:.2f} MiB (memory-mapped)\n", m->weight_bytes() / 1048576.0);
+    size_t kv = size_t(2) * c.n_layers * c.max_seq_len * c.kv_dim() * 2;
+    fmt::print("KV cache:   {:.2f} MiB at the full context of {} tokens (16-bit)\n", kv / 1048576.0, c.max_seq_len);
+    if (m->tokenizer) {
+      auto& t = *m->tokenizer;
+      fmt::print("tokenizer:  {} ({}), {} tokens, bos {} eos {}, add_bos {}, chat template {}\n", t.source,
+                 t.kind == TokenizerKind::SentencePiece ? "sentencepiece bpe" : "byte-level bpe", t.pieces.size(),
+                 t.bos, t.eos, t.add_bos, chat_template_name(detect_chat_template(t.chat_template)));
+    } else {
+      fmt::print("tokenizer:  none (use --prompt-ids, or --tokenizer FILE)\n");
+    }
+    if (*tensors)
+      for (auto& [n, t] : m->tensors.tensors)
+        fmt::print("  {:40} {:5} {}\n", n, dtype_name(t.dtype), shape_str(t.shape));
+    return 0;
+  };
+}
+
+}  // namespace pmpd::cli

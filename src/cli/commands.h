@@ -1,0 +1,18 @@
+// Each pmpd subcommand registers its options on the shared CLI11 app and returns the
+// function that runs it.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace pmpd::cli {
+
+using Action = std::function<int()>;
+
+Action add_run(CLI::App& app);
+Action add_info(CLI::App& app);
+Action add_convert(CLI::App& app);
+
+// Applies --threads (0: all cores).
+void set_threads(int n);
+
+}  // namespace pmpd::cli

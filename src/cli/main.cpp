@@ -1,0 +1,42 @@
+// pmpd: one binary, subcommands like git. Every user error ends as one line on stderr
+// ("pmpd: error: ...") and exit status 1.
+#include <cstdio>
+#include <map>
+#include <omp.h>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace pmpd::cli {
+void set_threads(int n) {
+  if (n > 0) omp_set_num_threads(n);
+}
+}  // namespace pmpd::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"pmpd: progressive mixed-precision decoding for LLMs", "pmpd"};
+  app.set_version_flag("--version", std::string("pmpd ") + PMPD_VERSION);
+  app.require_subcommand(1);
+  std::map<std::string, pmpd::cli::Action> actions;
+  actions["run"] = pmpd::cli::add_run(app);
+  actions["info"] = pmpd::cli::add_info(app);
+  actions["convert"] = pmpd::cli::add_convert(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto* sub : app.get_subcommands()) return actions.at(sub->get_name())();
+  } catch (const pmpd::Error& e) {
+    std::fprintf(stderr, "pmpd: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "pmpd: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pmpd: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

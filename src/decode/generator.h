@@ -1,0 +1,35 @@
+// The generation loop: prefill the prompt in one batched pass, then one forward pass
+// per new token, until EOS, a stop token or the token limit.
+#pragma once
+#include <functional>
+#include <vector>
+
+#include "decode/sampler.h"
+#include "model/transformer.h"
+
+namespace pmpd {
+
+struct GenerateOptions {
+  int max_new_tokens = 64;
+  SamplerParams sampler;
+  bool stop_at_eos = true;
+  int eos = -1;
+  bool keep_logits = false;   // record logits of the last prompt position and every step
+  bool kv_f16 = true;
+  int context = 0;            // KV cache length; 0: prompt + max_new_tokens
+};
+
+struct GenerateResult {
+  std::vector<int> tokens;                 // generated ids
+  std::vector<std::vector<float>> logits;  // [0]: after the prompt, then after each step
+  double prefill_seconds = 0, decode_seconds = 0;
+  int prompt_tokens = 0;
+  bool hit_eos = false;
+};
+
+// on_token is called for each generated id as soon as it is chosen; returning false
+// stops generation.
+GenerateResult generate(Transformer& model, const std::vector<int>& prompt, const GenerateOptions& opt,
+                        const std::function<bool(int)>& on_token = {});
+
+}  // namespace pmpd

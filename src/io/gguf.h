@@ -1,0 +1,76 @@
+// GGUF version 3 (llama.cpp's container): header, typed key/value metadata, tensor
+// infos, then aligned tensor data. We read F32/F16/BF16 tensors in place (mmap) and
+// write files that llama.cpp's gguf-py also reads. docs/format.md has the layout.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "io/tensor_set.h"
+
+namespace pmpd {
+
+enum class GgufType : uint32_t {
+  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, Bool = 7, String = 8,
+  Array = 9, U64 = 10, I64 = 11, F64 = 12,
+};
+
+// ggml tensor type ids for the dtypes we handle.
+enum class GgmlType : uint32_t { F32 = 0, F16 = 1, BF16 = 30 };
+
+struct GgufValue {
+  GgufType type = GgufType::U32;
+  GgufType elem_type = GgufType::U32;  // for arrays
+  std::variant<uint64_t, int64_t, double, bool, std::string, std::vector<GgufValue>> v;
+
+  bool is_int() const { return v.index() == 0 || v.index() == 1; }
+  int64_t as_int() const;  // throws if not an integer
+  double as_float() const;
+  const std::string& as_string() const;
+  const std::vector<GgufValue>& as_array() const;
+};
+
+struct GgufFile {
+  uint32_t version = 3;
+  uint32_t alignment = 32;
+  std::map<std::string, GgufValue> meta;
+  TensorSet tensors;
+
+  const GgufValue* find(const std::string& key) const {
+    auto it = meta.find(key);
+    return it == meta.end() ? nullptr : &it->second;
+  }
+};
+
+GgufFile read_gguf(const std::string& path);
+
+// Builds a GGUF file: add metadata and tensors, then write (atomically).
+class GgufWriter {
+ public:
+  void set_u32(const std::string& key, uint32_t v);
+  void set_i32(const std::string& key, int32_t v);
+  void set_f32(const std::string& key, float v);
+  void set_bool(const std::string& key, bool v);
+  void set_string(const std::string& key, const std::string& v);
+  void set_array_string(const std::string& key, const std::vector<std::string>& v);
+  void set_array_f32(const std::string& key, const std::vector<float>& v);
+  void set_array_i32(const std::string& key, const std::vector<int32_t>& v);
+  // `data` must stay valid until write(); shape is row-major (outermost first).
+  void add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                  const void* data);
+  void write(const std::string& path, uint32_t alignment = 32) const;
+
+ private:
+  struct Tensor {
+    std::string name;
+    DType dtype;
+    std::vector<int64_t> shape;
+    const void* data;
+  };
+  std::vector<std::pair<std::string, GgufValue>> meta_;
+  std::vector<Tensor> tensors_;
+};
+
+}  // namespace pmpd

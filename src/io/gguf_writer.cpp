@@ -1,0 +1,154 @@
+#include <cstring>
+#include <fstream>
+
+#include "core/error.h"
+#include "io/gguf.h"
+
+namespace pmpd {
+
+namespace {
+
+GgufValue scalar(GgufType t, auto v) {
+  GgufValue g;
+  g.type = t;
+  g.v = v;
+  return g;
+}
+
+class Out {
+ public:
+  explicit Out(std::ofstream& f) : f_(f) {}
+  template <typename T>
+  void put(T v) {
+    f_.write(reinterpret_cast<const char*>(&v), sizeof(T));
+    pos_ += sizeof(T);
+  }
+  void put_string(const std::string& s) {
+    put<uint64_t>(s.size());
+    bytes(s.data(), s.size());
+  }
+  void bytes(const void* p, size_t n) {
+    f_.write(static_cast<const char*>(p), std::streamsize(n));
+    pos_ += n;
+  }
+  void pad_to(size_t alignment) {
+    static const char zeros[64] = {};
+    while (pos_ % alignment) bytes(zeros, std::min<size_t>(alignment - pos_ % alignment, 64));
+  }
+
+ private:
+  std::ofstream& f_;
+  size_t pos_ = 0;
+};
+
+void write_value(Out& o, const GgufValue& v) {
+  switch (v.type) {
+    case GgufType::U32: o.put<uint32_t>(uint32_t(std::get<uint64_t>(v.v))); break;
+    case GgufType::I32: o.put<int32_t>(int32_t(std::get<int64_t>(v.v))); break;
+    case GgufType::U64: o.put<uint64_t>(std::get<uint64_t>(v.v)); break;
+    case GgufType::F32: o.put<float>(float(std::get<double>(v.v))); break;
+    case GgufType::Bool: o.put<uint8_t>(std::get<bool>(v.v)); break;
+    case GgufType::String: o.put_string(std::get<std::string>(v.v)); break;
+    case GgufType::Array: {
+      auto& items = std::get<std::vector<GgufValue>>(v.v);
+      o.put<uint32_t>(uint32_t(v.elem_type));
+      o.put<uint64_t>(items.size());
+      for (auto& it : items) write_value(o, it);
+      break;
+    }
+    default: fail("GGUF writer: unsupported value type {}", uint32_t(v.type));
+  }
+}
+
+uint32_t ggml_type_of(DType d) {
+  switch (d) {
+    case DType::F32: return uint32_t(GgmlType::F32);
+    case DType::F16: return uint32_t(GgmlType::F16);
+    case DType::BF16: return uint32_t(GgmlType::BF16);
+    default: fail("GGUF writer: dtype {} has no ggml type", dtype_name(d));
+  }
+}
+
+}  // namespace
+
+void GgufWriter::set_u32(const std::string& k, uint32_t v) { meta_.emplace_back(k, scalar(GgufType::U32, uint64_t(v))); }
+void GgufWriter::set_i32(const std::string& k, int32_t v) { meta_.emplace_back(k, scalar(GgufType::I32, int64_t(v))); }
+void GgufWriter::set_f32(const std::string& k, float v) { meta_.emplace_back(k, scalar(GgufType::F32, double(v))); }
+void GgufWriter::set_bool(const std::string& k, bool v) { meta_.emplace_back(k, scalar(GgufType::Bool, v)); }
+void GgufWriter::set_string(const std::string& k, const std::string& v) { meta_.emplace_back(k, scalar(GgufType::String, v)); }
+
+void GgufWriter::set_array_string(const std::string& k, const std::vector<std::string>& v) {
+  GgufValue a;
+  a.type = GgufType::Array;
+  a.elem_type = GgufType::String;
+  std::vector<GgufValue> items;
+  items.reserve(v.size());
+  for (auto& s : v) items.push_back(scalar(GgufType::String, s));
+  a.v = std::move(items);
+  meta_.emplace_back(k, std::move(a));
+}
+void GgufWriter::set_array_f32(const std::string& k, const std::vector<float>& v) {
+  GgufValue a;
+  a.type = GgufType::Array;
+  a.elem_type = GgufType::F32;
+  std::vector<GgufValue> items;
+  for (float f : v) items.push_back(scalar(GgufType::F32, double(f)));
+  a.v = std::move(items);
+  meta_.emplace_back(k, std::move(a));
+}
+void GgufWriter::set_array_i32(const std::string& k, const std::vector<int32_t>& v) {
+  GgufValue a;
+  a.type = GgufType::Array;
+  a.elem_type = GgufType::I32;
+  std::vector<GgufValue> items;
+  for (int32_t i : v) items.push_back(scalar(GgufType::I32, int64_t(i)));
+  a.v = std::move(items);
+  meta_.emplace_back(k, std::move(a));
+}
+
+void GgufWriter::add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                            const void* data) {
+  tensors_.push_back({name, dtype, shape, data});
+}
+
+void GgufWriter::write(const std::string& path, uint32_t alignment) const {
+  std::string tmp = path + ".tmp";
+  std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+  if (!f) fail("{}: cannot write", tmp);
+  Out o(f);
+  o.put<uint32_t>(0x46554747);
+  o.put<uint32_t>(3);
+  o.put<uint64_t>(tensors_.size());
+  o.put<uint64_t>(meta_.size() + 1);
+  o.put_string("general.alignment");
+  o.put<uint32_t>(uint32_t(GgufType::U32));
+  o.put<uint32_t>(alignment);
+  for (auto& [k, v] : meta_) {
+    o.put_string(k);
+    o.put<uint32_t>(uint32_t(v.type));
+    write_value(o, v);
+  }
+  uint64_t offset = 0;
+  std::vector<uint64_t> offsets;
+  for (auto& t : tensors_) {
+    o.put_string(t.name);
+    o.put<uint32_t>(uint32_t(t.shape.size()));
+    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) o.put<uint64_t>(uint64_t(*it));
+    o.put<uint32_t>(ggml_type_of(t.dtype));
+    o.put<uint64_t>(offset);
+    offsets.push_back(offset);
+    TensorView v{t.name, t.dtype, t.shape, t.data};
+    offset += (v.nbytes() + alignment - 1) / alignment * alignment;
+  }
+  o.pad_to(alignment);
+  for (auto& t : tensors_) {
+    TensorView v{t.name, t.dtype, t.shape, t.data};
+    o.bytes(t.data, v.nbytes());
+    o.pad_to(alignment);
+  }
+  f.close();
+  if (!f) fail("{}: write failed", tmp);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("{}: rename failed", path);
+}
+
+}  // namespace pmpd

@@ -1,0 +1,76 @@
+#include "kernels/cpu/ops.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace pmpd::kernels {
+
+void rmsnorm(float* out, const float* x, const float* w, int n, float eps) {
+  double ss = 0;
+  for (int i = 0; i < n; ++i) ss += double(x[i]) * x[i];
+  float scale = float(1.0 / std::sqrt(ss / n + eps));
+  for (int i = 0; i < n; ++i) out[i] = w[i] * (x[i] * scale);
+}
+
+void layernorm(float* out, const float* x, const float* w, const float* b, int n, float eps) {
+  double mean = 0;
+  for (int i = 0; i < n; ++i) mean += x[i];
+  mean /= n;
+  double var = 0;
+  for (int i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  var /= n;
+  float inv = float(1.0 / std::sqrt(var + eps));
+  for (int i = 0; i < n; ++i) {
+    float v = float(x[i] - mean) * inv;
+    out[i] = v * (w ? w[i] : 1.f) + (b ? b[i] : 0.f);
+  }
+}
+
+RopeTable::RopeTable(int rotary_dim, float theta) {
+  for (int i = 0; i < rotary_dim / 2; ++i)
+    inv_freq.push_back(1.0f / std::pow(theta, float(2 * i) / float(rotary_dim)));
+}
+
+void rope(float* x, int n_heads, int head_dim, int rotary_dim, int pos, const RopeTable& t, bool interleaved) {
+  const int half = rotary_dim / 2;
+  for (int i = 0; i < half; ++i) {
+    float angle = float(pos) * t.inv_freq[i];
+    float c = std::cos(angle), s = std::sin(angle);
+    for (int h = 0; h < n_heads; ++h) {
+      float* v = x + h * head_dim;
+      int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
+      float x0 = v[a], x1 = v[b];
+      v[a] = x0 * c - x1 * s;
+      v[b] = x1 * c + x0 * s;
+    }
+  }
+}
+
+void softmax(float* x, int n) {
+  float m = *std::max_element(x, x + n);
+  double sum = 0;
+  for (int i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - m);
+    sum += x[i];
+  }
+  float inv = float(1.0 / sum);
+  for (int i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void silu(float* x, int n) {
+  for (int i = 0; i < n; ++i) x[i] = x[i] / (1.f + std::exp(-x[i]));
+}
+
+void gelu_tanh(float* x, int n) {
+  const float k = 0.7978845608028654f;  // sqrt(2/pi)
+  for (int i = 0; i < n; ++i) {
+    float v = x[i];
+    x[i] = 0.5f * v * (1.f + std::tanh(k * (v + 0.044715f * v * v * v)));
+  }
+}
+
+void add(float* x, const float* y, int n) {
+  for (int i = 0; i < n; ++i) x[i] += y[i];
+}
+
+}  // namespace pmpd::kernels

@@ -1,0 +1,145 @@
+#include "model/transformer.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/cpu/dot.h"
+
+namespace pmpd {
+
+KVCache::KVCache(const ModelConfig& c, int max_seq, bool f16)
+    : n_layers_(c.n_layers), max_seq_(max_seq), kv_dim_(c.kv_dim()), head_dim_(c.head_dim), f16_(f16) {
+  size_t n = size_t(n_layers_) * max_seq_ * kv_dim_;
+  if (f16_) k16_.assign(n, 0), v16_.assign(n, 0);
+  else k32_.assign(n, 0.f), v32_.assign(n, 0.f);
+}
+
+void KVCache::store(int layer, int pos, const float* k, const float* v) {
+  size_t o = offset(layer, pos);
+  if (f16_) {
+    for (int i = 0; i < kv_dim_; ++i) k16_[o + i] = f32_to_f16(k[i]), v16_[o + i] = f32_to_f16(v[i]);
+  } else {
+    std::memcpy(&k32_[o], k, sizeof(float) * kv_dim_);
+    std::memcpy(&v32_[o], v, sizeof(float) * kv_dim_);
+  }
+}
+
+void KVCache::load_k(int layer, int pos, int h, float* out) const {
+  size_t o = offset(layer, pos) + size_t(h) * head_dim_;
+  if (f16_) for (int i = 0; i < head_dim_; ++i) out[i] = f16_to_f32(k16_[o + i]);
+  else std::memcpy(out, &k32_[o], sizeof(float) * head_dim_);
+}
+
+void KVCache::load_v(int layer, int pos, int h, float* out) const {
+  size_t o = offset(layer, pos) + size_t(h) * head_dim_;
+  if (f16_) for (int i = 0; i < head_dim_; ++i) out[i] = f16_to_f32(v16_[o + i]);
+  else std::memcpy(out, &v32_[o], sizeof(float) * head_dim_);
+}
+
+Transformer::Transformer(const Model& m) : m_(m), rope_(m.config.rotary_dim, m.config.rope_theta) {}
+
+void Transformer::apply_norm(const Norm& nm, const float* x, float* out, int n) const {
+  const ModelConfig& c = m_.config;
+#pragma omp parallel for if (n > 1)
+  for (int t = 0; t < n; ++t) {
+    const float* xi = x + int64_t(t) * c.dim;
+    float* oi = out + int64_t(t) * c.dim;
+    if (c.norm == NormKind::RMSNorm) kernels::rmsnorm(oi, xi, nm.weight.data(), c.dim, c.norm_eps);
+    else kernels::layernorm(oi, xi, nm.weight.data(), nm.bias.empty() ? nullptr : nm.bias.data(), c.dim, c.norm_eps);
+  }
+}
+
+void Transformer::linear(const Linear& l, const float* x, int n, float* y) const {
+  kernels::matmul(l.w, x, n, y);
+  if (!l.bias.empty())
+    for (int t = 0; t < n; ++t) kernels::add(y + int64_t(t) * l.out(), l.bias.data(), int(l.out()));
+}
+
+void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache& cache, float* out) {
+  const ModelConfig& c = m_.config;
+  const int hd = c.head_dim, group = c.n_heads / c.n_kv_heads;
+  const float scale = 1.0f / std::sqrt(float(hd));
+#pragma omp parallel
+  {
+    std::vector<float> scores(static_cast<size_t>(pos0 + n)), kv(static_cast<size_t>(hd));
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int t = 0; t < n; ++t) {
+      for (int h = 0; h < c.n_heads; ++h) {
+        const int len = pos0 + t + 1;  // causal: positions 0..pos0+t
+        const float* qh = q + (int64_t(t) * c.n_heads + h) * hd;
+        const int kvh = h / group;
+        for (int p = 0; p < len; ++p) {
+          const float* k = cache.is_f16() ? (cache.load_k(layer, p, kvh, kv.data()), kv.data())
+                                          : cache.k32(layer, p) + int64_t(kvh) * hd;
+          scores[p] = kernels::dot(DType::F32, k, qh, hd) * scale;
+        }
+        kernels::softmax(scores.data(), len);
+        float* o = out + (int64_t(t) * c.n_heads + h) * hd;
+        std::fill(o, o + hd, 0.f);
+        for (int p = 0; p < len; ++p) {
+          const float* v = cache.is_f16() ? (cache.load_v(layer, p, kvh, kv.data()), kv.data())
+                                          : cache.v32(layer, p) + int64_t(kvh) * hd;
+          const float w = scores[p];
+          for (int i = 0; i < hd; ++i) o[i] += w * v[i];
+        }
+      }
+    }
+  }
+}
+
+void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits) {
+  const ModelConfig& c = m_.config;
+  const int pos0 = cache.length();
+  PMPD_CHECK(n > 0, "forward: no tokens");
+  PMPD_CHECK(pos0 + n <= cache.max_seq(), "context of {} tokens exceeds the limit of {}", pos0 + n, cache.max_seq());
+  const int64_t D = c.dim, F = c.hidden_dim, Q = int64_t(c.n_heads) * c.head_dim, KV = c.kv_dim();
+  std::vector<float> x(size_t(n * D)), h(size_t(n * D)), q(size_t(n * Q)), k(size_t(n * KV)), v(size_t(n * KV)),
+      att(size_t(n * Q)), o(size_t(n * D)), up(size_t(n * F)), gate(size_t(c.gated_mlp ? n * F : 0)),
+      mlp(size_t(n * D));
+  for (int t = 0; t < n; ++t) {
+    PMPD_CHECK(tokens[t] >= 0 && tokens[t] < c.vocab_size, "token id {} outside the vocabulary of {}", tokens[t],
+               c.vocab_size);
+    to_f32(m_.token_embd.dtype, m_.token_embd.row_ptr(tokens[t]), &x[size_t(t * D)], size_t(D));
+  }
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& w = m_.layers[size_t(l)];
+    apply_norm(w.attn_norm, x.data(), h.data(), n);
+    linear(w.q, h.data(), n, q.data());
+    linear(w.k, h.data(), n, k.data());
+    linear(w.v, h.data(), n, v.data());
+    for (int t = 0; t < n; ++t) {
+      kernels::rope(&q[size_t(t * Q)], c.n_heads, c.head_dim, c.rotary_dim, pos0 + t, rope_, c.rope_interleaved);
+      kernels::rope(&k[size_t(t * KV)], c.n_kv_heads, c.head_dim, c.rotary_dim, pos0 + t, rope_, c.rope_interleaved);
+      cache.store(l, pos0 + t, &k[size_t(t * KV)], &v[size_t(t * KV)]);
+    }
+    attention(l, n, pos0, q.data(), cache, att.data());
+    linear(w.o, att.data(), n, o.data());
+    // MLP input: the same normed x for a parallel block, else the residual after attention.
+    const float* mlp_in = h.data();
+    if (!c.parallel_residual) {
+      kernels::add(x.data(), o.data(), int(n * D));
+      apply_norm(w.ffn_norm, x.data(), h.data(), n);
+    }
+    linear(w.up, mlp_in, n, up.data());
+    if (c.gated_mlp) {
+      linear(w.gate, mlp_in, n, gate.data());
+      if (c.act == Activation::SiLU) kernels::silu(gate.data(), int(n * F));
+      else kernels::gelu_tanh(gate.data(), int(n * F));
+      for (size_t i = 0; i < up.size(); ++i) up[i] *= gate[i];
+    } else if (c.act == Activation::SiLU) {
+      kernels::silu(up.data(), int(n * F));
+    } else {
+      kernels::gelu_tanh(up.data(), int(n * F));
+    }
+    linear(w.down, up.data(), n, mlp.data());
+    if (c.parallel_residual) kernels::add(x.data(), o.data(), int(n * D));
+    kernels::add(x.data(), mlp.data(), int(n * D));
+  }
+  cache.set_length(pos0 + n);
+  const int first = all_logits ? 0 : n - 1, count = n - first;
+  apply_norm(m_.output_norm, &x[size_t(first * D)], h.data(), count);
+  linear(m_.output, h.data(), count, logits);
+}
+
+}  // namespace pmpd

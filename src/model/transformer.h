@@ -1,0 +1,61 @@
+// The forward pass shared by every architecture: embeddings -> N x (attention + MLP)
+// -> final norm -> LM head, with a KV cache so each new token costs one pass.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cpu/ops.h"
+#include "model/model_loader.h"
+
+namespace pmpd {
+
+// Keys and values of every past position, per layer. Stored in f16 by default
+// (DESIGN: the cache stays 16-bit whatever the weight precision) or f32 for exact
+// comparisons with a reference.
+class KVCache {
+ public:
+  KVCache(const ModelConfig& c, int max_seq, bool f16 = true);
+  int max_seq() const { return max_seq_; }
+  int length() const { return length_; }
+  void truncate(int n) { length_ = n < length_ ? n : length_; }
+  size_t bytes() const { return f16_ ? k16_.size() * 4 : k32_.size() * 8; }
+
+  void store(int layer, int pos, const float* k, const float* v);
+  // Copies key/value of (layer, pos) for kv head h into out (head_dim floats).
+  void load_k(int layer, int pos, int h, float* out) const;
+  void load_v(int layer, int pos, int h, float* out) const;
+  const float* k32(int layer, int pos) const { return &k32_[offset(layer, pos)]; }
+  const float* v32(int layer, int pos) const { return &v32_[offset(layer, pos)]; }
+  bool is_f16() const { return f16_; }
+  void set_length(int n) { length_ = n; }
+
+ private:
+  size_t offset(int layer, int pos) const { return (size_t(layer) * max_seq_ + pos) * kv_dim_; }
+  int n_layers_, max_seq_, kv_dim_, head_dim_;
+  bool f16_;
+  int length_ = 0;
+  std::vector<uint16_t> k16_, v16_;
+  std::vector<float> k32_, v32_;
+};
+
+class Transformer {
+ public:
+  explicit Transformer(const Model& m);
+  const ModelConfig& config() const { return m_.config; }
+  const Model& model() const { return m_; }
+
+  // Runs n tokens at positions cache.length() .. +n-1 and appends them to the cache.
+  // Writes logits of the last token to `logits` (vocab floats), or of every token
+  // (n * vocab floats) when all_logits is set.
+  void forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits = false);
+
+ private:
+  void attention(int layer, int n, int pos0, const float* q, KVCache& cache, float* out);
+  void apply_norm(const Norm& nm, const float* x, float* out, int n) const;
+  void linear(const Linear& l, const float* x, int n, float* y) const;
+
+  const Model& m_;
+  kernels::RopeTable rope_;
+};
+
+}  // namespace pmpd
