@@ -69,11 +69,21 @@ ModelConfig config_from_hf(const Json& j, const std::string& what) {
   c.max_seq_len = json_get_or<int>(j, "max_position_embeddings", 2048, what);
   PMPD_CHECK(c.n_heads > 0 && c.dim % c.n_heads == 0, "{}: hidden_size {} not divisible by {} heads", what, c.dim, c.n_heads);
   c.head_dim = json_get_or<int>(j, "head_dim", c.dim / c.n_heads, what);
+  // Rotary settings: top-level fields (transformers 4.x) or "rope_parameters" (5.x).
   double rot = json_get_or<double>(j, "partial_rotary_factor", 1.0, what);
+  double theta = json_get_or<double>(j, "rope_theta", 10000.0, what);
+  for (const char* key : {"rope_parameters", "rope_scaling"}) {
+    if (!j.contains(key) || j[key].is_null()) continue;
+    const Json& rp = j[key];
+    PMPD_CHECK(rp.is_object(), "{}: {} is not an object", what, key);
+    std::string type = json_get_or<std::string>(rp, "rope_type", json_get_or<std::string>(rp, "type", "default", what), what);
+    PMPD_CHECK(type == "default", "{}: rope type \"{}\" is not supported (default only)", what, type);
+    theta = json_get_or<double>(rp, "rope_theta", theta, what);
+    rot = json_get_or<double>(rp, "partial_rotary_factor", rot, what);
+  }
+  PMPD_CHECK(rot > 0 && rot <= 1, "{}: partial_rotary_factor {} outside (0, 1]", what, rot);
   c.rotary_dim = int(std::lround(c.head_dim * rot));
-  c.rope_theta = float(json_get_or<double>(j, "rope_theta", 10000.0, what));
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
-    fail("{}: rope_scaling is not supported", what);
+  c.rope_theta = float(theta);
   c.tied_embeddings = json_get_or<bool>(j, "tie_word_embeddings", false, what);
   std::string act = json_get_or<std::string>(j, "hidden_act", c.act == Activation::SiLU ? "silu" : "gelu_new", what);
   c.act = parse_act(act, what);

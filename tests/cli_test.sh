@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The CLI end to end: generation works, bad input gives one "pmpd: error:" line and
+# exit status 1, never a crash.
+set -u
+PMPD=$1
+SRC=$2
+FX=$SRC/tests/fixtures
+fails=0
+ok() { echo "ok: $1"; }
+bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
+
+expect_error() {  # name, fragment, command...
+  local name=$1 frag=$2
+  shift 2
+  local err
+  err=$("$@" 2>&1 >/dev/null)
+  local rc=$?
+  if [ $rc -ne 1 ]; then bad "$name: exit status $rc"; return; fi
+  if [ "$(printf '%s\n' "$err" | grep -c '^pmpd: error:')" -ne 1 ]; then bad "$name: stderr was: $err"; return; fi
+  if ! printf '%s' "$err" | grep -q -- "$frag"; then bad "$name: '$frag' not in: $err"; return; fi
+  ok "$name"
+}
+
+out=$("$PMPD" run -m "$FX/llama" -p "Ein Mann" -n 8 2>/dev/null) && ok "run text" || bad "run text"
+json=$("$PMPD" run -m "$FX/phi" --prompt-ids 5,6,7 -n 4 --json --logits) || bad "run json"
+echo "$json" | python3 -c "import json,sys; j=json.load(sys.stdin); assert len(j['generated_ids'])==4 and len(j['logits'])==4" \
+  && ok "json fields" || bad "json fields"
+"$PMPD" info -m "$FX/stablelm" >/dev/null && ok "info" || bad "info"
+"$PMPD" run --help | grep -q -- "--prompt-ids" && ok "help" || bad "help"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$PMPD" convert -m "$FX/stablelm" -o "$tmp/s.gguf" --dtype f16 2>/dev/null && ok "convert" || bad "convert"
+"$PMPD" run -m "$tmp/s.gguf" --prompt-ids 5,6,7 -n 4 >/dev/null 2>&1 && ok "run gguf" || bad "run gguf"
+
+expect_error "missing model" "no such file" "$PMPD" run -m "$tmp/none" --prompt-ids 1
+expect_error "bad ids" "not a token id" "$PMPD" run -m "$FX/llama" --prompt-ids 1,x
+expect_error "id out of range" "outside the vocabulary" "$PMPD" run -m "$FX/llama" --prompt-ids 1,99999
+expect_error "invalid utf8" "UTF-8" "$PMPD" run -m "$FX/llama" -p $'abc\xff'
+expect_error "too long" "exceeds" "$PMPD" run -m "$FX/llama" --prompt-ids 1,2,3 -n 1000
+expect_error "bad temp" "temperature" "$PMPD" run -m "$FX/llama" --prompt-ids 1 --temp -1
+expect_error "unknown chat" "chat template" "$PMPD" run -m "$FX/llama" -p hi --chat klingon
+head -c 1000 "$tmp/s.gguf" > "$tmp/t.gguf"
+expect_error "truncated gguf" "t.gguf" "$PMPD" run -m "$tmp/t.gguf" --prompt-ids 1
+echo garbage > "$tmp/g.bin"
+expect_error "garbage file" "g.bin" "$PMPD" info -m "$tmp/g.bin"
+
+[ $fails -eq 0 ] && echo "all CLI checks passed" || { echo "$fails CLI checks failed"; exit 1; }

@@ -1,0 +1,75 @@
+// Every vectorised kernel equals the scalar reference on shapes that are not
+// multiples of the vector width.
+#include <random>
+
+#include "kernels/cpu/dot.h"
+#include "kernels/cpu/ops.h"
+#include "test_util.h"
+
+namespace pmpd {
+namespace {
+
+TEST(Kernels, DotAllIsasMatchScalar) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd;
+  for (int n : {1, 7, 8, 15, 16, 17, 31, 63, 64, 65, 100, 257, 1000}) {
+    std::vector<float> w(static_cast<size_t>(n)), x(static_cast<size_t>(n));
+    std::vector<uint16_t> h(static_cast<size_t>(n)), b(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      w[i] = nd(rng), x[i] = nd(rng);
+      h[i] = f32_to_f16(w[i]), b[i] = f32_to_bf16(w[i]);
+    }
+    for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+      kernels::set_isa(isa);
+      for (auto [t, p] : {std::pair<DType, const void*>{DType::F32, w.data()}, {DType::F16, h.data()}, {DType::BF16, b.data()}}) {
+        float ref = kernels::dot_scalar(t, p, x.data(), n);
+        EXPECT_NEAR(kernels::dot(t, p, x.data(), n), ref, 1e-4 * (std::fabs(ref) + std::sqrt(float(n))))
+            << "n=" << n << " dtype=" << dtype_name(t) << " isa=" << kernels::isa_name(kernels::active_isa());
+      }
+    }
+  }
+  kernels::set_isa(kernels::Isa::Avx512);
+}
+
+TEST(Kernels, MatmulMultiTokenEqualsSingleToken) {
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd;
+  const int rows = 37, cols = 53, tokens = 5;
+  std::vector<uint16_t> w(static_cast<size_t>(rows * cols));
+  for (auto& v : w) v = f32_to_f16(nd(rng));
+  TensorView W{"w", DType::F16, {rows, cols}, w.data()};
+  std::vector<float> x(static_cast<size_t>(tokens * cols)), y(static_cast<size_t>(tokens * rows)), y1(static_cast<size_t>(rows));
+  for (auto& v : x) v = nd(rng);
+  kernels::matmul(W, x.data(), tokens, y.data());
+  for (int t = 0; t < tokens; ++t) {
+    kernels::matmul(W, x.data() + t * cols, 1, y1.data());
+    for (int r = 0; r < rows; ++r) EXPECT_NEAR(y[size_t(t * rows + r)], y1[size_t(r)], 1e-4);
+  }
+}
+
+TEST(Kernels, RopeStylesAgreeUnderPermutation) {
+  // Interleaved rope on permuted dims equals rotate-half rope on the original dims.
+  const int hd = 8;
+  kernels::RopeTable t(hd, 10000.f);
+  std::vector<float> a = {1, 2, 3, 4, 5, 6, 7, 8}, b(8);
+  for (int j = 0; j < hd / 2; ++j) b[2 * j] = a[j], b[2 * j + 1] = a[j + hd / 2];
+  kernels::rope(a.data(), 1, hd, hd, 5, t, false);
+  kernels::rope(b.data(), 1, hd, hd, 5, t, true);
+  for (int j = 0; j < hd / 2; ++j) {
+    EXPECT_FLOAT_EQ(a[j], b[2 * j]);
+    EXPECT_FLOAT_EQ(a[j + hd / 2], b[2 * j + 1]);
+  }
+}
+
+TEST(Kernels, NormsAndSoftmax) {
+  std::vector<float> x = {1, 2, 3, 4}, out(4), w = {1, 1, 1, 1}, b = {0, 0, 0, 0};
+  kernels::layernorm(out.data(), x.data(), w.data(), b.data(), 4, 0.f);
+  EXPECT_NEAR(out[0] + out[1] + out[2] + out[3], 0, 1e-6);
+  kernels::rmsnorm(out.data(), x.data(), w.data(), 4, 0.f);
+  EXPECT_NEAR(out[3], 4 / std::sqrt(7.5), 1e-6);
+  kernels::softmax(x.data(), 4);
+  EXPECT_NEAR(x[0] + x[1] + x[2] + x[3], 1, 1e-6);
+}
+
+}  // namespace
+}  // namespace pmpd

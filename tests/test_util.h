@@ -1,0 +1,59 @@
+// Shared helpers for the tests: fixture paths, temp files, logits comparison.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/json_file.h"
+
+namespace pmpd::test {
+
+inline std::string source_dir() { return PMPD_SOURCE_DIR; }
+inline std::string fixture(const std::string& name) { return source_dir() + "/tests/fixtures/" + name; }
+inline std::string shared_path(const std::string& rel) { return source_dir() + "/../shared/" + rel; }
+
+// A fresh directory under the system temp dir, removed at exit of the test.
+class TempDir {
+ public:
+  TempDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            ("pmpd_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  std::string str() const { return path_.string(); }
+
+ private:
+  static int& counter() {
+    static int c = 0;
+    return c;
+  }
+  std::filesystem::path path_;
+};
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+}
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// max |a - b| / max |b|: the relative error the tests bound.
+inline double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    num = std::max(num, double(std::fabs(a[i] - b[i])));
+    den = std::max(den, double(std::fabs(b[i])));
+  }
+  return a.size() == b.size() ? num / std::max(den, 1e-30) : INFINITY;
+}
+
+}  // namespace pmpd::test
