@@ -23,8 +23,8 @@ import time
 import torch
 
 SIZES = {  # dim, layers, heads, ffn, vocab, steps, lr, batch rows
-    "small": dict(dim=256, layers=4, heads=4, ffn=688, vocab=4096, steps=2000, lr=2e-3, batch=128),
-    "large": dict(dim=384, layers=8, heads=6, ffn=1024, vocab=4096, steps=3000, lr=1.2e-3, batch=128),
+    "small": dict(dim=256, layers=4, heads=4, ffn=688, vocab=4096, steps=1500, lr=2e-3, batch=128),
+    "large": dict(dim=384, layers=8, heads=6, ffn=1024, vocab=4096, steps=1500, lr=1.2e-3, batch=128),
 }
 SEQ = 256
 
@@ -173,7 +173,7 @@ def main():
     warm = 200
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))))
-    start, curve = 0, []
+    start, curve, best = 0, [], (float("inf"), 0, None)
     if os.path.exists(f"{ckpt}/state.pt"):
         st = torch.load(f"{ckpt}/state.pt", map_location=dev)
         model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); sched.load_state_dict(st["sched"])
@@ -201,6 +201,8 @@ def main():
                 vl = torch.nn.functional.cross_entropy(model(vb[:, :-1]).logits.float().view(-1, mc.vocab_size),
                                                        vb[:, 1:].reshape(-1)).item()
             model.train()
+            if vl < best[0]:  # early stopping: keep the weights with the best validation loss
+                best = (vl, step + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
             curve.append({"step": step + 1, "train_loss": round(loss.item(), 4), "valid_loss": round(vl, 4),
                           "seconds": round(time.time() - t_train, 1)})
             print(curve[-1], flush=True)
@@ -212,12 +214,15 @@ def main():
             print(f"time budget reached at step {step + 1}", flush=True)
             break
     trained_steps = step + 1
+    if best[2] is not None:
+        model.load_state_dict(best[2])
+        print(f"kept step {best[1]} (best validation loss {best[0]:.4f})", flush=True)
     model.to(torch.bfloat16).save_pretrained(a.out)
     model.generation_config.save_pretrained(a.out)
 
     # Everything below measures the saved checkpoint as a user loads it.
     model = T.AutoModelForCausalLM.from_pretrained(a.out, dtype=torch.float32).to(dev).eval()
-    res = {"size": a.size, "parameters": n_params, "config": cfg, "steps": trained_steps, "seq_len": SEQ,
+    res = {"size": a.size, "parameters": n_params, "config": cfg, "steps": trained_steps, "kept_step": best[1], "seq_len": SEQ,
            "train_tokens_seen": trained_steps * cfg["batch"] * SEQ, "train_tokens": data.numel(),
            "train_seconds": round(time.time() - t_train, 1), "loss_curve": curve,
            "torch": torch.__version__, "transformers": T.__version__}
@@ -227,11 +232,12 @@ def main():
     tr = [json.loads(l) for l in open(f"{a.corpus}/translate.test.jsonl", encoding="utf-8")]
     hyp = greedy_batch(model, tok, [f"German: {p['de']}\nEnglish:" for p in tr], dev)
     refs = [[p["en"] for p in tr]]
-    res["multi30k_test"] = {"sacrebleu": sacrebleu.corpus_bleu(hyp, refs).score,
+    bleu = sacrebleu.BLEU()
+    res["multi30k_test"] = {"sacrebleu": bleu.corpus_score(hyp, refs).score,
                             "chrf": sacrebleu.corpus_chrf(hyp, refs).score,
                             "copy_source_sacrebleu": sacrebleu.corpus_bleu([p["de"] for p in tr], refs).score,
                             "copy_source_chrf": sacrebleu.corpus_chrf([p["de"] for p in tr], refs).score,
-                            "signature": str(sacrebleu.BLEU().get_signature()), "examples": hyp[:5]}
+                            "signature": str(bleu.get_signature()), "examples": hyp[:5]}
     df = [json.loads(l) for l in open(f"{a.corpus}/define.test.jsonl", encoding="utf-8")]
     dh = greedy_batch(model, tok, [f"Word: {d['word']}\nDefinition:" for d in df], dev)
     res["define_test"] = {"sacrebleu": sacrebleu.corpus_bleu(dh, [[d["definition"] for d in df]]).score,
