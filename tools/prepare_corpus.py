@@ -68,12 +68,14 @@ def split_of(key):
     return "test" if h < 2 else "val" if h < 4 else "train"
 
 
+# The answer starts after a newline: a newline is a byte-fallback token that never
+# merges, so a prompt that ends with the template's "\n" tokenizes exactly as in training.
 def define_doc(word, definition):
-    return f"Word: {word}\nDefinition: {definition}"
+    return f"Word: {word}\nDefinition:\n{definition}"
 
 
 def translate_doc(de, en):
-    return f"German: {de}\nEnglish: {en}"
+    return f"German: {de}\nEnglish:\n{en}"
 
 
 def main():

@@ -24,7 +24,7 @@ import torch
 
 SIZES = {  # dim, layers, heads, ffn, vocab, steps, lr, batch rows
     "small": dict(dim=256, layers=4, heads=4, ffn=688, vocab=4096, steps=1500, lr=2e-3, batch=128),
-    "large": dict(dim=384, layers=8, heads=6, ffn=1024, vocab=4096, steps=1500, lr=1.2e-3, batch=128),
+    "large": dict(dim=384, layers=8, heads=6, ffn=1024, vocab=4096, steps=1200, lr=1.2e-3, batch=128),
 }
 SEQ = 256
 
@@ -38,7 +38,9 @@ def train_tokenizer(texts, vocab_size, out):
     base = Tokenizer(models.BPE(unk_token="<unk>"))
     norm = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
     base.normalizer = norm
-    base.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size - 259, special_tokens=["<unk>"],
+    # Newlines stay out of the merges (they become the byte token <0x0A>), so prompts
+    # that end in a newline split exactly where training text does.
+    base.train_from_iterator((t.replace("\n", " ") for t in texts), trainers.BpeTrainer(vocab_size=vocab_size - 259, special_tokens=["<unk>"],
                                                         limit_alphabet=200, show_progress=False))
     bj = json.loads(base.to_str())
     vocab = {t: i for i, t in enumerate(["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)])}
@@ -115,22 +117,21 @@ def perplexity(model, docs, dev):
 
 @torch.no_grad()
 def greedy_batch(model, tok, prompts, dev, max_new=64, stop="\n"):
-    """Greedy continuations, cut at `stop` or </s>. Left-padded batches."""
-    outs = []
-    for i in range(0, len(prompts), 128):
-        enc = [[1] + tok.encode(p, add_special_tokens=False).ids for p in prompts[i:i + 128]]
-        L = max(len(e) for e in enc)
-        x = torch.zeros(len(enc), L, dtype=torch.long)
-        m = torch.zeros(len(enc), L, dtype=torch.long)
-        for j, e in enumerate(enc):
-            x[j, L - len(e):] = torch.tensor(e)
-            m[j, L - len(e):] = 1
-        g = model.generate(x.to(dev), attention_mask=m.to(dev), max_new_tokens=max_new, do_sample=False,
-                           pad_token_id=0, eos_token_id=2)
-        for row in g[:, L:].tolist():
-            ids = row[: row.index(2)] if 2 in row else row
-            text = tok.decode(ids)
-            outs.append(text.split(stop)[0].strip())
+    """Greedy continuations, cut at `stop` or </s>. Prompts are batched by token length,
+    so no padding (and no question of padded positions) is involved."""
+    enc = [[1] + tok.encode(p, add_special_tokens=False).ids for p in prompts]
+    outs = [None] * len(prompts)
+    by_len = {}
+    for i, e in enumerate(enc):
+        by_len.setdefault(len(e), []).append(i)
+    for idx in by_len.values():
+        for k in range(0, len(idx), 256):
+            chunk = idx[k:k + 256]
+            x = torch.tensor([enc[i] for i in chunk], device=dev)
+            g = model.generate(x, max_new_tokens=max_new, do_sample=False, pad_token_id=0, eos_token_id=2)
+            for i, row in zip(chunk, g[:, x.shape[1]:].tolist()):
+                ids = row[: row.index(2)] if 2 in row else row
+                outs[i] = tok.decode(ids).split(stop)[0].strip()
     return outs
 
 
@@ -230,7 +231,7 @@ def main():
     res["valid_perplexity"] = perplexity(model, valid_docs, dev)
     res["unigram_perplexity"], res["bigram_perplexity"] = ngram_baselines(train_docs, test_docs, mc.vocab_size)
     tr = [json.loads(l) for l in open(f"{a.corpus}/translate.test.jsonl", encoding="utf-8")]
-    hyp = greedy_batch(model, tok, [f"German: {p['de']}\nEnglish:" for p in tr], dev)
+    hyp = greedy_batch(model, tok, [f"German: {p['de']}\nEnglish:\n" for p in tr], dev)
     refs = [[p["en"] for p in tr]]
     bleu = sacrebleu.BLEU()
     res["multi30k_test"] = {"sacrebleu": bleu.corpus_score(hyp, refs).score,
@@ -239,17 +240,17 @@ def main():
                             "copy_source_chrf": sacrebleu.corpus_chrf([p["de"] for p in tr], refs).score,
                             "signature": str(bleu.get_signature()), "examples": hyp[:5]}
     df = [json.loads(l) for l in open(f"{a.corpus}/define.test.jsonl", encoding="utf-8")]
-    dh = greedy_batch(model, tok, [f"Word: {d['word']}\nDefinition:" for d in df], dev)
+    dh = greedy_batch(model, tok, [f"Word: {d['word']}\nDefinition:\n" for d in df], dev)
     res["define_test"] = {"sacrebleu": sacrebleu.corpus_bleu(dh, [[d["definition"] for d in df]]).score,
                           "chrf": sacrebleu.corpus_chrf(dh, [[d["definition"] for d in df]]).score,
                           "examples": [{"word": d["word"], "model": h, "reference": d["definition"]}
                                        for d, h in zip(df[:5], dh[:5])]}
     # Greedy reference ids for pmpd's token-for-token test.
     refs_ids = []
-    for p in ["German: Ein Hund läuft über eine Wiese.\nEnglish:", "Word: river\nDefinition:", "A little girl"]:
+    for p in ["German: Ein Hund läuft über eine Wiese.\nEnglish:\n", "Word: river\nDefinition:\n", "A little girl"]:
         ids = [1] + tok.encode(p, add_special_tokens=False).ids
-        g = model.generate(torch.tensor([ids], device=dev), max_new_tokens=32, min_new_tokens=32, do_sample=False,
-                           pad_token_id=0)
+        g = model.generate(torch.tensor([ids], device=dev), max_new_tokens=32, do_sample=False, pad_token_id=0,
+                           eos_token_id=2)
         refs_ids.append({"prompt": p, "prompt_ids": ids, "generated_ids": g[0, len(ids):].tolist(),
                          "text": tok.decode(g[0, len(ids):].tolist())})
     res["greedy_references"] = refs_ids
