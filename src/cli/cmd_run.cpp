@@ -16,7 +16,7 @@ namespace {
 
 struct RunArgs {
   std::string model, tokenizer, prompt, prompt_ids, chat = "none", system, kv = "f16";
-  int n = 64, threads = 0;
+  int n = 64, threads = 0, bits = 0;
   SamplerParams sampler;
   bool json = false, logits = false, no_bos = false, ignore_eos = false;
 };
@@ -72,6 +72,8 @@ int run(const RunArgs& a) {
   opt.stop_at_eos = !a.ignore_eos;
   opt.keep_logits = a.logits;
   opt.kv_f16 = a.kv == "f16";
+  opt.bits = a.bits;
+  if (a.bits > 0) PMPD_CHECK(model->quantized(), "--bits needs a model quantized by `pmpd quantize`; {} is 16-bit", path);
 
   std::optional<StreamDecoder> stream;
   if (tok) stream.emplace(*tok);
@@ -140,6 +142,7 @@ Action add_run(CLI::App& app) {
   cmd->add_option("--system", a->system, "System message for chat templates");
   cmd->add_option("--kv", a->kv, "KV cache precision: f16 or f32")->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
   cmd->add_option("-t,--threads", a->threads, "Threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--bits", a->bits, "Weight width of a quantized model (0: the highest stored)")->capture_default_str()->check(CLI::Range(0, 8));
   cmd->add_flag("--json", a->json, "Print one JSON object: ids, text, timings");
   cmd->add_flag("--logits", a->logits, "With --json: logits of the last prompt position and every step");
   cmd->add_flag("--no-bos", a->no_bos, "Do not add the BOS token");

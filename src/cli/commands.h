@@ -11,6 +11,8 @@ using Action = std::function<int()>;
 Action add_run(CLI::App& app);
 Action add_info(CLI::App& app);
 Action add_convert(CLI::App& app);
+Action add_quantize(CLI::App& app);
+Action add_perplexity(CLI::App& app);
 
 // Applies --threads (0: all cores).
 void set_threads(int n);

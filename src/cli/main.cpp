@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   actions["run"] = pmpd::cli::add_run(app);
   actions["info"] = pmpd::cli::add_info(app);
   actions["convert"] = pmpd::cli::add_convert(app);
+  actions["quantize"] = pmpd::cli::add_quantize(app);
+  actions["perplexity"] = pmpd::cli::add_perplexity(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

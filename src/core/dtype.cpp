@@ -1,5 +1,7 @@
 #include "core/dtype.h"
 
+#include <immintrin.h>
+
 #include <cmath>
 
 namespace pmpd {
@@ -75,11 +77,25 @@ uint16_t f32_to_f16(float f) {
   return uint16_t(sign | half);
 }
 
+namespace {
+// Hardware conversion (F16C) for the hot paths: KV cache reads and row widening.
+__attribute__((target("avx2,f16c"))) void f16_row_f16c(const uint16_t* s, float* d, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+  for (; i < n; ++i) d[i] = f16_to_f32(s[i]);
+}
+const bool kHasF16c = [] {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2");
+}();
+}  // namespace
+
 void to_f32(DType t, const void* src, float* dst, size_t n) {
   switch (t) {
     case DType::F32: std::memcpy(dst, src, n * 4); return;
     case DType::F16: {
       auto* s = static_cast<const uint16_t*>(src);
+      if (kHasF16c) return f16_row_f16c(s, dst, n);
       for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
       return;
     }

@@ -23,7 +23,7 @@ GenerateResult generate(Transformer& model, const std::vector<int>& prompt, cons
   using clock = std::chrono::steady_clock;
 
   auto t0 = clock::now();
-  model.forward(prompt.data(), int(prompt.size()), cache, logits.data());
+  model.forward(prompt.data(), int(prompt.size()), cache, logits.data(), false, opt.bits);
   r.prefill_seconds = std::chrono::duration<double>(clock::now() - t0).count();
 
   auto t1 = clock::now();
@@ -38,7 +38,7 @@ GenerateResult generate(Transformer& model, const std::vector<int>& prompt, cons
       break;
     }
     if (!go_on || step + 1 == opt.max_new_tokens) break;
-    model.forward(&next, 1, cache, logits.data());
+    model.forward(&next, 1, cache, logits.data(), false, opt.bits);
   }
   r.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   return r;

@@ -17,6 +17,7 @@ struct GenerateOptions {
   bool keep_logits = false;   // record logits of the last prompt position and every step
   bool kv_f16 = true;
   int context = 0;            // KV cache length; 0: prompt + max_new_tokens
+  int bits = 0;               // weight width of a quantized model (0: the highest stored)
 };
 
 struct GenerateResult {

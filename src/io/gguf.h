@@ -18,7 +18,7 @@ enum class GgufType : uint32_t {
 };
 
 // ggml tensor type ids for the dtypes we handle.
-enum class GgmlType : uint32_t { F32 = 0, F16 = 1, BF16 = 30 };
+enum class GgmlType : uint32_t { F32 = 0, F16 = 1, I8 = 24, I16 = 25, I32 = 26, BF16 = 30 };
 
 struct GgufValue {
   GgufType type = GgufType::U32;

@@ -149,6 +149,9 @@ GgufFile read_gguf(const std::string& path) {
       case GgmlType::F32: info.t.dtype = DType::F32; break;
       case GgmlType::F16: info.t.dtype = DType::F16; break;
       case GgmlType::BF16: info.t.dtype = DType::BF16; break;
+      case GgmlType::I8: info.t.dtype = DType::I8; break;  // pmpd bit planes
+      case GgmlType::I16: info.t.dtype = DType::I16; break;
+      case GgmlType::I32: info.t.dtype = DType::I32; break;  // pmpd sparse indices
       default:
         fail("{}: tensor {} has ggml type {}, which pmpd does not read (F32, F16 and BF16 only; "
              "quantize with `pmpd quantize` instead)", path, info.t.name, type);

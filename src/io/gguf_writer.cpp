@@ -65,6 +65,9 @@ uint32_t ggml_type_of(DType d) {
     case DType::F32: return uint32_t(GgmlType::F32);
     case DType::F16: return uint32_t(GgmlType::F16);
     case DType::BF16: return uint32_t(GgmlType::BF16);
+    case DType::I8: case DType::U8: return uint32_t(GgmlType::I8);
+    case DType::I16: return uint32_t(GgmlType::I16);
+    case DType::I32: return uint32_t(GgmlType::I32);
     default: fail("GGUF writer: dtype {} has no ggml type", dtype_name(d));
   }
 }

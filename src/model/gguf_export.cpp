@@ -27,7 +27,7 @@ std::vector<uint8_t> permute_rows(const uint8_t* src, int n_heads, int head_dim,
 
 class Exporter {
  public:
-  Exporter(const Model& m, std::optional<DType> dtype) : m_(m), dtype_(dtype) {}
+  Exporter(const Model& m, std::optional<DType> dtype, const ExportHooks* hooks) : m_(m), dtype_(dtype), hooks_(hooks) {}
 
   void matrix(const std::string& name, const TensorView& t, int permute_heads = 0) {
     DType out_t = dtype_.value_or(t.dtype);
@@ -68,8 +68,20 @@ class Exporter {
     w_.add_tensor(name, DType::F32, {int64_t(v.size())}, data);
   }
 
-  void linear(const std::string& base, const Linear& l, int permute_heads = 0) {
-    matrix(base + ".weight", l.w, permute_heads);
+  void linear(const std::string& base, const Linear& l, int permute_heads = 0, bool hookable = true) {
+    bool written = false;
+    if (hooks_ && hooks_->linear && hookable) {
+      std::vector<int> order(size_t(l.out()));
+      for (size_t i = 0; i < order.size(); ++i) order[i] = int(i);
+      if (permute_heads) {
+        const int hd = m_.config.head_dim, half = hd / 2;
+        for (int h = 0; h < permute_heads; ++h)
+          for (int j = 0; j < half; ++j)
+            for (int s = 0; s < 2; ++s) order[size_t(h * hd + 2 * j + s)] = h * hd + s * half + j;
+      }
+      written = hooks_->linear(base + ".weight", l, order, w_, [this](size_t n) { return keep(n)->data(); });
+    }
+    if (!written) matrix(base + ".weight", l.w, permute_heads);
     vec(base + ".bias", l.bias, permute_heads);
   }
   void norm(const std::string& base, const Norm& n) {
@@ -86,14 +98,17 @@ class Exporter {
   }
   const Model& m_;
   std::optional<DType> dtype_;
+  const ExportHooks* hooks_;
   GgufWriter w_;
   std::vector<std::shared_ptr<std::vector<uint8_t>>> owned_;
 };
 
 }  // namespace
 
-void export_gguf(const Model& m, const std::string& path, std::optional<DType> dtype) {
+void export_gguf(const Model& m, const std::string& path, std::optional<DType> dtype, const ExportHooks* hooks) {
   const ModelConfig& c = m.config;
+  PMPD_CHECK(!m.quantized(), "{}: the model is already quantized ({}); convert the 16-bit original instead", m.path,
+             m.quant.method);
   PMPD_CHECK(!dtype || *dtype == DType::F32 || *dtype == DType::F16 || *dtype == DType::BF16,
              "export: dtype must be F32, F16 or BF16");
   const char* arch = c.arch == Arch::Llama ? "llama" : c.arch == Arch::Phi ? "phi2" : "stablelm";
@@ -102,7 +117,7 @@ void export_gguf(const Model& m, const std::string& path, std::optional<DType> d
   PMPD_CHECK(c.arch == Arch::Llama || !c.rope_interleaved, "{}: {} GGUF expects rotate_half rotary", m.path, arch);
   // llama GGUF expects interleaved rotary; a model that rotates halves gets Q/K permuted.
   const bool permute = c.arch == Arch::Llama && !c.rope_interleaved;
-  Exporter e(m, dtype);
+  Exporter e(m, dtype, hooks);
   GgufWriter& w = e.writer();
   std::string a = arch;
   w.set_string("general.architecture", a);
@@ -119,6 +134,7 @@ void export_gguf(const Model& m, const std::string& path, std::optional<DType> d
   if (c.norm == NormKind::RMSNorm) w.set_f32(a + ".attention.layer_norm_rms_epsilon", c.norm_eps);
   else w.set_f32(a + ".attention.layer_norm_epsilon", c.norm_eps);
   if (m.tokenizer) tokenizer_to_gguf(*m.tokenizer, w);
+  if (hooks && hooks->metadata) hooks->metadata(w);
 
   e.matrix("token_embd.weight", m.token_embd);
   for (int l = 0; l < c.n_layers; ++l) {
@@ -135,7 +151,7 @@ void export_gguf(const Model& m, const std::string& path, std::optional<DType> d
     e.linear(p + "ffn_down", lw.down);
   }
   e.norm("output_norm", m.output_norm);
-  if (!c.tied_embeddings) e.linear("output", m.output);
+  if (!c.tied_embeddings) e.linear("output", m.output, 0, /*hookable=*/false);  // the head stays 16-bit
   w.write(path);
 }
 

@@ -91,9 +91,40 @@ class Binder {
 
   Linear linear(const std::string& base, int64_t out, int64_t in) {
     Linear l;
-    l.w = matrix(base + ".weight", out, in);
+    if (!find(base + ".weight") && find(base + ".weight.planes")) {
+      l.q = bitplanes(base + ".weight", out, in);
+      l.w = TensorView{base + ".weight", DType::Unknown, {out, in}, nullptr};
+    } else {
+      l.w = matrix(base + ".weight", out, in);
+    }
     l.bias = vec(base + ".bias", out, false);
     return l;
+  }
+
+  // Nested bit planes written by `pmpd quantize` (docs/format.md): planes
+  // {bits_max, out, stride} as I8 and one F16 table {out, 2^b} per width.
+  std::shared_ptr<kernels::BitPlaneMatrix> bitplanes(const std::string& name, int64_t out, int64_t in) {
+    const QuantInfo& qi = m_.quant;
+    PMPD_CHECK(!qi.method.empty(), "{}: tensor {}.planes found but the file has no pmpd.quant metadata", what_, name);
+    auto q = std::make_shared<kernels::BitPlaneMatrix>();
+    q->rows = out, q->cols = in, q->bits_min = qi.bits_min, q->bits_max = qi.bits_max;
+    q->plane_stride = kernels::BitPlaneMatrix::stride_for(in);
+    const TensorView* p = find(name + ".planes");
+    PMPD_CHECK(p->dtype == DType::I8 && p->shape == std::vector<int64_t>({qi.bits_max, out, q->plane_stride}),
+               "{}: tensor {}.planes has {} {}, expected I8 [{}, {}, {}] (a missing or extra plane?)", what_, name,
+               dtype_name(p->dtype), shape_str(p->shape), qi.bits_max, out, q->plane_stride);
+    q->planes = static_cast<const uint8_t*>(p->data);
+    for (int b = qi.bits_min; b <= qi.bits_max; ++b) {
+      std::string tn = name + ".lut" + std::to_string(b);
+      const TensorView* t = find(tn);
+      PMPD_CHECK(t, "{}: tensor {} missing (the file claims bits {} to {})", what_, tn, qi.bits_min, qi.bits_max);
+      PMPD_CHECK(t->dtype == DType::F16 && t->shape == std::vector<int64_t>({out, int64_t(1) << b}),
+                 "{}: tensor {} has {} {}, expected F16 [{}, {}]", what_, tn, dtype_name(t->dtype), shape_str(t->shape),
+                 out, int64_t(1) << b);
+      q->tables.push_back(static_cast<const uint16_t*>(t->data));
+    }
+    ++m_.quant.quantized_tensors;
+    return q;
   }
 
   Norm norm(const std::string& base, int64_t n, bool with_bias_allowed) {
@@ -134,7 +165,7 @@ void bind(Model& m) {
     LayerWeights lw;
     lw.attn_norm = b.norm(p + "attn_norm", D, true);
     if (!c.parallel_residual) lw.ffn_norm = b.norm(p + "ffn_norm", D, true);
-    if (b.find(p + "attn_q.weight")) {
+    if (b.find(p + "attn_q.weight") || b.find(p + "attn_q.weight.planes")) {
       lw.q = b.linear(p + "attn_q", Q, D);
       lw.k = b.linear(p + "attn_k", KV, D);
       lw.v = b.linear(p + "attn_v", KV, D);
@@ -193,6 +224,16 @@ std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& op
     m->format = "gguf";
     GgufFile g = read_gguf(path);
     m->config = config_from_gguf(g);
+    if (auto* method = g.find("pmpd.quant.method")) {
+      m->quant.method = method->as_string();
+      auto* lo = g.find("pmpd.quant.bits_min");
+      auto* hi = g.find("pmpd.quant.bits_max");
+      PMPD_CHECK(lo && hi && lo->is_int() && hi->is_int(), "{}: pmpd.quant.bits_min/bits_max missing", path);
+      m->quant.bits_min = int(lo->as_int()), m->quant.bits_max = int(hi->as_int());
+      PMPD_CHECK(m->quant.bits_min >= 1 && m->quant.bits_min <= m->quant.bits_max && m->quant.bits_max <= 8,
+                 "{}: pmpd.quant bit range {}:{} is invalid (1 <= min <= max <= 8)", path, m->quant.bits_min,
+                 m->quant.bits_max);
+    }
     if (opt.tokenizer_path.empty() && g.find("tokenizer.ggml.model")) m->tokenizer = tokenizer_from_gguf(g);
     m->tensors = std::move(g.tensors);
   } else {
@@ -215,6 +256,7 @@ std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& op
                "{}: tokenizer {} has {} tokens but the model's vocabulary is {}", path, m->tokenizer->source,
                m->tokenizer->pieces.size(), m->config.vocab_size);
   bind(*m);
+  if (m->quantized()) PMPD_CHECK(m->quant.quantized_tensors > 0, "{}: pmpd.quant metadata but no quantized tensors", path);
   return m;
 }
 

@@ -9,17 +9,27 @@
 #include <vector>
 
 #include "io/tensor_set.h"
+#include "kernels/cpu/bitplane.h"
 #include "model/config.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pmpd {
 
-// A linear layer: weight {out, in} used in place, optional bias widened to f32.
+// A linear layer: weight {out, in} used in place (16/32-bit, or nested bit planes when
+// quantized), optional bias widened to f32.
 struct Linear {
-  TensorView w;
+  TensorView w;                                  // shape {out, in}; data null when quantized
+  std::shared_ptr<kernels::BitPlaneMatrix> q;    // set for quantized layers
   std::vector<float> bias;
   int64_t out() const { return w.rows(); }
   int64_t in() const { return w.cols(); }
+};
+
+// What `pmpd quantize` recorded in a quantized file (pmpd.* metadata).
+struct QuantInfo {
+  std::string method;  // empty: not quantized; anyprec, uniform, dns
+  int bits_min = 0, bits_max = 0;
+  int quantized_tensors = 0;
 };
 
 struct Norm {
@@ -42,8 +52,10 @@ struct Model {
   Norm output_norm;
   Linear output;       // the LM head (the embedding matrix when tied)
   std::optional<TokenizerData> tokenizer;
+  QuantInfo quant;
 
   size_t weight_bytes() const;
+  bool quantized() const { return !quant.method.empty(); }
 };
 
 struct LoadOptions {

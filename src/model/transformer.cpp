@@ -27,13 +27,13 @@ void KVCache::store(int layer, int pos, const float* k, const float* v) {
 
 void KVCache::load_k(int layer, int pos, int h, float* out) const {
   size_t o = offset(layer, pos) + size_t(h) * head_dim_;
-  if (f16_) for (int i = 0; i < head_dim_; ++i) out[i] = f16_to_f32(k16_[o + i]);
+  if (f16_) to_f32(DType::F16, &k16_[o], out, size_t(head_dim_));
   else std::memcpy(out, &k32_[o], sizeof(float) * head_dim_);
 }
 
 void KVCache::load_v(int layer, int pos, int h, float* out) const {
   size_t o = offset(layer, pos) + size_t(h) * head_dim_;
-  if (f16_) for (int i = 0; i < head_dim_; ++i) out[i] = f16_to_f32(v16_[o + i]);
+  if (f16_) to_f32(DType::F16, &v16_[o], out, size_t(head_dim_));
   else std::memcpy(out, &v32_[o], sizeof(float) * head_dim_);
 }
 
@@ -50,8 +50,9 @@ void Transformer::apply_norm(const Norm& nm, const float* x, float* out, int n) 
   }
 }
 
-void Transformer::linear(const Linear& l, const float* x, int n, float* y) const {
-  kernels::matmul(l.w, x, n, y);
+void Transformer::linear(const Linear& l, const float* x, int n, float* y, int bits) const {
+  if (l.q) kernels::bitplane_matmul(*l.q, bits > 0 ? bits : l.q->bits_max, x, n, y);
+  else kernels::matmul(l.w, x, n, y);
   if (!l.bias.empty())
     for (int t = 0; t < n; ++t) kernels::add(y + int64_t(t) * l.out(), l.bias.data(), int(l.out()));
 }
@@ -88,9 +89,12 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
   }
 }
 
-void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits) {
+void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits, int bits) {
   const ModelConfig& c = m_.config;
   const int pos0 = cache.length();
+  if (bits > 0 && m_.quantized())
+    PMPD_CHECK(bits >= m_.quant.bits_min && bits <= m_.quant.bits_max, "{} bits requested; {} holds {} to {}", bits,
+               m_.path, m_.quant.bits_min, m_.quant.bits_max);
   PMPD_CHECK(n > 0, "forward: no tokens");
   PMPD_CHECK(pos0 + n <= cache.max_seq(), "context of {} tokens exceeds the limit of {}", pos0 + n, cache.max_seq());
   const int64_t D = c.dim, F = c.hidden_dim, Q = int64_t(c.n_heads) * c.head_dim, KV = c.kv_dim();
@@ -105,25 +109,28 @@ void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logit
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = m_.layers[size_t(l)];
     apply_norm(w.attn_norm, x.data(), h.data(), n);
-    linear(w.q, h.data(), n, q.data());
-    linear(w.k, h.data(), n, k.data());
-    linear(w.v, h.data(), n, v.data());
+    observe(l, "attn_in", h.data(), n, int(D));
+    linear(w.q, h.data(), n, q.data(), bits);
+    linear(w.k, h.data(), n, k.data(), bits);
+    linear(w.v, h.data(), n, v.data(), bits);
     for (int t = 0; t < n; ++t) {
       kernels::rope(&q[size_t(t * Q)], c.n_heads, c.head_dim, c.rotary_dim, pos0 + t, rope_, c.rope_interleaved);
       kernels::rope(&k[size_t(t * KV)], c.n_kv_heads, c.head_dim, c.rotary_dim, pos0 + t, rope_, c.rope_interleaved);
       cache.store(l, pos0 + t, &k[size_t(t * KV)], &v[size_t(t * KV)]);
     }
     attention(l, n, pos0, q.data(), cache, att.data());
-    linear(w.o, att.data(), n, o.data());
+    observe(l, "attn_out", att.data(), n, int(Q));
+    linear(w.o, att.data(), n, o.data(), bits);
     // MLP input: the same normed x for a parallel block, else the residual after attention.
     const float* mlp_in = h.data();
     if (!c.parallel_residual) {
       kernels::add(x.data(), o.data(), int(n * D));
       apply_norm(w.ffn_norm, x.data(), h.data(), n);
     }
-    linear(w.up, mlp_in, n, up.data());
+    observe(l, "ffn_in", mlp_in, n, int(D));
+    linear(w.up, mlp_in, n, up.data(), bits);
     if (c.gated_mlp) {
-      linear(w.gate, mlp_in, n, gate.data());
+      linear(w.gate, mlp_in, n, gate.data(), bits);
       if (c.act == Activation::SiLU) kernels::silu(gate.data(), int(n * F));
       else kernels::gelu_tanh(gate.data(), int(n * F));
       for (size_t i = 0; i < up.size(); ++i) up[i] *= gate[i];
@@ -132,14 +139,15 @@ void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logit
     } else {
       kernels::gelu_tanh(up.data(), int(n * F));
     }
-    linear(w.down, up.data(), n, mlp.data());
+    observe(l, "ffn_mid", up.data(), n, int(F));
+    linear(w.down, up.data(), n, mlp.data(), bits);
     if (c.parallel_residual) kernels::add(x.data(), o.data(), int(n * D));
     kernels::add(x.data(), mlp.data(), int(n * D));
   }
   cache.set_length(pos0 + n);
   const int first = all_logits ? 0 : n - 1, count = n - first;
   apply_norm(m_.output_norm, &x[size_t(first * D)], h.data(), count);
-  linear(m_.output, h.data(), count, logits);
+  linear(m_.output, h.data(), count, logits, bits);
 }
 
 }  // namespace pmpd

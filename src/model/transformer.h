@@ -2,6 +2,7 @@
 // -> final norm -> LM head, with a KV cache so each new token costs one pass.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "kernels/cpu/ops.h"
@@ -46,15 +47,25 @@ class Transformer {
 
   // Runs n tokens at positions cache.length() .. +n-1 and appends them to the cache.
   // Writes logits of the last token to `logits` (vocab floats), or of every token
-  // (n * vocab floats) when all_logits is set.
-  void forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits = false);
+  // (n * vocab floats) when all_logits is set. `bits` is the weight precision of this
+  // pass for quantized models (0: the highest stored); 16-bit models ignore it.
+  void forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits = false, int bits = 0);
+
+  // Sees the input of every linear layer (for calibration statistics): slot is one of
+  // attn_in (q, k, v), attn_out (o), ffn_in (gate, up), ffn_mid (down).
+  using Observer = std::function<void(int layer, const char* slot, const float* x, int n, int cols)>;
+  void set_observer(Observer o) { observer_ = std::move(o); }
 
  private:
   void attention(int layer, int n, int pos0, const float* q, KVCache& cache, float* out);
   void apply_norm(const Norm& nm, const float* x, float* out, int n) const;
-  void linear(const Linear& l, const float* x, int n, float* y) const;
+  void linear(const Linear& l, const float* x, int n, float* y, int bits) const;
+  void observe(int layer, const char* slot, const float* x, int n, int cols) const {
+    if (observer_) observer_(layer, slot, x, n, cols);
+  }
 
   const Model& m_;
+  Observer observer_;
   kernels::RopeTable rope_;
 };
 

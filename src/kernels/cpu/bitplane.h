@@ -1,0 +1,37 @@
+// Matrix-vector products over nested bit-plane weights (DESIGN: The nested weights).
+// Row r's b-bit code of column j is made of bit j of planes 0..b-1 (plane 0 is the most
+// significant bit); the weight is tables[b][r][code]. A b-bit product reads only planes
+// 0..b-1 and the b-bit table, so fewer bits read proportionally less memory.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace pmpd::kernels {
+
+struct BitPlaneMatrix {
+  int64_t rows = 0, cols = 0;
+  int bits_min = 0, bits_max = 0;
+  int64_t plane_stride = 0;  // bytes per (plane, row): cols rounded up to 64 bits
+  const uint8_t* planes = nullptr;             // [bits_max][rows][plane_stride]
+  std::vector<const uint16_t*> tables;          // tables[b - bits_min]: [rows][2^b] f16
+
+  static int64_t stride_for(int64_t cols) { return (cols + 63) / 64 * 8; }
+  const uint8_t* plane(int k, int64_t r) const { return planes + (size_t(k) * size_t(rows) + size_t(r)) * size_t(plane_stride); }
+  const uint16_t* table(int bits, int64_t r) const { return tables[size_t(bits - bits_min)] + (size_t(r) << bits); }
+  // Bytes a b-bit matrix-vector product reads (planes + its table).
+  size_t bytes_read(int bits) const { return size_t(rows) * (size_t(plane_stride) * bits + (size_t(2) << bits)); }
+};
+
+// The weights of row r at width `bits`, widened to f32 (n = cols).
+void bitplane_dequant_row(const BitPlaneMatrix& m, int bits, int64_t r, float* out);
+
+// dot(row r at `bits`, x): the scalar reference and the dispatched kernel.
+float bitplane_dot_scalar(const BitPlaneMatrix& m, int bits, int64_t r, const float* x);
+float bitplane_dot(const BitPlaneMatrix& m, int bits, int64_t r, const float* x);
+
+// Y[t, r] = row r at `bits` . X[t]; threads split rows. bits outside
+// [bits_min, bits_max] is an error.
+void bitplane_matmul(const BitPlaneMatrix& m, int bits, const float* X, int n_tokens, float* Y);
+
+}  // namespace pmpd::kernels

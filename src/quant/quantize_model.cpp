@@ -1,0 +1,166 @@
+#include "quant/quantize_model.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/json_file.h"
+#include "core/mapped_file.h"
+#include "model/gguf_export.h"
+#include "model/transformer.h"
+#include "quant/anyprec.h"
+#include "quant/bitplane_pack.h"
+
+namespace pmpd::quant {
+
+const char* builtin_calibration_text() {
+  return "A man in a blue shirt is standing on a ladder and cleaning the windows of a tall building. "
+         "Two young girls are playing with a ball in the park while their dog watches them. "
+         "The river flows slowly through the valley, past old stone bridges and green fields. "
+         "German: Ein Mann fährt mit dem Fahrrad über eine Brücke.\nEnglish:\nA man rides a bicycle across a bridge.\n"
+         "Word: harbor\nDefinition:\na sheltered port where ships can take on or discharge cargo\n"
+         "In the morning the market fills with people buying bread, fruit and fresh fish. "
+         "She opened the letter, read it twice, and smiled before putting it back into the envelope. "
+         "Scientists measure the temperature of the ocean to understand how the climate is changing. "
+         "The children built a small boat out of wood and sailed it on the pond behind the school.";
+}
+
+namespace {
+
+std::string calibration_text(const QuantizeOptions& opt) {
+  if (opt.calib_path.empty()) return builtin_calibration_text();
+  std::string raw = read_text_file(opt.calib_path);
+  if (opt.calib_path.ends_with(".jsonl")) {
+    std::string text;
+    size_t line_no = 0, pos = 0;
+    while (pos < raw.size()) {
+      size_t end = raw.find('\n', pos);
+      if (end == std::string::npos) end = raw.size();
+      std::string line = raw.substr(pos, end - pos);
+      pos = end + 1;
+      ++line_no;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      Json j = parse_json_text(line, opt.calib_path + ":" + std::to_string(line_no));
+      for (auto& [k, v] : j.items())
+        if (v.is_string()) text += v.get<std::string>() + "\n";
+    }
+    return text;
+  }
+  return raw;
+}
+
+const char* slot_of(const std::string& tensor) {
+  if (tensor.find(".attn_q.") != std::string::npos || tensor.find(".attn_k.") != std::string::npos ||
+      tensor.find(".attn_v.") != std::string::npos)
+    return "attn_in";
+  if (tensor.find(".attn_output.") != std::string::npos) return "attn_out";
+  if (tensor.find(".ffn_gate.") != std::string::npos || tensor.find(".ffn_up.") != std::string::npos) return "ffn_in";
+  if (tensor.find(".ffn_down.") != std::string::npos) return "ffn_mid";
+  return nullptr;
+}
+
+int layer_of(const std::string& tensor) { return std::atoi(tensor.c_str() + 4); }  // "blk.N."
+
+}  // namespace
+
+Sensitivity measure_sensitivity(const Model& m, const QuantizeOptions& opt) {
+  PMPD_CHECK(m.tokenizer, "{}: calibration needs the model's tokenizer", m.path);
+  Tokenizer tok(*m.tokenizer);
+  std::vector<int> ids = tok.encode(calibration_text(opt), false);
+  PMPD_CHECK(!ids.empty(), "{}: calibration text is empty", opt.calib_path.empty() ? "built-in" : opt.calib_path);
+  if (int(ids.size()) > opt.calib_tokens) ids.resize(size_t(opt.calib_tokens));
+  Sensitivity s;
+  s.source = opt.calib_path.empty() ? "built-in" : std::filesystem::path(opt.calib_path).filename().string();
+  Transformer tf(m);
+  tf.set_observer([&](int layer, const char* slot, const float* x, int n, int cols) {
+    auto& acc = s.mean_sq[{layer, slot}];
+    acc.resize(size_t(cols), 0.f);
+    for (int t = 0; t < n; ++t)
+      for (int j = 0; j < cols; ++j) acc[size_t(j)] += x[size_t(t) * cols + j] * x[size_t(t) * cols + j];
+  });
+  const int chunk = std::min(256, m.config.max_seq_len - 1);
+  std::vector<float> logits(size_t(m.config.vocab_size));
+  for (size_t i = 0; i < ids.size(); i += size_t(chunk)) {
+    std::vector<int> piece;
+    if (tok.bos() >= 0) piece.push_back(tok.bos());
+    piece.insert(piece.end(), ids.begin() + long(i), ids.begin() + long(std::min(ids.size(), i + size_t(chunk))));
+    KVCache cache(m.config, int(piece.size()), false);
+    tf.forward(piece.data(), int(piece.size()), cache, logits.data());
+    s.tokens += int(piece.size());
+  }
+  for (auto& [key, v] : s.mean_sq)
+    for (auto& x : v) x /= float(s.tokens);
+  return s;
+}
+
+void quantize_model(const Model& m, const std::string& out_path, const QuantizeOptions& opt) {
+  PMPD_CHECK(opt.method == "anyprec" || opt.method == "uniform", "quantize: unknown method \"{}\" (anyprec, uniform)",
+             opt.method);
+  PMPD_CHECK(opt.bits_min >= 1 && opt.bits_min <= opt.bits_max && opt.bits_max <= 8,
+             "quantize: bit range {}:{} invalid (1 <= min <= max <= 8)", opt.bits_min, opt.bits_max);
+  PMPD_CHECK(opt.method != "uniform" || opt.bits_min == opt.bits_max,
+             "quantize: uniform stores one width; give --bits B (not a range)");
+  Sensitivity sens = measure_sensitivity(m, opt);
+  const int per_layer = m.config.gated_mlp ? 7 : 6;
+  const int total = per_layer * m.config.n_layers;
+  int done = 0;
+
+  ExportHooks hooks;
+  hooks.metadata = [&](GgufWriter& w) {
+    w.set_u32("pmpd.version", 1);
+    w.set_string("pmpd.quant.method", opt.method);
+    w.set_u32("pmpd.quant.bits_min", uint32_t(opt.bits_min));
+    w.set_u32("pmpd.quant.bits_max", uint32_t(opt.bits_max));
+    w.set_u32("pmpd.quant.seed", uint32_t(opt.seed));
+    w.set_string("pmpd.calib.source", sens.source);
+    w.set_u32("pmpd.calib.tokens", uint32_t(sens.tokens));
+    w.set_string("pmpd.calib.sensitivity", "mean squared input activation per channel");
+  };
+  hooks.linear = [&](const std::string& name, const Linear& l, const std::vector<int>& order, GgufWriter& w,
+                     const std::function<uint8_t*(size_t)>& keep) {
+    const char* slot = slot_of(name);
+    PMPD_CHECK(slot, "quantize: no sensitivity slot for {}", name);
+    const std::vector<float>& s = sens.mean_sq.at({layer_of(name), slot});
+    const int64_t rows = l.out(), cols = l.in();
+    PMPD_CHECK(int64_t(s.size()) == cols, "quantize: {} has {} inputs but {} sensitivities", name, cols, s.size());
+    std::vector<uint8_t> codes(size_t(rows * cols));
+    std::vector<std::vector<uint16_t>> tables(size_t(opt.bits_max - opt.bits_min + 1));
+    for (int b = opt.bits_min; b <= opt.bits_max; ++b) tables[size_t(b - opt.bits_min)].resize(size_t(rows) << b);
+#pragma omp parallel
+    {
+      std::vector<float> row(static_cast<size_t>(cols));
+#pragma omp for schedule(dynamic, 4)
+      for (int64_t r = 0; r < rows; ++r) {
+        const int src = order[size_t(r)];
+        to_f32(l.w.dtype, l.w.row_ptr(src), row.data(), size_t(cols));
+        AnyPrecRow q = opt.method == "uniform"
+                           ? quantize_row_uniform(row.data(), int(cols), opt.bits_max)
+                           : quantize_row_anyprec(row.data(), s.data(), int(cols), opt.bits_min, opt.bits_max,
+                                                  opt.seed * 1000003u + uint64_t(src));
+        std::copy(q.codes.begin(), q.codes.end(), codes.begin() + r * cols);
+        for (int b = opt.bits_min; b <= opt.bits_max; ++b) {
+          auto& t = q.tables[size_t(b - opt.bits_min)];
+          uint16_t* dst = tables[size_t(b - opt.bits_min)].data() + (size_t(r) << b);
+          for (int c = 0; c < (1 << b); ++c) dst[c] = f32_to_f16(t[size_t(c)]);
+        }
+      }
+    }
+    const int64_t stride = kernels::BitPlaneMatrix::stride_for(cols);
+    uint8_t* planes = keep(size_t(opt.bits_max) * size_t(rows) * size_t(stride));
+    pack_bitplanes(codes.data(), rows, cols, opt.bits_max, planes);
+    w.add_tensor(name + ".planes", DType::I8, {opt.bits_max, rows, stride}, planes);
+    for (int b = opt.bits_min; b <= opt.bits_max; ++b) {
+      auto& t = tables[size_t(b - opt.bits_min)];
+      uint8_t* buf = keep(t.size() * 2);
+      std::memcpy(buf, t.data(), t.size() * 2);
+      w.add_tensor(name + ".lut" + std::to_string(b), DType::F16, {rows, int64_t(1) << b}, buf);
+    }
+    if (opt.progress) opt.progress(++done, total, name);
+    return true;
+  };
+  export_gguf(m, out_path, std::nullopt, &hooks);
+}
+
+}  // namespace pmpd::quant

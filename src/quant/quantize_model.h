@@ -1,0 +1,36 @@
+// `pmpd quantize`: measures input-channel sensitivity on calibration text, quantizes
+// every linear layer of a 16-bit model into nested bit planes (or a baseline form) and
+// writes one GGUF file (docs/format.md).
+#pragma once
+#include <functional>
+#include <map>
+#include <string>
+
+#include "model/model_loader.h"
+
+namespace pmpd::quant {
+
+struct QuantizeOptions {
+  std::string method = "anyprec";  // anyprec | uniform
+  int bits_min = 2, bits_max = 8;  // uniform: bits_min == bits_max
+  std::string calib_path;          // text or JSONL with "text"; empty: built-in text
+  int calib_tokens = 4096;
+  uint64_t seed = 1;
+  // Called after each quantized tensor: (done, total, tensor name).
+  std::function<void(int, int, const std::string&)> progress;
+};
+
+// Per-input-channel mean squared activation for each (layer, slot) of the model.
+struct Sensitivity {
+  std::map<std::pair<int, std::string>, std::vector<float>> mean_sq;
+  int tokens = 0;
+  std::string source;
+};
+
+Sensitivity measure_sensitivity(const Model& m, const QuantizeOptions& opt);
+void quantize_model(const Model& m, const std::string& out_path, const QuantizeOptions& opt);
+
+// The text used when no --calib file is given.
+const char* builtin_calibration_text();
+
+}  // namespace pmpd::quant

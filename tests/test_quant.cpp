@@ -1,0 +1,270 @@
+// The any-precision quantizer and its bit-plane kernels.
+#include <random>
+
+#include "decode/generator.h"
+#include "kernels/cpu/bitplane.h"
+#include "kernels/cpu/dot.h"
+#include "quant/anyprec.h"
+#include "quant/bitplane_pack.h"
+#include "quant/quantize_model.h"
+#include "test_util.h"
+
+namespace pmpd {
+namespace {
+
+std::vector<float> random_row(int n, uint32_t seed, bool heavy_tail = true) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd;
+  std::student_t_distribution<float> td(3.f);
+  std::vector<float> w(static_cast<size_t>(n));
+  for (auto& x : w) x = heavy_tail ? 0.02f * td(rng) : nd(rng);
+  return w;
+}
+
+std::vector<float> random_sens(int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::exponential_distribution<float> ed(1.f);
+  std::vector<float> s(static_cast<size_t>(n));
+  for (auto& x : s) x = ed(rng);
+  return s;
+}
+
+TEST(AnyPrec, CodesNestAndErrorNeverGrowsWithBits) {
+  for (int n : {1, 3, 17, 256, 1000}) {
+    auto w = random_row(n, 10 + n), s = random_sens(n, 20 + n);
+    auto q = quant::quantize_row_anyprec(w.data(), s.data(), n, 2, 8, 7);
+    ASSERT_EQ(q.tables.size(), 7u);
+    for (int b = 2; b <= 8; ++b) {
+      const auto& t = q.tables[size_t(b - 2)];
+      ASSERT_EQ(t.size(), size_t(1) << b);
+      EXPECT_TRUE(std::is_sorted(t.begin(), t.end())) << "centroids ascending at " << b << " bits";
+    }
+    double prev = INFINITY;
+    for (int b = 2; b <= 8; ++b) {
+      double e = quant::weighted_error(w.data(), s.data(), n, q, b);
+      EXPECT_LE(e, prev * (1 + 1e-12) + 1e-30) << "n=" << n << " bits=" << b;
+      prev = e;
+    }
+  }
+}
+
+TEST(AnyPrec, NonUniformSeedBeatsUniformAtSameWidth) {
+  const int n = 4096;
+  auto w = random_row(n, 1), s = random_sens(n, 2);
+  for (int b : {2, 3, 4}) {
+    auto q = quant::quantize_row_anyprec(w.data(), s.data(), n, b, b, 3);
+    auto u = quant::quantize_row_uniform(w.data(), n, b);
+    EXPECT_LT(quant::weighted_error(w.data(), s.data(), n, q, b), quant::weighted_error(w.data(), s.data(), n, u, b))
+        << b << " bits";
+  }
+}
+
+TEST(AnyPrec, ZeroSensitivityRowFallsBackToUniformWeights) {
+  const int n = 64;
+  auto w = random_row(n, 5);
+  std::vector<float> zero(n, 0.f), ones(n, 1.f);
+  auto a = quant::quantize_row_anyprec(w.data(), zero.data(), n, 2, 4, 1);
+  auto b = quant::quantize_row_anyprec(w.data(), ones.data(), n, 2, 4, 1);
+  EXPECT_EQ(a.codes, b.codes);
+  // Constant rows (every weight equal) quantize exactly.
+  std::vector<float> c(n, 0.5f);
+  auto q = quant::quantize_row_anyprec(c.data(), ones.data(), n, 2, 8, 1);
+  for (int bits = 2; bits <= 8; ++bits) EXPECT_EQ(quant::weighted_error(c.data(), ones.data(), n, q, bits), 0.0);
+}
+
+// Builds a BitPlaneMatrix (and its storage) from random rows.
+struct TestMatrix {
+  std::vector<uint8_t> planes;
+  std::vector<std::vector<uint16_t>> tables;
+  kernels::BitPlaneMatrix m;
+  std::vector<std::vector<float>> rows;
+  TestMatrix(int64_t R, int64_t C, int lo, int hi) {
+    std::vector<uint8_t> codes(size_t(R * C));
+    tables.resize(size_t(hi - lo + 1));
+    for (int64_t r = 0; r < R; ++r) {
+      rows.push_back(random_row(int(C), uint32_t(100 + r)));
+      auto s = random_sens(int(C), uint32_t(200 + r));
+      auto q = quant::quantize_row_anyprec(rows.back().data(), s.data(), int(C), lo, hi, uint64_t(r));
+      std::copy(q.codes.begin(), q.codes.end(), codes.begin() + r * C);
+      for (int b = lo; b <= hi; ++b)
+        for (float v : q.tables[size_t(b - lo)]) tables[size_t(b - lo)].push_back(f32_to_f16(v));
+    }
+    m.rows = R, m.cols = C, m.bits_min = lo, m.bits_max = hi, m.plane_stride = kernels::BitPlaneMatrix::stride_for(C);
+    planes.resize(size_t(hi) * size_t(R) * size_t(m.plane_stride));
+    quant::pack_bitplanes(codes.data(), R, C, hi, planes.data());
+    m.planes = planes.data();
+    for (auto& t : tables) m.tables.push_back(t.data());
+  }
+};
+
+TEST(BitPlaneKernels, EveryWidthAndIsaMatchesScalarOnOddShapes) {
+  for (auto [R, C] : {std::pair<int64_t, int64_t>{5, 1}, {7, 15}, {9, 17}, {3, 100}, {33, 257}, {8, 1024}}) {
+    TestMatrix t(R, C, 1, 8);
+    auto x = random_row(int(C), 999, false);
+    for (int b = 1; b <= 8; ++b) {
+      std::vector<float> ref(static_cast<size_t>(R)), y(static_cast<size_t>(R)), deq(static_cast<size_t>(C));
+      for (int64_t r = 0; r < R; ++r) {
+        ref[size_t(r)] = kernels::bitplane_dot_scalar(t.m, b, r, x.data());
+        kernels::bitplane_dequant_row(t.m, b, r, deq.data());
+        EXPECT_NEAR(kernels::dot_scalar(DType::F32, deq.data(), x.data(), C), ref[size_t(r)], 1e-4);
+      }
+      for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+        kernels::set_isa(isa);
+        kernels::bitplane_matmul(t.m, b, x.data(), 1, y.data());
+        for (int64_t r = 0; r < R; ++r)
+          EXPECT_NEAR(y[size_t(r)], ref[size_t(r)], 1e-4 * (1 + std::fabs(ref[size_t(r)])))
+              << R << "x" << C << " bits " << b << " isa " << kernels::isa_name(kernels::active_isa());
+      }
+      kernels::set_isa(kernels::Isa::Avx512);
+      // The multi-token (prompt) path equals the single-token path.
+      std::vector<float> x2(x.begin(), x.end());
+      x2.insert(x2.end(), x.begin(), x.end());
+      std::vector<float> y2(static_cast<size_t>(2 * R));
+      kernels::bitplane_matmul(t.m, b, x2.data(), 2, y2.data());
+      for (int64_t r = 0; r < R; ++r) EXPECT_NEAR(y2[size_t(R + r)], ref[size_t(r)], 1e-4 * (1 + std::fabs(ref[size_t(r)])));
+    }
+  }
+}
+
+TEST(BitPlaneKernels, PlanesHoldTheTopBitsOfEachCode) {
+  TestMatrix t(4, 70, 2, 6);
+  // Reading b planes gives codes whose (b+1)-bit extension shares their top b bits.
+  for (int64_t r = 0; r < 4; ++r)
+    for (int b = 2; b < 6; ++b) {
+      for (int j = 0; j < 70; ++j) {
+        int code_b = 0, code_b1 = 0;
+        for (int k = 0; k <= b; ++k) {
+          int bit = (t.m.plane(k, r)[j >> 3] >> (j & 7)) & 1;
+          if (k < b) code_b = code_b << 1 | bit;
+          code_b1 = code_b1 << 1 | bit;
+        }
+        EXPECT_EQ(code_b1 >> 1, code_b);
+      }
+    }
+}
+
+class QuantizedModel : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    src_ = load_model(test::source_dir() + "/models/pmpd-tiny").release();
+    quant::QuantizeOptions opt;
+    quant::quantize_model(*src_, dir_->file("q.gguf"), opt);
+    q_ = load_model(dir_->file("q.gguf")).release();
+  }
+  static void TearDownTestSuite() {
+    delete q_;
+    delete src_;
+    delete dir_;
+  }
+  static test::TempDir* dir_;
+  static Model *src_, *q_;
+};
+test::TempDir* QuantizedModel::dir_;
+Model* QuantizedModel::src_;
+Model* QuantizedModel::q_;
+
+TEST_F(QuantizedModel, FileHoldsEveryWidthAndLoadsMapped) {
+  EXPECT_EQ(q_->quant.method, "anyprec");
+  EXPECT_EQ(q_->quant.bits_min, 2);
+  EXPECT_EQ(q_->quant.bits_max, 8);
+  EXPECT_EQ(q_->quant.quantized_tensors, 7 * q_->config.n_layers);
+  ASSERT_TRUE(q_->layers[0].q.q);
+  EXPECT_EQ(q_->token_embd.dtype, src_->token_embd.dtype);  // embeddings stay 16-bit
+}
+
+TEST_F(QuantizedModel, WidthOrdersQualityAndEightBitsIsCloseToSixteen) {
+  Tokenizer tok(*src_->tokenizer);
+  std::vector<int> ids = tok.encode(quant::builtin_calibration_text(), true);
+  auto nll = [&](const Model& m, int bits) {
+    Transformer tf(m);
+    KVCache cache(m.config, int(ids.size()), false);
+    std::vector<float> logits(ids.size() * size_t(m.config.vocab_size));
+    tf.forward(ids.data(), int(ids.size()), cache, logits.data(), true, bits);
+    double s = 0;
+    for (size_t t = 0; t + 1 < ids.size(); ++t) {
+      const float* l = &logits[t * size_t(m.config.vocab_size)];
+      float mx = *std::max_element(l, l + m.config.vocab_size);
+      double z = 0;
+      for (int v = 0; v < m.config.vocab_size; ++v) z += std::exp(double(l[v] - mx));
+      s += std::log(z) + mx - l[ids[t + 1]];
+    }
+    return s / double(ids.size() - 1);
+  };
+  double ref = nll(*src_, 0), n2 = nll(*q_, 2), n3 = nll(*q_, 3), n8 = nll(*q_, 8);
+  EXPECT_GT(n2, n3);
+  EXPECT_GT(n3, n8 - 1e-3);
+  EXPECT_LT(std::fabs(std::exp(n8) / std::exp(ref) - 1), 0.01) << "8-bit perplexity within 1% of 16-bit";
+}
+
+TEST_F(QuantizedModel, RejectsWidthsOutsideTheFile) {
+  Transformer tf(*q_);
+  KVCache cache(q_->config, 8, true);
+  std::vector<float> logits(size_t(q_->config.vocab_size));
+  int tok = 5;
+  EXPECT_THROW(tf.forward(&tok, 1, cache, logits.data(), false, 1), Error);
+  EXPECT_THROW(tf.forward(&tok, 1, cache, logits.data(), false, 9), Error);
+}
+
+TEST_F(QuantizedModel, CorruptQuantizedFilesGiveClearErrors) {
+  // Rewrite the file with one table or one plane missing / mis-shaped, via the GGUF layer.
+  GgufFile g = read_gguf(dir_->file("q.gguf"));
+  auto rewrite = [&](const std::string& out, const std::function<bool(const std::string&, TensorView&)>& edit,
+                     const std::function<void(GgufWriter&)>& meta = {}) {
+    GgufWriter w;
+    for (auto& [k, v] : g.meta) {
+      if (k == "general.alignment") continue;
+      if (meta && (k == "pmpd.quant.bits_max")) continue;
+      if (v.type == GgufType::String) w.set_string(k, v.as_string());
+      else if (v.type == GgufType::U32) w.set_u32(k, uint32_t(v.as_int()));
+      else if (v.type == GgufType::F32) w.set_f32(k, float(v.as_float()));
+      else if (v.type == GgufType::Bool) w.set_bool(k, std::get<bool>(v.v));
+      else if (v.type == GgufType::Array && v.elem_type == GgufType::String) {
+        std::vector<std::string> s;
+        for (auto& e : v.as_array()) s.push_back(e.as_string());
+        w.set_array_string(k, s);
+      } else if (v.type == GgufType::Array && v.elem_type == GgufType::F32) {
+        std::vector<float> s;
+        for (auto& e : v.as_array()) s.push_back(float(e.as_float()));
+        w.set_array_f32(k, s);
+      } else if (v.type == GgufType::Array && v.elem_type == GgufType::I32) {
+        std::vector<int32_t> s;
+        for (auto& e : v.as_array()) s.push_back(int32_t(e.as_int()));
+        w.set_array_i32(k, s);
+      }
+    }
+    if (meta) meta(w);
+    for (auto& [name, t] : g.tensors.tensors) {
+      TensorView copy = t;
+      if (edit(name, copy)) w.add_tensor(copy.name, copy.dtype, copy.shape, copy.data);
+    }
+    w.write(dir_->file(out));
+    return dir_->file(out);
+  };
+  auto expect_error = [](const std::string& path, const std::string& fragment) {
+    try {
+      load_model(path);
+      ADD_FAILURE() << "no error for " << path;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  expect_error(rewrite("no_table.gguf", [](const std::string& n, TensorView&) { return n != "blk.1.ffn_up.weight.lut5"; }),
+               "blk.1.ffn_up.weight.lut5 missing");
+  expect_error(rewrite("bad_table.gguf", [](const std::string& n, TensorView& t) {
+                 if (n == "blk.0.attn_k.weight.lut3") t.shape = {t.shape[0] / 2, 16};
+                 return true;
+               }),
+               "blk.0.attn_k.weight.lut3");
+  expect_error(rewrite("no_plane.gguf", [](const std::string& n, TensorView& t) {
+                 if (n == "blk.2.attn_v.weight.planes") t.shape[0] -= 1;
+                 return true;
+               }),
+               "missing or extra plane");
+  expect_error(rewrite("bad_bits.gguf", [](const std::string&, TensorView&) { return true; },
+                       [](GgufWriter& w) { w.set_u32("pmpd.quant.bits_max", 12); }),
+               "bit range");
+}
+
+}  // namespace
+}  // namespace pmpd
