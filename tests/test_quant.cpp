@@ -126,6 +126,37 @@ TEST(BitPlaneKernels, EveryWidthAndIsaMatchesScalarOnOddShapes) {
   }
 }
 
+TEST(BitPlaneKernels, Int8KernelEqualsItsScalarReferenceAndStaysCloseToExact) {
+  if (!__builtin_cpu_supports("avx512vbmi") || !__builtin_cpu_supports("avx512vnni")) GTEST_SKIP() << "no VBMI/VNNI";
+  for (auto [R, C] : {std::pair<int64_t, int64_t>{5, 1}, {7, 63}, {9, 65}, {3, 300}, {33, 1000}, {4, 4096}}) {
+    TestMatrix t(R, C, 1, 8);
+    kernels::prepare_int8(t.m);
+    auto x = random_row(int(C), 4242, false);
+    kernels::Int8Activations a;
+    kernels::quantize_activations(x.data(), C, a);
+    for (int b = 1; b <= 8; ++b) {
+      std::vector<float> y(static_cast<size_t>(R));
+      kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);
+      kernels::bitplane_matmul(t.m, b, x.data(), 1, y.data());
+      double err = 0, scale = 0;
+      for (int64_t r = 0; r < R; ++r) {
+        float ref = kernels::bitplane_dot_int8_scalar(t.m, b, r, a);
+        EXPECT_NEAR(y[size_t(r)], ref, 1e-4 * (1 + std::fabs(ref))) << R << "x" << C << " bits " << b;
+        float exact = kernels::bitplane_dot_scalar(t.m, b, r, x.data());
+        err = std::max(err, double(std::fabs(y[size_t(r)] - exact)));
+        // |w| * |x| summed bounds the size of the dot product's terms
+        std::vector<float> w(static_cast<size_t>(C));
+        kernels::bitplane_dequant_row(t.m, b, r, w.data());
+        double mag = 0;
+        for (int64_t j = 0; j < C; ++j) mag += std::fabs(w[size_t(j)] * x[size_t(j)]);
+        scale = std::max(scale, mag);
+      }
+      EXPECT_LT(err, 0.02 * scale + 1e-6) << "int8 vs exact, bits " << b;
+    }
+  }
+  kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);
+}
+
 TEST(BitPlaneKernels, PlanesHoldTheTopBitsOfEachCode) {
   TestMatrix t(4, 70, 2, 6);
   // Reading b planes gives codes whose (b+1)-bit extension shares their top b bits.

@@ -123,6 +123,7 @@ class Binder {
                  out, int64_t(1) << b);
       q->tables.push_back(static_cast<const uint16_t*>(t->data));
     }
+    kernels::prepare_int8(*q);
     ++m_.quant.quantized_tensors;
     return q;
   }

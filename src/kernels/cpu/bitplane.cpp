@@ -2,7 +2,11 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -62,11 +66,153 @@ __attribute__((target("avx512f,avx512bw"))) float dot_avx512(const BitPlaneMatri
   return s;
 }
 
+// ---- AVX-512 VBMI + VNNI integer kernel: 64 columns per step (R rows per call).
+template <int B>
+struct Int8Row {
+  __m512i t0, t1, t2, t3;
+  const uint64_t* pl[B];
+  __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni"))) void load(const BitPlaneMatrix& m, int64_t r) {
+    const uint8_t* lut = m.lut_u8[size_t(B - m.bits_min)].data() + (size_t(r) << B);
+    t1 = t2 = t3 = _mm512_setzero_si512();
+    if constexpr (B <= 6) {
+      alignas(64) uint8_t pad[64] = {};
+      std::memcpy(pad, lut, size_t(1) << B);
+      t0 = _mm512_load_si512(pad);
+    } else {
+      t0 = _mm512_loadu_si512(lut);
+      t1 = _mm512_loadu_si512(lut + 64);
+      if constexpr (B == 8) {
+        t2 = _mm512_loadu_si512(lut + 128);
+        t3 = _mm512_loadu_si512(lut + 192);
+      }
+    }
+    for (int k = 0; k < B; ++k) pl[k] = reinterpret_cast<const uint64_t*>(m.plane(k, r));
+  }
+  // The row's 64 weights of group g as unsigned bytes.
+  __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni"))) __m512i weights(int64_t g) const {
+    __m512i code = _mm512_setzero_si512();
+    for (int k = 0; k < B; ++k)
+      code = _mm512_mask_add_epi8(code, __mmask64(pl[k][g]), code, _mm512_set1_epi8(char(1 << (B - 1 - k))));
+    if constexpr (B <= 6) return _mm512_permutexvar_epi8(code, t0);
+    else if constexpr (B == 7) return _mm512_permutex2var_epi8(t0, code, t1);
+    else {
+      __m512i lo = _mm512_permutex2var_epi8(t0, code, t1), hi = _mm512_permutex2var_epi8(t2, code, t3);
+      return _mm512_mask_blend_epi8(_mm512_movepi8_mask(code), lo, hi);
+    }
+  }
+};
+
+template <int B, int R>
+__attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni"))) void dot_int8_rows(const BitPlaneMatrix& m, int64_t r0,
+                                                                                     const Int8Activations& a,
+                                                                                     float* out) {
+  Int8Row<B> rows[R];
+  for (int i = 0; i < R; ++i) rows[i].load(m, r0 + i);
+  const int64_t groups = (m.cols + 63) / 64;  // planes are padded to 64 columns with zero bits
+  constexpr int64_t kPerBlock = Int8Activations::kBlock / 64;
+  __m512 facc[R];
+  for (int i = 0; i < R; ++i) facc[i] = _mm512_setzero_ps();
+  for (int64_t g0 = 0; g0 < groups; g0 += kPerBlock) {
+    __m512i acc[R];
+    for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_si512();
+    const int64_t g1 = std::min<int64_t>(groups, g0 + kPerBlock);
+    for (int64_t g = g0; g < g1; ++g) {
+      const __m512i x = _mm512_loadu_si512(a.q.data() + g * 64);
+      for (int i = 0; i < R; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], rows[i].weights(g), x);
+    }
+    const __m512 sx = _mm512_set1_ps(a.scale[size_t(g0 / kPerBlock)]);
+    for (int i = 0; i < R; ++i) facc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i]), sx, facc[i]);
+  }
+  for (int i = 0; i < R; ++i)
+    out[i] = m.lut_scale[size_t(B - m.bits_min)][size_t(r0 + i)] * float(double(_mm512_reduce_add_ps(facc[i])) - a.offset);
+}
+
+// One row per step: measured faster than two rows sharing activation loads, whose
+// tables (up to four registers each at 8 bits) then spill.
+template <int B>
+void matvec_int8(const BitPlaneMatrix& m, const Int8Activations& a, float* y) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < m.rows; ++r) dot_int8_rows<B, 1>(m, r, a, y + r);
+}
+
+using MatvecInt8Fn = void (*)(const BitPlaneMatrix&, const Int8Activations&, float*);
+constexpr MatvecInt8Fn kInt8[9] = {nullptr, matvec_int8<1>, matvec_int8<2>, matvec_int8<3>, matvec_int8<4>,
+                                   matvec_int8<5>, matvec_int8<6>, matvec_int8<7>, matvec_int8<8>};
+
+bool has_int8_isa() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vnni") &&
+         __builtin_cpu_supports("avx512bw");
+}
+
+BitPlaneKernel initial_kernel() {
+  const char* e = std::getenv("PMPD_BITPLANE");
+  if (e && std::string(e) == "exact") return BitPlaneKernel::Exact;
+  return has_int8_isa() ? BitPlaneKernel::Int8 : BitPlaneKernel::Exact;
+}
+BitPlaneKernel g_kernel = initial_kernel();
+
 using DotFn = float (*)(const BitPlaneMatrix&, int64_t, const float*);
 constexpr DotFn kAvx512[9] = {nullptr, dot_avx512<1>, dot_avx512<2>, dot_avx512<3>, dot_avx512<4>,
                               dot_avx512<5>, dot_avx512<6>, dot_avx512<7>, dot_avx512<8>};
 
 }  // namespace
+
+BitPlaneKernel bitplane_kernel() { return g_kernel; }
+void set_bitplane_kernel(BitPlaneKernel k) { g_kernel = k == BitPlaneKernel::Int8 && !has_int8_isa() ? BitPlaneKernel::Exact : k; }
+
+void prepare_int8(BitPlaneMatrix& m) {
+  m.lut_u8.clear(), m.lut_scale.clear();
+  for (int b = m.bits_min; b <= m.bits_max; ++b) {
+    std::vector<uint8_t> u(size_t(m.rows) << b);
+    std::vector<float> sc(size_t(m.rows));
+    for (int64_t r = 0; r < m.rows; ++r) {
+      const uint16_t* t = m.table(b, r);
+      float mx = 0;
+      for (int c = 0; c < (1 << b); ++c) mx = std::max(mx, std::fabs(f16_to_f32(t[c])));
+      float s = mx > 0 ? mx / 127.f : 1.f;
+      sc[size_t(r)] = s;
+      for (int c = 0; c < (1 << b); ++c)
+        u[(size_t(r) << b) + size_t(c)] = uint8_t(std::lround(f16_to_f32(t[c]) / s) + 128);
+    }
+    m.lut_u8.push_back(std::move(u));
+    m.lut_scale.push_back(std::move(sc));
+  }
+}
+
+void quantize_activations(const float* x, int64_t cols, Int8Activations& a) {
+  const int64_t padded = (cols + 63) / 64 * 64;
+  const int64_t blocks = (cols + Int8Activations::kBlock - 1) / Int8Activations::kBlock;
+  a.q.assign(size_t(padded), 0);
+  a.scale.assign(size_t(blocks), 0.f);
+  a.offset = 0;
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t j0 = blk * Int8Activations::kBlock, j1 = std::min(cols, j0 + Int8Activations::kBlock);
+    float mx = 0;
+    for (int64_t j = j0; j < j1; ++j) mx = std::max(mx, std::fabs(x[j]));
+    float s = mx > 0 ? mx / 127.f : 1.f;
+    int64_t sum = 0;
+    for (int64_t j = j0; j < j1; ++j) {
+      int v = int(std::lround(x[j] / s));
+      a.q[size_t(j)] = int8_t(v);
+      sum += v;
+    }
+    a.scale[size_t(blk)] = s;
+    a.offset += 128.0 * double(s) * double(sum);
+  }
+}
+
+float bitplane_dot_int8_scalar(const BitPlaneMatrix& m, int bits, int64_t r, const Int8Activations& a) {
+  const uint8_t* lut = m.lut_u8[size_t(bits - m.bits_min)].data() + (size_t(r) << bits);
+  double total = 0;
+  for (int64_t j0 = 0; j0 < m.cols; j0 += Int8Activations::kBlock) {
+    int64_t acc = 0;
+    for (int64_t j = j0; j < std::min(m.cols, j0 + Int8Activations::kBlock); ++j)
+      acc += int64_t(lut[code_at(m, bits, r, j)]) * a.q[size_t(j)];
+    total += double(acc) * a.scale[size_t(j0 / Int8Activations::kBlock)];
+  }
+  return m.lut_scale[size_t(bits - m.bits_min)][size_t(r)] * float(total - a.offset);
+}
 
 void bitplane_dequant_row(const BitPlaneMatrix& m, int bits, int64_t r, float* out) {
   // Plane by plane over whole bytes (vectorisable), then one table look-up per column.
@@ -97,6 +243,16 @@ void bitplane_matmul(const BitPlaneMatrix& m, int bits, const float* X, int n_to
   PMPD_CHECK(bits >= m.bits_min && bits <= m.bits_max, "{} bits requested; the weights hold {} to {}", bits,
              m.bits_min, m.bits_max);
   const int64_t rows = m.rows, cols = m.cols;
+  // A few tokens: per-token integer products read the planes (cache-hot after the
+  // first token) instead of widening every row to f32.
+  if (g_kernel == BitPlaneKernel::Int8 && !m.lut_u8.empty() && n_tokens <= 4) {
+    for (int t = 0; t < n_tokens; ++t) {
+      Int8Activations a;
+      quantize_activations(X + int64_t(t) * cols, cols, a);
+      kInt8[bits](m, a, Y + int64_t(t) * rows);
+    }
+    return;
+  }
   if (n_tokens == 1) {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r) Y[r] = bitplane_dot(m, bits, r, X);

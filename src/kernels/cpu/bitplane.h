@@ -11,6 +11,10 @@ namespace pmpd::kernels {
 
 struct BitPlaneMatrix {
   int64_t rows = 0, cols = 0;
+  // Derived at load by prepare_int8(): per width, each row's table as unsigned bytes
+  // (round(centroid / scale) + 128) and the row's scale, for the integer kernel.
+  std::vector<std::vector<uint8_t>> lut_u8;
+  std::vector<std::vector<float>> lut_scale;
   int bits_min = 0, bits_max = 0;
   int64_t plane_stride = 0;  // bytes per (plane, row): cols rounded up to 64 bits
   const uint8_t* planes = nullptr;             // [bits_max][rows][plane_stride]
@@ -33,5 +37,28 @@ float bitplane_dot(const BitPlaneMatrix& m, int bits, int64_t r, const float* x)
 // Y[t, r] = row r at `bits` . X[t]; threads split rows. bits outside
 // [bits_min, bits_max] is an error.
 void bitplane_matmul(const BitPlaneMatrix& m, int bits, const float* X, int n_tokens, float* Y);
+
+// ---- The integer decode kernel (AVX-512 VBMI + VNNI). On 2-core machines a float
+// FMA kernel is compute-bound long before memory; this one looks weights up as bytes
+// (vpermb), multiplies them with 8-bit activations and sums in int32 (vpdpbusd).
+// Weights: the row's table rounded to 8 bits; activations: 8 bits per block of 256.
+
+// Builds lut_u8 / lut_scale (cheap: 2^b bytes per row and width).
+void prepare_int8(BitPlaneMatrix& m);
+
+struct Int8Activations {
+  static constexpr int kBlock = 256;
+  std::vector<int8_t> q;       // cols, padded with zeros to a multiple of 64
+  std::vector<float> scale;    // per block of 256
+  double offset = 0;           // 128 * sum_block scale_block * sum(q in block): the +128 bias of the table
+};
+void quantize_activations(const float* x, int64_t cols, Int8Activations& out);
+
+float bitplane_dot_int8_scalar(const BitPlaneMatrix& m, int bits, int64_t r, const Int8Activations& a);
+
+enum class BitPlaneKernel { Exact, Int8 };
+// Int8 when the CPU has AVX-512 VBMI and VNNI (override: PMPD_BITPLANE=exact|int8).
+BitPlaneKernel bitplane_kernel();
+void set_bitplane_kernel(BitPlaneKernel k);  // Int8 falls back to Exact without the ISA
 
 }  // namespace pmpd::kernels

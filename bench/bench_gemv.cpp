@@ -1,0 +1,111 @@
+// GEMV throughput per weight format, reported as GB/s of weights read and as a fraction
+// of this machine's read bandwidth measured in the same run (a streaming sum over 1 GiB
+// on all cores). Shapes: 4096x4096 and 11008x4096 (Llama-7B projections).
+//   ./build/bench/pmpd_bench --benchmark_min_time=0.5
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <random>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kernels/cpu/bitplane.h"
+#include "kernels/cpu/dot.h"
+
+using namespace pmpd;
+
+namespace {
+
+void BM_ReadBandwidth(benchmark::State& state) {
+  const size_t n = size_t(1) << 28;  // 2^28 floats = 1 GiB
+  static std::vector<float> buf(n, 1.0f);
+  double total = 0;
+  for (auto _ : state) {
+    float s = 0;
+#pragma omp parallel reduction(+ : s)
+    {
+      // Eight independent vector accumulators per thread so the adds never limit the loads.
+      float acc[8][16] = {};
+#pragma omp for schedule(static)
+      for (size_t i = 0; i < n; i += 128)
+        for (int a = 0; a < 8; ++a)
+#pragma omp simd
+          for (int l = 0; l < 16; ++l) acc[a][l] += buf[i + size_t(a) * 16 + size_t(l)];
+      for (auto& a : acc)
+        for (float v : a) s += v;
+    }
+    benchmark::DoNotOptimize(s);
+    total += double(n) * 4;
+  }
+  state.SetBytesProcessed(int64_t(total));
+
+
+
+
+}
+
+void report(benchmark::State& state, size_t bytes) {
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(bytes));
+  state.counters["weight_MB"] = double(bytes) / 1e6;
+}
+
+struct Shape {
+  int64_t rows, cols;
+};
+constexpr Shape kShapes[] = {{4096, 4096}, {11008, 4096}};
+
+void BM_GemvDense(benchmark::State& state) {
+  const Shape s = kShapes[state.range(0)];
+  const DType t = state.range(1) == 32 ? DType::F32 : DType::F16;
+  std::vector<uint8_t> w(size_t(s.rows * s.cols) * dtype_size(t));
+  std::mt19937 rng(1);
+  for (size_t i = 0; i < w.size(); i += 2) {
+    uint16_t v = f32_to_f16(std::normal_distribution<float>(0, 0.02f)(rng));
+    std::memcpy(&w[i], &v, 2);
+  }
+  if (t == DType::F32)
+    for (size_t i = 0; i < w.size(); i += 4) {
+      float f = 0.01f;
+      std::memcpy(&w[i], &f, 4);
+    }
+  TensorView W{"w", t, {s.rows, s.cols}, w.data()};
+  std::vector<float> x(size_t(s.cols), 0.5f), y(size_t(s.rows));
+  for (auto _ : state) {
+    kernels::matmul(W, x.data(), 1, y.data());
+    benchmark::ClobberMemory();
+  }
+  report(state, w.size());
+}
+
+void BM_GemvBitplane(benchmark::State& state) {
+  const Shape s = kShapes[state.range(0)];
+  const int bits = int(state.range(1));
+  kernels::BitPlaneMatrix m;
+  m.rows = s.rows, m.cols = s.cols, m.bits_min = 2, m.bits_max = 8;
+  m.plane_stride = kernels::BitPlaneMatrix::stride_for(s.cols);
+  std::vector<uint8_t> planes(size_t(8) * size_t(s.rows) * size_t(m.plane_stride));
+  std::mt19937 rng(2);
+  for (auto& p : planes) p = uint8_t(rng());
+  std::vector<std::vector<uint16_t>> tables;
+  for (int b = 2; b <= 8; ++b) {
+    tables.emplace_back(size_t(s.rows) << b);
+    for (size_t i = 0; i < tables.back().size(); ++i) tables.back()[i] = f32_to_f16(0.001f * float(i % (1 << b)));
+    m.tables.push_back(tables.back().data());
+  }
+  m.planes = planes.data();
+  kernels::prepare_int8(m);
+  kernels::set_bitplane_kernel(state.range(2) ? kernels::BitPlaneKernel::Int8 : kernels::BitPlaneKernel::Exact);
+  std::vector<float> x(size_t(s.cols), 0.5f), y(size_t(s.rows));
+  for (auto _ : state) {
+    kernels::bitplane_matmul(m, bits, x.data(), 1, y.data());
+    benchmark::ClobberMemory();
+  }
+  report(state, m.bytes_read(bits));
+}
+
+}  // namespace
+
+BENCHMARK(BM_ReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_GemvDense)->ArgsProduct({{0, 1}, {32, 16}})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_GemvBitplane)->ArgsProduct({{0, 1}, {2, 3, 4, 5, 6, 7, 8}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_MAIN();
