@@ -45,4 +45,19 @@ expect_error "truncated gguf" "t.gguf" "$PMPD" run -m "$tmp/t.gguf" --prompt-ids
 echo garbage > "$tmp/g.bin"
 expect_error "garbage file" "g.bin" "$PMPD" info -m "$tmp/g.bin"
 
+# quantize -> run at several widths -> perplexity
+"$PMPD" quantize -m "$SRC/models/pmpd-tiny" -o "$tmp/q.gguf" --bits 2:8 2>/dev/null && ok "quantize" || bad "quantize"
+for b in 2 5 8; do
+  "$PMPD" run -m "$tmp/q.gguf" --bits $b -p "A dog" -n 4 >/dev/null 2>&1 && ok "run --bits $b" || bad "run --bits $b"
+done
+head -c 2000 "$SRC/tests/cli_test.sh" > "$tmp/text.txt"
+"$PMPD" perplexity -m "$tmp/q.gguf" --text "$tmp/text.txt" --bits 3:4 --json "$tmp/ppl.json" >/dev/null 2>&1 \
+  && python3 -c "import json; r=json.load(open('$tmp/ppl.json')); assert [x['bits'] for x in r]==[3,4]" && ok "perplexity" || bad "perplexity"
+expect_error "bits outside file" "holds 2 to 8" "$PMPD" run -m "$tmp/q.gguf" --bits 1 -p "A dog" -n 2
+expect_error "bits on 16-bit model" "quantized" "$PMPD" run -m "$FX/llama" --bits 3 -p "A" -n 2
+expect_error "bad bit range" "MIN:MAX" "$PMPD" quantize -m "$FX/llama" -o "$tmp/x.gguf" --bits 5:3
+expect_error "uniform range" "one width" "$PMPD" quantize -m "$FX/llama" -o "$tmp/x.gguf" --method uniform --bits 2:4
+expect_error "quantize quantized" "already quantized" "$PMPD" quantize -m "$tmp/q.gguf" -o "$tmp/x.gguf"
+expect_error "missing calib" "cannot open" "$PMPD" quantize -m "$SRC/models/pmpd-tiny" -o "$tmp/x.gguf" --calib "$tmp/nope.txt"
+
 [ $fails -eq 0 ] && echo "all CLI checks passed" || { echo "$fails CLI checks failed"; exit 1; }

@@ -23,14 +23,17 @@ Action add_quantize(CLI::App& app) {
   struct Args {
     std::string model, out, bits = "2:8", method = "anyprec", calib;
     int calib_tokens = 4096, threads = 0;
+    double sparse = 0.0045;
     uint64_t seed = 1;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("-m,--model", a->model, "16-bit model: HF directory, .gguf or llama2.c .bin")->required();
   cmd->add_option("-o,--output", a->out, "Output .gguf")->required();
   cmd->add_option("--bits", a->bits, "Width range MIN:MAX for anyprec (default 2:8), or B for uniform")->capture_default_str();
-  cmd->add_option("--method", a->method, "anyprec (nested, non-uniform) or uniform (round-to-nearest baseline)")
-      ->capture_default_str()->check(CLI::IsMember({"anyprec", "uniform"}));
+  cmd->add_option("--method", a->method, "anyprec (nested, non-uniform), uniform (round-to-nearest baseline) or dns (anyprec + exact outliers)")
+      ->capture_default_str()->check(CLI::IsMember({"anyprec", "uniform", "dns"}));
+  cmd->add_option("--sparse-fraction", a->sparse, "dns: share of weights kept exactly as sparse outliers")
+      ->capture_default_str()->check(CLI::Range(0.0, 0.5));
   cmd->add_option("--calib", a->calib, "Calibration text (.txt, or .jsonl with text fields); default: built-in text");
   cmd->add_option("--calib-tokens", a->calib_tokens, "Calibration tokens to use")->capture_default_str()->check(CLI::Range(1, 1 << 24));
   cmd->add_option("--seed", a->seed, "Seed of the k-means initialisation")->capture_default_str();
@@ -41,7 +44,7 @@ Action add_quantize(CLI::App& app) {
     auto m = load_model(a->model);
     quant::QuantizeOptions opt;
     opt.method = a->method, opt.bits_min = lo, opt.bits_max = hi, opt.calib_path = a->calib;
-    opt.calib_tokens = a->calib_tokens, opt.seed = a->seed;
+    opt.calib_tokens = a->calib_tokens, opt.seed = a->seed, opt.sparse_fraction = a->sparse;
     Progress bar("quantize");
     opt.progress = [&](int done, int total, const std::string& name) { bar.update(done, total, name); };
     auto t0 = std::chrono::steady_clock::now();

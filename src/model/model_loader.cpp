@@ -123,6 +123,23 @@ class Binder {
                  out, int64_t(1) << b);
       q->tables.push_back(static_cast<const uint16_t*>(t->data));
     }
+    if (const TensorView* rp = find(name + ".sp_rowptr")) {  // dense-and-sparse outliers
+      const TensorView* col = find(name + ".sp_col");
+      const TensorView* val = find(name + ".sp_val");
+      PMPD_CHECK(col && val, "{}: {} has sp_rowptr but lacks sp_col or sp_val", what_, name);
+      PMPD_CHECK(rp->dtype == DType::I32 && rp->numel() == out + 1 && col->dtype == DType::I32 &&
+                     val->dtype == DType::F16 && col->numel() == val->numel(),
+                 "{}: sparse tensors of {} have inconsistent types or sizes", what_, name);
+      auto* ptr = static_cast<const int32_t*>(rp->data);
+      auto* cols = static_cast<const int32_t*>(col->data);
+      PMPD_CHECK(ptr[0] == 0 && ptr[out] == col->numel(), "{}: {}.sp_rowptr does not span its {} entries", what_, name,
+                 col->numel());
+      for (int64_t r = 0; r < out; ++r)
+        PMPD_CHECK(ptr[r] <= ptr[r + 1], "{}: {}.sp_rowptr decreases at row {}", what_, name, r);
+      for (int64_t i = 0; i < col->numel(); ++i)
+        PMPD_CHECK(cols[i] >= 0 && cols[i] < in, "{}: {}.sp_col[{}] = {} outside [0, {})", what_, name, i, cols[i], in);
+      q->sp_rowptr = ptr, q->sp_col = cols, q->sp_val = static_cast<const uint16_t*>(val->data), q->nnz = col->numel();
+    }
     kernels::prepare_int8(*q);
     ++m_.quant.quantized_tensors;
     return q;

@@ -12,6 +12,7 @@
 #include "model/transformer.h"
 #include "quant/anyprec.h"
 #include "quant/bitplane_pack.h"
+#include "quant/dense_sparse.h"
 
 namespace pmpd::quant {
 
@@ -96,12 +97,16 @@ Sensitivity measure_sensitivity(const Model& m, const QuantizeOptions& opt) {
 }
 
 void quantize_model(const Model& m, const std::string& out_path, const QuantizeOptions& opt) {
-  PMPD_CHECK(opt.method == "anyprec" || opt.method == "uniform", "quantize: unknown method \"{}\" (anyprec, uniform)",
-             opt.method);
+  PMPD_CHECK(opt.method == "anyprec" || opt.method == "uniform" || opt.method == "dns",
+             "quantize: unknown method \"{}\" (anyprec, uniform, dns)", opt.method);
+  PMPD_CHECK(opt.sparse_fraction >= 0 && opt.sparse_fraction < 0.5, "quantize: sparse fraction {} outside [0, 0.5)",
+             opt.sparse_fraction);
   PMPD_CHECK(opt.bits_min >= 1 && opt.bits_min <= opt.bits_max && opt.bits_max <= 8,
              "quantize: bit range {}:{} invalid (1 <= min <= max <= 8)", opt.bits_min, opt.bits_max);
   PMPD_CHECK(opt.method != "uniform" || opt.bits_min == opt.bits_max,
              "quantize: uniform stores one width; give --bits B (not a range)");
+  PMPD_CHECK(!m.quantized(), "{}: the model is already quantized ({}); quantize the 16-bit original", m.path,
+             m.quant.method);
   Sensitivity sens = measure_sensitivity(m, opt);
   const int per_layer = m.config.gated_mlp ? 7 : 6;
   const int total = per_layer * m.config.n_layers;
@@ -117,6 +122,7 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
     w.set_string("pmpd.calib.source", sens.source);
     w.set_u32("pmpd.calib.tokens", uint32_t(sens.tokens));
     w.set_string("pmpd.calib.sensitivity", "mean squared input activation per channel");
+    if (opt.method == "dns") w.set_f32("pmpd.quant.sparse_fraction", float(opt.sparse_fraction));
   };
   hooks.linear = [&](const std::string& name, const Linear& l, const std::vector<int>& order, GgufWriter& w,
                      const std::function<uint8_t*(size_t)>& keep) {
@@ -125,19 +131,30 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
     const std::vector<float>& s = sens.mean_sq.at({layer_of(name), slot});
     const int64_t rows = l.out(), cols = l.in();
     PMPD_CHECK(int64_t(s.size()) == cols, "quantize: {} has {} inputs but {} sensitivities", name, cols, s.size());
+    // DNS: pick the outliers on the whole matrix first; the dense part then ignores them.
+    SparseOutliers sparse;
+    if (opt.method == "dns") {
+      std::vector<float> W(size_t(rows * cols));
+      for (int64_t r = 0; r < rows; ++r) to_f32(l.w.dtype, l.w.row_ptr(order[size_t(r)]), &W[size_t(r * cols)], size_t(cols));
+      sparse = select_outliers(W.data(), rows, cols, s.data(), opt.sparse_fraction);
+    }
     std::vector<uint8_t> codes(size_t(rows * cols));
     std::vector<std::vector<uint16_t>> tables(size_t(opt.bits_max - opt.bits_min + 1));
     for (int b = opt.bits_min; b <= opt.bits_max; ++b) tables[size_t(b - opt.bits_min)].resize(size_t(rows) << b);
 #pragma omp parallel
     {
-      std::vector<float> row(static_cast<size_t>(cols));
+      std::vector<float> row(static_cast<size_t>(cols)), row_sens(s);
 #pragma omp for schedule(dynamic, 4)
       for (int64_t r = 0; r < rows; ++r) {
         const int src = order[size_t(r)];
         to_f32(l.w.dtype, l.w.row_ptr(src), row.data(), size_t(cols));
+        if (!sparse.rowptr.empty()) {
+          row_sens = s;
+          for (int32_t i = sparse.rowptr[size_t(r)]; i < sparse.rowptr[size_t(r + 1)]; ++i) row_sens[size_t(sparse.col[size_t(i)])] = 0.f;
+        }
         AnyPrecRow q = opt.method == "uniform"
                            ? quantize_row_uniform(row.data(), int(cols), opt.bits_max)
-                           : quantize_row_anyprec(row.data(), s.data(), int(cols), opt.bits_min, opt.bits_max,
+                           : quantize_row_anyprec(row.data(), row_sens.data(), int(cols), opt.bits_min, opt.bits_max,
                                                   opt.seed * 1000003u + uint64_t(src));
         std::copy(q.codes.begin(), q.codes.end(), codes.begin() + r * cols);
         for (int b = opt.bits_min; b <= opt.bits_max; ++b) {
@@ -156,6 +173,18 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
       uint8_t* buf = keep(t.size() * 2);
       std::memcpy(buf, t.data(), t.size() * 2);
       w.add_tensor(name + ".lut" + std::to_string(b), DType::F16, {rows, int64_t(1) << b}, buf);
+    }
+    if (!sparse.rowptr.empty()) {
+      auto put = [&](const std::string& suffix, DType t, int64_t n, const void* src, size_t elem) {
+        uint8_t* buf = keep(std::max<size_t>(size_t(n) * elem, 1));
+        if (n) std::memcpy(buf, src, size_t(n) * elem);
+        w.add_tensor(name + suffix, t, {n}, buf);
+      };
+      std::vector<uint16_t> vals(sparse.val.size());
+      for (size_t i = 0; i < vals.size(); ++i) vals[i] = f32_to_f16(sparse.val[i]);
+      put(".sp_rowptr", DType::I32, rows + 1, sparse.rowptr.data(), 4);
+      put(".sp_col", DType::I32, int64_t(sparse.col.size()), sparse.col.data(), 4);
+      put(".sp_val", DType::F16, int64_t(vals.size()), vals.data(), 2);
     }
     if (opt.progress) opt.progress(++done, total, name);
     return true;

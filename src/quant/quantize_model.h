@@ -11,7 +11,8 @@
 namespace pmpd::quant {
 
 struct QuantizeOptions {
-  std::string method = "anyprec";  // anyprec | uniform
+  std::string method = "anyprec";  // anyprec | uniform | dns (anyprec dense part + exact outliers)
+  double sparse_fraction = 0.0045;  // dns: share of weights kept exactly
   int bits_min = 2, bits_max = 8;  // uniform: bits_min == bits_max
   std::string calib_path;          // text or JSONL with "text"; empty: built-in text
   int calib_tokens = 4096;

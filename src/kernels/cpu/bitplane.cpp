@@ -152,11 +152,44 @@ BitPlaneKernel initial_kernel() {
 }
 BitPlaneKernel g_kernel = initial_kernel();
 
+// ---- AVX2: 8 columns at a time; each plane byte is broadcast, its bits turned into
+// lane masks by compare, the codes gathered from the f32 table.
+template <int B>
+__attribute__((target("avx2,fma,f16c"))) float dot_avx2(const BitPlaneMatrix& m, int64_t r, const float* x) {
+  alignas(32) float lut[1 << B];
+  const uint16_t* t = m.table(B, r);
+  for (int i = 0; i < (1 << B); ++i) lut[i] = f16_to_f32(t[i]);
+  const uint8_t* pl[B];
+  for (int k = 0; k < B; ++k) pl[k] = m.plane(k, r);
+  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  const int64_t n8 = m.cols / 8;
+  for (int64_t g = 0; g < n8; ++g) {
+    __m256i code = _mm256_setzero_si256();
+    for (int k = 0; k < B; ++k) {
+      __m256i bits = _mm256_and_si256(_mm256_set1_epi32(pl[k][g]), lane_bit);
+      __m256i on = _mm256_cmpeq_epi32(bits, lane_bit);
+      code = _mm256_or_si256(code, _mm256_and_si256(on, _mm256_set1_epi32(1 << (B - 1 - k))));
+    }
+    __m256 w = _mm256_i32gather_ps(lut, code, 4);
+    if (g & 1) acc1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + g * 8), acc1);
+    else acc0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + g * 8), acc0);
+  }
+  alignas(32) float part[8];
+  _mm256_store_ps(part, _mm256_add_ps(acc0, acc1));
+  float s = part[0] + part[1] + part[2] + part[3] + part[4] + part[5] + part[6] + part[7];
+  for (int64_t j = n8 * 8; j < m.cols; ++j) s += lut[code_at(m, B, r, j)] * x[j];
+  return s;
+}
+
 using DotFn = float (*)(const BitPlaneMatrix&, int64_t, const float*);
+constexpr DotFn kAvx2[9] = {nullptr, dot_avx2<1>, dot_avx2<2>, dot_avx2<3>, dot_avx2<4>,
+                            dot_avx2<5>, dot_avx2<6>, dot_avx2<7>, dot_avx2<8>};
 constexpr DotFn kAvx512[9] = {nullptr, dot_avx512<1>, dot_avx512<2>, dot_avx512<3>, dot_avx512<4>,
                               dot_avx512<5>, dot_avx512<6>, dot_avx512<7>, dot_avx512<8>};
 
 }  // namespace
+
 
 BitPlaneKernel bitplane_kernel() { return g_kernel; }
 void set_bitplane_kernel(BitPlaneKernel k) { g_kernel = k == BitPlaneKernel::Int8 && !has_int8_isa() ? BitPlaneKernel::Exact : k; }
@@ -225,18 +258,50 @@ void bitplane_dequant_row(const BitPlaneMatrix& m, int bits, int64_t r, float* o
   const uint16_t* t = m.table(bits, r);
   for (int c = 0; c < (1 << bits); ++c) lut[c] = f16_to_f32(t[c]);
   for (int64_t j = 0; j < m.cols; ++j) out[j] = lut[codes[size_t(j)]];
+  if (m.nnz)
+    for (int32_t i = m.sp_rowptr[r]; i < m.sp_rowptr[r + 1]; ++i) out[m.sp_col[i]] = f16_to_f32(m.sp_val[i]);
 }
 
-float bitplane_dot_scalar(const BitPlaneMatrix& m, int bits, int64_t r, const float* x) {
+namespace {
+
+float dense_dot_scalar(const BitPlaneMatrix& m, int bits, int64_t r, const float* x) {
   const uint16_t* t = m.table(bits, r);
   float s = 0;
   for (int64_t j = 0; j < m.cols; ++j) s += f16_to_f32(t[code_at(m, bits, r, j)]) * x[j];
   return s;
 }
 
-float bitplane_dot(const BitPlaneMatrix& m, int bits, int64_t r, const float* x) {
+float dense_dot(const BitPlaneMatrix& m, int bits, int64_t r, const float* x) {
   if (active_isa() == Isa::Avx512) return kAvx512[bits](m, r, x);
-  return bitplane_dot_scalar(m, bits, r, x);
+  if (active_isa() == Isa::Avx2) return kAvx2[bits](m, r, x);
+  return dense_dot_scalar(m, bits, r, x);
+}
+
+float sparse_row(const BitPlaneMatrix& m, int bits, int64_t r, const float* x) {
+  if (!m.nnz) return 0.f;
+  const uint16_t* t = m.table(bits, r);
+  float s = 0;
+  for (int32_t i = m.sp_rowptr[r]; i < m.sp_rowptr[r + 1]; ++i)
+    s += (f16_to_f32(m.sp_val[i]) - f16_to_f32(t[code_at(m, bits, r, m.sp_col[i])])) * x[m.sp_col[i]];
+  return s;
+}
+
+// y[r] += (sparse value - dense weight) * x[col] for every outlier of row r, so dense +
+// sparse reproduces the stored outliers exactly at every width.
+void add_sparse(const BitPlaneMatrix& m, int bits, const float* x, float* y) {
+  if (!m.nnz) return;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < m.rows; ++r) y[r] += sparse_row(m, bits, r, x);
+}
+
+}  // namespace
+
+float bitplane_dot_scalar(const BitPlaneMatrix& m, int bits, int64_t r, const float* x) {
+  return dense_dot_scalar(m, bits, r, x) + sparse_row(m, bits, r, x);
+}
+
+float bitplane_dot(const BitPlaneMatrix& m, int bits, int64_t r, const float* x) {
+  return dense_dot(m, bits, r, x) + sparse_row(m, bits, r, x);
 }
 
 void bitplane_matmul(const BitPlaneMatrix& m, int bits, const float* X, int n_tokens, float* Y) {
@@ -250,12 +315,14 @@ void bitplane_matmul(const BitPlaneMatrix& m, int bits, const float* X, int n_to
       Int8Activations a;
       quantize_activations(X + int64_t(t) * cols, cols, a);
       kInt8[bits](m, a, Y + int64_t(t) * rows);
+      add_sparse(m, bits, X + int64_t(t) * cols, Y + int64_t(t) * rows);
     }
     return;
   }
   if (n_tokens == 1) {
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) Y[r] = bitplane_dot(m, bits, r, X);
+    for (int64_t r = 0; r < rows; ++r) Y[r] = dense_dot(m, bits, r, X);
+    add_sparse(m, bits, X, Y);
     return;
   }
   // Prompt: dequantize each row once and reuse it for every token.

@@ -19,12 +19,21 @@ struct BitPlaneMatrix {
   int64_t plane_stride = 0;  // bytes per (plane, row): cols rounded up to 64 bits
   const uint8_t* planes = nullptr;             // [bits_max][rows][plane_stride]
   std::vector<const uint16_t*> tables;          // tables[b - bits_min]: [rows][2^b] f16
+  // Dense-and-sparse (DNS): outliers kept exactly in CSR form. Row r's entries are
+  // [sp_rowptr[r], sp_rowptr[r+1]); at every width they replace the dense weight.
+  const int32_t* sp_rowptr = nullptr;
+  const int32_t* sp_col = nullptr;
+  const uint16_t* sp_val = nullptr;  // f16
+  int64_t nnz = 0;
 
   static int64_t stride_for(int64_t cols) { return (cols + 63) / 64 * 8; }
   const uint8_t* plane(int k, int64_t r) const { return planes + (size_t(k) * size_t(rows) + size_t(r)) * size_t(plane_stride); }
   const uint16_t* table(int bits, int64_t r) const { return tables[size_t(bits - bits_min)] + (size_t(r) << bits); }
   // Bytes a b-bit matrix-vector product reads (planes + its table).
-  size_t bytes_read(int bits) const { return size_t(rows) * (size_t(plane_stride) * bits + (size_t(2) << bits)); }
+  size_t bytes_read(int bits) const {
+    return size_t(rows) * (size_t(plane_stride) * bits + (size_t(2) << bits)) + size_t(nnz) * 6 +
+           (nnz ? size_t(rows + 1) * 4 : 0);
+  }
 };
 
 // The weights of row r at width `bits`, widened to f32 (n = cols).
