@@ -15,8 +15,9 @@ namespace pmpd::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, tokenizer, prompt, prompt_ids, chat = "none", system, kv = "f16";
-  int n = 64, threads = 0, bits = 0;
+  std::string model, tokenizer, prompt, prompt_ids, chat = "none", system, kv = "f16", schedule, scheduler;
+  int n = 64, threads = 0, bits = 0, prefill_bits = 0;
+  bool no_color = false;
   SamplerParams sampler;
   bool json = false, logits = false, no_bos = false, ignore_eos = false;
 };
@@ -73,22 +74,43 @@ int run(const RunArgs& a) {
   opt.keep_logits = a.logits;
   opt.kv_f16 = a.kv == "f16";
   opt.bits = a.bits;
-  if (a.bits > 0) PMPD_CHECK(model->quantized(), "--bits needs a model quantized by `pmpd quantize`; {} is 16-bit", path);
+  if (a.bits > 0 || !a.schedule.empty() || !a.scheduler.empty() || a.prefill_bits > 0)
+    PMPD_CHECK(model->quantized(), "--bits, --prefill-bits, --schedule and --scheduler need a model quantized by "
+               "`pmpd quantize`; {} is 16-bit", path);
+  PMPD_CHECK(a.schedule.empty() || a.scheduler.empty(), "give either --schedule or --scheduler, not both");
+  PMPD_CHECK(a.bits == 0 || (a.schedule.empty() && a.scheduler.empty()), "--bits fixes one width; drop it or the schedule");
+  std::unique_ptr<Scheduler> scheduler;
+  const int top = model->quantized() ? model->quant.bits_max : 16;
+  if (model->quantized()) {
+    scheduler = make_scheduler(!a.scheduler.empty() ? a.scheduler : a.schedule, a.n, a.prefill_bits, a.bits ? a.bits : top);
+    opt.scheduler = scheduler.get();
+  }
+  // Colour each token by its width: the highest plain, lower ones in warmer colours.
+  const bool color = !a.json && !a.no_color && isatty(fileno(stdout));
+  static const char* kWarm[] = {"", "\033[38;5;220m", "\033[38;5;214m", "\033[38;5;208m", "\033[38;5;202m",
+                                "\033[38;5;196m", "\033[38;5;160m", "\033[38;5;124m"};
+  int token_index = 0;
+  std::vector<int> widths;
 
   std::optional<StreamDecoder> stream;
   if (tok) stream.emplace(*tok);
+  Transformer tf(*model);
+  GenerateResult r;
   auto on_token = [&](int id) {
+    ++token_index;
     if (a.json) return true;
-    if (stream) {
-      if (id != opt.eos || !opt.stop_at_eos) std::fputs(stream->push(id).c_str(), stdout);
-    } else {
-      std::printf("%d ", id);
-    }
+    // generate() records the width before calling us; read it from the scheduler's trace
+    const int w = r.token_bits.empty() ? 0 : r.token_bits.back();
+    const char* col = color && w > 0 && w < top ? kWarm[std::min(top - w, 7)] : "";
+    std::string text = stream ? (id != opt.eos || !opt.stop_at_eos ? stream->push(id) : std::string())
+                              : std::to_string(id) + " ";
+    std::fputs(col, stdout);
+    std::fputs(text.c_str(), stdout);
+    if (*col) std::fputs("\033[0m", stdout);
     std::fflush(stdout);
     return true;
   };
-  Transformer tf(*model);
-  GenerateResult r = generate(tf, prompt, opt, on_token);
+  r = generate(tf, prompt, opt, on_token, &r);
   const double prefill_tps = r.prefill_seconds > 0 ? r.prompt_tokens / r.prefill_seconds : 0;
   const int decode_steps = std::max<int>(int(r.tokens.size()) - 1, 0);
   const double decode_tps = r.decode_seconds > 0 ? decode_steps / r.decode_seconds : 0;
@@ -105,6 +127,13 @@ int run(const RunArgs& a) {
       j["text"] = text;
     }
     j["stopped_at_eos"] = r.hit_eos;
+    j["prefill_bits"] = r.prefill_bits;
+    j["average_bits"] = r.average_bits();
+    if (scheduler) j["scheduler"] = scheduler->describe();
+    j["tokens"] = Json::array();
+    for (size_t i = 0; i < r.tokens.size(); ++i)
+      j["tokens"].push_back({{"id", r.tokens[i]}, {"bits", r.token_bits[i]},
+                             {"text", tok ? tok->token_bytes(r.tokens[i]) : std::string()}});
     j["timings"] = {{"prefill_seconds", r.prefill_seconds}, {"decode_seconds", r.decode_seconds},
                     {"prefill_tokens_per_second", prefill_tps}, {"decode_tokens_per_second", decode_tps}};
     if (a.logits) {
@@ -115,8 +144,9 @@ int run(const RunArgs& a) {
   } else {
     if (stream) std::fputs(stream->flush().c_str(), stdout);
     std::puts("");
-    std::fprintf(stderr, "prompt %d tokens, %.1f tok/s | generated %zu tokens, %.1f tok/s\n", r.prompt_tokens,
-                 prefill_tps, r.tokens.size(), decode_tps);
+    std::fprintf(stderr, "prompt %d tokens at %d bits, %.1f tok/s | generated %zu tokens, average %.2f bits, %.1f tok/s%s%s\n",
+                 r.prompt_tokens, r.prefill_bits, prefill_tps, r.tokens.size(), r.average_bits(), decode_tps,
+                 scheduler ? " | " : "", scheduler ? scheduler->describe().c_str() : "");
   }
   return 0;
 }
@@ -142,7 +172,13 @@ Action add_run(CLI::App& app) {
   cmd->add_option("--system", a->system, "System message for chat templates");
   cmd->add_option("--kv", a->kv, "KV cache precision: f16 or f32")->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
   cmd->add_option("-t,--threads", a->threads, "Threads (0: all cores)")->capture_default_str();
-  cmd->add_option("--bits", a->bits, "Weight width of a quantized model (0: the highest stored)")->capture_default_str()->check(CLI::Range(0, 8));
+  cmd->add_option("--bits", a->bits, "Weight width of a quantized model for every pass (0: the highest stored)")->capture_default_str()->check(CLI::Range(0, 8));
+  cmd->add_option("--prefill-bits", a->prefill_bits, "Width of the prompt pass (default: the schedule's first width)")->check(CLI::Range(0, 8));
+  cmd->add_option("--schedule", a->schedule,
+                  "Decode widths: fixed:B, a step function like 4:32,3:96,2, or a preset first-half-high:H:L, "
+                  "middle-half-high:H:L, last-half-high:H:L, alternate:H:L[:PERIOD]");
+  cmd->add_option("--scheduler", a->scheduler, "Dynamic scheduler: confidence:HIGH:LOW:THRESHOLD[:PATIENCE]");
+  cmd->add_flag("--no-color", a->no_color, "Do not colour tokens by width");
   cmd->add_flag("--json", a->json, "Print one JSON object: ids, text, timings");
   cmd->add_flag("--logits", a->logits, "With --json: logits of the last prompt position and every step");
   cmd->add_flag("--no-bos", a->no_bos, "Do not add the BOS token");

@@ -6,8 +6,15 @@
 
 namespace pmpd {
 
+double GenerateResult::average_bits() const {
+  if (token_bits.empty()) return 0;
+  double s = 0;
+  for (int b : token_bits) s += b;
+  return s / double(token_bits.size());
+}
+
 GenerateResult generate(Transformer& model, const std::vector<int>& prompt, const GenerateOptions& opt,
-                        const std::function<bool(int)>& on_token) {
+                        const std::function<bool(int)>& on_token, GenerateResult* live) {
   const ModelConfig& c = model.config();
   PMPD_CHECK(!prompt.empty(), "the prompt is empty (no tokens)");
   PMPD_CHECK(opt.max_new_tokens >= 0, "the number of new tokens must be >= 0");
@@ -16,21 +23,35 @@ GenerateResult generate(Transformer& model, const std::vector<int>& prompt, cons
              prompt.size(), opt.max_new_tokens, c.max_seq_len);
   KVCache cache(c, opt.context > 0 ? opt.context : needed, opt.kv_f16);
   Sampler sampler(opt.sampler);
-  GenerateResult r;
+  GenerateResult local;
+  GenerateResult& r = live ? *live : local;
+  r = GenerateResult{};
   r.prompt_tokens = int(prompt.size());
   std::vector<float> logits(size_t(c.vocab_size));
   std::vector<int> history = prompt;
   using clock = std::chrono::steady_clock;
 
+  // Widths: a quantized model runs at the scheduler's widths; a 16-bit one ignores them.
+  const bool quantized = model.model().quantized();
+  const int top = quantized ? model.model().quant.bits_max : 16;
+  auto width = [&](int b) { return !quantized ? 16 : b > 0 ? b : top; };
+  auto run_bits = [&](int b) { return quantized ? b : 0; };
+  r.prefill_bits = width(opt.scheduler ? opt.scheduler->prefill_bits() : opt.bits);
+
   auto t0 = clock::now();
-  model.forward(prompt.data(), int(prompt.size()), cache, logits.data(), false, opt.bits);
+  model.forward(prompt.data(), int(prompt.size()), cache, logits.data(), false, run_bits(r.prefill_bits));
+  if (opt.scheduler) opt.scheduler->on_prefill(cache, logits.data(), c.vocab_size);
   r.prefill_seconds = std::chrono::duration<double>(clock::now() - t0).count();
 
   auto t1 = clock::now();
+  int bits = r.prefill_bits;
   for (int step = 0; step < opt.max_new_tokens; ++step) {
     if (opt.keep_logits) r.logits.push_back(logits);
+    std::vector<float> seen;  // the scheduler sees the logits before sampling modifies them
+    if (opt.scheduler) seen = logits;
     int next = sampler.sample(logits.data(), c.vocab_size, history);
     r.tokens.push_back(next);
+    r.token_bits.push_back(bits);
     history.push_back(next);
     bool go_on = !on_token || on_token(next);
     if (opt.stop_at_eos && next == opt.eos) {
@@ -38,10 +59,11 @@ GenerateResult generate(Transformer& model, const std::vector<int>& prompt, cons
       break;
     }
     if (!go_on || step + 1 == opt.max_new_tokens) break;
-    model.forward(&next, 1, cache, logits.data(), false, opt.bits);
+    bits = width(opt.scheduler ? opt.scheduler->next_bits({step, cache, seen.data(), c.vocab_size}) : opt.bits);
+    model.forward(&next, 1, cache, logits.data(), false, run_bits(bits));
   }
   r.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
-  return r;
+  return live ? *live : r;
 }
 
 }  // namespace pmpd
