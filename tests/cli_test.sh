@@ -53,6 +53,13 @@ done
 head -c 2000 "$SRC/tests/cli_test.sh" > "$tmp/text.txt"
 "$PMPD" perplexity -m "$tmp/q.gguf" --text "$tmp/text.txt" --bits 3:4 --json "$tmp/ppl.json" >/dev/null 2>&1 \
   && python3 -c "import json; r=json.load(open('$tmp/ppl.json')); assert [x['bits'] for x in r]==[3,4]" && ok "perplexity" || bad "perplexity"
+json=$("$PMPD" run -m "$tmp/q.gguf" -p "A dog" -n 6 --ignore-eos --prefill-bits 8 --schedule 4:2,2 --json)
+echo "$json" | python3 -c "import json,sys; j=json.load(sys.stdin); b=[t['bits'] for t in j['tokens']]; assert b==[8,4,4,2,2,2], b; assert abs(j['average_bits']-22/6)<1e-9" \
+  && ok "schedule trace" || bad "schedule trace: $json"
+"$PMPD" patterns -m "$tmp/q.gguf" --reference "$SRC/models/pmpd-tiny" --prompts "$SRC/tests/cli_test.sh" --limit 2 -n 6 --words 2 --json "$tmp/pat.json" >/dev/null 2>&1 \
+  && python3 -c "import json; r=json.load(open('$tmp/pat.json')); assert len(r)==6" && ok "patterns" || bad "patterns"
+expect_error "rising schedule" "non-increasing" "$PMPD" run -m "$tmp/q.gguf" -p "A" --schedule 2:4,3
+expect_error "schedule on 16-bit" "quantized" "$PMPD" run -m "$SRC/models/pmpd-tiny" -p "A" --schedule 3
 expect_error "bits outside file" "holds 2 to 8" "$PMPD" run -m "$tmp/q.gguf" --bits 1 -p "A dog" -n 2
 expect_error "bits on 16-bit model" "quantized" "$PMPD" run -m "$FX/llama" --bits 3 -p "A" -n 2
 expect_error "bad bit range" "MIN:MAX" "$PMPD" quantize -m "$FX/llama" -o "$tmp/x.gguf" --bits 5:3

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   actions["convert"] = pmpd::cli::add_convert(app);
   actions["quantize"] = pmpd::cli::add_quantize(app);
   actions["perplexity"] = pmpd::cli::add_perplexity(app);
+  actions["patterns"] = pmpd::cli::add_patterns(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
