@@ -80,33 +80,28 @@ void GgufWriter::set_f32(const std::string& k, float v) { meta_.emplace_back(k, 
 void GgufWriter::set_bool(const std::string& k, bool v) { meta_.emplace_back(k, scalar(GgufType::Bool, v)); }
 void GgufWriter::set_string(const std::string& k, const std::string& v) { meta_.emplace_back(k, scalar(GgufType::String, v)); }
 
-void GgufWriter::set_array_string(const std::string& k, const std::vector<std::string>& v) {
+namespace {
+template <typename T, typename V>
+GgufValue array_of(GgufType elem, const std::vector<T>& items, V (*convert)(const T&)) {
   GgufValue a;
   a.type = GgufType::Array;
-  a.elem_type = GgufType::String;
-  std::vector<GgufValue> items;
-  items.reserve(v.size());
-  for (auto& s : v) items.push_back(scalar(GgufType::String, s));
-  a.v = std::move(items);
-  meta_.emplace_back(k, std::move(a));
+  a.elem_type = elem;
+  std::vector<GgufValue> out;
+  out.reserve(items.size());
+  for (auto& it : items) out.push_back(scalar(elem, convert(it)));
+  a.v = std::move(out);
+  return a;
+}
+}  // namespace
+
+void GgufWriter::set_array_string(const std::string& k, const std::vector<std::string>& v) {
+  meta_.emplace_back(k, array_of<std::string, std::string>(GgufType::String, v, [](const std::string& s) { return s; }));
 }
 void GgufWriter::set_array_f32(const std::string& k, const std::vector<float>& v) {
-  GgufValue a;
-  a.type = GgufType::Array;
-  a.elem_type = GgufType::F32;
-  std::vector<GgufValue> items;
-  for (float f : v) items.push_back(scalar(GgufType::F32, double(f)));
-  a.v = std::move(items);
-  meta_.emplace_back(k, std::move(a));
+  meta_.emplace_back(k, array_of<float, double>(GgufType::F32, v, [](const float& f) { return double(f); }));
 }
 void GgufWriter::set_array_i32(const std::string& k, const std::vector<int32_t>& v) {
-  GgufValue a;
-  a.type = GgufType::Array;
-  a.elem_type = GgufType::I32;
-  std::vector<GgufValue> items;
-  for (int32_t i : v) items.push_back(scalar(GgufType::I32, int64_t(i)));
-  a.v = std::move(items);
-  meta_.emplace_back(k, std::move(a));
+  meta_.emplace_back(k, array_of<int32_t, int64_t>(GgufType::I32, v, [](const int32_t& i) { return int64_t(i); }));
 }
 
 void GgufWriter::add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
