@@ -3,6 +3,7 @@
 // write files that llama.cpp's gguf-py also reads. docs/format.md has the layout.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <variant>
@@ -60,6 +61,11 @@ class GgufWriter {
   // `data` must stay valid until write(); shape is row-major (outermost first).
   void add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
                   const void* data);
+  // A tensor whose bytes are made only when write() reaches it: `produce` fills a buffer
+  // of exactly the tensor's size, which is written and freed at once. Lets a quantizer
+  // stream a model through memory one tensor at a time.
+  using Producer = std::function<void(uint8_t* dst)>;
+  void add_tensor_lazy(const std::string& name, DType dtype, const std::vector<int64_t>& shape, Producer produce);
   void write(const std::string& path, uint32_t alignment = 32) const;
 
  private:
@@ -68,6 +74,7 @@ class GgufWriter {
     DType dtype;
     std::vector<int64_t> shape;
     const void* data;
+    Producer produce;  // used when data is null
   };
   std::vector<std::pair<std::string, GgufValue>> meta_;
   std::vector<Tensor> tensors_;

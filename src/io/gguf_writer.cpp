@@ -106,7 +106,12 @@ void GgufWriter::set_array_i32(const std::string& k, const std::vector<int32_t>&
 
 void GgufWriter::add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
                             const void* data) {
-  tensors_.push_back({name, dtype, shape, data});
+  tensors_.push_back({name, dtype, shape, data, {}});
+}
+
+void GgufWriter::add_tensor_lazy(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                                 Producer produce) {
+  tensors_.push_back({name, dtype, shape, nullptr, std::move(produce)});
 }
 
 void GgufWriter::write(const std::string& path, uint32_t alignment) const {
@@ -141,7 +146,13 @@ void GgufWriter::write(const std::string& path, uint32_t alignment) const {
   o.pad_to(alignment);
   for (auto& t : tensors_) {
     TensorView v{t.name, t.dtype, t.shape, t.data};
-    o.bytes(t.data, v.nbytes());
+    if (t.data) {
+      o.bytes(t.data, v.nbytes());
+    } else {
+      std::vector<uint8_t> buf(v.nbytes());
+      t.produce(buf.data());
+      o.bytes(buf.data(), buf.size());
+    }
     o.pad_to(alignment);
   }
   f.close();

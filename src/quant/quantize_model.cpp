@@ -124,69 +124,102 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
     w.set_string("pmpd.calib.sensitivity", "mean squared input activation per channel");
     if (opt.method == "dns") w.set_f32("pmpd.quant.sparse_fraction", float(opt.sparse_fraction));
   };
+  // Each linear layer is quantized when the writer reaches its first tensor and freed
+  // after its last, so memory holds one layer's output at a time (a 7B model streams).
   hooks.linear = [&](const std::string& name, const Linear& l, const std::vector<int>& order, GgufWriter& w,
-                     const std::function<uint8_t*(size_t)>& keep) {
+                     const std::function<uint8_t*(size_t)>&) {
     const char* slot = slot_of(name);
     PMPD_CHECK(slot, "quantize: no sensitivity slot for {}", name);
     const std::vector<float>& s = sens.mean_sq.at({layer_of(name), slot});
     const int64_t rows = l.out(), cols = l.in();
     PMPD_CHECK(int64_t(s.size()) == cols, "quantize: {} has {} inputs but {} sensitivities", name, cols, s.size());
-    // DNS: pick the outliers on the whole matrix first; the dense part then ignores them.
-    SparseOutliers sparse;
-    if (opt.method == "dns") {
-      std::vector<float> W(size_t(rows * cols));
-      for (int64_t r = 0; r < rows; ++r) to_f32(l.w.dtype, l.w.row_ptr(order[size_t(r)]), &W[size_t(r * cols)], size_t(cols));
-      sparse = select_outliers(W.data(), rows, cols, s.data(), opt.sparse_fraction);
-    }
-    std::vector<uint8_t> codes(size_t(rows * cols));
-    std::vector<std::vector<uint16_t>> tables(size_t(opt.bits_max - opt.bits_min + 1));
-    for (int b = opt.bits_min; b <= opt.bits_max; ++b) tables[size_t(b - opt.bits_min)].resize(size_t(rows) << b);
+    struct Result {
+      std::vector<uint8_t> planes;
+      std::vector<std::vector<uint16_t>> tables;
+      SparseOutliers sparse;
+      std::vector<uint16_t> sparse_f16;
+    };
+    struct State {
+      std::unique_ptr<Result> result;
+    };
+    auto state = std::make_shared<State>();
+    auto compute = [&, state, order, name, &l = l, &s = s, rows, cols]() -> Result& {
+      if (state->result) return *state->result;
+      auto res = std::make_unique<Result>();
+      if (opt.method == "dns") {  // outliers are chosen on the whole matrix first
+        std::vector<float> W(size_t(rows * cols));
+        for (int64_t r = 0; r < rows; ++r) to_f32(l.w.dtype, l.w.row_ptr(order[size_t(r)]), &W[size_t(r * cols)], size_t(cols));
+        res->sparse = select_outliers(W.data(), rows, cols, s.data(), opt.sparse_fraction);
+        for (float v : res->sparse.val) res->sparse_f16.push_back(f32_to_f16(v));
+      }
+      const SparseOutliers& sparse = res->sparse;
+      std::vector<uint8_t> codes(size_t(rows * cols));
+      res->tables.resize(size_t(opt.bits_max - opt.bits_min + 1));
+      for (int b = opt.bits_min; b <= opt.bits_max; ++b) res->tables[size_t(b - opt.bits_min)].resize(size_t(rows) << b);
 #pragma omp parallel
-    {
-      std::vector<float> row(static_cast<size_t>(cols)), row_sens(s);
+      {
+        std::vector<float> row(static_cast<size_t>(cols)), row_sens(s);
 #pragma omp for schedule(dynamic, 4)
-      for (int64_t r = 0; r < rows; ++r) {
-        const int src = order[size_t(r)];
-        to_f32(l.w.dtype, l.w.row_ptr(src), row.data(), size_t(cols));
-        if (!sparse.rowptr.empty()) {
-          row_sens = s;
-          for (int32_t i = sparse.rowptr[size_t(r)]; i < sparse.rowptr[size_t(r + 1)]; ++i) row_sens[size_t(sparse.col[size_t(i)])] = 0.f;
-        }
-        AnyPrecRow q = opt.method == "uniform"
-                           ? quantize_row_uniform(row.data(), int(cols), opt.bits_max)
-                           : quantize_row_anyprec(row.data(), row_sens.data(), int(cols), opt.bits_min, opt.bits_max,
-                                                  opt.seed * 1000003u + uint64_t(src));
-        std::copy(q.codes.begin(), q.codes.end(), codes.begin() + r * cols);
-        for (int b = opt.bits_min; b <= opt.bits_max; ++b) {
-          auto& t = q.tables[size_t(b - opt.bits_min)];
-          uint16_t* dst = tables[size_t(b - opt.bits_min)].data() + (size_t(r) << b);
-          for (int c = 0; c < (1 << b); ++c) dst[c] = f32_to_f16(t[size_t(c)]);
+        for (int64_t r = 0; r < rows; ++r) {
+          const int src = order[size_t(r)];
+          to_f32(l.w.dtype, l.w.row_ptr(src), row.data(), size_t(cols));
+          if (!sparse.rowptr.empty()) {
+            row_sens = s;
+            for (int32_t i = sparse.rowptr[size_t(r)]; i < sparse.rowptr[size_t(r + 1)]; ++i)
+              row_sens[size_t(sparse.col[size_t(i)])] = 0.f;
+          }
+          AnyPrecRow q = opt.method == "uniform"
+                             ? quantize_row_uniform(row.data(), int(cols), opt.bits_max)
+                             : quantize_row_anyprec(row.data(), row_sens.data(), int(cols), opt.bits_min, opt.bits_max,
+                                                    opt.seed * 1000003u + uint64_t(src));
+          std::copy(q.codes.begin(), q.codes.end(), codes.begin() + r * cols);
+          for (int b = opt.bits_min; b <= opt.bits_max; ++b) {
+            auto& t = q.tables[size_t(b - opt.bits_min)];
+            uint16_t* dst = res->tables[size_t(b - opt.bits_min)].data() + (size_t(r) << b);
+            for (int c = 0; c < (1 << b); ++c) dst[c] = f32_to_f16(t[size_t(c)]);
+          }
         }
       }
-    }
+      res->planes.resize(size_t(opt.bits_max) * size_t(rows) * size_t(kernels::BitPlaneMatrix::stride_for(cols)));
+      pack_bitplanes(codes.data(), rows, cols, opt.bits_max, res->planes.data());
+      if (opt.progress) opt.progress(++done, total, name);
+      state->result = std::move(res);
+      return *state->result;
+    };
+    auto copy = [](uint8_t* dst, const void* src, size_t n) {
+      if (n) std::memcpy(dst, src, n);
+    };
     const int64_t stride = kernels::BitPlaneMatrix::stride_for(cols);
-    uint8_t* planes = keep(size_t(opt.bits_max) * size_t(rows) * size_t(stride));
-    pack_bitplanes(codes.data(), rows, cols, opt.bits_max, planes);
-    w.add_tensor(name + ".planes", DType::I8, {opt.bits_max, rows, stride}, planes);
+    w.add_tensor_lazy(name + ".planes", DType::I8, {opt.bits_max, rows, stride},
+                      [compute, copy](uint8_t* dst) { auto& r = compute(); copy(dst, r.planes.data(), r.planes.size()); });
+    const bool dns = opt.method == "dns";
     for (int b = opt.bits_min; b <= opt.bits_max; ++b) {
-      auto& t = tables[size_t(b - opt.bits_min)];
-      uint8_t* buf = keep(t.size() * 2);
-      std::memcpy(buf, t.data(), t.size() * 2);
-      w.add_tensor(name + ".lut" + std::to_string(b), DType::F16, {rows, int64_t(1) << b}, buf);
+      const bool last = b == opt.bits_max && !dns;
+      w.add_tensor_lazy(name + ".lut" + std::to_string(b), DType::F16, {rows, int64_t(1) << b},
+                        [compute, copy, state, b, last, lo = opt.bits_min](uint8_t* dst) {
+                          auto& t = compute().tables[size_t(b - lo)];
+                          copy(dst, t.data(), t.size() * 2);
+                          if (last) state->result.reset();
+                        });
     }
-    if (!sparse.rowptr.empty()) {
-      auto put = [&](const std::string& suffix, DType t, int64_t n, const void* src, size_t elem) {
-        uint8_t* buf = keep(std::max<size_t>(size_t(n) * elem, 1));
-        if (n) std::memcpy(buf, src, size_t(n) * elem);
-        w.add_tensor(name + suffix, t, {n}, buf);
-      };
-      std::vector<uint16_t> vals(sparse.val.size());
-      for (size_t i = 0; i < vals.size(); ++i) vals[i] = f32_to_f16(sparse.val[i]);
-      put(".sp_rowptr", DType::I32, rows + 1, sparse.rowptr.data(), 4);
-      put(".sp_col", DType::I32, int64_t(sparse.col.size()), sparse.col.data(), 4);
-      put(".sp_val", DType::F16, int64_t(vals.size()), vals.data(), 2);
+    if (dns) {
+      const int64_t nnz = std::min<int64_t>(rows * cols, int64_t(std::llround(opt.sparse_fraction * double(rows * cols))));
+      w.add_tensor_lazy(name + ".sp_rowptr", DType::I32, {rows + 1}, [compute, copy](uint8_t* dst) {
+        auto& r = compute();
+        copy(dst, r.sparse.rowptr.data(), r.sparse.rowptr.size() * 4);
+      });
+      w.add_tensor_lazy(name + ".sp_col", DType::I32, {nnz}, [compute, copy, nnz, name](uint8_t* dst) {
+        auto& r = compute();
+        PMPD_CHECK(int64_t(r.sparse.col.size()) == nnz, "quantize: {} kept {} outliers, expected {}", name,
+                   r.sparse.col.size(), nnz);
+        copy(dst, r.sparse.col.data(), r.sparse.col.size() * 4);
+      });
+      w.add_tensor_lazy(name + ".sp_val", DType::F16, {nnz}, [compute, copy, state](uint8_t* dst) {
+        auto& r = compute();
+        copy(dst, r.sparse_f16.data(), r.sparse_f16.size() * 2);
+        state->result.reset();
+      });
     }
-    if (opt.progress) opt.progress(++done, total, name);
     return true;
   };
   export_gguf(m, out_path, std::nullopt, &hooks);
