@@ -63,6 +63,9 @@ expect_error "schedule on 16-bit" "quantized" "$PMPD" run -m "$SRC/models/pmpd-t
 expect_error "bits outside file" "holds 2 to 8" "$PMPD" run -m "$tmp/q.gguf" --bits 1 -p "A dog" -n 2
 expect_error "bits on 16-bit model" "quantized" "$PMPD" run -m "$FX/llama" --bits 3 -p "A" -n 2
 expect_error "bad bit range" "MIN:MAX" "$PMPD" quantize -m "$FX/llama" -o "$tmp/x.gguf" --bits 5:3
+"$PMPD" quantize -m "$SRC/models/pmpd-tiny" -o "$tmp/u.gguf" --method uniform --bits 4 --group 128 2>/dev/null \
+  && "$PMPD" run -m "$tmp/u.gguf" -p "A dog" -n 4 >/dev/null 2>&1 && ok "uniform grouped" || bad "uniform grouped"
+expect_error "bad group" "multiple of 64" "$PMPD" quantize -m "$SRC/models/pmpd-tiny" -o "$tmp/x.gguf" --method uniform --bits 4 --group 100
 expect_error "uniform range" "one width" "$PMPD" quantize -m "$FX/llama" -o "$tmp/x.gguf" --method uniform --bits 2:4
 expect_error "quantize quantized" "already quantized" "$PMPD" quantize -m "$tmp/q.gguf" -o "$tmp/x.gguf"
 expect_error "missing calib" "cannot open" "$PMPD" quantize -m "$SRC/models/pmpd-tiny" -o "$tmp/x.gguf" --calib "$tmp/nope.txt"

@@ -60,6 +60,18 @@ TEST(AnyPrec, NonUniformSeedBeatsUniformAtSameWidth) {
   }
 }
 
+TEST(Uniform, PerGroupScalesBeatOnePerRow) {
+  const int n = 1024;
+  auto w = random_row(n, 9);
+  for (int i = 0; i < n / 4; ++i) w[size_t(i)] *= 8;  // one part of the row has a wider range
+  for (int b : {2, 3, 4}) {
+    auto row = quant::quantize_row_uniform(w.data(), n, b);
+    auto grouped = quant::quantize_row_uniform(w.data(), n, b, 128);
+    EXPECT_EQ(grouped.tables[0].size(), size_t(8) << b);
+    EXPECT_LT(quant::weighted_error(w.data(), nullptr, n, grouped, b), quant::weighted_error(w.data(), nullptr, n, row, b));
+  }
+}
+
 TEST(AnyPrec, ZeroSensitivityRowFallsBackToUniformWeights) {
   const int n = 64;
   auto w = random_row(n, 5);
@@ -156,6 +168,47 @@ TEST(BitPlaneKernels, Int8KernelEqualsItsScalarReferenceAndStaysCloseToExact) {
     }
   }
   kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);
+}
+
+TEST(BitPlaneKernels, GroupedTablesMatchScalarOnEveryIsa) {
+  const int64_t R = 5, C = 300, G = 64;  // 5 groups, the last one partial
+  std::vector<uint8_t> codes(size_t(R * C));
+  std::vector<uint16_t> table;
+  std::vector<std::vector<float>> rows;
+  for (int64_t r = 0; r < R; ++r) {
+    rows.push_back(random_row(int(C), uint32_t(500 + r)));
+    auto q = quant::quantize_row_uniform(rows.back().data(), int(C), 3, int(G));
+    std::copy(q.codes.begin(), q.codes.end(), codes.begin() + r * C);
+    for (float v : q.tables[0]) table.push_back(f32_to_f16(v));
+  }
+  kernels::BitPlaneMatrix m;
+  m.rows = R, m.cols = C, m.bits_min = m.bits_max = 3, m.group_size = G;
+  m.plane_stride = kernels::BitPlaneMatrix::stride_for(C);
+  std::vector<uint8_t> planes(size_t(3 * R * m.plane_stride));
+  quant::pack_bitplanes(codes.data(), R, C, 3, planes.data());
+  m.planes = planes.data();
+  m.tables = {table.data()};
+  kernels::prepare_int8(m);
+  EXPECT_TRUE(m.lut_u8.empty()) << "grouped tables keep to the exact kernels";
+  auto x = random_row(int(C), 8, false);
+  std::vector<float> deq(static_cast<size_t>(C)), y(static_cast<size_t>(R));
+  for (int64_t r = 0; r < R; ++r) {
+    kernels::bitplane_dequant_row(m, 3, r, deq.data());
+    for (int64_t j = 0; j < C; ++j) {  // uniform at 3 bits: error at most half a step of the group's grid
+      const float* g0 = rows[size_t(r)].data() + (j / G) * G;
+      const int64_t len = std::min(G, C - (j / G) * G);
+      const float step = (*std::max_element(g0, g0 + len) - *std::min_element(g0, g0 + len)) / 7;
+      EXPECT_NEAR(deq[size_t(j)], rows[size_t(r)][size_t(j)], 0.5 * step + 1e-3 * std::fabs(rows[size_t(r)][size_t(j)]) + 1e-6);
+    }
+    float ref = kernels::bitplane_dot_scalar(m, 3, r, x.data());
+    EXPECT_NEAR(kernels::dot_scalar(DType::F32, deq.data(), x.data(), C), ref, 1e-4 * (1 + std::fabs(ref)));
+    for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+      kernels::set_isa(isa);
+      kernels::bitplane_matmul(m, 3, x.data(), 1, y.data());
+      EXPECT_NEAR(y[size_t(r)], ref, 1e-4 * (1 + std::fabs(ref))) << kernels::isa_name(kernels::active_isa());
+    }
+    kernels::set_isa(kernels::Isa::Avx512);
+  }
 }
 
 TEST(BitPlaneKernels, PlanesHoldTheTopBitsOfEachCode) {
@@ -300,6 +353,8 @@ TEST_F(QuantizedModel, BaselinesLoadAndDnsBeatsPlainAnyPrec) {
   EXPECT_EQ(d->quant.method, "dns");
   EXPECT_GT(d->layers[0].q.q->nnz, 0);
   EXPECT_EQ(u->quant.bits_min, 3);
+  EXPECT_EQ(u->quant.group_size, 128);
+  EXPECT_EQ(u->layers[0].down.q->groups(), (src_->config.hidden_dim + 127) / 128);
   // Weighted reconstruction error of one layer: dns < anyprec at 3 bits.
   const Linear& a = q_->layers[1].up;
   const Linear& b = d->layers[1].up;

@@ -24,6 +24,7 @@ Action add_quantize(CLI::App& app) {
     std::string model, out, bits = "2:8", method = "anyprec", calib;
     int calib_tokens = 4096, threads = 0;
     double sparse = 0.0045;
+    int group = 128;
     uint64_t seed = 1;
   };
   auto a = std::make_shared<Args>();
@@ -32,6 +33,8 @@ Action add_quantize(CLI::App& app) {
   cmd->add_option("--bits", a->bits, "Width range MIN:MAX for anyprec (default 2:8), or B for uniform")->capture_default_str();
   cmd->add_option("--method", a->method, "anyprec (nested, non-uniform), uniform (round-to-nearest baseline) or dns (anyprec + exact outliers)")
       ->capture_default_str()->check(CLI::IsMember({"anyprec", "uniform", "dns"}));
+  cmd->add_option("--group", a->group, "uniform: columns per scale and zero point (0: one per row; else a multiple of 64)")
+      ->capture_default_str()->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--sparse-fraction", a->sparse, "dns: share of weights kept exactly as sparse outliers")
       ->capture_default_str()->check(CLI::Range(0.0, 0.5));
   cmd->add_option("--calib", a->calib, "Calibration text (.txt, or .jsonl with text fields); default: built-in text");
@@ -44,7 +47,7 @@ Action add_quantize(CLI::App& app) {
     auto m = load_model(a->model);
     quant::QuantizeOptions opt;
     opt.method = a->method, opt.bits_min = lo, opt.bits_max = hi, opt.calib_path = a->calib;
-    opt.calib_tokens = a->calib_tokens, opt.seed = a->seed, opt.sparse_fraction = a->sparse;
+    opt.calib_tokens = a->calib_tokens, opt.seed = a->seed, opt.sparse_fraction = a->sparse, opt.group_size = a->group;
     Progress bar("quantize");
     opt.progress = [&](int done, int total, const std::string& name) { bar.update(done, total, name); };
     auto t0 = std::chrono::steady_clock::now();

@@ -109,6 +109,8 @@ class Binder {
     auto q = std::make_shared<kernels::BitPlaneMatrix>();
     q->rows = out, q->cols = in, q->bits_min = qi.bits_min, q->bits_max = qi.bits_max;
     q->plane_stride = kernels::BitPlaneMatrix::stride_for(in);
+    q->group_size = qi.group_size > 0 && qi.group_size < in ? qi.group_size : 0;
+    const int64_t groups = q->groups();
     const TensorView* p = find(name + ".planes");
     PMPD_CHECK(p->dtype == DType::I8 && p->shape == std::vector<int64_t>({qi.bits_max, out, q->plane_stride}),
                "{}: tensor {}.planes has {} {}, expected I8 [{}, {}, {}] (a missing or extra plane?)", what_, name,
@@ -118,9 +120,10 @@ class Binder {
       std::string tn = name + ".lut" + std::to_string(b);
       const TensorView* t = find(tn);
       PMPD_CHECK(t, "{}: tensor {} missing (the file claims bits {} to {})", what_, tn, qi.bits_min, qi.bits_max);
-      PMPD_CHECK(t->dtype == DType::F16 && t->shape == std::vector<int64_t>({out, int64_t(1) << b}),
-                 "{}: tensor {} has {} {}, expected F16 [{}, {}]", what_, tn, dtype_name(t->dtype), shape_str(t->shape),
-                 out, int64_t(1) << b);
+      std::vector<int64_t> want = groups > 1 ? std::vector<int64_t>{out, groups, int64_t(1) << b}
+                                             : std::vector<int64_t>{out, int64_t(1) << b};
+      PMPD_CHECK(t->dtype == DType::F16 && t->shape == want, "{}: tensor {} has {} {}, expected F16 {}", what_, tn,
+                 dtype_name(t->dtype), shape_str(t->shape), shape_str(want));
       q->tables.push_back(static_cast<const uint16_t*>(t->data));
     }
     if (const TensorView* rp = find(name + ".sp_rowptr")) {  // dense-and-sparse outliers
@@ -248,6 +251,11 @@ std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& op
       auto* hi = g.find("pmpd.quant.bits_max");
       PMPD_CHECK(lo && hi && lo->is_int() && hi->is_int(), "{}: pmpd.quant.bits_min/bits_max missing", path);
       m->quant.bits_min = int(lo->as_int()), m->quant.bits_max = int(hi->as_int());
+      if (auto* gs = g.find("pmpd.quant.group_size")) {
+        PMPD_CHECK(gs->is_int() && gs->as_int() >= 0 && gs->as_int() % 64 == 0 && gs->as_int() < (1 << 24),
+                   "{}: pmpd.quant.group_size must be 0 or a multiple of 64", path);
+        m->quant.group_size = int(gs->as_int());
+      }
       PMPD_CHECK(m->quant.bits_min >= 1 && m->quant.bits_min <= m->quant.bits_max && m->quant.bits_max <= 8,
                  "{}: pmpd.quant bit range {}:{} is invalid (1 <= min <= max <= 8)", path, m->quant.bits_min,
                  m->quant.bits_max);

@@ -29,6 +29,7 @@ struct Linear {
 struct QuantInfo {
   std::string method;  // empty: not quantized; anyprec, uniform, dns
   int bits_min = 0, bits_max = 0;
+  int group_size = 0;  // uniform: columns per table (0: one per row)
   int quantized_tensors = 0;
 };
 

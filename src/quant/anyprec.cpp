@@ -67,7 +67,8 @@ double weighted_error(const float* w, const float* sens, int n, const AnyPrecRow
   const int shift = q.bits_max - bits;
   double e = 0;
   for (int j = 0; j < n; ++j) {
-    float c = t[q.codes[size_t(j)] >> shift];
+    const size_t base = q.group > 0 ? (size_t(j / q.group) << bits) : 0;
+    float c = t[base + (q.codes[size_t(j)] >> shift)];
     if (round_f16) c = f16_to_f32(f32_to_f16(c));
     double diff = double(w[j]) - c;
     e += double(sens ? sens[j] : 1.f) * diff * diff;
@@ -75,17 +76,20 @@ double weighted_error(const float* w, const float* sens, int n, const AnyPrecRow
   return e;
 }
 
-AnyPrecRow quantize_row_uniform(const float* w, int n, int bits) {
+AnyPrecRow quantize_row_uniform(const float* w, int n, int bits, int group) {
   AnyPrecRow q;
   q.bits_min = q.bits_max = bits;
-  const int k = 1 << bits;
-  float lo = *std::min_element(w, w + n), hi = *std::max_element(w, w + n);
-  float scale = hi > lo ? (hi - lo) / float(k - 1) : 1.f;
-  std::vector<float> table(static_cast<size_t>(k));
-  for (int c = 0; c < k; ++c) table[size_t(c)] = lo + scale * float(c);
-  q.tables.push_back(table);
+  q.group = group > 0 && group < n ? group : 0;
+  const int k = 1 << bits, gs = q.group > 0 ? q.group : std::max(n, 1);
+  q.tables.emplace_back();
   q.codes.resize(static_cast<size_t>(n));
-  for (int j = 0; j < n; ++j) q.codes[size_t(j)] = uint8_t(std::clamp(int(std::lround((w[j] - lo) / scale)), 0, k - 1));
+  for (int j0 = 0; j0 < std::max(n, 1); j0 += gs) {
+    const int j1 = std::min(n, j0 + gs);
+    float lo = j1 > j0 ? *std::min_element(w + j0, w + j1) : 0.f, hi = j1 > j0 ? *std::max_element(w + j0, w + j1) : 0.f;
+    float scale = hi > lo ? (hi - lo) / float(k - 1) : 1.f;
+    for (int c = 0; c < k; ++c) q.tables[0].push_back(lo + scale * float(c));
+    for (int j = j0; j < j1; ++j) q.codes[size_t(j)] = uint8_t(std::clamp(int(std::lround((w[j] - lo) / scale)), 0, k - 1));
+  }
   return q;
 }
 

@@ -10,8 +10,9 @@ namespace pmpd::quant {
 
 struct AnyPrecRow {
   int bits_min = 2, bits_max = 8;
+  int group = 0;                            // columns per table (0: one table for the row)
   std::vector<uint8_t> codes;               // bits_max-bit code per column
-  std::vector<std::vector<float>> tables;   // tables[b - bits_min]: 2^b centroids, ascending
+  std::vector<std::vector<float>> tables;   // tables[b - bits_min]: 2^b centroids per group, ascending
 };
 
 // `w`: the row; `sens`: per-column sensitivity (>= 0; e.g. mean squared activation).
@@ -22,8 +23,9 @@ AnyPrecRow quantize_row_anyprec(const float* w, const float* sens, int n, int bi
 double weighted_error(const float* w, const float* sens, int n, const AnyPrecRow& q, int bits,
                       bool round_f16 = false);
 
-// Round-to-nearest on an even grid between the row's min and max (one scale and zero
-// point per row): the plain baseline, expressed as a single-width table.
-AnyPrecRow quantize_row_uniform(const float* w, int n, int bits);
+// Round-to-nearest on an even grid between each group's min and max (one scale and zero
+// point per `group` columns; 0: the whole row): the plain baseline, expressed as one
+// single-width table per group.
+AnyPrecRow quantize_row_uniform(const float* w, int n, int bits, int group = 0);
 
 }  // namespace pmpd::quant

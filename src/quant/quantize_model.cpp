@@ -103,6 +103,8 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
              opt.sparse_fraction);
   PMPD_CHECK(opt.bits_min >= 1 && opt.bits_min <= opt.bits_max && opt.bits_max <= 8,
              "quantize: bit range {}:{} invalid (1 <= min <= max <= 8)", opt.bits_min, opt.bits_max);
+  PMPD_CHECK(opt.group_size >= 0 && opt.group_size % 64 == 0, "quantize: group size {} must be 0 or a multiple of 64",
+             opt.group_size);
   PMPD_CHECK(opt.method != "uniform" || opt.bits_min == opt.bits_max,
              "quantize: uniform stores one width; give --bits B (not a range)");
   PMPD_CHECK(!m.quantized(), "{}: the model is already quantized ({}); quantize the 16-bit original", m.path,
@@ -123,6 +125,7 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
     w.set_u32("pmpd.calib.tokens", uint32_t(sens.tokens));
     w.set_string("pmpd.calib.sensitivity", "mean squared input activation per channel");
     if (opt.method == "dns") w.set_f32("pmpd.quant.sparse_fraction", float(opt.sparse_fraction));
+    if (opt.method == "uniform") w.set_u32("pmpd.quant.group_size", uint32_t(opt.group_size));
   };
   // Each linear layer is quantized when the writer reaches its first tensor and freed
   // after its last, so memory holds one layer's output at a time (a 7B model streams).
@@ -132,6 +135,9 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
     PMPD_CHECK(slot, "quantize: no sensitivity slot for {}", name);
     const std::vector<float>& s = sens.mean_sq.at({layer_of(name), slot});
     const int64_t rows = l.out(), cols = l.in();
+    // Groups: uniform only; a group as wide as the row is just the per-row table.
+    const int64_t group = opt.method == "uniform" && opt.group_size > 0 && opt.group_size < cols ? opt.group_size : 0;
+    const int64_t groups = group > 0 ? (cols + group - 1) / group : 1;
     PMPD_CHECK(int64_t(s.size()) == cols, "quantize: {} has {} inputs but {} sensitivities", name, cols, s.size());
     struct Result {
       std::vector<uint8_t> planes;
@@ -143,7 +149,7 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
       std::unique_ptr<Result> result;
     };
     auto state = std::make_shared<State>();
-    auto compute = [&, state, order, name, &l = l, &s = s, rows, cols]() -> Result& {
+    auto compute = [&, state, order, name, &l = l, &s = s, rows, cols, group, groups]() -> Result& {
       if (state->result) return *state->result;
       auto res = std::make_unique<Result>();
       if (opt.method == "dns") {  // outliers are chosen on the whole matrix first
@@ -155,7 +161,8 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
       const SparseOutliers& sparse = res->sparse;
       std::vector<uint8_t> codes(size_t(rows * cols));
       res->tables.resize(size_t(opt.bits_max - opt.bits_min + 1));
-      for (int b = opt.bits_min; b <= opt.bits_max; ++b) res->tables[size_t(b - opt.bits_min)].resize(size_t(rows) << b);
+      for (int b = opt.bits_min; b <= opt.bits_max; ++b)
+        res->tables[size_t(b - opt.bits_min)].resize((size_t(rows) * size_t(groups)) << b);
 #pragma omp parallel
       {
         std::vector<float> row(static_cast<size_t>(cols)), row_sens(s);
@@ -169,14 +176,14 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
               row_sens[size_t(sparse.col[size_t(i)])] = 0.f;
           }
           AnyPrecRow q = opt.method == "uniform"
-                             ? quantize_row_uniform(row.data(), int(cols), opt.bits_max)
+                             ? quantize_row_uniform(row.data(), int(cols), opt.bits_max, int(group))
                              : quantize_row_anyprec(row.data(), row_sens.data(), int(cols), opt.bits_min, opt.bits_max,
                                                     opt.seed * 1000003u + uint64_t(src));
           std::copy(q.codes.begin(), q.codes.end(), codes.begin() + r * cols);
           for (int b = opt.bits_min; b <= opt.bits_max; ++b) {
             auto& t = q.tables[size_t(b - opt.bits_min)];
-            uint16_t* dst = res->tables[size_t(b - opt.bits_min)].data() + (size_t(r) << b);
-            for (int c = 0; c < (1 << b); ++c) dst[c] = f32_to_f16(t[size_t(c)]);
+            uint16_t* dst = res->tables[size_t(b - opt.bits_min)].data() + ((size_t(r) * size_t(groups)) << b);
+            for (size_t c = 0; c < t.size(); ++c) dst[c] = f32_to_f16(t[c]);
           }
         }
       }
@@ -195,7 +202,9 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
     const bool dns = opt.method == "dns";
     for (int b = opt.bits_min; b <= opt.bits_max; ++b) {
       const bool last = b == opt.bits_max && !dns;
-      w.add_tensor_lazy(name + ".lut" + std::to_string(b), DType::F16, {rows, int64_t(1) << b},
+      std::vector<int64_t> shape = groups > 1 ? std::vector<int64_t>{rows, groups, int64_t(1) << b}
+                                              : std::vector<int64_t>{rows, int64_t(1) << b};
+      w.add_tensor_lazy(name + ".lut" + std::to_string(b), DType::F16, shape,
                         [compute, copy, state, b, last, lo = opt.bits_min](uint8_t* dst) {
                           auto& t = compute().tables[size_t(b - lo)];
                           copy(dst, t.data(), t.size() * 2);

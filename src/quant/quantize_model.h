@@ -13,6 +13,7 @@ namespace pmpd::quant {
 struct QuantizeOptions {
   std::string method = "anyprec";  // anyprec | uniform | dns (anyprec dense part + exact outliers)
   double sparse_fraction = 0.0045;  // dns: share of weights kept exactly
+  int group_size = 128;             // uniform: columns per scale/zero point (0: per row; else a multiple of 64)
   int bits_min = 2, bits_max = 8;  // uniform: bits_min == bits_max
   std::string calib_path;          // text or JSONL with "text"; empty: built-in text
   int calib_tokens = 4096;

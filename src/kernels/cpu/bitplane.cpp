@@ -24,10 +24,11 @@ inline int code_at(const BitPlaneMatrix& m, int bits, int64_t r, int64_t j) {
 
 // ---- AVX-512: 16 columns at a time; the codes are assembled in 32-bit lanes with one
 // masked OR per plane, the weights looked up in registers (<= 32 entries) or gathered.
+// Columns [j0, j1) of row r with table t (j0 a multiple of 16).
 template <int B>
-__attribute__((target("avx512f,avx512bw"))) float dot_avx512(const BitPlaneMatrix& m, int64_t r, const float* x) {
+__attribute__((target("avx512f,avx512bw"))) float dot_avx512_range(const BitPlaneMatrix& m, int64_t r, const float* x,
+                                                                   const uint16_t* t, int64_t j0, int64_t j1) {
   alignas(64) float lut[1 << B];
-  const uint16_t* t = m.table(B, r);
   if constexpr (B >= 4) {
     for (int i = 0; i < (1 << B); i += 16)
       _mm512_store_ps(lut + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + i))));
@@ -45,8 +46,8 @@ __attribute__((target("avx512f,avx512bw"))) float dot_avx512(const BitPlaneMatri
   const uint16_t* pl[B];
   for (int k = 0; k < B; ++k) pl[k] = reinterpret_cast<const uint16_t*>(m.plane(k, r));
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  const int64_t n16 = m.cols / 16;
-  int64_t g = 0;
+  const int64_t n16 = j1 / 16;
+  int64_t g = j0 / 16;
   auto step = [&](int64_t gi) __attribute__((target("avx512f,avx512bw"))) {
     __m512i code = _mm512_setzero_si512();
     for (int k = 0; k < B; ++k) code = _mm512_mask_or_epi32(code, __mmask16(pl[k][gi]), code, _mm512_set1_epi32(1 << (B - 1 - k)));
@@ -62,7 +63,15 @@ __attribute__((target("avx512f,avx512bw"))) float dot_avx512(const BitPlaneMatri
   }
   if (g < n16) acc0 = _mm512_add_ps(acc0, step(g));
   float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-  for (int64_t j = n16 * 16; j < m.cols; ++j) s += lut[code_at(m, B, r, j)] * x[j];
+  for (int64_t j = std::max(n16 * 16, j0); j < j1; ++j) s += lut[code_at(m, B, r, j)] * x[j];
+  return s;
+}
+
+template <int B>
+float dot_avx512(const BitPlaneMatrix& m, int64_t r, const float* x) {
+  float s = 0;
+  const int64_t gs = m.group_size > 0 ? m.group_size : m.cols;
+  for (int64_t g = 0; g < m.groups(); ++g) s += dot_avx512_range<B>(m, r, x, m.table(B, r, g), g * gs, std::min(m.cols, (g + 1) * gs));
   return s;
 }
 
@@ -154,17 +163,18 @@ BitPlaneKernel g_kernel = initial_kernel();
 
 // ---- AVX2: 8 columns at a time; each plane byte is broadcast, its bits turned into
 // lane masks by compare, the codes gathered from the f32 table.
+// Columns [j0, j1) of row r with table t (j0 a multiple of 8).
 template <int B>
-__attribute__((target("avx2,fma,f16c"))) float dot_avx2(const BitPlaneMatrix& m, int64_t r, const float* x) {
+__attribute__((target("avx2,fma,f16c"))) float dot_avx2_range(const BitPlaneMatrix& m, int64_t r, const float* x,
+                                                              const uint16_t* t, int64_t j0, int64_t j1) {
   alignas(32) float lut[1 << B];
-  const uint16_t* t = m.table(B, r);
   for (int i = 0; i < (1 << B); ++i) lut[i] = f16_to_f32(t[i]);
   const uint8_t* pl[B];
   for (int k = 0; k < B; ++k) pl[k] = m.plane(k, r);
   const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  const int64_t n8 = m.cols / 8;
-  for (int64_t g = 0; g < n8; ++g) {
+  const int64_t n8 = j1 / 8;
+  for (int64_t g = j0 / 8; g < n8; ++g) {
     __m256i code = _mm256_setzero_si256();
     for (int k = 0; k < B; ++k) {
       __m256i bits = _mm256_and_si256(_mm256_set1_epi32(pl[k][g]), lane_bit);
@@ -178,7 +188,15 @@ __attribute__((target("avx2,fma,f16c"))) float dot_avx2(const BitPlaneMatrix& m,
   alignas(32) float part[8];
   _mm256_store_ps(part, _mm256_add_ps(acc0, acc1));
   float s = part[0] + part[1] + part[2] + part[3] + part[4] + part[5] + part[6] + part[7];
-  for (int64_t j = n8 * 8; j < m.cols; ++j) s += lut[code_at(m, B, r, j)] * x[j];
+  for (int64_t j = std::max(n8 * 8, j0); j < j1; ++j) s += lut[code_at(m, B, r, j)] * x[j];
+  return s;
+}
+
+template <int B>
+float dot_avx2(const BitPlaneMatrix& m, int64_t r, const float* x) {
+  float s = 0;
+  const int64_t gs = m.group_size > 0 ? m.group_size : m.cols;
+  for (int64_t g = 0; g < m.groups(); ++g) s += dot_avx2_range<B>(m, r, x, m.table(B, r, g), g * gs, std::min(m.cols, (g + 1) * gs));
   return s;
 }
 
@@ -196,6 +214,7 @@ void set_bitplane_kernel(BitPlaneKernel k) { g_kernel = k == BitPlaneKernel::Int
 
 void prepare_int8(BitPlaneMatrix& m) {
   m.lut_u8.clear(), m.lut_scale.clear();
+  if (m.groups() > 1) return;
   for (int b = m.bits_min; b <= m.bits_max; ++b) {
     std::vector<uint8_t> u(size_t(m.rows) << b);
     std::vector<float> sc(size_t(m.rows));
@@ -255,9 +274,12 @@ void bitplane_dequant_row(const BitPlaneMatrix& m, int bits, int64_t r, float* o
     for (int64_t j = 0; j < m.plane_stride * 8; ++j) codes[size_t(j)] = uint8_t((codes[size_t(j)] << 1) | ((p[j >> 3] >> (j & 7)) & 1));
   }
   float lut[256];
-  const uint16_t* t = m.table(bits, r);
-  for (int c = 0; c < (1 << bits); ++c) lut[c] = f16_to_f32(t[c]);
-  for (int64_t j = 0; j < m.cols; ++j) out[j] = lut[codes[size_t(j)]];
+  const int64_t gs = m.group_size > 0 ? m.group_size : m.cols;
+  for (int64_t g = 0; g < m.groups(); ++g) {
+    const uint16_t* t = m.table(bits, r, g);
+    for (int c = 0; c < (1 << bits); ++c) lut[c] = f16_to_f32(t[c]);
+    for (int64_t j = g * gs; j < std::min(m.cols, (g + 1) * gs); ++j) out[j] = lut[codes[size_t(j)]];
+  }
   if (m.nnz)
     for (int32_t i = m.sp_rowptr[r]; i < m.sp_rowptr[r + 1]; ++i) out[m.sp_col[i]] = f16_to_f32(m.sp_val[i]);
 }
@@ -265,9 +287,8 @@ void bitplane_dequant_row(const BitPlaneMatrix& m, int bits, int64_t r, float* o
 namespace {
 
 float dense_dot_scalar(const BitPlaneMatrix& m, int bits, int64_t r, const float* x) {
-  const uint16_t* t = m.table(bits, r);
   float s = 0;
-  for (int64_t j = 0; j < m.cols; ++j) s += f16_to_f32(t[code_at(m, bits, r, j)]) * x[j];
+  for (int64_t j = 0; j < m.cols; ++j) s += f16_to_f32(m.table(bits, r, m.group_of(j))[code_at(m, bits, r, j)]) * x[j];
   return s;
 }
 
@@ -279,10 +300,11 @@ float dense_dot(const BitPlaneMatrix& m, int bits, int64_t r, const float* x) {
 
 float sparse_row(const BitPlaneMatrix& m, int bits, int64_t r, const float* x) {
   if (!m.nnz) return 0.f;
-  const uint16_t* t = m.table(bits, r);
   float s = 0;
-  for (int32_t i = m.sp_rowptr[r]; i < m.sp_rowptr[r + 1]; ++i)
-    s += (f16_to_f32(m.sp_val[i]) - f16_to_f32(t[code_at(m, bits, r, m.sp_col[i])])) * x[m.sp_col[i]];
+  for (int32_t i = m.sp_rowptr[r]; i < m.sp_rowptr[r + 1]; ++i) {
+    const int64_t j = m.sp_col[i];
+    s += (f16_to_f32(m.sp_val[i]) - f16_to_f32(m.table(bits, r, m.group_of(j))[code_at(m, bits, r, j)])) * x[j];
+  }
   return s;
 }
 

@@ -17,6 +17,7 @@ struct BitPlaneMatrix {
   std::vector<std::vector<float>> lut_scale;
   int bits_min = 0, bits_max = 0;
   int64_t plane_stride = 0;  // bytes per (plane, row): cols rounded up to 64 bits
+  int64_t group_size = 0;    // columns per table; 0: one table per row (a multiple of 64 otherwise)
   const uint8_t* planes = nullptr;             // [bits_max][rows][plane_stride]
   std::vector<const uint16_t*> tables;          // tables[b - bits_min]: [rows][2^b] f16
   // Dense-and-sparse (DNS): outliers kept exactly in CSR form. Row r's entries are
@@ -28,10 +29,14 @@ struct BitPlaneMatrix {
 
   static int64_t stride_for(int64_t cols) { return (cols + 63) / 64 * 8; }
   const uint8_t* plane(int k, int64_t r) const { return planes + (size_t(k) * size_t(rows) + size_t(r)) * size_t(plane_stride); }
-  const uint16_t* table(int bits, int64_t r) const { return tables[size_t(bits - bits_min)] + (size_t(r) << bits); }
+  int64_t groups() const { return group_size > 0 ? (cols + group_size - 1) / group_size : 1; }
+  int64_t group_of(int64_t col) const { return group_size > 0 ? col / group_size : 0; }
+  const uint16_t* table(int bits, int64_t r, int64_t g = 0) const {
+    return tables[size_t(bits - bits_min)] + ((size_t(r) * size_t(groups()) + size_t(g)) << bits);
+  }
   // Bytes a b-bit matrix-vector product reads (planes + its table).
   size_t bytes_read(int bits) const {
-    return size_t(rows) * (size_t(plane_stride) * bits + (size_t(2) << bits)) + size_t(nnz) * 6 +
+    return size_t(rows) * (size_t(plane_stride) * bits + size_t(groups()) * (size_t(2) << bits)) + size_t(nnz) * 6 +
            (nnz ? size_t(rows + 1) * 4 : 0);
   }
 };
@@ -52,7 +57,8 @@ void bitplane_matmul(const BitPlaneMatrix& m, int bits, const float* X, int n_to
 // (vpermb), multiplies them with 8-bit activations and sums in int32 (vpdpbusd).
 // Weights: the row's table rounded to 8 bits; activations: 8 bits per block of 256.
 
-// Builds lut_u8 / lut_scale (cheap: 2^b bytes per row and width).
+// Builds lut_u8 / lut_scale (cheap: 2^b bytes per row and width). Matrices with several
+// tables per row (group_size > 0) keep to the exact kernels.
 void prepare_int8(BitPlaneMatrix& m);
 
 struct Int8Activations {
