@@ -309,6 +309,10 @@ TEST_F(QuantizedModel, FileHoldsEveryWidthAndLoadsMapped) {
   EXPECT_EQ(q_->quant.quantized_tensors, 7 * q_->config.n_layers);
   ASSERT_TRUE(q_->layers[0].q.q);
   EXPECT_EQ(q_->token_embd.dtype, src_->token_embd.dtype);  // embeddings stay 16-bit
+  GgufFile g = read_gguf(dir_->file("q.gguf"));
+  ASSERT_TRUE(g.find("pmpd.quant.tensor_kinds"));
+  EXPECT_EQ(g.find("pmpd.quant.tensor_kinds")->as_array().size(), size_t(q_->quant.quantized_tensors));
+  EXPECT_EQ(g.find("pmpd.quant.tensor_kinds")->as_array()[0].as_string(), "blk.0.attn_q.weight=bitplanes");
 }
 
 TEST_F(QuantizedModel, WidthOrdersQualityAndEightBitsIsCloseToSixteen) {

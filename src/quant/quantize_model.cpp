@@ -1,5 +1,7 @@
 #include "quant/quantize_model.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -126,6 +128,13 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
     w.set_string("pmpd.calib.sensitivity", "mean squared input activation per channel");
     if (opt.method == "dns") w.set_f32("pmpd.quant.sparse_fraction", float(opt.sparse_fraction));
     if (opt.method == "uniform") w.set_u32("pmpd.quant.group_size", uint32_t(opt.group_size));
+    // Per-tensor kinds: every quantized weight and the form it is stored in.
+    std::vector<std::string> kinds;
+    for (int l = 0; l < m.config.n_layers; ++l)
+      for (const char* t : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
+        if (m.config.gated_mlp || std::string(t) != "ffn_gate")
+          kinds.push_back(fmt::format("blk.{}.{}.weight={}", l, t, opt.method == "dns" ? "bitplanes+sparse" : "bitplanes"));
+    w.set_array_string("pmpd.quant.tensor_kinds", kinds);
   };
   // Each linear layer is quantized when the writer reaches its first tensor and freed
   // after its last, so memory holds one layer's output at a time (a 7B model streams).
