@@ -1,5 +1,6 @@
 // ROUGE-L with rouge-score's default tokenization, on hand-computed cases (reference values
 // from rouge-score itself come with the evaluation harness).
+#include "eval/bleu.h"
 #include "eval/rouge.h"
 #include "test_util.h"
 
@@ -20,6 +21,67 @@ TEST(RougeL, F1OfLongestCommonSubsequence) {
   EXPECT_EQ(eval::rouge_l_f1("", "a b"), 0.0);
   EXPECT_EQ(eval::rouge_l_f1("a", "b"), 0.0);
   EXPECT_EQ(eval::rouge_l_f1("Same text.", "same TEXT"), 1.0);
+}
+
+}  // namespace
+}  // namespace pmpd
+
+namespace pmpd {
+namespace {
+
+// Values computed by sacrebleu 2.6.0 (tools/metric_references.py on tools/metric_pairs.json).
+struct MetricFixture {
+  std::vector<std::string> hyps;
+  std::vector<std::vector<std::string>> refs;
+  Json ref;
+  MetricFixture() {
+    Json pairs = parse_json_file(test::source_dir() + "/tools/metric_pairs.json");
+    hyps = pairs["hyps"].get<std::vector<std::string>>();
+    refs = pairs["refs"].get<std::vector<std::vector<std::string>>>();
+    ref = parse_json_file(test::fixture("metric_references.json"));
+  }
+};
+
+TEST(SacreBleu, Tokenizer13aMatchesSacrebleu) {
+  MetricFixture f;
+  auto in = f.ref["tokenized_inputs"].get<std::vector<std::string>>();
+  auto want = f.ref["tokenized_13a"].get<std::vector<std::string>>();
+  ASSERT_EQ(in.size(), want.size());
+  for (size_t i = 0; i < in.size(); ++i) EXPECT_EQ(eval::tokenize_13a(in[i]), want[i]) << in[i];
+}
+
+TEST(SacreBleu, CorpusBleuMatchesSacrebleu) {
+  MetricFixture f;
+  auto check = [&](const eval::BleuScore& b, const Json& want) {
+    EXPECT_NEAR(b.score, want["score"].get<double>(), 1e-9);
+    auto p = want["precisions"].get<std::vector<double>>();
+    for (int n = 0; n < 4; ++n) EXPECT_NEAR(b.precisions[n], p[size_t(n)], 1e-9);
+    EXPECT_NEAR(b.brevity_penalty, want["bp"].get<double>(), 1e-12);
+  };
+  check(eval::corpus_bleu(f.hyps, f.refs), f.ref["sacrebleu_two_refs"]);
+  auto one = eval::corpus_bleu(f.hyps, {f.refs[0]});
+  check(one, f.ref["sacrebleu_one_ref"]);
+  EXPECT_EQ(one.sys_len, f.ref["sacrebleu_one_ref"]["sys_len"].get<long long>());
+  EXPECT_EQ(one.ref_len, f.ref["sacrebleu_one_ref"]["ref_len"].get<long long>());
+  check(eval::corpus_bleu(f.hyps, {f.refs[0]}, eval::BleuTokenize::None, eval::BleuSmooth::None), f.ref["bleu_plain_one_ref"]);
+}
+
+TEST(SacreBleu, ChrFMatchesSacrebleu) {
+  MetricFixture f;
+  EXPECT_NEAR(eval::corpus_chrf(f.hyps, f.refs), f.ref["chrf_two_refs"].get<double>(), 1e-9);
+  EXPECT_NEAR(eval::corpus_chrf(f.hyps, {f.refs[0]}), f.ref["chrf_one_ref"].get<double>(), 1e-9);
+  auto per = f.ref["chrf_per_sentence"].get<std::vector<double>>();
+  for (size_t i = 0; i < f.hyps.size(); ++i)
+    EXPECT_NEAR(eval::corpus_chrf({f.hyps[i]}, {{f.refs[0][i]}}), per[i], 1e-9) << f.hyps[i];
+  // The example of the Hugging Face chrF metric card (computed there with sacrebleu).
+  EXPECT_NEAR(eval::corpus_chrf({"The relationship between Obama and Netanyahu is not exactly friendly."},
+                                {{"The ties between Obama and Netanyahu are not particularly friendly."}}),
+              61.576379378113785, 1e-9);
+}
+
+TEST(SacreBleu, MismatchedStreamsAreErrors) {
+  EXPECT_THROW(eval::corpus_bleu({"a", "b"}, {{"a"}}), Error);
+  EXPECT_THROW(eval::corpus_chrf({"a"}, {}), Error);
 }
 
 }  // namespace
