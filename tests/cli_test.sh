@@ -58,6 +58,20 @@ echo "$json" | python3 -c "import json,sys; j=json.load(sys.stdin); b=[t['bits']
   && ok "schedule trace" || bad "schedule trace: $json"
 "$PMPD" patterns -m "$tmp/q.gguf" --reference "$SRC/models/pmpd-tiny" --prompts "$SRC/tests/cli_test.sh" --limit 2 -n 6 --words 2 --json "$tmp/pat.json" >/dev/null 2>&1 \
   && python3 -c "import json; r=json.load(open('$tmp/pat.json')); assert len(r)==6" && ok "patterns" || bad "patterns"
+# eval on a tiny task of our own, run twice: the second run comes from the cache
+printf '{"de": "Ein Hund.", "en": "A dog."}\n{"de": "Zwei Katzen.", "en": "Two cats."}\n' > "$tmp/mini.jsonl"
+printf '{"data": {"test": "mini.jsonl"}, "prompt": "German: {de}\\nEnglish:\\n", "reference": "en", "max_new_tokens": 12, "stop": ["\\n"], "metrics": ["sacrebleu", "chrf", "rouge_l"]}' > "$tmp/mini.json"
+if "$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/mini.json" --methods fp16,baseline-h,baseline-l,pmpd-static --reference "$SRC/models/pmpd-tiny" -o "$tmp/ev" >/dev/null 2>&1 \
+   && [ -f "$tmp/ev/results.csv" ] && [ -f "$tmp/ev/quality_vs_bits.svg" ] && [ "$(wc -l < "$tmp/ev/results.csv")" -eq 5 ]; then
+  cp "$tmp/ev/results.csv" "$tmp/first.csv"
+  "$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/mini.json" --methods fp16,baseline-h,baseline-l,pmpd-static --reference "$SRC/models/pmpd-tiny" -o "$tmp/ev" >/dev/null 2>&1
+  cut -d, -f1-6 "$tmp/first.csv" > "$tmp/a"; cut -d, -f1-6 "$tmp/ev/results.csv" > "$tmp/b"
+  cmp -s "$tmp/a" "$tmp/b" && ok "eval + resume" || bad "eval rerun differs"
+else
+  bad "eval"
+fi
+expect_error "eval unknown method" "unknown method" "$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/mini.json" --methods best -o "$tmp/ev"
+expect_error "eval fp16 without reference" "--reference" "$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/mini.json" --methods fp16 -o "$tmp/ev"
 expect_error "rising schedule" "non-increasing" "$PMPD" run -m "$tmp/q.gguf" -p "A" --schedule 2:4,3
 expect_error "schedule on 16-bit" "quantized" "$PMPD" run -m "$SRC/models/pmpd-tiny" -p "A" --schedule 3
 expect_error "bits outside file" "holds 2 to 8" "$PMPD" run -m "$tmp/q.gguf" --bits 1 -p "A dog" -n 2

@@ -86,3 +86,71 @@ TEST(SacreBleu, MismatchedStreamsAreErrors) {
 
 }  // namespace
 }  // namespace pmpd
+
+#include "eval/task.h"
+
+namespace pmpd {
+namespace {
+
+TEST(Tasks, ShippedTaskFilesLoad) {
+  for (const char* t : {"multi30k-de-en", "wordnet-define", "dialogsum", "cnn-dailymail", "iwslt-de-en", "continuation"}) {
+    auto task = eval::load_task(test::source_dir() + "/tasks/" + t + ".json");
+    EXPECT_FALSE(task.metrics.empty()) << t;
+    EXPECT_TRUE(task.data.count("test")) << t;
+  }
+}
+
+TEST(Tasks, DialogSumTestHasThreeReferences) {
+  auto task = eval::load_task(test::source_dir() + "/tasks/dialogsum.json");
+  if (!std::filesystem::exists(task.data.at("test"))) GTEST_SKIP() << "no ../shared/data";
+  auto ex = eval::load_examples(task, "test", 3);
+  ASSERT_EQ(ex.size(), 3u);
+  EXPECT_EQ(ex[0].references.size(), 3u);
+  EXPECT_NE(ex[0].prompt.find("#Person1#"), std::string::npos);
+  auto dev = eval::load_examples(task, "calibration", 2);
+  EXPECT_EQ(dev[0].references.size(), 1u);
+}
+
+TEST(Tasks, TemplatesNestedFieldsAndContinuation) {
+  test::TempDir d;
+  test::write_bytes(d.file("t.json"), R"({"data": {"test": "x.jsonl"}, "prompt": "DE: {translation.de}\nEN:\n",
+      "reference": "translation.en", "metrics": ["sacrebleu"]})");
+  test::write_bytes(d.file("x.jsonl"), "{\"translation\": {\"de\": \"Hallo\", \"en\": \"Hello\"}}\n\n");
+  auto ex = eval::load_examples(eval::load_task(d.file("t.json")), "test", 0);
+  ASSERT_EQ(ex.size(), 1u);
+  EXPECT_EQ(ex[0].prompt, "DE: Hallo\nEN:\n");
+  EXPECT_EQ(ex[0].references, std::vector<std::string>{"Hello"});
+  test::write_bytes(d.file("c.json"), R"({"data": {"test": "y.jsonl"}, "continuation": {"field": "text", "prompt_words": 2}})");
+  test::write_bytes(d.file("y.jsonl"), "{\"text\": \"one two three four\"}\n");
+  auto c = eval::load_examples(eval::load_task(d.file("c.json")), "test", 0);
+  EXPECT_EQ(c[0].prompt, "one two");
+  EXPECT_EQ(c[0].references, std::vector<std::string>{"three four"});
+}
+
+TEST(Tasks, BadTasksAndDataNameFileAndLine) {
+  test::TempDir d;
+  auto expect_error = [](const std::function<void()>& f, const std::string& frag) {
+    try {
+      f();
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(frag), std::string::npos) << e.what();
+    }
+  };
+  test::write_bytes(d.file("a.json"), R"({"prompt": "x", "reference": "y"})");
+  expect_error([&] { eval::load_task(d.file("a.json")); }, "a.json: \"data\"");
+  test::write_bytes(d.file("b.json"), R"({"data": {"test": "d.jsonl"}, "prompt": "{src}", "reference": "ref", "metrics": ["bertscore"]})");
+  expect_error([&] { eval::load_task(d.file("b.json")); }, "unknown metric");
+  test::write_bytes(d.file("c.json"), R"({"data": {"test": "d.jsonl"}, "prompt": "{src}", "reference": "ref"})");
+  test::write_bytes(d.file("d.jsonl"), "{\"src\": \"a\", \"ref\": \"b\"}\n{\"src\": \"a\"}\n");
+  expect_error([&] { eval::load_examples(eval::load_task(d.file("c.json")), "test", 0); }, "d.jsonl:2: empty or missing reference");
+  test::write_bytes(d.file("d.jsonl"), "{\"src\": \"a\", \"ref\": \"b\"}\nnot json\n");
+  expect_error([&] { eval::load_examples(eval::load_task(d.file("c.json")), "test", 0); }, "d.jsonl:2: not valid JSON");
+  test::write_bytes(d.file("d.jsonl"), "{\"ref\": \"b\"}\n");
+  expect_error([&] { eval::load_examples(eval::load_task(d.file("c.json")), "test", 0); }, "d.jsonl:1: field \"src\" missing");
+  expect_error([&] { eval::load_examples(eval::load_task(d.file("c.json")), "calibration", 0); }, "no data for split");
+  expect_error([&] { eval::load_examples(eval::load_task(d.file("c.json")), "test", 0, d.file("none.jsonl")); }, "cannot open");
+}
+
+}  // namespace
+}  // namespace pmpd

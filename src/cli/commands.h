@@ -14,6 +14,7 @@ Action add_convert(CLI::App& app);
 Action add_quantize(CLI::App& app);
 Action add_perplexity(CLI::App& app);
 Action add_patterns(CLI::App& app);
+Action add_eval(CLI::App& app);
 
 // Applies --threads (0: all cores).
 void set_threads(int n);

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   actions["quantize"] = pmpd::cli::add_quantize(app);
   actions["perplexity"] = pmpd::cli::add_perplexity(app);
   actions["patterns"] = pmpd::cli::add_patterns(app);
+  actions["eval"] = pmpd::cli::add_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
