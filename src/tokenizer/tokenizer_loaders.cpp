@@ -110,8 +110,11 @@ TokenizerData load_tokenizer_json(const std::string& path) {
   if (model.contains("unk_token") && model["unk_token"].is_string())
     d.unk = id_of(d, model["unk_token"].get<std::string>());
 
-  const Json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : Json();
-  const Json& norm = j.contains("normalizer") ? j["normalizer"] : Json();
+  // Named (not temporaries): find_type() returns pointers into these.
+  static const Json kNull;
+  const Json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : kNull;
+  const Json& norm = j.contains("normalizer") ? j["normalizer"] : kNull;
+  const Json& post = j.contains("post_processor") ? j["post_processor"] : kNull;
   if (json_mentions(pre, "ByteLevel")) {
     d.kind = TokenizerKind::ByteLevel;
     const Json* bl = find_type(pre, "ByteLevel");
@@ -136,7 +139,7 @@ TokenizerData load_tokenizer_json(const std::string& path) {
     }
   }
   // BOS from the post-processor template, as transformers applies it.
-  if (const Json* tp = find_type(j.contains("post_processor") ? j["post_processor"] : Json(), "TemplateProcessing")) {
+  if (const Json* tp = find_type(post, "TemplateProcessing")) {
     if (tp->contains("single") && (*tp)["single"].is_array() && !(*tp)["single"].empty()) {
       const Json& first = (*tp)["single"][0];
       if (first.contains("SpecialToken")) {
