@@ -58,20 +58,14 @@ Action add_perplexity(CLI::App& app) {
     auto m = load_model(a->model);
     PMPD_CHECK(m->tokenizer, "{}: perplexity needs the model's tokenizer", a->model);
     Tokenizer tok(*m->tokenizer);
-    std::string raw = read_text_file(a->text), text;
+    std::string text;
     if (a->text.ends_with(".jsonl")) {
-      size_t pos = 0;
-      int line = 0;
-      while (pos < raw.size()) {
-        size_t end = std::min(raw.find('\n', pos), raw.size());
-        std::string l = raw.substr(pos, end - pos);
-        pos = end + 1, ++line;
-        if (l.find_first_not_of(" \t\r") == std::string::npos) continue;
-        Json j = parse_json_text(l, a->text + ":" + std::to_string(line));
-        text += json_get<std::string>(j, "text", a->text + ":" + std::to_string(line)) + "\n";
-      }
+      for_each_jsonl(a->text, [&](const Json& j, const std::string& where) {
+        text += json_get<std::string>(j, "text", where) + "\n";
+        return true;
+      });
     } else {
-      text = raw;
+      text = read_text_file(a->text);
     }
     std::vector<int> ids = tok.encode(text, tok.add_bos_default());
     PMPD_CHECK(ids.size() >= 2, "{}: text too short", a->text);

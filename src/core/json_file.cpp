@@ -13,6 +13,22 @@ Json parse_json_text(std::string_view text, const std::string& what) {
 
 Json parse_json_file(const std::string& path) { return parse_json_text(read_text_file(path), path); }
 
+void for_each_jsonl(const std::string& path, const std::function<bool(const Json&, const std::string&)>& fn) {
+  const std::string raw = read_text_file(path);
+  size_t pos = 0;
+  int line_no = 0;
+  while (pos < raw.size()) {
+    size_t end = raw.find('\n', pos);
+    if (end == std::string::npos) end = raw.size();
+    std::string_view line(raw.data() + pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    const std::string where = path + ":" + std::to_string(line_no);
+    if (!fn(parse_json_text(line, where), where)) return;
+  }
+}
+
 namespace {
 template <typename T>
 bool fits(const Json& v) {

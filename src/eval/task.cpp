@@ -108,7 +108,6 @@ std::vector<Example> load_examples(const Task& t, const std::string& split, int 
     PMPD_CHECK(it != t.data.end(), "{}: no data for split \"{}\"", t.path, split);
     file = it->second;
   }
-  std::string raw = read_text_file(file);
   std::vector<std::string> fields;
   if (t.continuation_field.empty()) {
     auto it = t.reference.find(split);
@@ -117,17 +116,8 @@ std::vector<Example> load_examples(const Task& t, const std::string& split, int 
     fields = it->second;
   }
   std::vector<Example> out;
-  size_t pos = 0;
-  int line_no = 0;
-  while (pos < raw.size() && (limit <= 0 || int(out.size()) < limit)) {
-    size_t end = raw.find('\n', pos);
-    if (end == std::string::npos) end = raw.size();
-    std::string line = raw.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = file + ":" + std::to_string(line_no);
-    Json j = parse_json_text(line, where);
+  for_each_jsonl(file, [&](const Json& j, const std::string& where) {
+    if (limit > 0 && int(out.size()) >= limit) return false;
     PMPD_CHECK(j.is_object(), "{}: an example is a JSON object", where);
     Example ex;
     ex.index = int(out.size());
@@ -153,7 +143,8 @@ std::vector<Example> load_examples(const Task& t, const std::string& split, int 
       PMPD_CHECK(!ex.references.empty(), "{}: empty or missing reference (fields: {})", where, fmt::join(fields, ", "));
     }
     out.push_back(std::move(ex));
-  }
+    return true;
+  });
   PMPD_CHECK(!out.empty(), "{}: no examples", file);
   return out;
 }

@@ -34,24 +34,14 @@ namespace {
 
 std::string calibration_text(const QuantizeOptions& opt) {
   if (opt.calib_path.empty()) return builtin_calibration_text();
-  std::string raw = read_text_file(opt.calib_path);
-  if (opt.calib_path.ends_with(".jsonl")) {
-    std::string text;
-    size_t line_no = 0, pos = 0;
-    while (pos < raw.size()) {
-      size_t end = raw.find('\n', pos);
-      if (end == std::string::npos) end = raw.size();
-      std::string line = raw.substr(pos, end - pos);
-      pos = end + 1;
-      ++line_no;
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      Json j = parse_json_text(line, opt.calib_path + ":" + std::to_string(line_no));
-      for (auto& [k, v] : j.items())
-        if (v.is_string()) text += v.get<std::string>() + "\n";
-    }
-    return text;
-  }
-  return raw;
+  if (!opt.calib_path.ends_with(".jsonl")) return read_text_file(opt.calib_path);
+  std::string text;
+  for_each_jsonl(opt.calib_path, [&](const Json& j, const std::string&) {
+    for (auto& [k, v] : j.items())
+      if (v.is_string()) text += v.get<std::string>() + "\n";
+    return true;
+  });
+  return text;
 }
 
 const char* slot_of(const std::string& tensor) {
