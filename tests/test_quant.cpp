@@ -18,7 +18,8 @@ std::vector<float> random_row(int n, uint32_t seed, bool heavy_tail = true) {
   std::normal_distribution<float> nd;
   std::student_t_distribution<float> td(3.f);
   std::vector<float> w(static_cast<size_t>(n));
-  for (auto& x : w) x = heavy_tail ? 0.02f * td(rng) : nd(rng);
+  for (auto &x : w)
+    x = heavy_tail ? 0.02f * td(rng) : nd(rng);
   return w;
 }
 
@@ -26,7 +27,8 @@ std::vector<float> random_sens(int n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::exponential_distribution<float> ed(1.f);
   std::vector<float> s(static_cast<size_t>(n));
-  for (auto& x : s) x = ed(rng);
+  for (auto &x : s)
+    x = ed(rng);
   return s;
 }
 
@@ -36,9 +38,10 @@ TEST(AnyPrec, CodesNestAndErrorNeverGrowsWithBits) {
     auto q = quant::quantize_row_anyprec(w.data(), s.data(), n, 2, 8, 7);
     ASSERT_EQ(q.tables.size(), 7u);
     for (int b = 2; b <= 8; ++b) {
-      const auto& t = q.tables[size_t(b - 2)];
+      const auto &t = q.tables[size_t(b - 2)];
       ASSERT_EQ(t.size(), size_t(1) << b);
-      EXPECT_TRUE(std::is_sorted(t.begin(), t.end())) << "centroids ascending at " << b << " bits";
+      EXPECT_TRUE(std::is_sorted(t.begin(), t.end()))
+          << "centroids ascending at " << b << " bits";
     }
     double prev = INFINITY;
     for (int b = 2; b <= 8; ++b) {
@@ -55,7 +58,8 @@ TEST(AnyPrec, NonUniformSeedBeatsUniformAtSameWidth) {
   for (int b : {2, 3, 4}) {
     auto q = quant::quantize_row_anyprec(w.data(), s.data(), n, b, b, 3);
     auto u = quant::quantize_row_uniform(w.data(), n, b);
-    EXPECT_LT(quant::weighted_error(w.data(), s.data(), n, q, b), quant::weighted_error(w.data(), s.data(), n, u, b))
+    EXPECT_LT(quant::weighted_error(w.data(), s.data(), n, q, b),
+              quant::weighted_error(w.data(), s.data(), n, u, b))
         << b << " bits";
   }
 }
@@ -63,12 +67,14 @@ TEST(AnyPrec, NonUniformSeedBeatsUniformAtSameWidth) {
 TEST(Uniform, PerGroupScalesBeatOnePerRow) {
   const int n = 1024;
   auto w = random_row(n, 9);
-  for (int i = 0; i < n / 4; ++i) w[size_t(i)] *= 8;  // one part of the row has a wider range
+  for (int i = 0; i < n / 4; ++i)
+    w[size_t(i)] *= 8; // one part of the row has a wider range
   for (int b : {2, 3, 4}) {
     auto row = quant::quantize_row_uniform(w.data(), n, b);
     auto grouped = quant::quantize_row_uniform(w.data(), n, b, 128);
     EXPECT_EQ(grouped.tables[0].size(), size_t(8) << b);
-    EXPECT_LT(quant::weighted_error(w.data(), nullptr, n, grouped, b), quant::weighted_error(w.data(), nullptr, n, row, b));
+    EXPECT_LT(quant::weighted_error(w.data(), nullptr, n, grouped, b),
+              quant::weighted_error(w.data(), nullptr, n, row, b));
   }
 }
 
@@ -82,7 +88,8 @@ TEST(AnyPrec, ZeroSensitivityRowFallsBackToUniformWeights) {
   // Constant rows (every weight equal) quantize exactly.
   std::vector<float> c(n, 0.5f);
   auto q = quant::quantize_row_anyprec(c.data(), ones.data(), n, 2, 8, 1);
-  for (int bits = 2; bits <= 8; ++bits) EXPECT_EQ(quant::weighted_error(c.data(), ones.data(), n, q, bits), 0.0);
+  for (int bits = 2; bits <= 8; ++bits)
+    EXPECT_EQ(quant::weighted_error(c.data(), ones.data(), n, q, bits), 0.0);
 }
 
 // Builds a BitPlaneMatrix (and its storage) from random rows.
@@ -97,36 +104,50 @@ struct TestMatrix {
     for (int64_t r = 0; r < R; ++r) {
       rows.push_back(random_row(int(C), uint32_t(100 + r)));
       auto s = random_sens(int(C), uint32_t(200 + r));
-      auto q = quant::quantize_row_anyprec(rows.back().data(), s.data(), int(C), lo, hi, uint64_t(r));
+      auto q = quant::quantize_row_anyprec(rows.back().data(), s.data(), int(C),
+                                           lo, hi, uint64_t(r));
       std::copy(q.codes.begin(), q.codes.end(), codes.begin() + r * C);
       for (int b = lo; b <= hi; ++b)
-        for (float v : q.tables[size_t(b - lo)]) tables[size_t(b - lo)].push_back(f32_to_f16(v));
+        for (float v : q.tables[size_t(b - lo)])
+          tables[size_t(b - lo)].push_back(f32_to_f16(v));
     }
-    m.rows = R, m.cols = C, m.bits_min = lo, m.bits_max = hi, m.plane_stride = kernels::BitPlaneMatrix::stride_for(C);
+    m.rows = R, m.cols = C, m.bits_min = lo, m.bits_max = hi,
+    m.plane_stride = kernels::BitPlaneMatrix::stride_for(C);
     planes.resize(size_t(hi) * size_t(R) * size_t(m.plane_stride));
     quant::pack_bitplanes(codes.data(), R, C, hi, planes.data());
     m.planes = planes.data();
-    for (auto& t : tables) m.tables.push_back(t.data());
+    for (auto &t : tables)
+      m.tables.push_back(t.data());
   }
 };
 
 TEST(BitPlaneKernels, EveryWidthAndIsaMatchesScalarOnOddShapes) {
-  for (auto [R, C] : {std::pair<int64_t, int64_t>{5, 1}, {7, 15}, {9, 17}, {3, 100}, {33, 257}, {8, 1024}}) {
+  for (auto [R, C] : {std::pair<int64_t, int64_t>{5, 1},
+                      {7, 15},
+                      {9, 17},
+                      {3, 100},
+                      {33, 257},
+                      {8, 1024}}) {
     TestMatrix t(R, C, 1, 8);
     auto x = random_row(int(C), 999, false);
     for (int b = 1; b <= 8; ++b) {
-      std::vector<float> ref(static_cast<size_t>(R)), y(static_cast<size_t>(R)), deq(static_cast<size_t>(C));
+      std::vector<float> ref(static_cast<size_t>(R)), y(static_cast<size_t>(R)),
+          deq(static_cast<size_t>(C));
       for (int64_t r = 0; r < R; ++r) {
         ref[size_t(r)] = kernels::bitplane_dot_scalar(t.m, b, r, x.data());
         kernels::bitplane_dequant_row(t.m, b, r, deq.data());
-        EXPECT_NEAR(kernels::dot_scalar(DType::F32, deq.data(), x.data(), C), ref[size_t(r)], 1e-4);
+        EXPECT_NEAR(kernels::dot_scalar(DType::F32, deq.data(), x.data(), C),
+                    ref[size_t(r)], 1e-4);
       }
-      for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+      for (auto isa :
+           {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
         kernels::set_isa(isa);
         kernels::bitplane_matmul(t.m, b, x.data(), 1, y.data());
         for (int64_t r = 0; r < R; ++r)
-          EXPECT_NEAR(y[size_t(r)], ref[size_t(r)], 1e-4 * (1 + std::fabs(ref[size_t(r)])))
-              << R << "x" << C << " bits " << b << " isa " << kernels::isa_name(kernels::active_isa());
+          EXPECT_NEAR(y[size_t(r)], ref[size_t(r)],
+                      1e-4 * (1 + std::fabs(ref[size_t(r)])))
+              << R << "x" << C << " bits " << b << " isa "
+              << kernels::isa_name(kernels::active_isa());
       }
       kernels::set_isa(kernels::Isa::Avx512);
       // The multi-token (prompt) path equals the single-token path.
@@ -134,44 +155,60 @@ TEST(BitPlaneKernels, EveryWidthAndIsaMatchesScalarOnOddShapes) {
       x2.insert(x2.end(), x.begin(), x.end());
       std::vector<float> y2(static_cast<size_t>(2 * R));
       kernels::bitplane_matmul(t.m, b, x2.data(), 2, y2.data());
-      for (int64_t r = 0; r < R; ++r) EXPECT_NEAR(y2[size_t(R + r)], ref[size_t(r)], 1e-4 * (1 + std::fabs(ref[size_t(r)])));
+      for (int64_t r = 0; r < R; ++r)
+        EXPECT_NEAR(y2[size_t(R + r)], ref[size_t(r)],
+                    1e-4 * (1 + std::fabs(ref[size_t(r)])));
     }
   }
 }
 
 TEST(BitPlaneKernels, Int8KernelEqualsItsScalarReferenceAndStaysCloseToExact) {
-  if (!__builtin_cpu_supports("avx512vbmi") || !__builtin_cpu_supports("avx512vnni")) GTEST_SKIP() << "no VBMI/VNNI";
-  for (auto [R, C] : {std::pair<int64_t, int64_t>{5, 1}, {7, 63}, {9, 65}, {3, 300}, {33, 1000}, {4, 4096}}) {
-    TestMatrix t(R, C, 1, 8);
-    kernels::prepare_int8(t.m);
-    auto x = random_row(int(C), 4242, false);
-    kernels::Int8Activations a;
-    kernels::quantize_activations(x.data(), C, a);
-    for (int b = 1; b <= 8; ++b) {
-      std::vector<float> y(static_cast<size_t>(R));
-      kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);
-      kernels::bitplane_matmul(t.m, b, x.data(), 1, y.data());
-      double err = 0, scale = 0;
-      for (int64_t r = 0; r < R; ++r) {
-        float ref = kernels::bitplane_dot_int8_scalar(t.m, b, r, a);
-        EXPECT_NEAR(y[size_t(r)], ref, 1e-4 * (1 + std::fabs(ref))) << R << "x" << C << " bits " << b;
-        float exact = kernels::bitplane_dot_scalar(t.m, b, r, x.data());
-        err = std::max(err, double(std::fabs(y[size_t(r)] - exact)));
-        // |w| * |x| summed bounds the size of the dot product's terms
-        std::vector<float> w(static_cast<size_t>(C));
-        kernels::bitplane_dequant_row(t.m, b, r, w.data());
-        double mag = 0;
-        for (int64_t j = 0; j < C; ++j) mag += std::fabs(w[size_t(j)] * x[size_t(j)]);
-        scale = std::max(scale, mag);
+  if (kernels::active_isa() == kernels::Isa::Scalar)
+    GTEST_SKIP() << "no AVX2";
+  for (auto isa :
+       {kernels::Isa::Avx2,
+        kernels::Isa::Avx512}) { // VBMI + VNNI where the CPU has them
+    kernels::set_isa(isa);
+    for (auto [R, C] : {std::pair<int64_t, int64_t>{5, 1},
+                        {7, 63},
+                        {9, 65},
+                        {3, 300},
+                        {33, 1000},
+                        {4, 4096}}) {
+      TestMatrix t(R, C, 1, 8);
+      kernels::prepare_int8(t.m);
+      auto x = random_row(int(C), 4242, false);
+      kernels::Int8Activations a;
+      kernels::quantize_activations(x.data(), C, a);
+      for (int b = 1; b <= 8; ++b) {
+        std::vector<float> y(static_cast<size_t>(R));
+        kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);
+        kernels::bitplane_matmul(t.m, b, x.data(), 1, y.data());
+        double err = 0, scale = 0;
+        for (int64_t r = 0; r < R; ++r) {
+          float ref = kernels::bitplane_dot_int8_scalar(t.m, b, r, a);
+          EXPECT_NEAR(y[size_t(r)], ref, 1e-4 * (1 + std::fabs(ref)))
+              << R << "x" << C << " bits " << b;
+          float exact = kernels::bitplane_dot_scalar(t.m, b, r, x.data());
+          err = std::max(err, double(std::fabs(y[size_t(r)] - exact)));
+          // |w| * |x| summed bounds the size of the dot product's terms
+          std::vector<float> w(static_cast<size_t>(C));
+          kernels::bitplane_dequant_row(t.m, b, r, w.data());
+          double mag = 0;
+          for (int64_t j = 0; j < C; ++j)
+            mag += std::fabs(w[size_t(j)] * x[size_t(j)]);
+          scale = std::max(scale, mag);
+        }
+        EXPECT_LT(err, 0.02 * scale + 1e-6) << "int8 vs exact, bits " << b;
       }
-      EXPECT_LT(err, 0.02 * scale + 1e-6) << "int8 vs exact, bits " << b;
     }
   }
+  kernels::set_isa(kernels::Isa::Avx512);
   kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);
 }
 
 TEST(BitPlaneKernels, GroupedTablesMatchScalarOnEveryIsa) {
-  const int64_t R = 5, C = 300, G = 64;  // 5 groups, the last one partial
+  const int64_t R = 5, C = 300, G = 64; // 5 groups, the last one partial
   std::vector<uint8_t> codes(size_t(R * C));
   std::vector<uint16_t> table;
   std::vector<std::vector<float>> rows;
@@ -179,7 +216,8 @@ TEST(BitPlaneKernels, GroupedTablesMatchScalarOnEveryIsa) {
     rows.push_back(random_row(int(C), uint32_t(500 + r)));
     auto q = quant::quantize_row_uniform(rows.back().data(), int(C), 3, int(G));
     std::copy(q.codes.begin(), q.codes.end(), codes.begin() + r * C);
-    for (float v : q.tables[0]) table.push_back(f32_to_f16(v));
+    for (float v : q.tables[0])
+      table.push_back(f32_to_f16(v));
   }
   kernels::BitPlaneMatrix m;
   m.rows = R, m.cols = C, m.bits_min = m.bits_max = 3, m.group_size = G;
@@ -194,18 +232,26 @@ TEST(BitPlaneKernels, GroupedTablesMatchScalarOnEveryIsa) {
   std::vector<float> deq(static_cast<size_t>(C)), y(static_cast<size_t>(R));
   for (int64_t r = 0; r < R; ++r) {
     kernels::bitplane_dequant_row(m, 3, r, deq.data());
-    for (int64_t j = 0; j < C; ++j) {  // uniform at 3 bits: error at most half a step of the group's grid
-      const float* g0 = rows[size_t(r)].data() + (j / G) * G;
+    for (int64_t j = 0; j < C; ++j) { // uniform at 3 bits: error at most half a
+                                      // step of the group's grid
+      const float *g0 = rows[size_t(r)].data() + (j / G) * G;
       const int64_t len = std::min(G, C - (j / G) * G);
-      const float step = (*std::max_element(g0, g0 + len) - *std::min_element(g0, g0 + len)) / 7;
-      EXPECT_NEAR(deq[size_t(j)], rows[size_t(r)][size_t(j)], 0.5 * step + 1e-3 * std::fabs(rows[size_t(r)][size_t(j)]) + 1e-6);
+      const float step =
+          (*std::max_element(g0, g0 + len) - *std::min_element(g0, g0 + len)) /
+          7;
+      EXPECT_NEAR(deq[size_t(j)], rows[size_t(r)][size_t(j)],
+                  0.5 * step + 1e-3 * std::fabs(rows[size_t(r)][size_t(j)]) +
+                      1e-6);
     }
     float ref = kernels::bitplane_dot_scalar(m, 3, r, x.data());
-    EXPECT_NEAR(kernels::dot_scalar(DType::F32, deq.data(), x.data(), C), ref, 1e-4 * (1 + std::fabs(ref)));
-    for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+    EXPECT_NEAR(kernels::dot_scalar(DType::F32, deq.data(), x.data(), C), ref,
+                1e-4 * (1 + std::fabs(ref)));
+    for (auto isa :
+         {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
       kernels::set_isa(isa);
       kernels::bitplane_matmul(m, 3, x.data(), 1, y.data());
-      EXPECT_NEAR(y[size_t(r)], ref, 1e-4 * (1 + std::fabs(ref))) << kernels::isa_name(kernels::active_isa());
+      EXPECT_NEAR(y[size_t(r)], ref, 1e-4 * (1 + std::fabs(ref)))
+          << kernels::isa_name(kernels::active_isa());
     }
     kernels::set_isa(kernels::Isa::Avx512);
   }
@@ -213,14 +259,16 @@ TEST(BitPlaneKernels, GroupedTablesMatchScalarOnEveryIsa) {
 
 TEST(BitPlaneKernels, PlanesHoldTheTopBitsOfEachCode) {
   TestMatrix t(4, 70, 2, 6);
-  // Reading b planes gives codes whose (b+1)-bit extension shares their top b bits.
+  // Reading b planes gives codes whose (b+1)-bit extension shares their top b
+  // bits.
   for (int64_t r = 0; r < 4; ++r)
     for (int b = 2; b < 6; ++b) {
       for (int j = 0; j < 70; ++j) {
         int code_b = 0, code_b1 = 0;
         for (int k = 0; k <= b; ++k) {
           int bit = (t.m.plane(k, r)[j >> 3] >> (j & 7)) & 1;
-          if (k < b) code_b = code_b << 1 | bit;
+          if (k < b)
+            code_b = code_b << 1 | bit;
           code_b1 = code_b1 << 1 | bit;
         }
         EXPECT_EQ(code_b1 >> 1, code_b);
@@ -232,7 +280,7 @@ TEST(DenseSparse, BeatsAnyPrecWithoutOutliersAtTheSameWidth) {
   const int64_t R = 16, C = 512;
   std::vector<float> W;
   for (int64_t r = 0; r < R; ++r) {
-    auto row = random_row(int(C), uint32_t(300 + r));  // Student-t: heavy tails
+    auto row = random_row(int(C), uint32_t(300 + r)); // Student-t: heavy tails
     W.insert(W.end(), row.begin(), row.end());
   }
   auto s = random_sens(int(C), 77);
@@ -241,26 +289,32 @@ TEST(DenseSparse, BeatsAnyPrecWithoutOutliersAtTheSameWidth) {
   for (int b : {2, 3, 4}) {
     double dense_err = 0, dns_err = 0;
     for (int64_t r = 0; r < R; ++r) {
-      const float* w = &W[size_t(r * C)];
+      const float *w = &W[size_t(r * C)];
       auto plain = quant::quantize_row_anyprec(w, s.data(), int(C), b, b, 1);
       dense_err += quant::weighted_error(w, s.data(), int(C), plain, b);
       std::vector<float> rs = s;
       std::vector<bool> outlier(size_t(C), false);
-      for (int32_t i = sp.rowptr[size_t(r)]; i < sp.rowptr[size_t(r + 1)]; ++i) rs[size_t(sp.col[size_t(i)])] = 0, outlier[size_t(sp.col[size_t(i)])] = true;
+      for (int32_t i = sp.rowptr[size_t(r)]; i < sp.rowptr[size_t(r + 1)]; ++i)
+        rs[size_t(sp.col[size_t(i)])] = 0,
+        outlier[size_t(sp.col[size_t(i)])] = true;
       auto q = quant::quantize_row_anyprec(w, rs.data(), int(C), b, b, 1);
       // outliers are exact, so only the dense positions contribute error
       dns_err += quant::weighted_error(w, rs.data(), int(C), q, b);
     }
     EXPECT_LT(dns_err, dense_err) << b << " bits";
   }
-  EXPECT_NEAR(quant::sparse_bits_per_weight(sp.col.size(), R, C), (double(sp.col.size()) * 48 + 17 * 32) / (R * C), 1e-12);
+  EXPECT_NEAR(quant::sparse_bits_per_weight(sp.col.size(), R, C),
+              (double(sp.col.size()) * 48 + 17 * 32) / (R * C), 1e-12);
 }
 
 TEST(DenseSparse, KernelsReproduceOutliersExactly) {
   TestMatrix t(6, 130, 2, 5);
   std::vector<int32_t> rowptr = {0, 1, 1, 3, 3, 4, 5}, col = {0, 5, 129, 64, 7};
-  std::vector<uint16_t> val = {f32_to_f16(3.5f), f32_to_f16(-2.f), f32_to_f16(1.25f), f32_to_f16(7.f), f32_to_f16(-0.5f)};
-  t.m.sp_rowptr = rowptr.data(), t.m.sp_col = col.data(), t.m.sp_val = val.data(), t.m.nnz = 5;
+  std::vector<uint16_t> val = {f32_to_f16(3.5f), f32_to_f16(-2.f),
+                               f32_to_f16(1.25f), f32_to_f16(7.f),
+                               f32_to_f16(-0.5f)};
+  t.m.sp_rowptr = rowptr.data(), t.m.sp_col = col.data(),
+  t.m.sp_val = val.data(), t.m.nnz = 5;
   kernels::prepare_int8(t.m);
   auto x = random_row(130, 31, false);
   for (int b = 2; b <= 5; ++b) {
@@ -282,7 +336,7 @@ TEST(DenseSparse, KernelsReproduceOutliersExactly) {
 }
 
 class QuantizedModel : public ::testing::Test {
- protected:
+protected:
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
     src_ = load_model(test::source_dir() + "/models/pmpd-tiny").release();
@@ -295,12 +349,12 @@ class QuantizedModel : public ::testing::Test {
     delete src_;
     delete dir_;
   }
-  static test::TempDir* dir_;
+  static test::TempDir *dir_;
   static Model *src_, *q_;
 };
-test::TempDir* QuantizedModel::dir_;
-Model* QuantizedModel::src_;
-Model* QuantizedModel::q_;
+test::TempDir *QuantizedModel::dir_;
+Model *QuantizedModel::src_;
+Model *QuantizedModel::q_;
 
 TEST_F(QuantizedModel, FileHoldsEveryWidthAndLoadsMapped) {
   EXPECT_EQ(q_->quant.method, "anyprec");
@@ -308,41 +362,48 @@ TEST_F(QuantizedModel, FileHoldsEveryWidthAndLoadsMapped) {
   EXPECT_EQ(q_->quant.bits_max, 8);
   EXPECT_EQ(q_->quant.quantized_tensors, 7 * q_->config.n_layers);
   ASSERT_TRUE(q_->layers[0].q.q);
-  EXPECT_EQ(q_->token_embd.dtype, src_->token_embd.dtype);  // embeddings stay 16-bit
+  EXPECT_EQ(q_->token_embd.dtype,
+            src_->token_embd.dtype); // embeddings stay 16-bit
   GgufFile g = read_gguf(dir_->file("q.gguf"));
   ASSERT_TRUE(g.find("pmpd.quant.tensor_kinds"));
-  EXPECT_EQ(g.find("pmpd.quant.tensor_kinds")->as_array().size(), size_t(q_->quant.quantized_tensors));
-  EXPECT_EQ(g.find("pmpd.quant.tensor_kinds")->as_array()[0].as_string(), "blk.0.attn_q.weight=bitplanes");
+  EXPECT_EQ(g.find("pmpd.quant.tensor_kinds")->as_array().size(),
+            size_t(q_->quant.quantized_tensors));
+  EXPECT_EQ(g.find("pmpd.quant.tensor_kinds")->as_array()[0].as_string(),
+            "blk.0.attn_q.weight=bitplanes");
 }
 
 TEST_F(QuantizedModel, WidthOrdersQualityAndEightBitsIsCloseToSixteen) {
   Tokenizer tok(*src_->tokenizer);
   std::vector<int> ids = tok.encode(quant::builtin_calibration_text(), true);
-  auto nll = [&](const Model& m, int bits) {
+  auto nll = [&](const Model &m, int bits) {
     Transformer tf(m);
     KVCache cache(m.config, int(ids.size()), false);
     std::vector<float> logits(ids.size() * size_t(m.config.vocab_size));
     tf.forward(ids.data(), int(ids.size()), cache, logits.data(), true, bits);
     double s = 0;
     for (size_t t = 0; t + 1 < ids.size(); ++t) {
-      const float* l = &logits[t * size_t(m.config.vocab_size)];
+      const float *l = &logits[t * size_t(m.config.vocab_size)];
       float mx = *std::max_element(l, l + m.config.vocab_size);
       double z = 0;
-      for (int v = 0; v < m.config.vocab_size; ++v) z += std::exp(double(l[v] - mx));
+      for (int v = 0; v < m.config.vocab_size; ++v)
+        z += std::exp(double(l[v] - mx));
       s += std::log(z) + mx - l[ids[t + 1]];
     }
     return s / double(ids.size() - 1);
   };
-  double ref = nll(*src_, 0), n2 = nll(*q_, 2), n3 = nll(*q_, 3), n8 = nll(*q_, 8);
+  double ref = nll(*src_, 0), n2 = nll(*q_, 2), n3 = nll(*q_, 3),
+         n8 = nll(*q_, 8);
   EXPECT_GT(n2, n3);
   EXPECT_GT(n3, n8 - 1e-3);
-  EXPECT_LT(std::fabs(std::exp(n8) / std::exp(ref) - 1), 0.01) << "8-bit perplexity within 1% of 16-bit";
+  EXPECT_LT(std::fabs(std::exp(n8) / std::exp(ref) - 1), 0.01)
+      << "8-bit perplexity within 1% of 16-bit";
 }
 
 TEST_F(QuantizedModel, QuantizingIsDeterministic) {
   quant::QuantizeOptions opt;
   quant::quantize_model(*src_, dir_->file("again.gguf"), opt);
-  EXPECT_EQ(test::read_bytes(dir_->file("again.gguf")), test::read_bytes(dir_->file("q.gguf")));
+  EXPECT_EQ(test::read_bytes(dir_->file("again.gguf")),
+            test::read_bytes(dir_->file("q.gguf")));
 }
 
 TEST_F(QuantizedModel, BaselinesLoadAndDnsBeatsPlainAnyPrec) {
@@ -358,18 +419,22 @@ TEST_F(QuantizedModel, BaselinesLoadAndDnsBeatsPlainAnyPrec) {
   EXPECT_GT(d->layers[0].q.q->nnz, 0);
   EXPECT_EQ(u->quant.bits_min, 3);
   EXPECT_EQ(u->quant.group_size, 128);
-  EXPECT_EQ(u->layers[0].down.q->groups(), (src_->config.hidden_dim + 127) / 128);
+  EXPECT_EQ(u->layers[0].down.q->groups(),
+            (src_->config.hidden_dim + 127) / 128);
   // Weighted reconstruction error of one layer: dns < anyprec at 3 bits.
-  const Linear& a = q_->layers[1].up;
-  const Linear& b = d->layers[1].up;
-  const Linear& o = src_->layers[1].up;
+  const Linear &a = q_->layers[1].up;
+  const Linear &b = d->layers[1].up;
+  const Linear &o = src_->layers[1].up;
   double ea = 0, eb = 0;
-  std::vector<float> ra(static_cast<size_t>(o.in())), rb(ra.size()), ro(ra.size());
+  std::vector<float> ra(static_cast<size_t>(o.in())), rb(ra.size()),
+      ro(ra.size());
   for (int64_t r = 0; r < o.out(); ++r) {
     to_f32(o.w.dtype, o.w.row_ptr(r), ro.data(), ro.size());
     kernels::bitplane_dequant_row(*a.q, 3, r, ra.data());
     kernels::bitplane_dequant_row(*b.q, 3, r, rb.data());
-    for (size_t j = 0; j < ro.size(); ++j) ea += (ra[j] - ro[j]) * (ra[j] - ro[j]), eb += (rb[j] - ro[j]) * (rb[j] - ro[j]);
+    for (size_t j = 0; j < ro.size(); ++j)
+      ea += (ra[j] - ro[j]) * (ra[j] - ro[j]),
+          eb += (rb[j] - ro[j]) * (rb[j] - ro[j]);
   }
   EXPECT_LT(eb, ea);
 }
@@ -384,64 +449,91 @@ TEST_F(QuantizedModel, RejectsWidthsOutsideTheFile) {
 }
 
 TEST_F(QuantizedModel, CorruptQuantizedFilesGiveClearErrors) {
-  // Rewrite the file with one table or one plane missing / mis-shaped, via the GGUF layer.
+  // Rewrite the file with one table or one plane missing / mis-shaped, via the
+  // GGUF layer.
   GgufFile g = read_gguf(dir_->file("q.gguf"));
-  auto rewrite = [&](const std::string& out, const std::function<bool(const std::string&, TensorView&)>& edit,
-                     const std::function<void(GgufWriter&)>& meta = {}) {
-    GgufWriter w;
-    for (auto& [k, v] : g.meta) {
-      if (k == "general.alignment") continue;
-      if (meta && (k == "pmpd.quant.bits_max")) continue;
-      if (v.type == GgufType::String) w.set_string(k, v.as_string());
-      else if (v.type == GgufType::U32) w.set_u32(k, uint32_t(v.as_int()));
-      else if (v.type == GgufType::F32) w.set_f32(k, float(v.as_float()));
-      else if (v.type == GgufType::Bool) w.set_bool(k, std::get<bool>(v.v));
-      else if (v.type == GgufType::Array && v.elem_type == GgufType::String) {
-        std::vector<std::string> s;
-        for (auto& e : v.as_array()) s.push_back(e.as_string());
-        w.set_array_string(k, s);
-      } else if (v.type == GgufType::Array && v.elem_type == GgufType::F32) {
-        std::vector<float> s;
-        for (auto& e : v.as_array()) s.push_back(float(e.as_float()));
-        w.set_array_f32(k, s);
-      } else if (v.type == GgufType::Array && v.elem_type == GgufType::I32) {
-        std::vector<int32_t> s;
-        for (auto& e : v.as_array()) s.push_back(int32_t(e.as_int()));
-        w.set_array_i32(k, s);
-      }
-    }
-    if (meta) meta(w);
-    for (auto& [name, t] : g.tensors.tensors) {
-      TensorView copy = t;
-      if (edit(name, copy)) w.add_tensor(copy.name, copy.dtype, copy.shape, copy.data);
-    }
-    w.write(dir_->file(out));
-    return dir_->file(out);
-  };
-  auto expect_error = [](const std::string& path, const std::string& fragment) {
+  auto rewrite =
+      [&](const std::string &out,
+          const std::function<bool(const std::string &, TensorView &)> &edit,
+          const std::function<void(GgufWriter &)> &meta = {}) {
+        GgufWriter w;
+        for (auto &[k, v] : g.meta) {
+          if (k == "general.alignment")
+            continue;
+          if (meta && (k == "pmpd.quant.bits_max"))
+            continue;
+          if (v.type == GgufType::String)
+            w.set_string(k, v.as_string());
+          else if (v.type == GgufType::U32)
+            w.set_u32(k, uint32_t(v.as_int()));
+          else if (v.type == GgufType::F32)
+            w.set_f32(k, float(v.as_float()));
+          else if (v.type == GgufType::Bool)
+            w.set_bool(k, std::get<bool>(v.v));
+          else if (v.type == GgufType::Array &&
+                   v.elem_type == GgufType::String) {
+            std::vector<std::string> s;
+            for (auto &e : v.as_array())
+              s.push_back(e.as_string());
+            w.set_array_string(k, s);
+          } else if (v.type == GgufType::Array &&
+                     v.elem_type == GgufType::F32) {
+            std::vector<float> s;
+            for (auto &e : v.as_array())
+              s.push_back(float(e.as_float()));
+            w.set_array_f32(k, s);
+          } else if (v.type == GgufType::Array &&
+                     v.elem_type == GgufType::I32) {
+            std::vector<int32_t> s;
+            for (auto &e : v.as_array())
+              s.push_back(int32_t(e.as_int()));
+            w.set_array_i32(k, s);
+          }
+        }
+        if (meta)
+          meta(w);
+        for (auto &[name, t] : g.tensors.tensors) {
+          TensorView copy = t;
+          if (edit(name, copy))
+            w.add_tensor(copy.name, copy.dtype, copy.shape, copy.data);
+        }
+        w.write(dir_->file(out));
+        return dir_->file(out);
+      };
+  auto expect_error = [](const std::string &path, const std::string &fragment) {
     try {
       load_model(path);
       ADD_FAILURE() << "no error for " << path;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    } catch (const Error &e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos)
+          << e.what();
     }
   };
-  expect_error(rewrite("no_table.gguf", [](const std::string& n, TensorView&) { return n != "blk.1.ffn_up.weight.lut5"; }),
+  expect_error(rewrite("no_table.gguf",
+                       [](const std::string &n, TensorView &) {
+                         return n != "blk.1.ffn_up.weight.lut5";
+                       }),
                "blk.1.ffn_up.weight.lut5 missing");
-  expect_error(rewrite("bad_table.gguf", [](const std::string& n, TensorView& t) {
-                 if (n == "blk.0.attn_k.weight.lut3") t.shape = {t.shape[0] / 2, 16};
-                 return true;
-               }),
+  expect_error(rewrite("bad_table.gguf",
+                       [](const std::string &n, TensorView &t) {
+                         if (n == "blk.0.attn_k.weight.lut3")
+                           t.shape = {t.shape[0] / 2, 16};
+                         return true;
+                       }),
                "blk.0.attn_k.weight.lut3");
-  expect_error(rewrite("no_plane.gguf", [](const std::string& n, TensorView& t) {
-                 if (n == "blk.2.attn_v.weight.planes") t.shape[0] -= 1;
-                 return true;
-               }),
+  expect_error(rewrite("no_plane.gguf",
+                       [](const std::string &n, TensorView &t) {
+                         if (n == "blk.2.attn_v.weight.planes")
+                           t.shape[0] -= 1;
+                         return true;
+                       }),
                "missing or extra plane");
-  expect_error(rewrite("bad_bits.gguf", [](const std::string&, TensorView&) { return true; },
-                       [](GgufWriter& w) { w.set_u32("pmpd.quant.bits_max", 12); }),
+  expect_error(rewrite(
+                   "bad_bits.gguf",
+                   [](const std::string &, TensorView &) { return true; },
+                   [](GgufWriter &w) { w.set_u32("pmpd.quant.bits_max", 12); }),
                "bit range");
 }
 
-}  // namespace
-}  // namespace pmpd
+} // namespace
+} // namespace pmpd

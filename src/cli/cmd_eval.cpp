@@ -12,8 +12,8 @@
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "decode/generator.h"
-#include "eval/bleu.h"
-#include "eval/rouge.h"
+#include "eval/scoring.h"
+#include "eval/stop_text.h"
 #include "eval/task.h"
 
 namespace pmpd::cli {
@@ -49,21 +49,10 @@ Output run_one(Transformer& tf, const Tokenizer& tok, const eval::Task& task, co
   PMPD_CHECK(int(prompt.size()) + task.max_new_tokens <= tf.config().max_seq_len,
              "example {}: prompt of {} tokens + {} new exceeds the context of {}", ex.index, prompt.size(),
              task.max_new_tokens, tf.config().max_seq_len);
-  std::string text;
-  StreamDecoder dec(tok);
-  auto stopped = [&] {
-    for (auto& s : task.stop)
-      if (!s.empty() && text.find(s) != std::string::npos) return true;
-    return false;
-  };
-  GenerateResult r = generate(tf, prompt, opt, [&](int id) {
-    if (id != tok.eos()) text += dec.push(id);
-    return !stopped();
-  });
-  for (auto& s : task.stop)
-    if (!s.empty() && text.find(s) != std::string::npos) text = text.substr(0, text.find(s));
+  eval::StopText text(tok, task.stop);
+  GenerateResult r = generate(tf, prompt, opt, [&](int id) { return text.push(id); });
   Output o;
-  o.text = text;
+  o.text = text.text();
   o.avg_bits = r.average_bits();
   o.tokens = int(r.tokens.size());
   o.decode_seconds = r.decode_seconds;
@@ -214,14 +203,6 @@ Action add_eval(CLI::App& app) {
         bar.update(++done, total, m.name);
       }
     }
-    // Metrics per method.
-    std::vector<std::vector<std::string>> refs;
-    size_t max_refs = 0;
-    for (auto& e : examples) max_refs = std::max(max_refs, e.references.size());
-    refs.assign(max_refs, std::vector<std::string>(examples.size()));
-    for (size_t i = 0; i < examples.size(); ++i)
-      for (size_t r = 0; r < max_refs; ++r)  // sacrebleu's layout; a missing reference repeats the first
-        refs[r][i] = r < examples[i].references.size() ? examples[i].references[r] : examples[i].references[0];
     std::vector<std::string> cols = task.metrics;
     if (outputs.count("fp16")) cols.push_back("agreement");
     std::string md = fmt::format("Task `{}` ({}, {} examples), model `{}`; high {} bits, low {} bits.\n\n| method | schedule | average bits |",
@@ -251,26 +232,11 @@ Action add_eval(CLI::App& app) {
             }
         bits += weights > 0 ? extra / weights : 0;
       }
+      std::vector<std::string> fp16_texts;
+      if (outputs.count("fp16"))
+        for (auto& o : outputs["fp16"]) fp16_texts.push_back(o.text);
       std::map<std::string, double> score;
-      for (auto& c : cols) {
-        if (c == "sacrebleu") score[c] = eval::corpus_bleu(hyps, refs).score;
-        else if (c == "bleu") score[c] = eval::corpus_bleu(hyps, refs, eval::BleuTokenize::None, eval::BleuSmooth::None).score;
-        else if (c == "chrf") score[c] = eval::corpus_chrf(hyps, refs);
-        else if (c == "rouge_l" || c == "exact_match" || c == "agreement") {
-          double s = 0;
-          for (size_t i = 0; i < hyps.size(); ++i) {
-            if (c == "agreement") {
-              s += eval::rouge_l_f1(hyps[i], outputs["fp16"][i].text);
-              continue;
-            }
-            double best = 0;
-            for (auto& r : examples[i].references)
-              best = std::max(best, c == "rouge_l" ? eval::rouge_l_f1(hyps[i], r) : double(hyps[i] == r));
-            s += best;
-          }
-          score[c] = 100.0 * s / double(hyps.size());
-        }
-      }
+      for (auto& c : cols) score[c] = eval::score_metric(c, hyps, examples, fp16_texts.empty() ? nullptr : &fp16_texts);
       const std::string sched = m.model->quantized() ? m.schedule : "16-bit";
       md += fmt::format("| {} | `{}` | {:.2f} |", m.name, sched, bits);
       csv += fmt::format("{},{},{:.4f}", m.name, csv_escape(sched), bits);

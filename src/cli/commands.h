@@ -15,6 +15,7 @@ Action add_quantize(CLI::App& app);
 Action add_perplexity(CLI::App& app);
 Action add_patterns(CLI::App& app);
 Action add_eval(CLI::App& app);
+Action add_calibrate(CLI::App& app);
 
 // Applies --threads (0: all cores).
 void set_threads(int n);

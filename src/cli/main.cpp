@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   actions["perplexity"] = pmpd::cli::add_perplexity(app);
   actions["patterns"] = pmpd::cli::add_patterns(app);
   actions["eval"] = pmpd::cli::add_eval(app);
+  actions["calibrate"] = pmpd::cli::add_calibrate(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

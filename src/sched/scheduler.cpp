@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "sched/schedule_file.h"
 
 namespace pmpd {
 
@@ -52,6 +53,7 @@ std::unique_ptr<Scheduler> make_scheduler(const std::string& spec, int max_new_t
     return std::make_unique<ConfidenceScheduler>(prefill_bits ? prefill_bits : h, h, l, t, patience);
   }
   std::string s = spec.rfind("static:", 0) == 0 ? spec.substr(7) : spec;
+  if (is_schedule_file(s)) return std::make_unique<StaticScheduler>(load_schedule_file(s, max_new_tokens, prefill_bits));
   return std::make_unique<StaticScheduler>(parse_schedule(s, max_new_tokens, prefill_bits));
 }
 

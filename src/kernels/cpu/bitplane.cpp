@@ -144,20 +144,99 @@ void matvec_int8(const BitPlaneMatrix& m, const Int8Activations& a, float* y) {
   for (int64_t r = 0; r < m.rows; ++r) dot_int8_rows<B, 1>(m, r, a, y + r);
 }
 
-using MatvecInt8Fn = void (*)(const BitPlaneMatrix&, const Int8Activations&, float*);
-constexpr MatvecInt8Fn kInt8[9] = {nullptr, matvec_int8<1>, matvec_int8<2>, matvec_int8<3>, matvec_int8<4>,
-                                   matvec_int8<5>, matvec_int8<6>, matvec_int8<7>, matvec_int8<8>};
+// ---- AVX2 integer kernel: 32 columns per step. Each plane's 32 bits become byte lanes
+// (byte shuffle + bit test), the weights come from the row's byte table by pshufb (16
+// entries per shuffle; wider tables select among 16-entry slices), and the products go
+// through maddubs with the sign moved onto the weights (|x| <= 127, |w| <= 127, so the
+// pairwise 16-bit sums cannot saturate), as llama.cpp's AVX2 dot products do.
+template <int B>
+__attribute__((target("avx2,fma"))) float dot_int8_avx2(const BitPlaneMatrix& m, int64_t r, const Int8Activations& a) {
+  constexpr int kSlices = B <= 4 ? 1 : 1 << (B - 4);
+  const uint8_t* lut = m.lut_u8[size_t(B - m.bits_min)].data() + (size_t(r) << B);
+  __m256i slice[kSlices];
+  for (int t = 0; t < kSlices; ++t) {
+    alignas(16) uint8_t pad[16] = {};
+    std::memcpy(pad, lut + 16 * t, std::min<size_t>(16, size_t(1) << B));
+    // Stored as value + 128: flipping the top bit gives the signed weight.
+    slice[t] = _mm256_xor_si256(_mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(pad))),
+                                _mm256_set1_epi8(char(0x80)));
+  }
+  const uint8_t* pl[B];
+  for (int k = 0; k < B; ++k) pl[k] = m.plane(k, r);
+  // Byte i of a step holds column i: it reads plane byte i / 8 and tests bit i % 8.
+  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3,
+                                          3, 3, 3, 3, 3, 3);
+  const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), ones16 = _mm256_set1_epi16(1);
+  const int64_t steps = (m.cols + 63) / 64 * 2;  // planes are padded to 64 columns with zero bits
+  constexpr int64_t kPerBlock = Int8Activations::kBlock / 32;
+  __m256 facc = _mm256_setzero_ps();
+  for (int64_t s0 = 0; s0 < steps; s0 += kPerBlock) {
+    __m256i acc = _mm256_setzero_si256();
+    const int64_t s1 = std::min<int64_t>(steps, s0 + kPerBlock);
+    for (int64_t st = s0; st < s1; ++st) {
+      __m256i code = _mm256_setzero_si256();
+      for (int k = 0; k < B; ++k) {
+        uint32_t word;
+        std::memcpy(&word, pl[k] + st * 4, 4);
+        __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32(int(word)), spread);
+        b = _mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit);
+        code = _mm256_or_si256(code, _mm256_and_si256(b, _mm256_set1_epi8(char(1 << (B - 1 - k)))));
+      }
+      __m256i w;
+      if constexpr (B <= 4) {
+        w = _mm256_shuffle_epi8(slice[0], code);
+      } else {
+        const __m256i lo = _mm256_and_si256(code, low4), hi = _mm256_and_si256(_mm256_srli_epi16(code, 4), low4);
+        w = _mm256_shuffle_epi8(slice[0], lo);
+        for (int t = 1; t < kSlices; ++t)
+          w = _mm256_blendv_epi8(w, _mm256_shuffle_epi8(slice[t], lo), _mm256_cmpeq_epi8(hi, _mm256_set1_epi8(char(t))));
+      }
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + st * 32));
+      const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(x), _mm256_sign_epi8(w, x));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones16));
+    }
+    facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(a.scale[size_t(s0 / kPerBlock)]), facc);
+  }
+  alignas(32) float part[8];
+  _mm256_store_ps(part, facc);
+  const float total = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+  return m.lut_scale[size_t(B - m.bits_min)][size_t(r)] * total;
+}
 
-bool has_int8_isa() {
+template <int B>
+void matvec_int8_avx2(const BitPlaneMatrix& m, const Int8Activations& a, float* y) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < m.rows; ++r) y[r] = dot_int8_avx2<B>(m, r, a);
+}
+
+using MatvecInt8Fn = void (*)(const BitPlaneMatrix&, const Int8Activations&, float*);
+constexpr MatvecInt8Fn kInt8Avx512[9] = {nullptr, matvec_int8<1>, matvec_int8<2>, matvec_int8<3>, matvec_int8<4>,
+                                         matvec_int8<5>, matvec_int8<6>, matvec_int8<7>, matvec_int8<8>};
+constexpr MatvecInt8Fn kInt8Avx2[9] = {nullptr, matvec_int8_avx2<1>, matvec_int8_avx2<2>, matvec_int8_avx2<3>,
+                                       matvec_int8_avx2<4>, matvec_int8_avx2<5>, matvec_int8_avx2<6>,
+                                       matvec_int8_avx2<7>, matvec_int8_avx2<8>};
+
+bool has_int8_avx512() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vnni") &&
          __builtin_cpu_supports("avx512bw");
 }
 
+// The integer kernel for the active ISA (VBMI + VNNI, else AVX2), or null.
+const MatvecInt8Fn* int8_kernels() {
+  if (active_isa() == Isa::Avx512 && has_int8_avx512()) return kInt8Avx512;
+  if (active_isa() != Isa::Scalar) return kInt8Avx2;
+  return nullptr;
+}
+bool has_int8_isa() { return int8_kernels() != nullptr; }
+
+// The ISA is checked when a product runs (not here: dot.cpp's ISA choice may not be
+// initialised yet during static initialisation).
 BitPlaneKernel initial_kernel() {
   const char* e = std::getenv("PMPD_BITPLANE");
   if (e && std::string(e) == "exact") return BitPlaneKernel::Exact;
-  return has_int8_isa() ? BitPlaneKernel::Int8 : BitPlaneKernel::Exact;
+  return BitPlaneKernel::Int8;
 }
 BitPlaneKernel g_kernel = initial_kernel();
 
@@ -332,11 +411,12 @@ void bitplane_matmul(const BitPlaneMatrix& m, int bits, const float* X, int n_to
   const int64_t rows = m.rows, cols = m.cols;
   // A few tokens: per-token integer products read the planes (cache-hot after the
   // first token) instead of widening every row to f32.
-  if (g_kernel == BitPlaneKernel::Int8 && !m.lut_u8.empty() && n_tokens <= 4) {
+  if (g_kernel == BitPlaneKernel::Int8 && !m.lut_u8.empty() && n_tokens <= 4 && has_int8_isa()) {
+    const MatvecInt8Fn* kernels = int8_kernels();
     for (int t = 0; t < n_tokens; ++t) {
       Int8Activations a;
       quantize_activations(X + int64_t(t) * cols, cols, a);
-      kInt8[bits](m, a, Y + int64_t(t) * rows);
+      kernels[bits](m, a, Y + int64_t(t) * rows);
       add_sparse(m, bits, X + int64_t(t) * cols, Y + int64_t(t) * rows);
     }
     return;

@@ -1,0 +1,89 @@
+#include "calib/branching.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "eval/stop_text.h"
+
+namespace pmpd::calib {
+
+double GreedyOutput::average_bits() const {
+  if (token_bits.empty()) return 0;
+  double s = 0;
+  for (int b : token_bits) s += b;
+  return s / double(token_bits.size());
+}
+
+namespace {
+
+struct State {
+  KVCache cache;
+  std::vector<float> logits;  // the logits that choose the next token
+  GreedyOutput out;
+  eval::StopText text;
+  bool done = false;
+};
+
+// Chooses the next token greedily (the first maximum, as the sampler does) from the
+// logits of a pass at `bits`; ends the generation on EOS, a stop string or the limit.
+void take_token(State& s, int bits, const TaskLimits& lim) {
+  int id = int(std::max_element(s.logits.begin(), s.logits.end()) - s.logits.begin());
+  s.out.tokens.push_back(id);
+  s.out.token_bits.push_back(bits);
+  bool go_on = s.text.push(id);
+  if (id == lim.tok->eos() || !go_on || int(s.out.tokens.size()) >= lim.max_new_tokens) s.done = true;
+}
+
+void decode_step(Transformer& tf, State& s, int bits, const TaskLimits& lim, long long& passes) {
+  int last = s.out.tokens.back();
+  tf.forward(&last, 1, s.cache, s.logits.data(), false, bits);
+  ++passes;
+  take_token(s, bits, lim);
+}
+
+}  // namespace
+
+std::vector<GreedyOutput> generate_with_branches(Transformer& tf, const std::vector<int>& prompt, int prefill_bits,
+                                                 const PrecisionSchedule& base, const std::vector<Branch>& branches,
+                                                 const TaskLimits& lim, PassCount* count) {
+  PMPD_CHECK(lim.tok, "generate_with_branches: no tokenizer");
+  PMPD_CHECK(!prompt.empty(), "the prompt is empty (no tokens)");
+  PMPD_CHECK(lim.max_new_tokens >= 1, "max_new_tokens must be >= 1");
+  for (size_t i = 0; i < branches.size(); ++i)
+    PMPD_CHECK(branches[i].step >= 0 && (i == 0 || branches[i].step >= branches[i - 1].step),
+               "branch steps must be >= 0 and sorted");
+  const ModelConfig& c = tf.config();
+  const int needed = int(prompt.size()) + lim.max_new_tokens;
+  PMPD_CHECK(needed <= c.max_seq_len, "prompt of {} tokens + {} new tokens exceeds the model's context of {}",
+             prompt.size(), lim.max_new_tokens, c.max_seq_len);
+
+  long long passes = 0;
+  State s{KVCache(c, needed, true), std::vector<float>(size_t(c.vocab_size)), {}, eval::StopText(*lim.tok, lim.stop)};
+  tf.forward(prompt.data(), int(prompt.size()), s.cache, s.logits.data(), false, prefill_bits);
+  ++passes;
+  take_token(s, prefill_bits, lim);
+
+  std::vector<GreedyOutput> out(branches.size() + 1);
+  size_t next = 0;
+  for (int k = 0;; ++k) {
+    // Branches that drop at step k fork from the base state before its step k.
+    for (; next < branches.size() && branches[next].step == k && !s.done; ++next) {
+      State b = s;
+      while (!b.done) decode_step(tf, b, branches[next].bits, lim, passes);
+      b.out.text = b.text.text();
+      out[next + 1] = std::move(b.out);
+    }
+    if (s.done) break;
+    decode_step(tf, s, base.bits_at(k), lim, passes);
+  }
+  s.out.text = s.text.text();
+  for (; next < branches.size(); ++next) out[next + 1] = s.out;  // the base ended before their step
+  out[0] = std::move(s.out);
+  if (count) {
+    count->passes += passes;
+    for (auto& o : out) count->without_sharing += (long long)o.tokens.size();  // prefill + one pass per later token
+  }
+  return out;
+}
+
+}  // namespace pmpd::calib
