@@ -70,6 +70,21 @@ if "$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/mini.json" --methods fp16,baseline
 else
   bad "eval"
 fi
+# calibrate on the same mini task, then use the schedule file in run and eval
+printf '{"data": {"calibration": "mini.jsonl", "test": "mini.jsonl"}, "prompt": "German: {de}\\nEnglish:\\n", "reference": "en", "max_new_tokens": 8, "stop": ["\\n"], "metrics": ["chrf"]}' > "$tmp/minical.json"
+if "$PMPD" calibrate -m "$tmp/q.gguf" --task "$tmp/minical.json" --bits 2:4 --tolerance 0.2 -o "$tmp/sched.json" > "$tmp/cal.txt" 2>/dev/null \
+   && python3 -c "import json; j=json.load(open('$tmp/sched.json')); assert j['format']=='pmpd.schedule.v1' and len(j['papalloc']['pairs'])==6 and j['quality']>=j['threshold']" \
+   && grep -q "PAPAlloc" "$tmp/cal.txt"; then ok "calibrate"; else bad "calibrate: $(cat "$tmp/cal.txt")"; fi
+json=$("$PMPD" run -m "$tmp/q.gguf" -p "A dog" -n 4 --ignore-eos --schedule "$tmp/sched.json" --json 2>/dev/null)
+echo "$json" | python3 -c "import json,sys; j=json.load(sys.stdin); s=json.load(open('$tmp/sched.json')); assert j['tokens'][0]['bits']==s['prefill_bits']" \
+  && ok "run --schedule file" || bad "run --schedule file: $json"
+"$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/minical.json" --methods pmpd-static --schedule "$tmp/sched.json" -o "$tmp/evs" >/dev/null 2>&1 \
+  && grep -q "sched.json" "$tmp/evs/results.csv" && ok "eval --schedule file" || bad "eval --schedule file"
+expect_error "calibrate 16-bit" "quantize it first" "$PMPD" calibrate -m "$SRC/models/pmpd-tiny" --task "$tmp/minical.json" -o "$tmp/x.json"
+expect_error "calibrate split" "calibration" "$PMPD" calibrate -m "$tmp/q.gguf" --task "$tmp/mini.json" -o "$tmp/x.json"
+expect_error "calibrate bits" "outside" "$PMPD" calibrate -m "$tmp/q.gguf" --task "$tmp/minical.json" --bits 1:4 -o "$tmp/x.json"
+printf '{"schedule": "3"}' > "$tmp/bad_sched.json"
+expect_error "bad schedule file" "prefill_bits" "$PMPD" run -m "$tmp/q.gguf" -p "A" --schedule "$tmp/bad_sched.json"
 expect_error "eval unknown method" "unknown method" "$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/mini.json" --methods best -o "$tmp/ev"
 expect_error "eval fp16 without reference" "--reference" "$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/mini.json" --methods fp16 -o "$tmp/ev"
 expect_error "rising schedule" "non-increasing" "$PMPD" run -m "$tmp/q.gguf" -p "A" --schedule 2:4,3

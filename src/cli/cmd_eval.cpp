@@ -14,6 +14,7 @@
 #include "decode/generator.h"
 #include "eval/scoring.h"
 #include "eval/stop_text.h"
+#include "sched/schedule_file.h"
 #include "eval/task.h"
 
 namespace pmpd::cli {
@@ -169,6 +170,7 @@ Action add_eval(CLI::App& app) {
     auto cache_path = [&](const Method& m) {
       std::string key = fmt::format("{}|{}|{}|{}|{}|{}", task.name, a->split, a->data, m.model->path, m.schedule,
                                     task.max_new_tokens);
+      if (is_schedule_file(m.schedule)) key += "|" + read_text_file(m.schedule);  // a recalibrated file is new work
       return (fs::path(a->out) / "cache" / fmt::format("{}-{:016x}.jsonl", m.name, std::hash<std::string>{}(key))).string();
     };
     std::map<std::string, std::vector<Output>> outputs;

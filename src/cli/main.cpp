@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   actions["patterns"] = pmpd::cli::add_patterns(app);
   actions["eval"] = pmpd::cli::add_eval(app);
   actions["calibrate"] = pmpd::cli::add_calibrate(app);
+  actions["serve"] = pmpd::cli::add_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

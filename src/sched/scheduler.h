@@ -4,6 +4,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "model/transformer.h"
 #include "sched/schedule.h"
@@ -25,6 +26,8 @@ class Scheduler {
   virtual void on_prefill(const KVCache& cache, const float* logits, int vocab) {}
   virtual int next_bits(const StepContext& ctx) = 0;
   virtual std::string describe() const = 0;
+  // Every width this scheduler may ask for (prefill included), for checking against a file.
+  virtual std::vector<int> widths() const = 0;
 };
 
 // Every step at the schedule's width: fixed:B is the single-precision baseline.
@@ -35,6 +38,11 @@ class StaticScheduler : public Scheduler {
   int next_bits(const StepContext& ctx) override { return s_.bits_at(ctx.step); }
   std::string describe() const override { return "static " + s_.str() + " (prefill " + std::to_string(s_.prefill_bits) + ")"; }
   const PrecisionSchedule& schedule() const { return s_; }
+  std::vector<int> widths() const override {
+    std::vector<int> w = {s_.prefill_bits};
+    for (auto& seg : s_.segments) w.push_back(seg.first);
+    return w;
+  }
 
  private:
   PrecisionSchedule s_;
@@ -49,6 +57,7 @@ class ConfidenceScheduler : public Scheduler {
   int prefill_bits() const override { return prefill_; }
   int next_bits(const StepContext& ctx) override;
   std::string describe() const override;
+  std::vector<int> widths() const override { return {prefill_, high_, low_}; }
 
  private:
   int prefill_, high_, low_, current_, streak_ = 0, patience_;

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -345,19 +346,34 @@ float bitplane_dot_int8_scalar(const BitPlaneMatrix& m, int bits, int64_t r, con
   return m.lut_scale[size_t(bits - m.bits_min)][size_t(r)] * float(total - a.offset);
 }
 
+namespace {
+// kSpread[b]: byte i is bit i of b, so one plane byte lands in 8 byte-wide codes at once.
+const std::array<uint64_t, 256> kSpread = [] {
+  std::array<uint64_t, 256> t{};
+  for (int b = 0; b < 256; ++b)
+    for (int i = 0; i < 8; ++i)
+      if ((b >> i) & 1) t[size_t(b)] |= uint64_t(1) << (8 * i);
+  return t;
+}();
+}  // namespace
+
 void bitplane_dequant_row(const BitPlaneMatrix& m, int bits, int64_t r, float* out) {
-  // Plane by plane over whole bytes (vectorisable), then one table look-up per column.
-  std::vector<uint8_t> codes(static_cast<size_t>(m.plane_stride) * 8, 0);
+  // Codes assembled 8 columns per 64-bit word, plane by plane (most significant first; a
+  // byte's code stays below 2^bits <= 256, so shifting never carries into its neighbour),
+  // then one table look-up per column.
+  thread_local std::vector<uint64_t> words;
+  words.assign(size_t(m.plane_stride), 0);
   for (int k = 0; k < bits; ++k) {
     const uint8_t* p = m.plane(k, r);
-    for (int64_t j = 0; j < m.plane_stride * 8; ++j) codes[size_t(j)] = uint8_t((codes[size_t(j)] << 1) | ((p[j >> 3] >> (j & 7)) & 1));
+    for (int64_t jb = 0; jb < m.plane_stride; ++jb) words[size_t(jb)] = (words[size_t(jb)] << 1) | kSpread[p[jb]];
   }
+  const uint8_t* codes = reinterpret_cast<const uint8_t*>(words.data());  // x86: byte i of a word is column 8w + i
   float lut[256];
   const int64_t gs = m.group_size > 0 ? m.group_size : m.cols;
   for (int64_t g = 0; g < m.groups(); ++g) {
     const uint16_t* t = m.table(bits, r, g);
     for (int c = 0; c < (1 << bits); ++c) lut[c] = f16_to_f32(t[c]);
-    for (int64_t j = g * gs; j < std::min(m.cols, (g + 1) * gs); ++j) out[j] = lut[codes[size_t(j)]];
+    for (int64_t j = g * gs; j < std::min(m.cols, (g + 1) * gs); ++j) out[j] = lut[codes[j]];
   }
   if (m.nnz)
     for (int32_t i = m.sp_rowptr[r]; i < m.sp_rowptr[r + 1]; ++i) out[m.sp_col[i]] = f16_to_f32(m.sp_val[i]);
