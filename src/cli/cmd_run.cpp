@@ -175,8 +175,8 @@ Action add_run(CLI::App& app) {
   cmd->add_option("--bits", a->bits, "Weight width of a quantized model for every pass (0: the highest stored)")->capture_default_str()->check(CLI::Range(0, 8));
   cmd->add_option("--prefill-bits", a->prefill_bits, "Width of the prompt pass (default: the schedule's first width)")->check(CLI::Range(0, 8));
   cmd->add_option("--schedule", a->schedule,
-                  "Decode widths: fixed:B, a step function like 4:32,3:96,2, or a preset first-half-high:H:L, "
-                  "middle-half-high:H:L, last-half-high:H:L, alternate:H:L[:PERIOD]");
+                  "Decode widths: fixed:B, a step function like 4:32,3:96,2, a preset first-half-high:H:L, "
+                  "middle-half-high:H:L, last-half-high:H:L, alternate:H:L[:PERIOD], or a schedule file from pmpd calibrate");
   cmd->add_option("--scheduler", a->scheduler, "Dynamic scheduler: confidence:HIGH:LOW:THRESHOLD[:PATIENCE]");
   cmd->add_flag("--no-color", a->no_color, "Do not colour tokens by width");
   cmd->add_flag("--json", a->json, "Print one JSON object: ids, text, timings");
