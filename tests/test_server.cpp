@@ -217,7 +217,7 @@ TEST_F(ServerTest, BadRequestsAreFourHundredsAndTheServerStaysUp) {
   expect_error("/v1/completions", R"({"prompt": "a", "max_tokens": "ten"})", 400, "integer");
   expect_error("/v1/completions", R"({"prompt": "a", "temperature": -1})", 400, "temperature");
   expect_error("/v1/completions", R"({"prompt": "a", "pmpd": {"mode": "turbo"}})", 400, "unknown mode");
-  expect_error("/v1/completions", R"({"prompt": "a", "pmpd": {"scheduler": "learned"}})", 400, "learned");
+  expect_error("/v1/completions", R"({"prompt": "a", "pmpd": {"scheduler": "learned"}})", 400, "no learned scheduler");
   expect_error("/v1/completions", R"({"prompt": "a", "pmpd": {"schedule": "2:3,4"}})", 400, "non-increasing");
   expect_error("/v1/completions", R"({"prompt": "a", "pmpd": {"schedule": "/etc/x.json"}})", 400, "schedule files");
   expect_error("/v1/completions", R"({"prompt": "a", "pmpd": {"schedule": "fixed:7"}})", 400, "holds 2 to 4");

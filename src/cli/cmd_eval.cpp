@@ -105,7 +105,7 @@ Action add_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "Evaluate a task with several methods (baselines and PMPD) and write the table");
   struct Args {
     std::string model, task, methods = "baseline-l,baseline-h,pmpd-static", split = "test", out = "eval-out", data,
-                            reference, dns_model, schedule;
+                            reference, dns_model, schedule, scheduler;
     int limit = 0, high = 4, low = 3, threads = 0;
   };
   auto a = std::make_shared<Args>();
@@ -121,6 +121,7 @@ Action add_eval(CLI::App& app) {
   cmd->add_option("--high", a->high, "High width (baseline-h, PMPD's high phase)")->capture_default_str();
   cmd->add_option("--low", a->low, "Low width (baseline-l, PMPD's low phase)")->capture_default_str();
   cmd->add_option("--schedule", a->schedule, "pmpd-static schedule (default: first-half-high:HIGH:LOW)");
+  cmd->add_option("--scheduler", a->scheduler, "pmpd-learned: the learned scheduler, learned:FILE.gguf (pmpd train-scheduler)");
   cmd->add_option("--reference", a->reference, "16-bit model: the fp16 method and the agreement column");
   cmd->add_option("--dns-model", a->dns_model, "Model quantized with --method dns (run at --low bits)");
   cmd->add_option("-o,--out", a->out, "Output folder (results.md, results.csv, quality_vs_bits.svg, cache/)")
@@ -158,7 +159,8 @@ Action add_eval(CLI::App& app) {
       } else if (m == "pmpd-static") {
         methods.push_back({m, a->schedule.empty() ? "first-half-high:" + H + ":" + L : a->schedule, q.get()});
       } else if (m == "pmpd-learned") {
-        fail("method pmpd-learned needs the learned scheduler, which is not built yet");
+        PMPD_CHECK(a->scheduler.rfind("learned:", 0) == 0, "method pmpd-learned needs --scheduler learned:FILE.gguf");
+        methods.push_back({m, a->scheduler, q.get()});
       } else {
         fail("unknown method \"{}\" (fp16, baseline-l, baseline-h, dns, pmpd-static, pmpd-learned)", m);
       }
@@ -170,7 +172,9 @@ Action add_eval(CLI::App& app) {
     auto cache_path = [&](const Method& m) {
       std::string key = fmt::format("{}|{}|{}|{}|{}|{}", task.name, a->split, a->data, m.model->path, m.schedule,
                                     task.max_new_tokens);
-      if (is_schedule_file(m.schedule)) key += "|" + read_text_file(m.schedule);  // a recalibrated file is new work
+      // A recalibrated or retrained file is new work.
+      if (is_schedule_file(m.schedule)) key += "|" + read_text_file(m.schedule);
+      if (m.schedule.rfind("learned:", 0) == 0) key += "|" + read_text_file(m.schedule.substr(8));
       return (fs::path(a->out) / "cache" / fmt::format("{}-{:016x}.jsonl", m.name, std::hash<std::string>{}(key))).string();
     };
     std::map<std::string, std::vector<Output>> outputs;

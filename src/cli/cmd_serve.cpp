@@ -29,7 +29,7 @@ Action add_serve(CLI::App& app) {
   cmd->add_option("--port", a->port, "Port (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
   cmd->add_option("--schedule", a->schedule,
                   "Mode \"pmpd\": a schedule (4:8,3) or a file from pmpd calibrate (default: first-half-high:HIGH:LOW)");
-  cmd->add_option("--scheduler", a->scheduler, "Dynamic scheduler for mode \"pmpd\": confidence:H:L:THRESHOLD[:PATIENCE]");
+  cmd->add_option("--scheduler", a->scheduler, "Mode \"pmpd\": confidence:H:L:THRESHOLD[:PATIENCE], or learned:FILE.gguf for requests that ask for the learned scheduler");
   cmd->add_option("--high", a->high, "Width of mode \"high\" (default: the schedule's prefill width, else 4)");
   cmd->add_option("--low", a->low, "Width of mode \"low\" (default: the schedule's lowest width, else 3)");
   cmd->add_option("--max-tokens", a->max_tokens, "Default max_tokens of a request")->capture_default_str()->check(CLI::Range(1, 1 << 20));
@@ -41,7 +41,8 @@ Action add_serve(CLI::App& app) {
   return [a]() {
     set_threads(a->threads);
     PMPD_CHECK(a->backend == "cpu", "--backend cuda: the CUDA backend is not built yet");
-    PMPD_CHECK(a->schedule.empty() || a->scheduler.empty(), "give either --schedule or --scheduler, not both");
+    PMPD_CHECK(a->schedule.empty() || a->scheduler.empty() || a->scheduler.rfind("learned:", 0) == 0,
+               "give either --schedule or --scheduler confidence:..., not both");
     const std::string path = a->model.empty() ? default_model_path() : a->model;
     auto model = load_model(path);
     PMPD_CHECK(model->tokenizer, "{}: the server needs a model with a tokenizer", path);
@@ -52,7 +53,9 @@ Action add_serve(CLI::App& app) {
     if (model->quantized()) {
       const int lo = model->quant.bits_min, hi = model->quant.bits_max;
       int high = 4, low = 3;
-      cfg.schedule = !a->scheduler.empty() ? a->scheduler : a->schedule;
+      const bool learned = a->scheduler.rfind("learned:", 0) == 0;
+      if (learned) cfg.learned = a->scheduler;
+      cfg.schedule = !a->scheduler.empty() && !learned ? a->scheduler : a->schedule;
       if (!a->schedule.empty()) {  // the schedule's own widths
         PrecisionSchedule s = is_schedule_file(a->schedule) ? load_schedule_file(a->schedule, a->max_tokens)
                                                              : parse_schedule(a->schedule, a->max_tokens, 0);
@@ -64,8 +67,10 @@ Action add_serve(CLI::App& app) {
       PMPD_CHECK(cfg.high_bits >= lo && cfg.high_bits <= hi && cfg.low_bits >= lo && cfg.low_bits <= hi,
                  "--high {} / --low {} must lie in the file's {}..{}", cfg.high_bits, cfg.low_bits, lo, hi);
       if (cfg.schedule.empty()) cfg.schedule = fmt::format("first-half-high:{}:{}", cfg.high_bits, cfg.low_bits);
-      for (int b : make_scheduler(cfg.schedule, a->max_tokens, 0, hi)->widths())  // fail now, not on a request
-        PMPD_CHECK(b >= lo && b <= hi, "schedule \"{}\" uses {} bits; {} holds {} to {}", cfg.schedule, b, path, lo, hi);
+      for (const std::string& spec : {cfg.schedule, cfg.learned})  // fail now, not on a request
+        if (!spec.empty())
+          for (int b : make_scheduler(spec, a->max_tokens, 0, hi)->widths())
+            PMPD_CHECK(b >= lo && b <= hi, "scheduler \"{}\" uses {} bits; {} holds {} to {}", spec, b, path, lo, hi);
     } else {
       std::fprintf(stderr, "note: %s is 16-bit; every mode runs at 16 bits (quantize it for PMPD)\n", path.c_str());
     }

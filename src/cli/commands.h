@@ -17,6 +17,7 @@ Action add_patterns(CLI::App& app);
 Action add_eval(CLI::App& app);
 Action add_calibrate(CLI::App& app);
 Action add_serve(CLI::App& app);
+Action add_train_scheduler(CLI::App& app);
 
 // Applies --threads (0: all cores).
 void set_threads(int n);

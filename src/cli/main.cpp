@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   actions["eval"] = pmpd::cli::add_eval(app);
   actions["calibrate"] = pmpd::cli::add_calibrate(app);
   actions["serve"] = pmpd::cli::add_serve(app);
+  actions["train-scheduler"] = pmpd::cli::add_train_scheduler(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

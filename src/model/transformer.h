@@ -18,6 +18,9 @@ class KVCache {
   KVCache(const ModelConfig& c, int max_seq, bool f16 = true);
   int max_seq() const { return max_seq_; }
   int length() const { return length_; }
+  int n_layers() const { return n_layers_; }
+  int kv_heads() const { return kv_dim_ / head_dim_; }
+  int head_dim() const { return head_dim_; }
   void truncate(int n) { length_ = n < length_ ? n : length_; }
   size_t bytes() const { return f16_ ? k16_.size() * 4 : k32_.size() * 8; }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "sched/learned_scheduler.h"
 #include "sched/schedule_file.h"
 
 namespace pmpd {
@@ -44,6 +45,7 @@ std::unique_ptr<Scheduler> make_scheduler(const std::string& spec, int max_new_t
     s.name = "fixed";
     return std::make_unique<StaticScheduler>(s);
   }
+  if (spec.rfind("learned:", 0) == 0) return std::make_unique<LearnedScheduler>(SwitchModel::load(spec.substr(8)), prefill_bits);
   if (spec.rfind("confidence:", 0) == 0) {
     int h = 0, l = 0, patience = 4;
     float t = 0;

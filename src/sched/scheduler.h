@@ -64,7 +64,7 @@ class ConfidenceScheduler : public Scheduler {
   float threshold_;
 };
 
-// "static:<schedule>" (or a bare schedule, or a calibrated schedule file FILE.json), "confidence:H:L:THRESHOLD[:PATIENCE]".
+// "static:<schedule>" (or a bare schedule, or a calibrated schedule file FILE.json), "learned:FILE.gguf", "confidence:H:L:THRESHOLD[:PATIENCE]".
 std::unique_ptr<Scheduler> make_scheduler(const std::string& spec, int max_new_tokens, int prefill_bits,
                                           int default_bits);
 

@@ -158,6 +158,7 @@ CompletionRequest parse_request(const Json& body, bool chat, const Model& model,
 
   // Precision: the mode picks the schedule; a 16-bit model has only its own.
   std::string request_schedule;
+  bool use_learned = false;
   if (const Json* p = field(body, "pmpd")) {
     if (!p->is_object()) reject("pmpd", "'pmpd' must be an object");
     for (auto& [k, v] : p->items())
@@ -167,8 +168,10 @@ CompletionRequest parse_request(const Json& body, bool chat, const Model& model,
       reject("pmpd.mode", fmt::format("unknown mode '{}' (pmpd, high, low)", r.mode));
     if (p->contains("scheduler")) {
       std::string s = string_field((*p)["scheduler"], "pmpd.scheduler");
-      if (s == "learned") reject("pmpd.scheduler", "the learned scheduler is not available on this server");
-      if (s != "static") reject("pmpd.scheduler", fmt::format("unknown scheduler '{}' (static, learned)", s));
+      if (s != "static" && s != "learned") reject("pmpd.scheduler", fmt::format("unknown scheduler '{}' (static, learned)", s));
+      if (s == "learned" && cfg.learned.empty())
+        reject("pmpd.scheduler", "this server has no learned scheduler (start it with --scheduler learned:FILE.gguf)");
+      use_learned = s == "learned";
     }
     if (p->contains("schedule")) {
       request_schedule = string_field((*p)["schedule"], "pmpd.schedule");
@@ -178,6 +181,7 @@ CompletionRequest parse_request(const Json& body, bool chat, const Model& model,
   if (model.quantized()) {
     if (r.mode == "high") r.schedule = fmt::format("fixed:{}", cfg.high_bits);
     else if (r.mode == "low") r.schedule = fmt::format("fixed:{}", cfg.low_bits);
+    else if (use_learned) r.schedule = cfg.learned;
     else r.schedule = request_schedule.empty() ? cfg.schedule : request_schedule;
     std::unique_ptr<Scheduler> s;
     try {

@@ -25,6 +25,7 @@ struct ServerConfig {
   std::string model_id = "pmpd";   // the id /v1/models reports and requests may name
   int high_bits = 0, low_bits = 0;  // widths of modes "high" and "low" (quantized models)
   std::string schedule;            // mode "pmpd": a schedule spec or a calibrated schedule file
+  std::string learned;             // mode "pmpd" with scheduler "learned": "learned:FILE.gguf" (empty: none)
   int default_max_tokens = 128;
   ChatTemplate chat = ChatTemplate::None;
 };
