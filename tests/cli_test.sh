@@ -85,6 +85,20 @@ expect_error "calibrate split" "calibration" "$PMPD" calibrate -m "$tmp/q.gguf" 
 expect_error "calibrate bits" "outside" "$PMPD" calibrate -m "$tmp/q.gguf" --task "$tmp/minical.json" --bits 1:4 -o "$tmp/x.json"
 printf '{"schedule": "3"}' > "$tmp/bad_sched.json"
 expect_error "bad schedule file" "prefill_bits" "$PMPD" run -m "$tmp/q.gguf" -p "A" --schedule "$tmp/bad_sched.json"
+# train a learned scheduler on a few prompts of our own, then use it in run and eval
+printf 'A dog runs over the green grass in the park today\nTwo men are sitting on a bench near the old river\nThe woman reads a long book in the quiet garden now\n' > "$tmp/text.txt"
+for i in 1 2 3 4 5; do cat "$tmp/text.txt"; done > "$tmp/text4.txt"
+if "$PMPD" train-scheduler -m "$tmp/q.gguf" --data "$tmp/text4.txt" "$tmp/minical.json" --high 4 --low 3 -n 6 --epochs 5 --max-words 8 -o "$tmp/ls.gguf" > "$tmp/ts.txt" 2>&1 \
+   && [ -f "$tmp/ls.gguf.dataset" ] && grep -q "accuracy" "$tmp/ts.txt"; then ok "train-scheduler"; else bad "train-scheduler: $(cat "$tmp/ts.txt")"; fi
+"$PMPD" train-scheduler -m "$tmp/q.gguf" --data "$tmp/text4.txt" "$tmp/minical.json" --high 4 --low 3 -n 6 --epochs 5 --max-words 8 -o "$tmp/ls2.gguf" --dataset "$tmp/ls.gguf.dataset" 2>&1 | grep -q "reusing" \
+  && ok "train-scheduler reuses its dataset" || bad "train-scheduler dataset reuse"
+json=$("$PMPD" run -m "$tmp/q.gguf" -p "A dog" -n 6 --ignore-eos --scheduler "learned:$tmp/ls.gguf" --json 2>/dev/null)
+echo "$json" | python3 -c "import json,sys; j=json.load(sys.stdin); b=[t['bits'] for t in j['tokens']]; assert b[0]==4 and set(b)<={3,4} and b==sorted(b,reverse=True), b" \
+  && ok "run --scheduler learned" || bad "run --scheduler learned: $json"
+"$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/minical.json" --methods pmpd-learned --scheduler "learned:$tmp/ls.gguf" -o "$tmp/evl" >/dev/null 2>&1 \
+  && grep -q "pmpd-learned" "$tmp/evl/results.csv" && ok "eval pmpd-learned" || bad "eval pmpd-learned"
+expect_error "learned needs a file" "GGUF" "$PMPD" run -m "$tmp/q.gguf" -p "A" --scheduler "learned:$tmp/sched.json"
+expect_error "train-scheduler 16-bit" "quantize it first" "$PMPD" train-scheduler -m "$SRC/models/pmpd-tiny" --data "$tmp/text4.txt" -o "$tmp/x.gguf"
 expect_error "eval unknown method" "unknown method" "$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/mini.json" --methods best -o "$tmp/ev"
 expect_error "eval fp16 without reference" "--reference" "$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/mini.json" --methods fp16 -o "$tmp/ev"
 expect_error "rising schedule" "non-increasing" "$PMPD" run -m "$tmp/q.gguf" -p "A" --schedule 2:4,3
