@@ -85,11 +85,7 @@ class CalibratedModel : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
-    auto src = load_model(test::source_dir() + "/models/pmpd-tiny");
-    quant::QuantizeOptions qo;
-    qo.bits_min = 2, qo.bits_max = 4;
-    quant::quantize_model(*src, dir_->file("q.gguf"), qo);
-    q_ = load_model(dir_->file("q.gguf")).release();
+    q_ = test::quantized_tiny(*dir_, 2, 4).release();
     // A small translation task over Multi30k validation sentences.
     std::ifstream de(test::shared_path("data/multi30k/val.de")), en(test::shared_path("data/multi30k/val.en"));
     std::ofstream out(dir_->file("val.jsonl"));

@@ -120,11 +120,7 @@ TEST(SwitchDataset, CacheRoundTripsAndSurvivesATornTail) {
 
 TEST(LearnedScheduler, PredictsOnceAfterThePrefillAndFollowsItsSwitch) {
   test::TempDir d;
-  auto src = load_model(test::source_dir() + "/models/pmpd-tiny");
-  quant::QuantizeOptions qo;
-  qo.bits_min = 2, qo.bits_max = 4;
-  quant::quantize_model(*src, d.file("q.gguf"), qo);
-  auto q = load_model(d.file("q.gguf"));
+  auto q = test::quantized_tiny(d, 2, 4);
   Tokenizer tok(*q->tokenizer);
   Transformer tf(*q);
   calib::LabelOptions lo;

@@ -18,11 +18,7 @@ class ServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
-    auto src = load_model(test::source_dir() + "/models/pmpd-tiny");
-    quant::QuantizeOptions qo;
-    qo.bits_min = 2, qo.bits_max = 4;
-    quant::quantize_model(*src, dir_->file("q.gguf"), qo);
-    model_ = load_model(dir_->file("q.gguf")).release();
+    model_ = test::quantized_tiny(*dir_, 2, 4).release();
     server::ServerConfig cfg;
     cfg.model_id = "tiny";
     cfg.high_bits = 4, cfg.low_bits = 2;

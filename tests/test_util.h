@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
+#include "quant/quantize_model.h"
 
 namespace pmpd::test {
 
@@ -44,6 +45,15 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
 inline std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// pmpd-tiny quantized to widths lo..hi as dir/q.gguf, loaded memory-mapped.
+inline std::unique_ptr<Model> quantized_tiny(const TempDir& dir, int lo, int hi) {
+  auto src = load_model(source_dir() + "/models/pmpd-tiny");
+  quant::QuantizeOptions qo;
+  qo.bits_min = lo, qo.bits_max = hi;
+  quant::quantize_model(*src, dir.file("q.gguf"), qo);
+  return load_model(dir.file("q.gguf"));
 }
 
 // max |a - b| / max |b|: the relative error the tests bound.

@@ -96,9 +96,7 @@ Action add_calibrate(CLI::App& app) {
     set_threads(a->threads);
     eval::Task task = eval::load_task(a->task);
     std::vector<eval::Example> examples = eval::load_examples(task, a->split, a->limit, a->data);
-    auto q = load_model(a->model);
-    PMPD_CHECK(q->quantized(), "{}: calibration chooses widths of a quantized model; quantize it first", a->model);
-    PMPD_CHECK(q->tokenizer, "{}: no tokenizer", a->model);
+    auto q = load_quantized(a->model, "calibration chooses widths of a quantized model");
     std::unique_ptr<Model> ref;
     if (!a->reference.empty()) {
       ref = load_model(a->reference);

@@ -131,9 +131,7 @@ Action add_eval(CLI::App& app) {
     set_threads(a->threads);
     eval::Task task = eval::load_task(a->task);
     std::vector<eval::Example> examples = eval::load_examples(task, a->split, a->limit, a->data);
-    auto q = load_model(a->model);
-    PMPD_CHECK(q->quantized(), "{}: eval compares widths of a quantized model; quantize it first", a->model);
-    PMPD_CHECK(q->tokenizer, "{}: no tokenizer", a->model);
+    auto q = load_quantized(a->model, "eval compares widths of a quantized model");
     PMPD_CHECK(a->low >= q->quant.bits_min && a->high <= q->quant.bits_max && a->low <= a->high,
                "--low {} / --high {} must lie in the file's {}..{}", a->low, a->high, q->quant.bits_min, q->quant.bits_max);
     std::unique_ptr<Model> ref, dns;

@@ -89,9 +89,7 @@ Action add_train_scheduler(CLI::App& app) {
   return [a]() {
     set_threads(a->threads);
     PMPD_CHECK(a->min_words <= a->max_words, "--min-words must not exceed --max-words");
-    auto q = load_model(a->model);
-    PMPD_CHECK(q->quantized(), "{}: the scheduler switches widths of a quantized model; quantize it first", a->model);
-    PMPD_CHECK(q->tokenizer, "{}: no tokenizer", a->model);
+    auto q = load_quantized(a->model, "the scheduler switches widths of a quantized model");
     calib::LabelOptions lo;
     lo.high_bits = a->high, lo.low_bits = a->low, lo.prefill_bits = a->prefill ? a->prefill : a->high;
     lo.max_new_tokens = a->n, lo.layer = a->layer;

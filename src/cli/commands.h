@@ -3,6 +3,9 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <memory>
+
+#include "model/model_loader.h"
 
 namespace pmpd::cli {
 
@@ -21,5 +24,9 @@ Action add_train_scheduler(CLI::App& app);
 
 // Applies --threads (0: all cores).
 void set_threads(int n);
+
+// Loads a model that must be quantized (by pmpd quantize) and have a tokenizer; `purpose`
+// completes the error message ("calibration chooses widths of a quantized model").
+std::unique_ptr<Model> load_quantized(const std::string& path, const std::string& purpose);
 
 }  // namespace pmpd::cli

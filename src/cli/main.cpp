@@ -11,6 +11,13 @@ namespace pmpd::cli {
 void set_threads(int n) {
   if (n > 0) omp_set_num_threads(n);
 }
+
+std::unique_ptr<Model> load_quantized(const std::string& path, const std::string& purpose) {
+  auto m = load_model(path);
+  PMPD_CHECK(m->quantized(), "{}: {}; quantize it first", path, purpose);
+  PMPD_CHECK(m->tokenizer, "{}: no tokenizer", path);
+  return m;
+}
 }  // namespace pmpd::cli
 
 int main(int argc, char** argv) {
