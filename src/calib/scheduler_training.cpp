@@ -152,8 +152,10 @@ std::vector<SwitchExample> read_dataset(const std::string& path, const std::stri
   while (true) {
     int32_t h[4];
     if (!in.read(reinterpret_cast<char*>(h), sizeof(h))) break;
+    // Torn or corrupt: stop here (each size is bounded before they are multiplied).
+    if (h[0] <= 0 || h[1] <= 0 || h[2] <= 0 || h[3] < 0 || h[0] > (1 << 20) || h[1] > 4096 || h[2] > 4096) break;
     const int64_t n = int64_t(h[0]) * h[1] * h[2];
-    if (h[0] <= 0 || h[1] <= 0 || h[2] <= 0 || h[3] < 0 || n > kMaxFeatureFloats) break;  // torn or corrupt: stop here
+    if (n > kMaxFeatureFloats) break;
     std::vector<uint16_t> kk(static_cast<size_t>(n)), vv(static_cast<size_t>(n));
     if (!in.read(reinterpret_cast<char*>(kk.data()), n * 2) || !in.read(reinterpret_cast<char*>(vv.data()), n * 2)) break;
     SwitchExample e;

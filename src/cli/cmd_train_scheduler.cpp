@@ -120,6 +120,13 @@ Action add_train_scheduler(CLI::App& app) {
     key += fmt::format("|seed {}", a->train.seed);
     std::vector<calib::SwitchExample> data = calib::read_dataset(ds, key);
     if (data.size() > prompts.size()) data.resize(prompts.size());
+    const size_t classes = calib::default_class_steps(lo.max_new_tokens).size();
+    for (auto& e : data)
+      if (size_t(e.label) >= classes || e.features.heads != q->config.n_kv_heads || e.features.head_dim != q->config.head_dim) {
+        std::fprintf(stderr, "%s: records that do not fit this model; labelling again\n", ds.c_str());
+        data.clear();
+        break;
+      }
     if (!data.empty()) std::fprintf(stderr, "%s: reusing %zu labelled prompts\n", ds.c_str(), data.size());
     if (data.size() < prompts.size()) {
       calib::DatasetWriter writer(ds, key, data);
