@@ -256,6 +256,13 @@ Json usage(const CompletionResult& r) {
   return {{"prompt_tokens", r.gen.prompt_tokens}, {"completion_tokens", n}, {"total_tokens", r.gen.prompt_tokens + n}};
 }
 
+// The fields every response and chunk share.
+Json envelope(const CompletionRequest& req, const ServerConfig& cfg, const std::string& id, long created, Json choice,
+              bool chunk) {
+  const char* object = !req.chat ? "text_completion" : chunk ? "chat.completion.chunk" : "chat.completion";
+  return {{"id", id}, {"object", object}, {"created", created}, {"model", cfg.model_id}, {"choices", Json::array({choice})}};
+}
+
 }  // namespace
 
 Json response_body(const CompletionRequest& req, const CompletionResult& r, const ServerConfig& cfg,
@@ -263,13 +270,10 @@ Json response_body(const CompletionRequest& req, const CompletionResult& r, cons
   Json choice = {{"index", 0}, {"finish_reason", r.finish_reason}, {"logprobs", nullptr}};
   if (req.chat) choice["message"] = {{"role", "assistant"}, {"content", r.text}};
   else choice["text"] = r.text;
-  return {{"id", id},
-          {"object", req.chat ? "chat.completion" : "text_completion"},
-          {"created", created},
-          {"model", cfg.model_id},
-          {"choices", Json::array({choice})},
-          {"usage", usage(r)},
-          {"pmpd", pmpd_fields(req, r)}};
+  Json j = envelope(req, cfg, id, created, choice, false);
+  j["usage"] = usage(r);
+  j["pmpd"] = pmpd_fields(req, r);
+  return j;
 }
 
 Json chunk_body(const CompletionRequest& req, const Delta& d, const ServerConfig& cfg, const std::string& id,
@@ -281,12 +285,9 @@ Json chunk_body(const CompletionRequest& req, const Delta& d, const ServerConfig
   } else {
     choice["text"] = d.text;
   }
-  return {{"id", id},
-          {"object", req.chat ? "chat.completion.chunk" : "text_completion"},
-          {"created", created},
-          {"model", cfg.model_id},
-          {"choices", Json::array({choice})},
-          {"pmpd", {{"bits", d.bits}}}};
+  Json j = envelope(req, cfg, id, created, choice, true);
+  j["pmpd"] = {{"bits", d.bits}};
+  return j;
 }
 
 Json final_chunk_body(const CompletionRequest& req, const CompletionResult& r, const ServerConfig& cfg,
@@ -294,13 +295,10 @@ Json final_chunk_body(const CompletionRequest& req, const CompletionResult& r, c
   Json choice = {{"index", 0}, {"finish_reason", r.finish_reason}, {"logprobs", nullptr}};
   if (req.chat) choice["delta"] = Json::object();
   else choice["text"] = "";
-  return {{"id", id},
-          {"object", req.chat ? "chat.completion.chunk" : "text_completion"},
-          {"created", created},
-          {"model", cfg.model_id},
-          {"choices", Json::array({choice})},
-          {"usage", usage(r)},
-          {"pmpd", pmpd_fields(req, r)}};
+  Json j = envelope(req, cfg, id, created, choice, true);
+  j["usage"] = usage(r);
+  j["pmpd"] = pmpd_fields(req, r);
+  return j;
 }
 
 }  // namespace pmpd::server
