@@ -50,13 +50,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-PrecisionSchedule fixed_schedule(int prefill, int decode) {
-  PrecisionSchedule s;
-  s.prefill_bits = prefill;
-  s.segments = {{decode, 1}};
-  return s;
-}
-
 // The schedule whose last (open) segment, begun at decode step `start`, drops to `to` at `step`.
 PrecisionSchedule drop_at(PrecisionSchedule s, int start, int step, int to) {
   auto& last = s.segments.back();

@@ -28,9 +28,7 @@ SwitchExample label_prompt(Transformer& tf, Transformer* reference, const Tokeni
                            const std::vector<std::string>& stop, const LabelOptions& opt) {
   const std::vector<int> steps = opt.steps.empty() ? default_class_steps(opt.max_new_tokens) : opt.steps;
   TaskLimits lim{&tok, opt.max_new_tokens, stop};
-  PrecisionSchedule high;
-  high.prefill_bits = opt.prefill_bits;
-  high.segments = {{opt.high_bits, 1}};
+  const PrecisionSchedule high = fixed_schedule(opt.prefill_bits, opt.high_bits);
   std::vector<Branch> br;
   for (size_t c = 0; c + 1 < steps.size(); ++c) br.push_back({steps[c], opt.low_bits});
   auto outs = generate_with_branches(tf, prompt, opt.prefill_bits, high, br, lim);
@@ -39,16 +37,10 @@ SwitchExample label_prompt(Transformer& tf, Transformer* reference, const Tokeni
   texts.push_back(outs[0].text);  // the last class never switches: the all-high output
   std::string ref;
   if (reference) {
-    PrecisionSchedule s16;
-    s16.prefill_bits = 16;
-    s16.segments = {{16, 1}};
-    ref = generate_with_branches(*reference, prompt, 16, s16, {}, lim)[0].text;
+    ref = generate_with_branches(*reference, prompt, 16, fixed_schedule(16, 16), {}, lim)[0].text;
   } else {
     const int top = tf.model().quant.bits_max;
-    PrecisionSchedule s;
-    s.prefill_bits = top;
-    s.segments = {{top, 1}};
-    ref = generate_with_branches(tf, prompt, top, s, {}, lim)[0].text;
+    ref = generate_with_branches(tf, prompt, top, fixed_schedule(top, top), {}, lim)[0].text;
   }
   SwitchExample e;
   e.label = label_from_outputs(texts, ref);

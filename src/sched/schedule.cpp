@@ -32,6 +32,13 @@ std::string PrecisionSchedule::str() const {
   return s;
 }
 
+PrecisionSchedule fixed_schedule(int prefill_bits, int decode_bits) {
+  PrecisionSchedule s;
+  s.prefill_bits = prefill_bits;
+  s.segments = {{decode_bits, 1}};
+  return s;
+}
+
 namespace {
 
 int parse_int(const std::string& s, const std::string& spec) {

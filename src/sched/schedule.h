@@ -21,6 +21,9 @@ struct PrecisionSchedule {
   std::string str() const;
 };
 
+// The prefill at `prefill_bits`, then every decode step at `decode_bits`.
+PrecisionSchedule fixed_schedule(int prefill_bits, int decode_bits);
+
 // Parses "fixed:B", "B", "4:32,3:96,2", or a preset "first-half-high:H:L", "middle-half-high:H:L",
 // "last-half-high:H:L", "alternate:H:L[:period]" for generations of `max_new_tokens`.
 // Throws pmpd::Error naming the problem.
