@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -15,7 +16,12 @@
 
 namespace pmpd::test {
 
-inline std::string source_dir() { return PMPD_SOURCE_DIR; }
+// The checkout the tests read fixtures from; PMPD_SOURCE_DIR overrides the build-time
+// path (the GPU machine runs binaries built elsewhere: tools/gpu/run.sh).
+inline std::string source_dir() {
+  const char* env = std::getenv("PMPD_SOURCE_DIR");
+  return env && *env ? env : PMPD_SOURCE_DIR;
+}
 inline std::string fixture(const std::string& name) { return source_dir() + "/tests/fixtures/" + name; }
 inline std::string shared_path(const std::string& rel) { return source_dir() + "/../shared/" + rel; }
 

@@ -95,13 +95,13 @@ CalibResult calibrate(const Model& model, const Tokenizer& tok, const eval::Task
   const TaskLimits lim{&tok, task.max_new_tokens, task.stop};
   std::vector<std::vector<int>> prompts;
   for (auto& e : examples) prompts.push_back(tok.encode(e.prompt, tok.add_bos_default()));
-  Transformer tf(model);
+  Transformer tf(model, opt.backend);
 
   // Reference outputs: a 16-bit model's, or (below) the highest width's.
   std::vector<GreedyOutput> ref_out;
   auto t0 = Clock::now();
   if (opt.reference) {
-    Transformer rt(*opt.reference);
+    Transformer rt(*opt.reference, opt.backend);
     for (int i = 0; i < n; ++i) {
       ref_out.push_back(generate_with_branches(rt, prompts[size_t(i)], 16, fixed_schedule(16, 16), {}, lim)[0]);
       report("reference (16-bit)", i + 1, n);

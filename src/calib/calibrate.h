@@ -30,6 +30,7 @@ struct CalibOptions {
   bool relative = true;              // tolerance as a fraction of the reference quality (else metric points)
   std::vector<int> switch_steps;     // candidate decode steps for a drop; empty: default_switch_steps
   const Model* reference = nullptr;  // a 16-bit model as the reference; null: the ladder's highest width
+  Backend backend = Backend::CPU;    // where the candidate generations run
 };
 
 struct PairResult {

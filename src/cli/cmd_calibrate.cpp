@@ -74,6 +74,7 @@ Action add_calibrate(CLI::App& app) {
     double tolerance = 0.02;
     bool points = false;
     int limit = 100, threads = 0;
+    std::string backend = "cpu";
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("-m,--model", a->model, "Quantized model (.gguf from pmpd quantize, anyprec)")->required();
@@ -92,6 +93,7 @@ Action add_calibrate(CLI::App& app) {
   cmd->add_option("--reference", a->reference, "16-bit model as the quality reference (default: the highest width)");
   cmd->add_option("--steps", a->steps, "Candidate switch steps, e.g. 0,2,4,8,16 (default: 0,1,2,3,4,6,8,12,16,...)");
   cmd->add_option("-t,--threads", a->threads, "Threads (0: all cores)")->capture_default_str();
+  add_backend_option(cmd, a->backend);
   return [a]() {
     set_threads(a->threads);
     eval::Task task = eval::load_task(a->task);
@@ -109,6 +111,7 @@ Action add_calibrate(CLI::App& app) {
     opt.tolerance = a->tolerance;
     opt.relative = !a->points;
     opt.reference = ref.get();
+    opt.backend = parse_backend(a->backend);
     if (!a->steps.empty()) opt.switch_steps = parse_steps(a->steps);
     Tokenizer tok(*q->tokenizer);
     std::string stage;

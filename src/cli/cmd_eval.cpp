@@ -105,7 +105,7 @@ Action add_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "Evaluate a task with several methods (baselines and PMPD) and write the table");
   struct Args {
     std::string model, task, methods = "baseline-l,baseline-h,pmpd-static", split = "test", out = "eval-out", data,
-                            reference, dns_model, schedule, scheduler;
+                            reference, dns_model, schedule, scheduler, backend = "cpu";
     int limit = 0, high = 4, low = 3, threads = 0;
   };
   auto a = std::make_shared<Args>();
@@ -127,6 +127,7 @@ Action add_eval(CLI::App& app) {
   cmd->add_option("-o,--out", a->out, "Output folder (results.md, results.csv, quality_vs_bits.svg, cache/)")
       ->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "Threads (0: all cores)")->capture_default_str();
+  add_backend_option(cmd, a->backend);
   return [a]() {
     set_threads(a->threads);
     eval::Task task = eval::load_task(a->task);
@@ -195,7 +196,7 @@ Action add_eval(CLI::App& app) {
           have[i] = true;
         }
       }
-      Transformer tf(*m.model);
+      Transformer tf(*m.model, parse_backend(a->backend));
       std::ofstream cache(cp, std::ios::app);
       for (size_t i = 0; i < examples.size(); ++i) {
         if (!have[i]) {

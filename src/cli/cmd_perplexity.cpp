@@ -45,6 +45,7 @@ Action add_perplexity(CLI::App& app) {
   struct Args {
     std::string model, text, bits, json_out;
     int ctx = 256, threads = 0;
+    std::string backend = "cpu";
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("-m,--model", a->model, "Model (quantized .gguf for several widths)")->required();
@@ -53,6 +54,7 @@ Action add_perplexity(CLI::App& app) {
   cmd->add_option("--ctx", a->ctx, "Window length in tokens")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--json", a->json_out, "Also write the results as JSON to this file");
   cmd->add_option("-t,--threads", a->threads, "Threads (0: all cores)")->capture_default_str();
+  add_backend_option(cmd, a->backend);
   return [a]() {
     set_threads(a->threads);
     auto m = load_model(a->model);
@@ -77,7 +79,7 @@ Action add_perplexity(CLI::App& app) {
       auto [lo, hi] = a->bits.empty() ? std::pair{m->quant.bits_min, m->quant.bits_max} : parse_bit_range(a->bits);
       for (int b = lo; b <= hi; ++b) widths.push_back(b);
     }
-    Transformer tf(*m);
+    Transformer tf(*m, parse_backend(a->backend));
     Json out = Json::array();
     fmt::print("{:>6}  {:>10}  {:>8}\n", "bits", "perplexity", "tokens");
     for (int b : widths) {

@@ -15,7 +15,7 @@ namespace pmpd::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, tokenizer, prompt, prompt_ids, chat = "none", system, kv = "f16", schedule, scheduler;
+  std::string model, tokenizer, prompt, prompt_ids, chat = "none", system, kv = "f16", schedule, scheduler, backend = "cpu";
   int n = 64, threads = 0, bits = 0, prefill_bits = 0;
   bool no_color = false;
   SamplerParams sampler;
@@ -94,7 +94,7 @@ int run(const RunArgs& a) {
 
   std::optional<StreamDecoder> stream;
   if (tok) stream.emplace(*tok);
-  Transformer tf(*model);
+  Transformer tf(*model, parse_backend(a.backend));
   GenerateResult r;
   auto on_token = [&](int id) {
     ++token_index;
@@ -172,6 +172,7 @@ Action add_run(CLI::App& app) {
   cmd->add_option("--system", a->system, "System message for chat templates");
   cmd->add_option("--kv", a->kv, "KV cache precision: f16 or f32")->capture_default_str()->check(CLI::IsMember({"f16", "f32"}));
   cmd->add_option("-t,--threads", a->threads, "Threads (0: all cores)")->capture_default_str();
+  add_backend_option(cmd, a->backend);
   cmd->add_option("--bits", a->bits, "Weight width of a quantized model for every pass (0: the highest stored)")->capture_default_str()->check(CLI::Range(0, 8));
   cmd->add_option("--prefill-bits", a->prefill_bits, "Width of the prompt pass (default: the schedule's first width)")->check(CLI::Range(0, 8));
   cmd->add_option("--schedule", a->schedule,

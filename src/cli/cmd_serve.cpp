@@ -36,11 +36,10 @@ Action add_serve(CLI::App& app) {
   cmd->add_option("--chat", a->chat, "Chat template for /v1/chat/completions: auto, none, vicuna, zephyr, llama2, chatml")
       ->capture_default_str();
   cmd->add_option("--name", a->name, "Model id reported by /v1/models (default: the model's file name)");
-  cmd->add_option("--backend", a->backend, "cpu (cuda: not built yet)")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
+  add_backend_option(cmd, a->backend);
   cmd->add_option("-t,--threads", a->threads, "Threads (0: all cores)")->capture_default_str();
   return [a]() {
     set_threads(a->threads);
-    PMPD_CHECK(a->backend == "cpu", "--backend cuda: the CUDA backend is not built yet");
     PMPD_CHECK(a->schedule.empty() || a->scheduler.empty() || a->scheduler.rfind("learned:", 0) == 0,
                "give either --schedule or --scheduler confidence:..., not both");
     const std::string path = a->model.empty() ? default_model_path() : a->model;
@@ -49,6 +48,7 @@ Action add_serve(CLI::App& app) {
     server::ServerConfig cfg;
     cfg.model_id = a->name.empty() ? std::filesystem::path(path).filename().string() : a->name;
     cfg.default_max_tokens = a->max_tokens;
+    cfg.backend = parse_backend(a->backend);
     cfg.chat = a->chat == "auto" ? detect_chat_template(model->tokenizer->chat_template) : chat_template_from_name(a->chat);
     if (model->quantized()) {
       const int lo = model->quant.bits_min, hi = model->quant.bits_max;

@@ -21,6 +21,10 @@ Action add_eval(CLI::App& app);
 Action add_calibrate(CLI::App& app);
 Action add_serve(CLI::App& app);
 Action add_train_scheduler(CLI::App& app);
+Action add_bench(CLI::App& app);
+
+// Adds --backend (cpu or cuda) bound to `backend`.
+void add_backend_option(CLI::App* cmd, std::string& backend);
 
 // Applies --threads (0: all cores).
 void set_threads(int n);

@@ -12,6 +12,12 @@ void set_threads(int n) {
   if (n > 0) omp_set_num_threads(n);
 }
 
+void add_backend_option(CLI::App* cmd, std::string& backend) {
+  cmd->add_option("--backend", backend, "Where the forward pass runs: cpu, or cuda (the whole model on the GPU)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+}
+
 std::unique_ptr<Model> load_quantized(const std::string& path, const std::string& purpose) {
   auto m = load_model(path);
   PMPD_CHECK(m->quantized(), "{}: {}; quantize it first", path, purpose);
@@ -35,6 +41,7 @@ int main(int argc, char** argv) {
   actions["calibrate"] = pmpd::cli::add_calibrate(app);
   actions["serve"] = pmpd::cli::add_serve(app);
   actions["train-scheduler"] = pmpd::cli::add_train_scheduler(app);
+  actions["bench"] = pmpd::cli::add_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/dot.h"
+#include "model/cuda_model.h"
 
 namespace pmpd {
 
@@ -14,6 +15,28 @@ KVCache::KVCache(const ModelConfig& c, int max_seq, bool f16)
   if (f16_) k16_.assign(n, 0), v16_.assign(n, 0);
   else k32_.assign(n, 0.f), v32_.assign(n, 0.f);
 }
+
+KVCache::KVCache(const KVCache& o)
+    : n_layers_(o.n_layers_), max_seq_(o.max_seq_), kv_dim_(o.kv_dim_), head_dim_(o.head_dim_), f16_(o.f16_),
+      length_(o.length_), k16_(o.k16_), v16_(o.v16_), k32_(o.k32_), v32_(o.v32_),
+      device_(o.device_ ? o.device_->clone(o.length_) : nullptr) {}
+
+KVCache& KVCache::operator=(const KVCache& o) {
+  if (this != &o) *this = KVCache(o);
+  return *this;
+}
+
+void KVCache::sync_host() const {
+  if (device_) device_->download(const_cast<KVCache&>(*this));
+}
+
+Backend parse_backend(const std::string& name) {
+  if (name == "cpu") return Backend::CPU;
+  if (name == "cuda") return Backend::CUDA;
+  fail("unknown backend \"{}\" (expected cpu or cuda)", name);
+}
+
+std::string backend_name(Backend b) { return b == Backend::CUDA ? "cuda" : "cpu"; }
 
 void KVCache::store(int layer, int pos, const float* k, const float* v) {
   size_t o = offset(layer, pos);
@@ -37,7 +60,17 @@ void KVCache::load_v(int layer, int pos, int h, float* out) const {
   else std::memcpy(out, &v32_[o], sizeof(float) * head_dim_);
 }
 
-Transformer::Transformer(const Model& m) : m_(m), rope_(m.config.rotary_dim, m.config.rope_theta) {}
+Transformer::Transformer(const Model& m, Backend backend)
+    : m_(m), rope_(m.config.rotary_dim, m.config.rope_theta), backend_(backend) {
+  if (backend == Backend::CUDA) gpu_ = cuda::DeviceModel::create(m);
+}
+
+Transformer::~Transformer() = default;
+
+void Transformer::set_observer(Observer o) {
+  PMPD_CHECK(!gpu_ || !o, "activation statistics are gathered on the CPU backend only");
+  observer_ = std::move(o);
+}
 
 void Transformer::apply_norm(const Norm& nm, const float* x, float* out, int n) const {
   const ModelConfig& c = m_.config;
@@ -97,6 +130,14 @@ void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logit
                m_.path, m_.quant.bits_min, m_.quant.bits_max);
   PMPD_CHECK(n > 0, "forward: no tokens");
   PMPD_CHECK(pos0 + n <= cache.max_seq(), "context of {} tokens exceeds the limit of {}", pos0 + n, cache.max_seq());
+  if (gpu_) {
+    for (int t = 0; t < n; ++t)
+      PMPD_CHECK(tokens[t] >= 0 && tokens[t] < c.vocab_size, "token id {} outside the vocabulary of {}", tokens[t],
+                 c.vocab_size);
+    gpu_->forward(tokens, n, cache, logits, all_logits, bits > 0 ? bits : m_.quantized() ? m_.quant.bits_max : 0);
+    return;
+  }
+  PMPD_CHECK(!cache.device(), "this KV cache lives on a GPU; the CPU backend cannot extend it");
   const int64_t D = c.dim, F = c.hidden_dim, Q = int64_t(c.n_heads) * c.head_dim, KV = c.kv_dim();
   std::vector<float> x(size_t(n * D)), h(size_t(n * D)), q(size_t(n * Q)), k(size_t(n * KV)), v(size_t(n * KV)),
       att(size_t(n * Q)), o(size_t(n * D)), up(size_t(n * F)), gate(size_t(c.gated_mlp ? n * F : 0)),

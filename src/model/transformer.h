@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/ops.h"
@@ -15,7 +17,19 @@ namespace pmpd {
 // comparisons with a reference.
 class KVCache {
  public:
+  // Where a GPU backend keeps this cache's keys and values. Copying a KVCache copies
+  // them (calibration branches a generation by copying its cache).
+  struct DeviceState {
+    virtual ~DeviceState() = default;
+    virtual std::unique_ptr<DeviceState> clone(int length) const = 0;  // copies positions [0, length)
+    virtual void download(KVCache& host) const = 0;  // positions [0, host.length())
+  };
+
   KVCache(const ModelConfig& c, int max_seq, bool f16 = true);
+  KVCache(const KVCache& o);
+  KVCache& operator=(const KVCache& o);
+  KVCache(KVCache&&) noexcept = default;
+  KVCache& operator=(KVCache&&) noexcept = default;
   int max_seq() const { return max_seq_; }
   int length() const { return length_; }
   int n_layers() const { return n_layers_; }
@@ -33,6 +47,15 @@ class KVCache {
   bool is_f16() const { return f16_; }
   void set_length(int n) { length_ = n; }
 
+  DeviceState* device() const { return device_.get(); }
+  void set_device(std::unique_ptr<DeviceState> d) { device_ = std::move(d); }
+  // Brings the host copy up to date where the cache lives on a GPU (a no-op otherwise);
+  // readers of keys and values outside the forward pass (the learned scheduler) call it.
+  void sync_host() const;
+  // The f16 host storage of one layer ([max_seq][kv_dim]), for DeviceState::download.
+  uint16_t* k16_layer(int layer) { return &k16_[size_t(layer) * max_seq_ * kv_dim_]; }
+  uint16_t* v16_layer(int layer) { return &v16_[size_t(layer) * max_seq_ * kv_dim_]; }
+
  private:
   size_t offset(int layer, int pos) const { return (size_t(layer) * max_seq_ + pos) * kv_dim_; }
   int n_layers_, max_seq_, kv_dim_, head_dim_;
@@ -40,11 +63,24 @@ class KVCache {
   int length_ = 0;
   std::vector<uint16_t> k16_, v16_;
   std::vector<float> k32_, v32_;
+  std::unique_ptr<DeviceState> device_;
 };
+
+// Where the forward pass runs: the CPU kernels, or the model resident on a GPU.
+enum class Backend { CPU, CUDA };
+Backend parse_backend(const std::string& name);  // "cpu" or "cuda"
+std::string backend_name(Backend b);
+
+namespace cuda {
+class DeviceModel;
+}
 
 class Transformer {
  public:
-  explicit Transformer(const Model& m);
+  explicit Transformer(const Model& m, Backend backend = Backend::CPU);
+  ~Transformer();
+  Backend backend() const { return backend_; }
+  cuda::DeviceModel* device_model() const { return gpu_.get(); }  // null on the CPU backend
   const ModelConfig& config() const { return m_.config; }
   const Model& model() const { return m_; }
 
@@ -57,7 +93,7 @@ class Transformer {
   // Sees the input of every linear layer (for calibration statistics): slot is one of
   // attn_in (q, k, v), attn_out (o), ffn_in (gate, up), ffn_mid (down).
   using Observer = std::function<void(int layer, const char* slot, const float* x, int n, int cols)>;
-  void set_observer(Observer o) { observer_ = std::move(o); }
+  void set_observer(Observer o);
 
  private:
   void attention(int layer, int n, int pos0, const float* q, KVCache& cache, float* out);
@@ -70,6 +106,8 @@ class Transformer {
   const Model& m_;
   Observer observer_;
   kernels::RopeTable rope_;
+  Backend backend_;
+  std::unique_ptr<cuda::DeviceModel> gpu_;
 };
 
 }  // namespace pmpd

@@ -8,6 +8,7 @@
 namespace pmpd {
 
 KvFeatures kv_features(const KVCache& cache, int layer) {
+  cache.sync_host();  // a GPU backend keeps the cache on the device
   if (layer < 0) layer += cache.n_layers();
   PMPD_CHECK(layer >= 0 && layer < cache.n_layers(), "layer {} outside the model's {}", layer, cache.n_layers());
   KvFeatures f;

@@ -28,6 +28,7 @@ struct ServerConfig {
   std::string learned;             // mode "pmpd" with scheduler "learned": "learned:FILE.gguf" (empty: none)
   int default_max_tokens = 128;
   ChatTemplate chat = ChatTemplate::None;
+  Backend backend = Backend::CPU;  // where generation runs
 };
 
 struct CompletionRequest {

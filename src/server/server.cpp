@@ -79,7 +79,7 @@ struct Server::Impl {
   Metrics metrics;
   std::atomic<uint64_t> next_id{0};
 
-  Impl(const Model& m, ServerConfig c) : model(m), cfg(std::move(c)), tok(*m.tokenizer), tf(m) { routes(); }
+  Impl(const Model& m, ServerConfig c) : model(m), cfg(std::move(c)), tok(*m.tokenizer), tf(m, cfg.backend) { routes(); }
 
   void send_error(httplib::Response& res, const ApiError& e) {
     ++metrics.errors;

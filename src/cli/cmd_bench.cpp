@@ -1,0 +1,242 @@
+// pmpd bench: how fast each width runs, per operator and end to end, against the 16-bit
+// model measured in the same run. Works on a model file or on a synthetic model of a
+// named shape (random weights of the paper's models, no download).
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <random>
+
+#include "cli/commands.h"
+#include "cli/progress.h"
+#include "core/error.h"
+#include "core/json_file.h"
+#include "decode/generator.h"
+#include "kernels/cpu/dot.h"
+#include "model/cuda_model.h"
+#include "model/synthetic.h"
+
+namespace pmpd::cli {
+
+namespace {
+
+struct BenchArgs {
+  std::string model, shape = "vicuna-7b", backend = "cpu", bits = "2:8", schedule = "4:32,3", json;
+  int prefill_bits = 0, prompt_tokens = 32, new_tokens = 128, threads = 0;
+  double min_seconds = 0.5;
+  bool no_e2e = false, no_ops = false;
+};
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
+
+// CPU: one layer's projections, cycling through the layers (as the GPU timing does).
+cuda::ProjectionTiming cpu_projections(const Model& m, int bits, double min_seconds) {
+  const ModelConfig& c = m.config;
+  const size_t widest = size_t(std::max({c.dim, c.hidden_dim, c.n_heads * c.head_dim}));
+  std::vector<float> x(widest, 0.01f), y(widest * 2);
+  auto run = [&](const Linear& l) {
+    if (l.q) kernels::bitplane_matmul(*l.q, bits, x.data(), 1, y.data());
+    else kernels::matmul(l.w, x.data(), 1, y.data());
+  };
+  auto bytes = [&](const Linear& l) { return l.q ? double(l.q->bytes_read(bits)) : double(l.w.nbytes()); };
+  cuda::ProjectionTiming t;
+  for (auto& l : m.layers) {
+    t.attn_bytes += bytes(l.q) + bytes(l.k) + bytes(l.v) + bytes(l.o);
+    t.mlp_bytes += bytes(l.up) + bytes(l.down) + (c.gated_mlp ? bytes(l.gate) : 0);
+  }
+  t.attn_bytes /= c.n_layers, t.mlp_bytes /= c.n_layers;
+  auto time = [&](bool attn) {
+    long layers_run = 0;
+    auto t0 = clock_type::now();
+    do {
+      for (auto& l : m.layers) {
+        if (attn) run(l.q), run(l.k), run(l.v), run(l.o);
+        else run(l.up), run(l.down), c.gated_mlp ? run(l.gate) : void();
+        ++layers_run;
+      }
+    } while (seconds_since(t0) < min_seconds);
+    return seconds_since(t0) / double(layers_run);
+  };
+  t.attn_seconds = time(true);
+  t.mlp_seconds = time(false);
+  return t;
+}
+
+double host_copy_gbs() {
+  const size_t n = size_t(1) << 28;
+  std::vector<uint8_t> a(n, 1), b(n, 0);
+  auto t0 = clock_type::now();
+  int reps = 0;
+  do {
+#pragma omp parallel for
+    for (int64_t i = 0; i < 64; ++i) std::memcpy(&b[size_t(i) * n / 64], &a[size_t(i) * n / 64], n / 64);
+    ++reps;
+  } while (seconds_since(t0) < 0.3);
+  return 2.0 * double(n) * reps / seconds_since(t0) / 1e9;
+}
+
+struct DecodeResult {
+  double tokens_per_second = 0, average_bits = 0;
+};
+
+DecodeResult time_decode(Transformer& tf, const std::vector<int>& prompt, int n, int bits, const std::string& schedule,
+                         int prefill_bits) {
+  GenerateOptions opt;
+  opt.max_new_tokens = n;
+  opt.stop_at_eos = false;
+  opt.bits = bits;
+  std::unique_ptr<Scheduler> s;
+  if (!schedule.empty()) {
+    s = make_scheduler(schedule, n, prefill_bits, tf.model().quant.bits_max);
+    opt.scheduler = s.get();
+  }
+  generate(tf, prompt, opt);  // first pass: graphs, caches, clocks
+  if (s) s = make_scheduler(schedule, n, prefill_bits, tf.model().quant.bits_max), opt.scheduler = s.get();
+  GenerateResult r = generate(tf, prompt, opt);
+  DecodeResult d;
+  d.tokens_per_second = double(r.tokens.size() - 1) / r.decode_seconds;
+  d.average_bits = r.average_bits();
+  return d;
+}
+
+int bench(const BenchArgs& a) {
+  set_threads(a.threads);
+  const Backend backend = parse_backend(a.backend);
+  const auto [lo, hi] = parse_bit_range(a.bits);
+  std::unique_ptr<Model> quantized;
+  std::string source;
+  if (!a.model.empty()) {
+    quantized = load_model(a.model);
+    PMPD_CHECK(quantized->quantized(), "{}: pmpd bench compares widths of a model quantized by `pmpd quantize`", a.model);
+    PMPD_CHECK(lo >= quantized->quant.bits_min && hi <= quantized->quant.bits_max, "--bits {}: {} holds {} to {} bits",
+               a.bits, a.model, quantized->quant.bits_min, quantized->quant.bits_max);
+    source = a.model;
+  } else {
+    std::fprintf(stderr, "building a synthetic %s (random weights)...\n", a.shape.c_str());
+    quantized = make_synthetic_model(synthetic_config(a.shape), {true, lo, hi, 1});
+    source = a.shape + " (synthetic, random weights)";
+  }
+  const ModelConfig& c = quantized->config;
+  // The 16-bit baseline: the same shapes with f16 weights.
+  auto dense = make_synthetic_model(c, {false, 0, 0, 2});
+
+  Json out;
+  out["model"] = source;
+  out["backend"] = a.backend;
+  out["config"] = c.describe();
+  std::string device = "CPU";
+  double ceiling = 0;
+  if (backend == Backend::CUDA) {
+    device = cuda::device_name();
+    ceiling = cuda::copy_bandwidth_gbs();
+  } else {
+    ceiling = host_copy_gbs();
+  }
+  out["device"] = device;
+  out["copy_bandwidth_gbs"] = ceiling;
+  std::printf("# pmpd bench: %s\n\nbackend %s (%s); measured copy bandwidth %.0f GB/s (bytes read + written)\n\n",
+              source.c_str(), a.backend.c_str(), device.c_str(), ceiling);
+
+  std::fprintf(stderr, "loading the models onto the %s...\n", a.backend.c_str());
+  Transformer tq(*quantized, backend), td(*dense, backend);
+  std::vector<int> widths;
+  for (int b = hi; b >= lo; --b) widths.push_back(b);
+
+  if (!a.no_ops) {
+    std::printf("## Projections of one layer, one token (GEMV)\n\n"
+                "| width | attn proj. us | speedup | GB/s | of copy BW | MLP proj. us | speedup | GB/s | of copy BW |\n"
+                "|---|---|---|---|---|---|---|---|---|\n");
+    auto timing = [&](Transformer& tf, int bits) {
+      if (backend == Backend::CUDA) return tf.device_model()->time_projections(bits, 20);
+      return cpu_projections(tf.model(), bits, a.min_seconds);
+    };
+    cuda::ProjectionTiming base = timing(td, 0);
+    out["ops"] = Json::array();
+    auto row = [&](const std::string& name, int bits, const cuda::ProjectionTiming& t) {
+      const double ag = t.attn_bytes / t.attn_seconds / 1e9, mg = t.mlp_bytes / t.mlp_seconds / 1e9;
+      std::printf("| %s | %.1f | %.2fx | %.0f | %.0f%% | %.1f | %.2fx | %.0f | %.0f%% |\n", name.c_str(), t.attn_seconds * 1e6,
+                  base.attn_seconds / t.attn_seconds, ag, 100 * ag / ceiling, t.mlp_seconds * 1e6,
+                  base.mlp_seconds / t.mlp_seconds, mg, 100 * mg / ceiling);
+      std::fflush(stdout);
+      out["ops"].push_back({{"bits", bits}, {"attn_seconds", t.attn_seconds}, {"mlp_seconds", t.mlp_seconds},
+                            {"attn_bytes", t.attn_bytes}, {"mlp_bytes", t.mlp_bytes},
+                            {"attn_speedup", base.attn_seconds / t.attn_seconds},
+                            {"mlp_speedup", base.mlp_seconds / t.mlp_seconds}, {"attn_gbs", ag}, {"mlp_gbs", mg}});
+    };
+    row(backend == Backend::CUDA ? "16 (cuBLAS)" : "16", 16, base);
+    for (int b : widths) row(std::to_string(b), b, timing(tq, b));
+    std::printf("\n");
+  }
+
+  if (!a.no_e2e) {
+    std::mt19937 rng(7);
+    std::vector<int> prompt(size_t(a.prompt_tokens));
+    for (int& t : prompt) t = int(rng() % uint32_t(c.vocab_size));
+    PMPD_CHECK(a.prompt_tokens + a.new_tokens <= c.max_seq_len, "prompt + new tokens exceed the context of {}", c.max_seq_len);
+    std::printf("## End-to-end decode (prompt %d tokens, %d new tokens, greedy)\n\n"
+                "| weights | average bits | tokens/s | ms/token | speedup vs 16-bit |\n|---|---|---|---|---|\n",
+                a.prompt_tokens, a.new_tokens);
+    out["decode"] = Json::array();
+    DecodeResult base = time_decode(td, prompt, a.new_tokens, 0, "", 0);
+    auto row = [&](const std::string& name, const DecodeResult& d) {
+      std::printf("| %s | %.2f | %.1f | %.3f | %.2fx |\n", name.c_str(), d.average_bits, d.tokens_per_second,
+                  1e3 / d.tokens_per_second, d.tokens_per_second / base.tokens_per_second);
+      std::fflush(stdout);
+      out["decode"].push_back({{"name", name}, {"average_bits", d.average_bits}, {"tokens_per_second", d.tokens_per_second},
+                               {"speedup", d.tokens_per_second / base.tokens_per_second}});
+    };
+    base.average_bits = 16;
+    row("16-bit", base);
+    std::map<int, double> tps;
+    for (int b : widths) {
+      DecodeResult d = time_decode(tq, prompt, a.new_tokens, b, "", 0);
+      tps[b] = d.tokens_per_second;
+      row(std::to_string(b) + "-bit", d);
+    }
+    if (!a.schedule.empty()) row("PMPD " + a.schedule, time_decode(tq, prompt, a.new_tokens, 0, a.schedule, a.prefill_bits));
+    // The cost of a width switch: alternate two widths every token against their mean.
+    if (hi > lo && tps.count(lo + 1)) {
+      const int h = lo + 1, l = lo;
+      DecodeResult alt = time_decode(tq, prompt, a.new_tokens, 0, fmt::format("alternate:{}:{}:1", h, l), h);
+      row(fmt::format("alternate {}/{} every token", h, l), alt);
+      const double expected = 2.0 / (1.0 / tps[h] + 1.0 / tps[l]);  // tokens/s of the mean step time
+      const double overhead = expected / alt.tokens_per_second - 1.0;
+      std::printf("\nwidth switch every token: %+.2f%% of a step against the mean of %d and %d bits\n", 100 * overhead, h, l);
+      out["switch_overhead"] = overhead;
+    }
+    std::printf("\n");
+  }
+  if (!a.json.empty()) {
+    std::ofstream f(a.json);
+    PMPD_CHECK(f.good(), "cannot write {}", a.json);
+    f << out.dump(2) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+Action add_bench(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "Speed of every width against 16-bit: per-operator and end-to-end decode");
+  auto a = std::make_shared<BenchArgs>();
+  cmd->add_option("-m,--model", a->model, "A quantized model (pmpd quantize); default: a synthetic model of --shape");
+  cmd->add_option("--shape", a->shape, "Synthetic model shape: vicuna-7b, mobilellama-1.4b, phi-1.5, zephyr-3b, tiny")
+      ->capture_default_str();
+  cmd->add_option("--backend", a->backend, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--bits", a->bits, "Widths to measure, LO:HI")->capture_default_str();
+  cmd->add_option("--schedule", a->schedule, "A PMPD schedule to time end to end (empty: none)")->capture_default_str();
+  cmd->add_option("--prefill-bits", a->prefill_bits, "Prompt width of the schedule (0: its first width)");
+  cmd->add_option("--prompt-tokens", a->prompt_tokens, "Prompt length for the decode timing")->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--new-tokens", a->new_tokens, "Tokens decoded per timing")->capture_default_str()->check(CLI::Range(2, 1 << 16));
+  cmd->add_option("--min-seconds", a->min_seconds, "CPU: least time per operator measurement")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all cores)")->capture_default_str();
+  cmd->add_flag("--no-e2e", a->no_e2e, "Skip the end-to-end decode timing");
+  cmd->add_flag("--no-ops", a->no_ops, "Skip the per-operator timing");
+  cmd->add_option("--json", a->json, "Also write the results as JSON to this file");
+  return [a]() { return bench(*a); };
+}
+
+}  // namespace pmpd::cli

@@ -1,0 +1,23 @@
+// Error handling for CUDA code. The .cu files stay free of fmt (nvcc need not parse it):
+// failures go through cuda_fail(), defined in C++, which throws pmpd::Error.
+#pragma once
+#include <cuda_runtime.h>
+
+namespace pmpd::cuda {
+
+[[noreturn]] void cuda_fail(const char* what, const char* detail, const char* file, int line);
+
+}  // namespace pmpd::cuda
+
+#define PMPD_CUDA_CHECK(call)                                                                  \
+  do {                                                                                         \
+    cudaError_t pmpd_err_ = (call);                                                            \
+    if (pmpd_err_ != cudaSuccess) ::pmpd::cuda::cuda_fail(#call, cudaGetErrorString(pmpd_err_), \
+                                                          __FILE__, __LINE__);                 \
+  } while (0)
+
+// A precondition inside CUDA host code; `msg` is a plain string.
+#define PMPD_CUDA_REQUIRE(cond, msg)                                          \
+  do {                                                                        \
+    if (!(cond)) ::pmpd::cuda::cuda_fail(msg, nullptr, __FILE__, __LINE__);    \
+  } while (0)

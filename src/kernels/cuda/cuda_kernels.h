@@ -1,0 +1,61 @@
+// The CUDA kernels of the decode and prefill passes, callable from plain C++ (no CUDA
+// types in this header: streams are passed as void*, half buffers as uint16_t*).
+// Every kernel has a CPU twin in kernels/cpu; tests/test_cuda.cpp checks them against it.
+#pragma once
+#include <cstdint>
+
+namespace pmpd::cuda {
+
+// A nested bit-plane matrix resident on the device, laid out as on disk
+// (docs/format.md): planes [bits_max][rows][plane_stride bytes], one f16 table of
+// 2^b centroids per row and width b, optional DNS outliers in CSR form.
+struct DeviceBitPlanes {
+  int64_t rows = 0, cols = 0, plane_stride = 0;
+  int bits_min = 0, bits_max = 0;
+  const uint8_t* planes = nullptr;
+  const uint16_t* tables[9] = {};  // tables[b]: [rows][2^b] f16 (b in bits_min..bits_max)
+  const int32_t* sp_rowptr = nullptr;
+  const int32_t* sp_col = nullptr;
+  const uint16_t* sp_val = nullptr;
+  int64_t nnz = 0;
+};
+
+// y[r] = sum_j W_b[r, j] x[j] (f32 in and out): the decode GEMV, reading planes 0..b-1.
+void bitplane_gemv(const DeviceBitPlanes& m, int bits, const float* x, float* y, void* stream);
+// W_b as a dense f16 matrix [rows][cols] (outliers included): the prefill path feeds it to cuBLAS.
+void bitplane_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream);
+
+// Element-wise and per-token operators. Shapes follow kernels/cpu/ops.h; n tokens.
+void embed_rows_f16(const uint16_t* table, const int* tokens, int n, int dim, float* out, void* stream);
+void rmsnorm(const float* x, const float* w, float* out, int n, int dim, float eps, void* stream);
+void layernorm(const float* x, const float* w, const float* b, float* out, int n, int dim, float eps, void* stream);
+void f32_to_f16(const float* x, uint16_t* out, int64_t count, void* stream);
+void add_inplace(float* x, const float* y, int64_t count, void* stream);
+// x[t, c] += bias[c] for every token row (row length `cols`).
+void add_bias(float* x, const float* bias, int n, int cols, void* stream);
+// out[t, i] = act(gate[t, i]) * up[t, i] (gated) or act(up) where gate is null; act: 0 SiLU, 1 GELU-tanh.
+// gate and up are columns [0, F) and [F, 2F) (gated) of rows of length `stride`.
+void mlp_activation(const float* in, int n, int F, int stride, bool gated, int act, float* out, void* stream);
+
+// The per-step values that change between decode steps live in device memory, so a
+// captured CUDA graph replays for every position.
+struct StepState {
+  int pos0;  // position of the first token of this pass
+};
+
+// The caches are named by device slots holding their addresses (kv_slots[0]: keys,
+// kv_slots[1]: values, each [max_seq][kv_dim] f16), so a graph serves any cache.
+//
+// Rotates q (n_heads) and k (n_kv_heads) heads of each token row of `qkv` (row stride
+// `stride` floats; k starts at column k_off) at positions step->pos0 + t, then stores k
+// and v (column v_off) as f16 into the layer's caches.
+void rope_and_store(float* qkv, int n, int stride, int n_heads, int n_kv_heads, int head_dim, int rotary_dim,
+                    bool interleaved, const float* inv_freq, int k_off, int v_off, uint16_t* const* kv_slots,
+                    const StepState* step, void* stream);
+// Causal attention of n query tokens (row stride `q_stride`) over positions
+// 0 .. pos0 + t of one layer's f16 caches; out: [n][n_heads * head_dim]. max_ctx bounds
+// pos0 + n (it sizes the shared memory that holds one row of scores).
+void attention(const float* q, int n, int q_stride, int n_heads, int n_kv_heads, int head_dim,
+               uint16_t* const* kv_slots, int max_ctx, const StepState* step, float* out, void* stream);
+
+}  // namespace pmpd::cuda

@@ -1,0 +1,256 @@
+// The small operators of a transformer layer on the device: embeddings, norms, RoPE with
+// the f16 KV-cache store, causal attention, MLP activations. Each mirrors its CPU twin in
+// kernels/cpu/ops.cpp (same formulas, f32 arithmetic); only summation order differs.
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace pmpd::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
+__device__ float block_sum(float v) {
+  __shared__ float part[32];
+  __shared__ float total;
+  v = warp_sum(v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  __syncthreads();
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    float s = lane < warps ? part[lane] : 0.f;
+    s = warp_sum(s);
+    if (lane == 0) total = s;
+  }
+  __syncthreads();
+  return total;
+}
+
+__device__ float block_max(float v) {
+  __shared__ float part[32];
+  __shared__ float total;
+  v = warp_max(v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  __syncthreads();
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    float s = lane < warps ? part[lane] : -INFINITY;
+    s = warp_max(s);
+    if (lane == 0) total = s;
+  }
+  __syncthreads();
+  return total;
+}
+
+__global__ void embed_kernel(const __half* table, const int* tokens, int dim, float* out) {
+  const int t = blockIdx.y;
+  const int64_t row = tokens[t];
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < dim; i += gridDim.x * blockDim.x)
+    out[int64_t(t) * dim + i] = __half2float(table[row * dim + i]);
+}
+
+__global__ void rmsnorm_kernel(const float* x, const float* w, float* out, int dim, float eps) {
+  const float* xi = x + int64_t(blockIdx.x) * dim;
+  float* oi = out + int64_t(blockIdx.x) * dim;
+  float ss = 0.f;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += xi[i] * xi[i];
+  ss = block_sum(ss);
+  const float scale = rsqrtf(ss / float(dim) + eps);
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) oi[i] = w[i] * (xi[i] * scale);
+}
+
+__global__ void layernorm_kernel(const float* x, const float* w, const float* b, float* out, int dim, float eps) {
+  const float* xi = x + int64_t(blockIdx.x) * dim;
+  float* oi = out + int64_t(blockIdx.x) * dim;
+  float s = 0.f;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) s += xi[i];
+  const float mean = block_sum(s) / float(dim);
+  float v = 0.f;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) v += (xi[i] - mean) * (xi[i] - mean);
+  const float inv = rsqrtf(block_sum(v) / float(dim) + eps);
+  for (int i = threadIdx.x; i < dim; i += blockDim.x)
+    oi[i] = (xi[i] - mean) * inv * (w ? w[i] : 1.f) + (b ? b[i] : 0.f);
+}
+
+__global__ void to_f16_kernel(const float* x, __half* out, int64_t count) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) out[i] = __float2half_rn(x[i]);
+}
+
+__global__ void add_kernel(float* x, const float* y, int64_t count) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) x[i] += y[i];
+}
+
+__global__ void bias_kernel(float* x, const float* bias, int n, int cols) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < int64_t(n) * cols) x[i] += bias[i % cols];
+}
+
+__global__ void activation_kernel(const float* in, int n, int F, int stride, bool gated, int act, float* out) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= int64_t(n) * F) return;
+  const int64_t t = i / F, c = i % F;
+  const float g = in[t * stride + c];
+  float a;
+  if (act == 0) {
+    a = g / (1.f + expf(-g));
+  } else {
+    const float k = 0.7978845608028654f;
+    a = 0.5f * g * (1.f + tanhf(k * (g + 0.044715f * g * g * g)));
+  }
+  out[i] = gated ? a * in[t * stride + F + c] : a;
+}
+
+__global__ void rope_store_kernel(float* qkv, int stride, int n_heads, int n_kv_heads, int head_dim, int rotary_dim,
+                                  bool interleaved, const float* inv_freq, int k_off, int v_off,
+                                  uint16_t* const* kv_slots, const StepState* step) {
+  __half* k_cache = reinterpret_cast<__half*>(kv_slots[0]);
+  __half* v_cache = reinterpret_cast<__half*>(kv_slots[1]);
+  const int t = blockIdx.x;
+  const int pos = step->pos0 + t;
+  float* row = qkv + int64_t(t) * stride;
+  const int half = rotary_dim / 2;
+  const int heads = n_heads + n_kv_heads;
+  for (int idx = threadIdx.x; idx < heads * half; idx += blockDim.x) {
+    const int h = idx / half, i = idx % half;
+    float* v = h < n_heads ? row + h * head_dim : row + k_off + (h - n_heads) * head_dim;
+    const float angle = float(pos) * inv_freq[i];
+    const float c = cosf(angle), s = sinf(angle);
+    const int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
+    const float x0 = v[a], x1 = v[b];
+    v[a] = x0 * c - x1 * s;
+    v[b] = x1 * c + x0 * s;
+  }
+  __syncthreads();
+  const int kv_dim = n_kv_heads * head_dim;
+  for (int i = threadIdx.x; i < kv_dim; i += blockDim.x) {
+    k_cache[int64_t(pos) * kv_dim + i] = __float2half_rn(row[k_off + i]);
+    v_cache[int64_t(pos) * kv_dim + i] = __float2half_rn(row[v_off + i]);
+  }
+}
+
+// One block per (head, token): scores in shared memory, softmax, weighted sum of values.
+__global__ void attention_kernel(const float* q, int q_stride, int n_heads, int n_kv_heads, int head_dim,
+                                 uint16_t* const* kv_slots, const StepState* step, float* out) {
+  const __half* k_cache = reinterpret_cast<const __half*>(kv_slots[0]);
+  const __half* v_cache = reinterpret_cast<const __half*>(kv_slots[1]);
+  extern __shared__ float smem[];
+  float* qh = smem;               // head_dim
+  float* scores = smem + head_dim;  // len
+  const int h = blockIdx.x, t = blockIdx.y;
+  const int len = step->pos0 + t + 1;
+  const int kvh = h / (n_heads / n_kv_heads);
+  const int kv_dim = n_kv_heads * head_dim;
+  const float scale = rsqrtf(float(head_dim));
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) qh[d] = q[int64_t(t) * q_stride + h * head_dim + d];
+  __syncthreads();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  for (int p = warp; p < len; p += warps) {
+    const __half* k = k_cache + int64_t(p) * kv_dim + kvh * head_dim;
+    float s = 0.f;
+    for (int d = lane; d < head_dim; d += 32) s += __half2float(k[d]) * qh[d];
+    s = warp_sum(s);
+    if (lane == 0) scores[p] = s * scale;
+  }
+  __syncthreads();
+  float m = -INFINITY;
+  for (int p = threadIdx.x; p < len; p += blockDim.x) m = fmaxf(m, scores[p]);
+  m = block_max(m);
+  float sum = 0.f;
+  for (int p = threadIdx.x; p < len; p += blockDim.x) {
+    const float e = expf(scores[p] - m);
+    scores[p] = e;
+    sum += e;
+  }
+  sum = block_sum(sum);  // its barrier also publishes the exponentials
+  const float inv = 1.f / sum;
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    const __half* v = v_cache + kvh * head_dim + d;
+    float o = 0.f;
+    for (int p = 0; p < len; ++p) o += scores[p] * __half2float(v[int64_t(p) * kv_dim]);
+    out[(int64_t(t) * n_heads + h) * head_dim + d] = o * inv;
+  }
+}
+
+unsigned blocks_for(int64_t n, int threads = kThreads) { return unsigned((n + threads - 1) / threads); }
+
+}  // namespace
+
+void embed_rows_f16(const uint16_t* table, const int* tokens, int n, int dim, float* out, void* stream) {
+  dim3 grid{unsigned((dim + kThreads - 1) / kThreads), unsigned(n)};
+  embed_kernel<<<grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(reinterpret_cast<const __half*>(table), tokens,
+                                                                          dim, out);
+  PMPD_CUDA_CHECK(cudaGetLastError());
+}
+
+void rmsnorm(const float* x, const float* w, float* out, int n, int dim, float eps, void* stream) {
+  rmsnorm_kernel<<<unsigned(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(x, w, out, dim, eps);
+  PMPD_CUDA_CHECK(cudaGetLastError());
+}
+
+void layernorm(const float* x, const float* w, const float* b, float* out, int n, int dim, float eps, void* stream) {
+  layernorm_kernel<<<unsigned(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(x, w, b, out, dim, eps);
+  PMPD_CUDA_CHECK(cudaGetLastError());
+}
+
+void f32_to_f16(const float* x, uint16_t* out, int64_t count, void* stream) {
+  to_f16_kernel<<<blocks_for(count), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(x, reinterpret_cast<__half*>(out),
+                                                                                       count);
+  PMPD_CUDA_CHECK(cudaGetLastError());
+}
+
+void add_inplace(float* x, const float* y, int64_t count, void* stream) {
+  add_kernel<<<blocks_for(count), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(x, y, count);
+  PMPD_CUDA_CHECK(cudaGetLastError());
+}
+
+void add_bias(float* x, const float* bias, int n, int cols, void* stream) {
+  bias_kernel<<<blocks_for(int64_t(n) * cols), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(x, bias, n, cols);
+  PMPD_CUDA_CHECK(cudaGetLastError());
+}
+
+void mlp_activation(const float* in, int n, int F, int stride, bool gated, int act, float* out, void* stream) {
+  activation_kernel<<<blocks_for(int64_t(n) * F), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(in, n, F, stride,
+                                                                                                     gated, act, out);
+  PMPD_CUDA_CHECK(cudaGetLastError());
+}
+
+void rope_and_store(float* qkv, int n, int stride, int n_heads, int n_kv_heads, int head_dim, int rotary_dim,
+                    bool interleaved, const float* inv_freq, int k_off, int v_off, uint16_t* const* kv_slots,
+                    const StepState* step, void* stream) {
+  rope_store_kernel<<<unsigned(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+      qkv, stride, n_heads, n_kv_heads, head_dim, rotary_dim, interleaved, inv_freq, k_off, v_off, kv_slots, step);
+  PMPD_CUDA_CHECK(cudaGetLastError());
+}
+
+void attention(const float* q, int n, int q_stride, int n_heads, int n_kv_heads, int head_dim,
+               uint16_t* const* kv_slots, int max_ctx, const StepState* step, float* out, void* stream) {
+  const size_t smem = sizeof(float) * size_t(head_dim + max_ctx);
+  static size_t raised = 48 * 1024;
+  if (smem > raised) {
+    PMPD_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    raised = smem;
+  }
+  dim3 grid{unsigned(n_heads), unsigned(n)};
+  attention_kernel<<<grid, 128, smem, static_cast<cudaStream_t>(stream)>>>(
+      q, q_stride, n_heads, n_kv_heads, head_dim, kv_slots, step, out);
+  PMPD_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace pmpd::cuda

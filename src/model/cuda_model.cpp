@@ -1,0 +1,588 @@
+// The model resident on the GPU (see cuda_model.h). Linear layers that read the same
+// input are fused at upload (q|k|v, gate|up) so a decode step launches fewer, larger
+// GEMVs; a pass of one token uses the bit-plane GEMV, a longer one dequantizes the
+// layer to f16 and calls cuBLAS (prefill is compute-bound).
+#include "model/cuda_model.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "core/error.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_kernels.h"
+#include "model/model_loader.h"
+#include "model/transformer.h"
+
+namespace pmpd::cuda {
+
+bool compiled() { return true; }
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+std::string device_name() {
+  if (device_count() == 0) return "none (no CUDA device found)";
+  cudaDeviceProp p{};
+  PMPD_CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
+  return p.name;
+}
+
+namespace {
+
+#define PMPD_CUBLAS_CHECK(call)                                                                   \
+  do {                                                                                            \
+    cublasStatus_t st_ = (call);                                                                  \
+    if (st_ != CUBLAS_STATUS_SUCCESS) cuda_fail(#call, cublasGetStatusString(st_), __FILE__, __LINE__); \
+  } while (0)
+
+// An owning device allocation; grows, never shrinks.
+template <typename T>
+class DevArray {
+ public:
+  DevArray() = default;
+  explicit DevArray(size_t n) { reserve(n); }
+  ~DevArray() {
+    if (p_) cudaFree(p_);
+  }
+  DevArray(DevArray&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
+  DevArray& operator=(DevArray&& o) noexcept {
+    std::swap(p_, o.p_), std::swap(n_, o.n_);
+    return *this;
+  }
+  void reserve(size_t n) {
+    if (n <= n_) return;
+    if (p_) cudaFree(p_);
+    p_ = nullptr, n_ = 0;
+    cudaError_t e = cudaMalloc(&p_, n * sizeof(T));
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      fail("CUDA: out of device memory allocating {:.1f} MiB", double(n * sizeof(T)) / (1 << 20));
+    }
+    n_ = n;
+  }
+  void upload(const T* src, size_t n, size_t offset = 0) {
+    PMPD_CUDA_CHECK(cudaMemcpy(p_ + offset, src, n * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  T* get() const { return p_; }
+  size_t size() const { return n_; }
+  size_t bytes() const { return n_ * sizeof(T); }
+  explicit operator bool() const { return p_ != nullptr; }
+
+ private:
+  T* p_ = nullptr;
+  size_t n_ = 0;
+};
+
+// One or more linear layers fused along their outputs.
+struct DeviceLinear {
+  int64_t rows = 0, cols = 0;
+  bool quantized = false, f32 = false;
+  DevArray<uint8_t> dense;  // f16 or f32 [rows][cols]
+  DevArray<uint8_t> planes;
+  DevArray<uint16_t> tables[9];
+  DevArray<int32_t> sp_rowptr, sp_col;
+  DevArray<uint16_t> sp_val;
+  DeviceBitPlanes q;
+  DevArray<float> bias;
+
+  size_t bytes() const {
+    size_t b = dense.bytes() + planes.bytes() + sp_rowptr.bytes() + sp_col.bytes() + sp_val.bytes() + bias.bytes();
+    for (auto& t : tables) b += t.bytes();
+    return b;
+  }
+};
+
+DeviceLinear upload_linear(const std::vector<const Linear*>& parts, const std::string& what) {
+  DeviceLinear d;
+  const bool quantized = parts[0]->q != nullptr;
+  d.quantized = quantized;
+  d.cols = quantized ? parts[0]->q->cols : parts[0]->in();
+  for (const Linear* p : parts) {
+    PMPD_CHECK((p->q != nullptr) == quantized, "{}: fused layers mix quantized and 16-bit weights", what);
+    PMPD_CHECK((quantized ? p->q->cols : p->in()) == d.cols, "{}: fused layers differ in input size", what);
+    d.rows += quantized ? p->q->rows : p->out();
+  }
+  bool any_bias = false;
+  for (const Linear* p : parts) any_bias |= !p->bias.empty();
+  if (any_bias) {
+    std::vector<float> b(size_t(d.rows), 0.f);
+    int64_t off = 0;
+    for (const Linear* p : parts) {
+      const int64_t r = quantized ? p->q->rows : p->out();
+      if (!p->bias.empty()) std::memcpy(&b[size_t(off)], p->bias.data(), sizeof(float) * size_t(r));
+      off += r;
+    }
+    d.bias.reserve(b.size());
+    d.bias.upload(b.data(), b.size());
+  }
+
+  if (!quantized) {
+    d.f32 = true;
+    for (const Linear* p : parts) d.f32 &= p->w.dtype == DType::F32;
+    const size_t esize = d.f32 ? 4 : 2;
+    d.dense.reserve(size_t(d.rows) * size_t(d.cols) * esize);
+    size_t off = 0;
+    std::vector<float> row(size_t(d.cols));
+    std::vector<uint16_t> row16(size_t(d.cols));
+    for (const Linear* p : parts) {
+      const TensorView& w = p->w;
+      if ((d.f32 && w.dtype == DType::F32) || (!d.f32 && w.dtype == DType::F16)) {
+        d.dense.upload(static_cast<const uint8_t*>(w.data), w.nbytes(), off);
+        off += w.nbytes();
+        continue;
+      }
+      for (int64_t r = 0; r < w.rows(); ++r) {  // widen, then narrow to f16 (bf16 or f32 among f16)
+        to_f32(w.dtype, w.row_ptr(r), row.data(), size_t(d.cols));
+        for (size_t i = 0; i < row.size(); ++i) row16[i] = ::pmpd::f32_to_f16(row[i]);
+        d.dense.upload(reinterpret_cast<const uint8_t*>(row16.data()), row16.size() * 2, off);
+        off += row16.size() * 2;
+      }
+    }
+    return d;
+  }
+
+  const kernels::BitPlaneMatrix& q0 = *parts[0]->q;
+  for (const Linear* p : parts) {
+    const auto& q = *p->q;
+    PMPD_CHECK(q.group_size == 0, "{}: the CUDA backend needs one centroid table per row; this file has a table per "
+               "{} columns (pmpd quantize --method uniform); quantize with anyprec or dns, or run it with --backend cpu",
+               what, q.group_size);
+    PMPD_CHECK(q.bits_min == q0.bits_min && q.bits_max == q0.bits_max, "{}: fused layers store different widths", what);
+  }
+  d.q.rows = d.rows, d.q.cols = d.cols, d.q.plane_stride = q0.plane_stride;
+  d.q.bits_min = q0.bits_min, d.q.bits_max = q0.bits_max;
+  const size_t stride = size_t(q0.plane_stride);
+  d.planes.reserve(size_t(q0.bits_max) * size_t(d.rows) * stride);
+  int64_t row_off = 0;
+  for (const Linear* p : parts) {
+    const auto& q = *p->q;
+    for (int k = 0; k < q.bits_max; ++k)
+      d.planes.upload(q.plane(k, 0), size_t(q.rows) * stride, (size_t(k) * size_t(d.rows) + size_t(row_off)) * stride);
+    row_off += q.rows;
+  }
+  d.q.planes = d.planes.get();
+  for (int b = q0.bits_min; b <= q0.bits_max; ++b) {
+    DevArray<uint16_t>& t = d.tables[b];
+    t.reserve(size_t(d.rows) << b);
+    int64_t off = 0;
+    for (const Linear* p : parts) {
+      t.upload(p->q->tables[size_t(b - q0.bits_min)], size_t(p->q->rows) << b, size_t(off) << b);
+      off += p->q->rows;
+    }
+    d.q.tables[b] = t.get();
+  }
+  int64_t nnz = 0;
+  for (const Linear* p : parts) nnz += p->q->nnz;
+  if (nnz > 0) {
+    std::vector<int32_t> rowptr(size_t(d.rows) + 1, 0), col;
+    std::vector<uint16_t> val;
+    int64_t r0 = 0;
+    for (const Linear* p : parts) {
+      const auto& q = *p->q;
+      for (int64_t r = 0; r < q.rows; ++r) {
+        if (q.nnz)
+          for (int32_t i = q.sp_rowptr[r]; i < q.sp_rowptr[r + 1]; ++i) col.push_back(q.sp_col[i]), val.push_back(q.sp_val[i]);
+        rowptr[size_t(r0 + r + 1)] = int32_t(col.size());
+      }
+      r0 += q.rows;
+    }
+    d.sp_rowptr.reserve(rowptr.size()), d.sp_rowptr.upload(rowptr.data(), rowptr.size());
+    d.sp_col.reserve(col.size()), d.sp_col.upload(col.data(), col.size());
+    d.sp_val.reserve(val.size()), d.sp_val.upload(val.data(), val.size());
+    d.q.sp_rowptr = d.sp_rowptr.get(), d.q.sp_col = d.sp_col.get(), d.q.sp_val = d.sp_val.get();
+    d.q.nnz = nnz;
+  }
+  return d;
+}
+
+DevArray<float> upload_floats(const std::vector<float>& v) {
+  DevArray<float> d;
+  if (v.empty()) return d;
+  d.reserve(v.size());
+  d.upload(v.data(), v.size());
+  return d;
+}
+
+struct DeviceNorm {
+  DevArray<float> w, b;
+};
+
+struct DeviceLayer {
+  DeviceNorm attn_norm, ffn_norm;
+  DeviceLinear qkv, o, gate_up, down;
+};
+
+// A cache's keys and values on the device: [layer][max_seq][kv_dim] f16, as on the host.
+class DeviceKV : public KVCache::DeviceState {
+ public:
+  DeviceKV(int layers, int max_seq, int kv_dim)
+      : id_(next_id()), layers_(layers), max_seq_(max_seq), kv_dim_(kv_dim), k_(size_t(layers) * max_seq * kv_dim),
+        v_(size_t(layers) * max_seq * kv_dim) {}
+  std::unique_ptr<KVCache::DeviceState> clone(int length) const override {
+    auto c = std::make_unique<DeviceKV>(layers_, max_seq_, kv_dim_);
+    const size_t n = size_t(length) * kv_dim_ * 2;
+    for (int l = 0; l < layers_; ++l) {
+      PMPD_CUDA_CHECK(cudaMemcpy(c->k(l), k(l), n, cudaMemcpyDeviceToDevice));
+      PMPD_CUDA_CHECK(cudaMemcpy(c->v(l), v(l), n, cudaMemcpyDeviceToDevice));
+    }
+    return c;
+  }
+  void download(KVCache& host) const override {
+    const size_t n = size_t(host.length()) * kv_dim_ * 2;
+    for (int l = 0; l < layers_; ++l) {
+      PMPD_CUDA_CHECK(cudaMemcpy(host.k16_layer(l), k(l), n, cudaMemcpyDeviceToHost));
+      PMPD_CUDA_CHECK(cudaMemcpy(host.v16_layer(l), v(l), n, cudaMemcpyDeviceToHost));
+    }
+  }
+  uint16_t* k(int l) const { return k_.get() + size_t(l) * max_seq_ * kv_dim_; }
+  uint16_t* v(int l) const { return v_.get() + size_t(l) * max_seq_ * kv_dim_; }
+  int max_seq() const { return max_seq_; }
+  // Unique for the process: a new cache may reuse a freed one's address, never its id.
+  uint64_t id() const { return id_; }
+
+ private:
+  static uint64_t next_id() {
+    static std::atomic<uint64_t> n{0};
+    return ++n;
+  }
+  uint64_t id_;
+  int layers_, max_seq_, kv_dim_;
+  DevArray<uint16_t> k_, v_;
+};
+
+class CudaModel : public DeviceModel {
+ public:
+  explicit CudaModel(const Model& m) : m_(m), c_(m.config) {
+    PMPD_CHECK(device_count() > 0, "--backend cuda: no CUDA device found ({})", device_name());
+    const ModelConfig& c = c_;
+    PMPD_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    PMPD_CUBLAS_CHECK(cublasCreate(&blas_));
+    PMPD_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+    // A fixed workspace lets cuBLAS calls be captured into CUDA graphs.
+    workspace_.reserve(32u << 20);
+    PMPD_CUBLAS_CHECK(cublasSetWorkspace(blas_, workspace_.get(), workspace_.bytes()));
+
+    // Embeddings as f16 rows.
+    const TensorView& e = m.token_embd;
+    embd_.reserve(size_t(e.numel()));
+    if (e.dtype == DType::F16) {
+      embd_.upload(static_cast<const uint16_t*>(e.data), size_t(e.numel()));
+    } else {
+      std::vector<float> row(size_t(c.dim));
+      std::vector<uint16_t> row16(size_t(c.dim));
+      for (int64_t r = 0; r < e.rows(); ++r) {
+        to_f32(e.dtype, e.row_ptr(r), row.data(), row.size());
+        for (size_t i = 0; i < row.size(); ++i) row16[i] = ::pmpd::f32_to_f16(row[i]);
+        embd_.upload(row16.data(), row16.size(), size_t(r) * size_t(c.dim));
+      }
+    }
+    for (int l = 0; l < c.n_layers; ++l) {
+      const LayerWeights& w = m.layers[size_t(l)];
+      const std::string what = fmt::format("layer {}", l);
+      DeviceLayer d;
+      d.attn_norm = {upload_floats(w.attn_norm.weight), upload_floats(w.attn_norm.bias)};
+      d.ffn_norm = {upload_floats(w.ffn_norm.weight), upload_floats(w.ffn_norm.bias)};
+      d.qkv = upload_linear({&w.q, &w.k, &w.v}, what + " attention q|k|v");
+      d.o = upload_linear({&w.o}, what + " attention output");
+      d.gate_up = c.gated_mlp ? upload_linear({&w.gate, &w.up}, what + " MLP gate|up") : upload_linear({&w.up}, what + " MLP up");
+      d.down = upload_linear({&w.down}, what + " MLP down");
+      layers_.push_back(std::move(d));
+    }
+    out_norm_ = {upload_floats(m.output_norm.weight), upload_floats(m.output_norm.bias)};
+    output_ = upload_linear({&m.output}, "output head");
+
+    kernels::RopeTable rope(c.rotary_dim, c.rope_theta);
+    inv_freq_ = upload_floats(rope.inv_freq.empty() ? std::vector<float>{0.f} : rope.inv_freq);
+    max_ctx_ = c.max_seq_len;
+    PMPD_CHECK(sizeof(float) * size_t(c.head_dim + max_ctx_) <= 200u * 1024,
+               "--backend cuda: a context of {} tokens is beyond the attention kernel's shared memory", max_ctx_);
+    step_.reserve(1);
+    slots_.reserve(size_t(2 * c.n_layers));
+    PMPD_CUDA_CHECK(cudaMallocHost(&pinned_, kPinnedBytes));
+    const char* g = std::getenv("PMPD_CUDA_GRAPHS");
+    use_graphs_ = !(g && std::string(g) == "0");
+  }
+
+  ~CudaModel() override {
+    for (auto& [bits, exec] : graphs_) cudaGraphExecDestroy(exec);
+    if (pinned_) cudaFreeHost(pinned_);
+    if (blas_) cublasDestroy(blas_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  size_t device_bytes() const override {
+    size_t b = embd_.bytes() + output_.bytes();
+    for (auto& l : layers_) b += l.qkv.bytes() + l.o.bytes() + l.gate_up.bytes() + l.down.bytes();
+    return b;
+  }
+
+  ProjectionTiming time_projections(int bits, int reps) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!m_.quantized()) bits = 0;
+    reserve(1, false);
+    auto bytes = [&](const DeviceLinear& l) {
+      if (!l.quantized) return double(l.dense.bytes());
+      double b = double(l.q.rows) * (double(l.q.plane_stride) * bits + double(2u << bits));
+      return b + double(l.q.nnz) * 6 + (l.q.nnz ? double(l.q.rows + 1) * 4 : 0);
+    };
+    ProjectionTiming t;
+    for (auto& l : layers_) t.attn_bytes += bytes(l.qkv) + bytes(l.o), t.mlp_bytes += bytes(l.gate_up) + bytes(l.down);
+    t.attn_bytes /= double(layers_.size()), t.mlp_bytes /= double(layers_.size());
+    cudaEvent_t e0, e1;
+    PMPD_CUDA_CHECK(cudaEventCreate(&e0));
+    PMPD_CUDA_CHECK(cudaEventCreate(&e1));
+    auto time = [&](bool attn) {
+      auto body = [&] {
+        for (auto& l : layers_) {
+          if (attn) linear(l.qkv, h_.get(), 1, qkv_.get(), bits), linear(l.o, att_.get(), 1, o_.get(), bits);
+          else linear(l.gate_up, h_.get(), 1, gu_.get(), bits), linear(l.down, mid_.get(), 1, mlp_.get(), bits);
+        }
+      };
+      // Replayed from a graph, as the decode step is: the time is the GPU's, not the
+      // host's launch rate.
+      cudaGraph_t graph = nullptr;
+      cudaGraphExec_t exec = nullptr;
+      PMPD_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      body();
+      PMPD_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+      PMPD_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+      PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream_));  // warm-up
+      PMPD_CUDA_CHECK(cudaEventRecord(e0, stream_));
+      for (int r = 0; r < reps; ++r) PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+      PMPD_CUDA_CHECK(cudaEventRecord(e1, stream_));
+      PMPD_CUDA_CHECK(cudaEventSynchronize(e1));
+      cudaGraphExecDestroy(exec);
+      cudaGraphDestroy(graph);
+      float ms = 0;
+      PMPD_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+      return double(ms) * 1e-3 / reps / double(layers_.size());
+    };
+    PMPD_CUDA_CHECK(cudaMemsetAsync(h_.get(), 0, h_.bytes(), stream_));
+    PMPD_CUDA_CHECK(cudaMemsetAsync(att_.get(), 0, att_.bytes(), stream_));
+    PMPD_CUDA_CHECK(cudaMemsetAsync(mid_.get(), 0, mid_.bytes(), stream_));
+    t.attn_seconds = time(true);
+    t.mlp_seconds = time(false);
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    return t;
+  }
+
+  void forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits, int bits) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const ModelConfig& c = c_;
+    PMPD_CHECK(cache.is_f16(), "--backend cuda keeps a 16-bit KV cache; drop --kv f32");
+    PMPD_CHECK(size_t(n) * sizeof(int) + 64 <= kPinnedBytes, "--backend cuda: a pass of {} tokens is too long", n);
+    auto* kv = dynamic_cast<DeviceKV*>(cache.device());
+    if (!kv) {
+      PMPD_CHECK(cache.length() == 0, "this KV cache was filled on the CPU; the CUDA backend cannot extend it");
+      auto fresh = std::make_unique<DeviceKV>(c.n_layers, cache.max_seq(), c.kv_dim());
+      kv = fresh.get();
+      cache.set_device(std::move(fresh));
+    }
+    const int pos0 = cache.length();
+    if (m_.quantized()) PMPD_CHECK(bits >= m_.quant.bits_min && bits <= m_.quant.bits_max, "{} bits outside {}..{}", bits,
+                                   m_.quant.bits_min, m_.quant.bits_max);
+    else bits = 0;
+    reserve(n, all_logits);
+
+    // Per-pass values through pinned memory: the token ids, the position, and (when the
+    // cache changed) the cache's layer addresses.
+    auto* st = reinterpret_cast<StepState*>(pinned_);
+    st->pos0 = pos0;
+    int* tok = reinterpret_cast<int*>(pinned_ + 64);
+    std::memcpy(tok, tokens, sizeof(int) * size_t(n));
+    PMPD_CUDA_CHECK(cudaMemcpyAsync(step_.get(), st, sizeof(StepState), cudaMemcpyHostToDevice, stream_));
+    PMPD_CUDA_CHECK(cudaMemcpyAsync(tokens_.get(), tok, sizeof(int) * size_t(n), cudaMemcpyHostToDevice, stream_));
+    if (kv->id() != bound_kv_) {
+      std::vector<uint16_t*> s(size_t(2 * c.n_layers));
+      for (int l = 0; l < c.n_layers; ++l) s[size_t(2 * l)] = kv->k(l), s[size_t(2 * l + 1)] = kv->v(l);
+      PMPD_CUDA_CHECK(cudaMemcpyAsync(slots_.get(), s.data(), sizeof(void*) * s.size(), cudaMemcpyHostToDevice, stream_));
+      PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));  // s is pageable and about to go
+      bound_kv_ = kv->id();
+    }
+
+    if (n == 1 && use_graphs_) replay_step(bits);
+    else enqueue_pass(n, bits, all_logits);
+
+    const int rows = all_logits ? n : 1;
+    PMPD_CUDA_CHECK(cudaMemcpyAsync(logits, logits_.get(), sizeof(float) * size_t(rows) * c.vocab_size,
+                                    cudaMemcpyDeviceToHost, stream_));
+    PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    cache.set_length(pos0 + n);
+  }
+
+ private:
+  static constexpr size_t kPinnedBytes = 1u << 20;
+
+  void reserve(int n, bool all_logits) {
+    const ModelConfig& c = c_;
+    if (n <= capacity_ && (!all_logits || n <= logit_rows_)) return;
+    const size_t N = size_t(std::max(n, capacity_));
+    const size_t D = size_t(c.dim), F = size_t(c.hidden_dim), Q = size_t(c.n_heads) * c.head_dim, KV = size_t(c.kv_dim());
+    x_.reserve(N * D), h_.reserve(N * D), o_.reserve(N * D), mlp_.reserve(N * D);
+    qkv_.reserve(N * (Q + 2 * KV)), att_.reserve(N * Q);
+    gu_.reserve(N * F * (c.gated_mlp ? 2 : 1)), mid_.reserve(N * F);
+    tokens_.reserve(N);
+    size_t max_cols = std::max({D, F, Q});
+    x16_.reserve(N * max_cols * 2);  // f32 room: the f16 copy of an activation
+    if (N > 1) {  // the prefill path dequantizes one (fused) layer at a time
+      size_t w = output_.quantized ? size_t(output_.rows * output_.cols) : 0;
+      for (auto& l : layers_)
+        for (const DeviceLinear* d : {&l.qkv, &l.o, &l.gate_up, &l.down})
+          if (d->quantized) w = std::max(w, size_t(d->rows * d->cols));
+      wscratch_.reserve(w);
+    }
+    const size_t lr = all_logits ? N : 1;
+    logits_.reserve(lr * size_t(c.vocab_size));
+    logit_rows_ = std::max<int>(logit_rows_, int(lr));
+    capacity_ = int(N);
+    // Buffers moved: graphs captured before hold the old addresses.
+    for (auto& [b, exec] : graphs_) cudaGraphExecDestroy(exec);
+    graphs_.clear();
+  }
+
+  void replay_step(int bits) {
+    auto it = graphs_.find(bits);
+    if (it == graphs_.end()) {
+      cudaGraph_t graph = nullptr;
+      PMPD_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      try {
+        enqueue_pass(1, bits, false);
+      } catch (...) {
+        cudaStreamEndCapture(stream_, &graph);
+        if (graph) cudaGraphDestroy(graph);
+        cudaGetLastError();
+        throw;
+      }
+      PMPD_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+      cudaGraphExec_t exec = nullptr;
+      PMPD_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+      cudaGraphDestroy(graph);
+      it = graphs_.emplace(bits, exec).first;
+    }
+    PMPD_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+  }
+
+  void norm(const DeviceNorm& nm, const float* x, float* out, int n) {
+    if (c_.norm == NormKind::RMSNorm) rmsnorm(x, nm.w.get(), out, n, c_.dim, c_.norm_eps, stream_);
+    else layernorm(x, nm.w.get(), nm.b.get(), out, n, c_.dim, c_.norm_eps, stream_);
+  }
+
+  // y[n][rows] = x[n][cols] W^T (+ bias).
+  void linear(const DeviceLinear& l, const float* x, int n, float* y, int bits) {
+    const float one = 1.f, zero = 0.f;
+    if (l.quantized && n == 1) {
+      bitplane_gemv(l.q, bits, x, y, stream_);
+    } else if (!l.quantized && l.f32) {
+      PMPD_CUBLAS_CHECK(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(l.rows), n, int(l.cols), &one,
+                                    reinterpret_cast<const float*>(l.dense.get()), int(l.cols), x, int(l.cols), &zero, y,
+                                    int(l.rows)));
+    } else {
+      const uint16_t* w = reinterpret_cast<const uint16_t*>(l.dense.get());
+      if (l.quantized) {
+        bitplane_dequant_f16(l.q, bits, wscratch_.get(), stream_);
+        w = wscratch_.get();
+      }
+      uint16_t* x16 = reinterpret_cast<uint16_t*>(x16_.get());
+      f32_to_f16(x, x16, int64_t(n) * l.cols, stream_);
+      PMPD_CUBLAS_CHECK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(l.rows), n, int(l.cols), &one, w, CUDA_R_16F,
+                                     int(l.cols), x16, CUDA_R_16F, int(l.cols), &zero, y, CUDA_R_32F, int(l.rows),
+                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    }
+    if (l.bias) add_bias(y, l.bias.get(), n, int(l.rows), stream_);
+  }
+
+  void enqueue_pass(int n, int bits, bool all_logits) {
+    const ModelConfig& c = c_;
+    const int D = c.dim, F = c.hidden_dim, Q = c.n_heads * c.head_dim, KV = c.kv_dim();
+    const int qkv_stride = Q + 2 * KV;
+    embed_rows_f16(embd_.get(), tokens_.get(), n, D, x_.get(), stream_);
+    for (int l = 0; l < c.n_layers; ++l) {
+      DeviceLayer& w = layers_[size_t(l)];
+      norm(w.attn_norm, x_.get(), h_.get(), n);
+      linear(w.qkv, h_.get(), n, qkv_.get(), bits);
+      uint16_t* const* slots = slots_.get() + 2 * l;
+      rope_and_store(qkv_.get(), n, qkv_stride, c.n_heads, c.n_kv_heads, c.head_dim, c.rotary_dim, c.rope_interleaved,
+                     inv_freq_.get(), Q, Q + KV, slots, step_.get(), stream_);
+      attention(qkv_.get(), n, qkv_stride, c.n_heads, c.n_kv_heads, c.head_dim, slots, max_ctx_, step_.get(), att_.get(),
+                stream_);
+      linear(w.o, att_.get(), n, o_.get(), bits);
+      if (!c.parallel_residual) {
+        add_inplace(x_.get(), o_.get(), int64_t(n) * D, stream_);
+        norm(w.ffn_norm, x_.get(), h_.get(), n);
+      }
+      linear(w.gate_up, h_.get(), n, gu_.get(), bits);
+      mlp_activation(gu_.get(), n, F, int(w.gate_up.rows), c.gated_mlp, c.act == Activation::SiLU ? 0 : 1, mid_.get(),
+                     stream_);
+      linear(w.down, mid_.get(), n, mlp_.get(), bits);
+      if (c.parallel_residual) add_inplace(x_.get(), o_.get(), int64_t(n) * D, stream_);
+      add_inplace(x_.get(), mlp_.get(), int64_t(n) * D, stream_);
+    }
+    const int first = all_logits ? 0 : n - 1, count = n - first;
+    norm(out_norm_, x_.get() + int64_t(first) * D, h_.get(), count);
+    linear(output_, h_.get(), count, logits_.get(), bits);
+  }
+
+  const Model& m_;
+  const ModelConfig& c_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  DevArray<uint8_t> workspace_;
+  DevArray<uint16_t> embd_;
+  std::vector<DeviceLayer> layers_;
+  DeviceNorm out_norm_;
+  DeviceLinear output_;
+  DevArray<float> inv_freq_;
+  int max_ctx_ = 0;
+  // Activations, sized for `capacity_` tokens.
+  int capacity_ = 0, logit_rows_ = 0;
+  DevArray<float> x_, h_, o_, mlp_, qkv_, att_, gu_, mid_, logits_;
+  DevArray<uint8_t> x16_;
+  DevArray<uint16_t> wscratch_;
+  DevArray<int> tokens_;
+  DevArray<StepState> step_;
+  DevArray<uint16_t*> slots_;
+  uint64_t bound_kv_ = 0;
+  uint8_t* pinned_ = nullptr;
+  bool use_graphs_ = true;
+  std::map<int, cudaGraphExec_t> graphs_;
+  std::mutex mu_;
+};
+
+}  // namespace
+
+double copy_bandwidth_gbs() {
+  PMPD_CHECK(device_count() > 0, "no CUDA device found");
+  const size_t n = size_t(1) << 30;
+  DevArray<uint8_t> a(n), b(n);
+  PMPD_CUDA_CHECK(cudaMemset(a.get(), 1, n));
+  cudaEvent_t e0, e1;
+  PMPD_CUDA_CHECK(cudaEventCreate(&e0));
+  PMPD_CUDA_CHECK(cudaEventCreate(&e1));
+  PMPD_CUDA_CHECK(cudaMemcpy(b.get(), a.get(), n, cudaMemcpyDeviceToDevice));  // warm-up
+  const int reps = 10;
+  PMPD_CUDA_CHECK(cudaEventRecord(e0));
+  for (int i = 0; i < reps; ++i) PMPD_CUDA_CHECK(cudaMemcpyAsync(i % 2 ? a.get() : b.get(), i % 2 ? b.get() : a.get(), n, cudaMemcpyDeviceToDevice));
+  PMPD_CUDA_CHECK(cudaEventRecord(e1));
+  PMPD_CUDA_CHECK(cudaEventSynchronize(e1));
+  float ms = 0;
+  PMPD_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+  cudaEventDestroy(e0), cudaEventDestroy(e1);
+  return 2.0 * double(n) * reps / (double(ms) * 1e-3) / 1e9;
+}
+
+std::unique_ptr<DeviceModel> DeviceModel::create(const Model& m) { return std::make_unique<CudaModel>(m); }
+
+}  // namespace pmpd::cuda

@@ -1,0 +1,325 @@
+// The CUDA backend against the CPU reference: every kernel on random shapes, the whole
+// forward pass on each architecture, greedy tokens on the shipped model at several
+// widths. Without a GPU (CI) every test skips with the reason; tools/gpu/run.sh runs
+// them on the GPU machine.
+#include <cstdlib>
+#include <random>
+
+#include "decode/generator.h"
+#include "kernels/cpu/bitplane.h"
+#include "model/cuda_model.h"
+#include "model/synthetic.h"
+#include "sched/scheduler.h"
+#include "tokenizer/tokenizer.h"
+#include "test_util.h"
+
+#ifdef PMPD_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/cuda_kernels.h"
+#endif
+
+namespace pmpd {
+namespace {
+
+#define SKIP_WITHOUT_GPU()                                                                            \
+  do {                                                                                                \
+    if (!cuda::compiled()) GTEST_SKIP() << "built without CUDA";                                      \
+    if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda::device_name();         \
+  } while (0)
+
+TEST(Cuda, ReportsWhetherABackendExists) {
+  // Runs everywhere: the stub and the real backend answer without crashing.
+  EXPECT_GE(cuda::device_count(), 0);
+  EXPECT_FALSE(cuda::device_name().empty());
+  if (!cuda::compiled()) {
+    auto m = make_synthetic_model(synthetic_config("tiny"), {});
+    EXPECT_THROW(Transformer(*m, Backend::CUDA), Error);
+  }
+}
+
+TEST(Cuda, BackendNamesParse) {
+  EXPECT_EQ(parse_backend("cpu"), Backend::CPU);
+  EXPECT_EQ(parse_backend("cuda"), Backend::CUDA);
+  EXPECT_THROW(parse_backend("tpu"), Error);
+}
+
+#ifdef PMPD_HAVE_CUDA
+
+template <typename T>
+struct Dev {
+  T* p = nullptr;
+  explicit Dev(size_t n) { EXPECT_EQ(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T)), cudaSuccess); }
+  Dev(const std::vector<T>& v) : Dev(v.size()) { cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice); }
+  ~Dev() { cudaFree(p); }
+  std::vector<T> get(size_t n) const {
+    std::vector<T> v(n);
+    cudaMemcpy(v.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost);
+    return v;
+  }
+};
+
+// A random nested matrix on the host (with DNS outliers when nnz_per_row > 0).
+struct HostMatrix {
+  kernels::BitPlaneMatrix m;
+  std::vector<uint8_t> planes;
+  std::vector<std::vector<uint16_t>> tables;
+  std::vector<int32_t> rowptr, col;
+  std::vector<uint16_t> val;
+};
+
+HostMatrix random_matrix(int64_t rows, int64_t cols, int lo, int hi, int nnz_per_row, uint32_t seed) {
+  HostMatrix h;
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  h.m.rows = rows, h.m.cols = cols, h.m.bits_min = lo, h.m.bits_max = hi;
+  h.m.plane_stride = kernels::BitPlaneMatrix::stride_for(cols);
+  h.planes.resize(size_t(hi) * size_t(rows) * size_t(h.m.plane_stride));
+  for (auto& b : h.planes) b = uint8_t(rng());
+  for (int k = 0; k < hi; ++k)  // padding columns hold code 0
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = cols; j < h.m.plane_stride * 8; ++j)
+        h.planes[(size_t(k) * rows + size_t(r)) * size_t(h.m.plane_stride) + size_t(j >> 3)] &= uint8_t(~(1u << (j & 7)));
+  h.m.planes = h.planes.data();
+  for (int b = lo; b <= hi; ++b) {
+    std::vector<uint16_t> t(size_t(rows) << b);
+    for (auto& v : t) v = f32_to_f16(u(rng));
+    h.tables.push_back(std::move(t));
+  }
+  for (auto& t : h.tables) h.m.tables.push_back(t.data());
+  if (nnz_per_row > 0) {
+    h.rowptr.push_back(0);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int i = 0; i < nnz_per_row; ++i) h.col.push_back(int32_t((r * 7 + i * 13) % cols)), h.val.push_back(f32_to_f16(4.f * u(rng)));
+      h.rowptr.push_back(int32_t(h.col.size()));
+    }
+    h.m.sp_rowptr = h.rowptr.data(), h.m.sp_col = h.col.data(), h.m.sp_val = h.val.data();
+    h.m.nnz = int64_t(h.col.size());
+  }
+  return h;
+}
+
+struct DeviceMatrix {
+  Dev<uint8_t> planes;
+  std::vector<std::unique_ptr<Dev<uint16_t>>> tables;
+  Dev<int32_t> rowptr, col;
+  Dev<uint16_t> val;
+  cuda::DeviceBitPlanes d;
+  explicit DeviceMatrix(const HostMatrix& h) : planes(h.planes), rowptr(h.rowptr), col(h.col), val(h.val) {
+    d.rows = h.m.rows, d.cols = h.m.cols, d.plane_stride = h.m.plane_stride;
+    d.bits_min = h.m.bits_min, d.bits_max = h.m.bits_max;
+    d.planes = planes.p;
+    for (int b = h.m.bits_min; b <= h.m.bits_max; ++b) {
+      tables.push_back(std::make_unique<Dev<uint16_t>>(h.tables[size_t(b - h.m.bits_min)]));
+      d.tables[b] = tables.back()->p;
+    }
+    if (h.m.nnz) d.sp_rowptr = rowptr.p, d.sp_col = col.p, d.sp_val = val.p, d.nnz = h.m.nnz;
+  }
+};
+
+TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
+  SKIP_WITHOUT_GPU();
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 64}, {7, 100}, {37, 1000}, {300, 4096 + 17}, {513, 2048}};
+  uint32_t seed = 1;
+  for (auto [rows, cols] : shapes) {
+    for (int nnz : {0, 3}) {
+      HostMatrix h = random_matrix(rows, cols, 2, 8, nnz, seed++);
+      DeviceMatrix dm(h);
+      std::mt19937 rng(seed);
+      std::uniform_real_distribution<float> u(-1.f, 1.f);
+      std::vector<float> x(static_cast<size_t>(cols));
+      for (auto& v : x) v = u(rng);
+      Dev<float> dx(x), dy(static_cast<size_t>(rows));
+      for (int b = 2; b <= 8; ++b) {
+        cuda::bitplane_gemv(dm.d, b, dx.p, dy.p, nullptr);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        std::vector<float> y = dy.get(static_cast<size_t>(rows)), ref(static_cast<size_t>(rows));
+        double scale = 0;
+        for (int64_t r = 0; r < rows; ++r) {
+          ref[size_t(r)] = kernels::bitplane_dot_scalar(h.m, b, r, x.data());
+          std::vector<float> w(static_cast<size_t>(cols));
+          kernels::bitplane_dequant_row(h.m, b, r, w.data());
+          double s = 0;
+          for (int64_t j = 0; j < cols; ++j) s += std::fabs(double(w[size_t(j)]) * x[size_t(j)]);
+          scale = std::max(scale, s);
+        }
+        for (int64_t r = 0; r < rows; ++r)
+          ASSERT_NEAR(y[size_t(r)], ref[size_t(r)], 1e-5 * scale + 1e-6)
+              << rows << "x" << cols << " nnz " << nnz << " bits " << b << " row " << r;
+      }
+    }
+  }
+}
+
+TEST(Cuda, DequantizedMatrixEqualsCpuRows) {
+  SKIP_WITHOUT_GPU();
+  HostMatrix h = random_matrix(45, 300, 2, 6, 2, 99);
+  DeviceMatrix dm(h);
+  Dev<uint16_t> out(size_t(45 * 300));
+  for (int b = 2; b <= 6; ++b) {
+    cuda::bitplane_dequant_f16(dm.d, b, out.p, nullptr);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    std::vector<uint16_t> w = out.get(size_t(45 * 300));
+    std::vector<float> row(300);
+    for (int64_t r = 0; r < 45; ++r) {
+      kernels::bitplane_dequant_row(h.m, b, r, row.data());
+      for (int64_t j = 0; j < 300; ++j) ASSERT_EQ(f16_to_f32(w[size_t(r * 300 + j)]), row[size_t(j)]) << b << " " << r << " " << j;
+    }
+  }
+}
+
+// Teacher-forced logits of a prompt (all positions) and `steps` single-token passes.
+std::vector<std::vector<float>> run_passes(Transformer& tf, const std::vector<int>& prompt, int steps, int bits) {
+  const ModelConfig& c = tf.config();
+  KVCache cache(c, int(prompt.size()) + steps, true);
+  std::vector<std::vector<float>> out;
+  std::vector<float> all(prompt.size() * size_t(c.vocab_size));
+  tf.forward(prompt.data(), int(prompt.size()), cache, all.data(), true, bits);
+  for (size_t t = 0; t < prompt.size(); ++t)
+    out.emplace_back(all.begin() + ptrdiff_t(t * size_t(c.vocab_size)), all.begin() + ptrdiff_t((t + 1) * size_t(c.vocab_size)));
+  std::vector<float> logits(size_t(c.vocab_size));
+  for (int s = 0; s < steps; ++s) {
+    int tok = (s * 31 + 7) % c.vocab_size;
+    tf.forward(&tok, 1, cache, logits.data(), false, bits);
+    out.push_back(logits);
+  }
+  return out;
+}
+
+class CudaArchTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaArchTest, ForwardMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  auto m = load_model(test::fixture(GetParam()));
+  std::vector<int> prompt;
+  for (int i = 0; i < 19; ++i) prompt.push_back((i * 17 + 3) % m->config.vocab_size);
+  Transformer cpu(*m), gpu(*m, Backend::CUDA);
+  auto a = run_passes(cpu, prompt, 12, 0), b = run_passes(gpu, prompt, 12, 0);
+  ASSERT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, test::rel_error(b[i], a[i]));
+    EXPECT_LT(test::rel_error(b[i], a[i]), 2e-4) << GetParam() << " pass " << i;
+  }
+  std::printf("%s: worst relative logit difference GPU vs CPU %.2e\n", GetParam().c_str(), worst);
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, CudaArchTest, ::testing::Values("llama", "phi", "stablelm"));
+
+struct ExactKernel {  // the CPU's exact bit-plane kernel (no 8-bit activations) as reference
+  kernels::BitPlaneKernel saved = kernels::bitplane_kernel();
+  ExactKernel() { kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Exact); }
+  ~ExactKernel() { kernels::set_bitplane_kernel(saved); }
+};
+
+TEST(Cuda, QuantizedModelGivesCpuTokensAtEveryWidth) {
+  SKIP_WITHOUT_GPU();
+  ExactKernel exact;
+  test::TempDir dir;
+  auto m = test::quantized_tiny(dir, 2, 8);
+  Tokenizer tok(*m->tokenizer);
+  std::vector<int> prompt = tok.encode("German: Zwei Hunde spielen im Schnee.\nEnglish:\n", true);
+  Transformer cpu(*m), gpu(*m, Backend::CUDA);
+  for (int b = 2; b <= 8; ++b) {
+    auto a = run_passes(cpu, prompt, 8, b), g = run_passes(gpu, prompt, 8, b);
+    // The prompt pass multiplies in f16 on the GPU (dequantized weights, f16 activations,
+    // f32 accumulation), the CPU in f32: a few 1e-4 apart, well below a width's effect.
+    double worst_prompt = 0, worst_step = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      double e = test::rel_error(g[i], a[i]);
+      (i < prompt.size() ? worst_prompt : worst_step) = std::max(i < prompt.size() ? worst_prompt : worst_step, e);
+      EXPECT_LT(e, 3e-3) << "bits " << b << " pass " << i;
+    }
+    std::printf("%d bits: worst relative logit difference GPU vs CPU: prompt %.2e, decode %.2e\n", b, worst_prompt, worst_step);
+    GenerateOptions opt;
+    opt.max_new_tokens = 24;
+    opt.stop_at_eos = false;
+    opt.bits = b;
+    EXPECT_EQ(generate(gpu, prompt, opt).tokens, generate(cpu, prompt, opt).tokens) << "bits " << b;
+  }
+}
+
+TEST(Cuda, ProgressiveScheduleSwitchesWidthsOnTheDevice) {
+  SKIP_WITHOUT_GPU();
+  ExactKernel exact;
+  test::TempDir dir;
+  auto m = test::quantized_tiny(dir, 2, 8);
+  Tokenizer tok(*m->tokenizer);
+  std::vector<int> prompt = tok.encode("English: a dog runs\nGerman:\n", true);
+  Transformer cpu(*m), gpu(*m, Backend::CUDA);
+  GenerateOptions opt;
+  opt.max_new_tokens = 30;
+  opt.stop_at_eos = false;
+  auto s1 = make_scheduler("4:6,3:12,2", 30, 5, 8), s2 = make_scheduler("4:6,3:12,2", 30, 5, 8);
+  opt.scheduler = s1.get();
+  GenerateResult a = generate(cpu, prompt, opt);
+  opt.scheduler = s2.get();
+  GenerateResult g = generate(gpu, prompt, opt);
+  EXPECT_EQ(g.tokens, a.tokens);
+  EXPECT_EQ(g.token_bits, a.token_bits);
+  EXPECT_EQ(g.prefill_bits, 5);
+}
+
+TEST(Cuda, GraphReplayEqualsDirectLaunches) {
+  SKIP_WITHOUT_GPU();
+  test::TempDir dir;
+  auto m = test::quantized_tiny(dir, 2, 5);
+  std::vector<int> prompt = {1, 50, 60, 70};
+  setenv("PMPD_CUDA_GRAPHS", "0", 1);
+  Transformer direct(*m, Backend::CUDA);
+  unsetenv("PMPD_CUDA_GRAPHS");
+  Transformer graphed(*m, Backend::CUDA);
+  for (int b : {5, 3, 2, 3}) {
+    auto a = run_passes(direct, prompt, 6, b), g = run_passes(graphed, prompt, 6, b);
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(g[i], a[i]) << "bits " << b << " pass " << i;
+  }
+}
+
+TEST(Cuda, CacheCopiesAndHostSyncFollowTheDevice) {
+  SKIP_WITHOUT_GPU();
+  auto m = load_model(test::fixture("llama"));
+  const ModelConfig& c = m->config;
+  Transformer cpu(*m), gpu(*m, Backend::CUDA);
+  std::vector<int> prompt = {1, 5, 9, 13, 2};
+  KVCache hc(c, 16, true), gc(c, 16, true);
+  std::vector<float> la(size_t(c.vocab_size)), lb(la.size());
+  cpu.forward(prompt.data(), 5, hc, la.data());
+  gpu.forward(prompt.data(), 5, gc, lb.data());
+  gc.sync_host();
+  std::vector<float> ka(size_t(c.head_dim)), kb(ka.size());
+  for (int l = 0; l < c.n_layers; ++l)
+    for (int p = 0; p < 5; ++p) {
+      hc.load_k(l, p, 0, ka.data()), gc.load_k(l, p, 0, kb.data());
+      EXPECT_LT(test::rel_error(kb, ka), 5e-3) << "layer " << l << " pos " << p;
+    }
+  // A copy continues independently of the original (calibration branches this way).
+  KVCache branch = gc;
+  int t1 = 7, t2 = 11;
+  std::vector<float> x(la.size()), y(la.size()), z(la.size());
+  gpu.forward(&t1, 1, branch, x.data());
+  gpu.forward(&t2, 1, gc, y.data());
+  KVCache hc2 = hc;
+  cpu.forward(&t2, 1, hc2, z.data());
+  EXPECT_LT(test::rel_error(y, z), 2e-4);
+  EXPECT_EQ(branch.length(), 6);
+  EXPECT_EQ(gc.length(), 6);
+  // The CPU cannot extend a device cache.
+  EXPECT_THROW(cpu.forward(&t1, 1, gc, x.data()), Error);
+}
+
+TEST(Cuda, SyntheticShapesRunEndToEnd) {
+  SKIP_WITHOUT_GPU();
+  auto m = make_synthetic_model(synthetic_config("tiny"), {});
+  Transformer cpu(*m), gpu(*m, Backend::CUDA);
+  ExactKernel exact;
+  std::vector<int> prompt = {1, 2, 3, 4, 5, 6};
+  for (int b : {2, 4, 8}) {
+    auto a = run_passes(cpu, prompt, 4, b), g = run_passes(gpu, prompt, 4, b);
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_LT(test::rel_error(g[i], a[i]), 1e-3) << "bits " << b;
+  }
+}
+
+#endif  // PMPD_HAVE_CUDA
+
+}  // namespace
+}  // namespace pmpd

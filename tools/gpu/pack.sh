@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds pmpd with CUDA here (the CI image: Debian 12, nvcc 13) and packs the binaries
+# with the Debian libraries they need into .gpu/bundle.tar.xz, for the GPU machine, which
+# has CUDA but none of pmpd's other build dependencies and no network.
+#   bash tools/gpu/pack.sh          then, on the GPU machine (device tool, carry .gpu):
+#   bash tools/gpu/run.sh OUTDIR [SHAPES...]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPMPD_CUDA=ON >/dev/null
+cmake --build build -j"$(nproc)" --target pmpd pmpd_tests
+stage=$(mktemp -d)
+mkdir -p "$stage/bin" "$stage/lib" .gpu
+cp build/pmpd build/tests/pmpd_tests "$stage/bin/"
+# Every shared library outside glibc, libstdc++ and CUDA (those come with the GPU machine).
+ldd build/pmpd build/tests/pmpd_tests | awk '$3 ~ /^\// {print $3}' | sort -u |
+  grep -vE '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so|/usr/local/cuda' |
+  while read -r lib; do cp -L "$lib" "$stage/lib/"; done
+tar -C "$stage" -cJf .gpu/bundle.tar.xz bin lib
+rm -rf "$stage"
+ls -la .gpu/bundle.tar.xz
