@@ -436,6 +436,9 @@ class CudaModel : public DeviceModel {
     gu_.reserve(N * F * (c.gated_mlp ? 2 : 1)), mid_.reserve(N * F);
     tokens_.reserve(N);
     size_t max_cols = std::max({D, F, Q});
+    pro_.reserve(max_cols);
+    size_t max_rows = std::max({D, F * 2, Q + 2 * KV});
+    tmp_.reserve(max_rows);
     x16_.reserve(N * max_cols * 2);  // f32 room: the f16 copy of an activation
     if (N > 1) {  // the prefill path dequantizes one (fused) layer at a time
       size_t w = output_.quantized ? size_t(output_.rows * output_.cols) : 0;
@@ -504,20 +507,69 @@ class CudaModel : public DeviceModel {
     if (l.bias) add_bias(y, l.bias.get(), n, int(l.rows), stream_);
   }
 
+  // A single-token layer: the bit-plane GEMV with the preceding operator fused into its
+  // input and the residual add into its output; 16-bit layers run the same steps apart.
+  void gemv(const DeviceLinear& l, const GemvInput& in, float* y, bool accumulate, int bits) {
+    if (l.quantized) {
+      GemvOutput o;
+      o.y = y, o.accumulate = accumulate, o.bias = l.bias.get();
+      bitplane_gemv(l.q, bits, in, o, stream_);
+      return;
+    }
+    const float* x = in.x;
+    if (in.prologue != GemvPrologue::None) {
+      apply_prologue(in, l.cols, pro_.get(), stream_);
+      x = pro_.get();
+    }
+    float* dst = accumulate ? tmp_.get() : y;
+    linear(l, x, 1, dst, bits);
+    if (accumulate) add_inplace(y, dst, l.rows, stream_);
+  }
+
+  GemvInput norm_input(const DeviceNorm& nm, const float* x) const {
+    GemvInput in;
+    in.x = x;
+    in.prologue = c_.norm == NormKind::RMSNorm ? GemvPrologue::RmsNorm : GemvPrologue::LayerNorm;
+    in.norm_w = nm.w.get(), in.norm_b = nm.b.get(), in.eps = c_.norm_eps;
+    return in;
+  }
+  static GemvInput plain_input(const float* x) {
+    GemvInput in;
+    in.x = x;
+    return in;
+  }
+
   void enqueue_pass(int n, int bits, bool all_logits) {
     const ModelConfig& c = c_;
     const int D = c.dim, F = c.hidden_dim, Q = c.n_heads * c.head_dim, KV = c.kv_dim();
     const int qkv_stride = Q + 2 * KV;
+    const bool fused = n == 1;  // a decode step; the prompt pass runs GEMMs
+    GemvInput act_in = plain_input(gu_.get());
+    act_in.prologue = c.gated_mlp ? GemvPrologue::GatedActivation : GemvPrologue::Activation;
+    act_in.act = c.act == Activation::SiLU ? 0 : 1;
     embed_rows_f16(embd_.get(), tokens_.get(), n, D, x_.get(), stream_);
     for (int l = 0; l < c.n_layers; ++l) {
       DeviceLayer& w = layers_[size_t(l)];
-      norm(w.attn_norm, x_.get(), h_.get(), n);
-      linear(w.qkv, h_.get(), n, qkv_.get(), bits);
+      if (fused && !c.parallel_residual) {
+        gemv(w.qkv, norm_input(w.attn_norm, x_.get()), qkv_.get(), false, bits);
+      } else {
+        norm(w.attn_norm, x_.get(), h_.get(), n);
+        if (fused) gemv(w.qkv, plain_input(h_.get()), qkv_.get(), false, bits);
+        else linear(w.qkv, h_.get(), n, qkv_.get(), bits);
+      }
       uint16_t* const* slots = slots_.get() + 2 * l;
       rope_and_store(qkv_.get(), n, qkv_stride, c.n_heads, c.n_kv_heads, c.head_dim, c.rotary_dim, c.rope_interleaved,
                      inv_freq_.get(), Q, Q + KV, slots, step_.get(), stream_);
       attention(qkv_.get(), n, qkv_stride, c.n_heads, c.n_kv_heads, c.head_dim, slots, max_ctx_, step_.get(), att_.get(),
                 stream_);
+      if (fused) {
+        // Parallel block (Phi): the MLP reads the same normed input, kept in h.
+        gemv(w.o, plain_input(att_.get()), x_.get(), true, bits);
+        gemv(w.gate_up, c.parallel_residual ? plain_input(h_.get()) : norm_input(w.ffn_norm, x_.get()), gu_.get(), false,
+             bits);
+        gemv(w.down, act_in, x_.get(), true, bits);
+        continue;
+      }
       linear(w.o, att_.get(), n, o_.get(), bits);
       if (!c.parallel_residual) {
         add_inplace(x_.get(), o_.get(), int64_t(n) * D, stream_);
@@ -548,7 +600,7 @@ class CudaModel : public DeviceModel {
   int max_ctx_ = 0;
   // Activations, sized for `capacity_` tokens.
   int capacity_ = 0, logit_rows_ = 0;
-  DevArray<float> x_, h_, o_, mlp_, qkv_, att_, gu_, mid_, logits_;
+  DevArray<float> x_, h_, o_, mlp_, qkv_, att_, gu_, mid_, logits_, pro_, tmp_;
   DevArray<uint8_t> x16_;
   DevArray<uint16_t> wscratch_;
   DevArray<int> tokens_;

@@ -1,109 +1,94 @@
-// The any-precision GEMV over bit planes (DESIGN: Kernels and speed). One kernel
-// family for every width B: a warp owns ROWS rows; each lane reads one 32-bit word of
-// each of the B planes per row (32 columns; a warp's loads of a plane are one
-// coalesced 128-byte line), keeps the matching 32 activations in registers for all
-// ROWS rows, and turns the B words into 32 byte-wide codes with two integer operations
-// per plane and 4 codes (shift, then masked merge). The row's 2^B centroids sit in
-// shared memory as f32; products accumulate in f32.
+// The any-precision GEMV over bit planes (DESIGN: Kernels and speed; the measured
+// history of this kernel is in docs/cuda.md). One kernel family for every width B:
+//  - each block first stages the input vector in shared memory, applying the operator
+//    before the layer (RMSNorm, LayerNorm, activation) on the way, in a column order
+//    where lane w of a warp finds column 32w + c at xs[c][w]: conflict-free reads;
+//  - a warp owns R rows at a time; each lane reads one 32-bit word of each of the B
+//    planes per row (32 columns; a warp's reads of a plane are one coalesced 128-byte
+//    line), U words ahead, and turns the B words into 32 byte-wide codes with two
+//    integer operations per plane and 4 codes (shift, then masked merge);
+//  - the rows' 2^B-entry centroid tables sit in shared memory as f32, products
+//    accumulate in f32, DNS outliers are applied in the same pass, and the epilogue adds
+//    a bias and/or the residual.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/device_math.cuh"
 
 namespace pmpd::cuda {
 
 namespace {
 
-constexpr int kWarps = 4;
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
+// Words of 32 columns per row, and the padded pitch of the staged input.
+__host__ __device__ inline int words_of(const DeviceBitPlanes& m) { return int(m.plane_stride / 4); }
+__host__ __device__ inline int pitch_of(const DeviceBitPlanes& m) { return words_of(m) + 1; }
+
+// in(x)[c] for every column (zero past cols), stored transposed: xs[(c % 32) * pitch + c / 32].
+__device__ void stage_input(const GemvInput& in, int64_t cols, int words, int pitch, float* xs) {
+  float scale = 1.f, mean = 0.f;
+  if (in.prologue == GemvPrologue::RmsNorm) {
+    float ss = 0.f;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) ss += in.x[c] * in.x[c];
+    scale = rsqrtf(dev::block_sum(ss) / float(cols) + in.eps);
+  } else if (in.prologue == GemvPrologue::LayerNorm) {
+    float s = 0.f;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += in.x[c];
+    mean = dev::block_sum(s) / float(cols);
+    float v = 0.f;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) v += (in.x[c] - mean) * (in.x[c] - mean);
+    scale = rsqrtf(dev::block_sum(v) / float(cols) + in.eps);
+  }
+  for (int64_t c = threadIdx.x; c < int64_t(words) * 32; c += blockDim.x) {
+    float v = 0.f;
+    if (c < cols) {
+      switch (in.prologue) {
+        case GemvPrologue::None: v = in.x[c]; break;
+        case GemvPrologue::RmsNorm: v = in.norm_w[c] * (in.x[c] * scale); break;
+        case GemvPrologue::LayerNorm:
+          v = (in.x[c] - mean) * scale * in.norm_w[c] + (in.norm_b ? in.norm_b[c] : 0.f);
+          break;
+        case GemvPrologue::GatedActivation: v = dev::activation(in.x[c], in.act) * in.x[cols + c]; break;
+        case GemvPrologue::Activation: v = dev::activation(in.x[c], in.act); break;
+      }
+    }
+    xs[(c & 31) * pitch + (c >> 5)] = v;
+  }
+  __syncthreads();
 }
 
-// Bit k of the code (k = 0 most significant) of columns 8j + s, j = 0..3, gathered into
-// bit (B-1-k) of byte j: one shift and one masked merge (LOP3) per plane.
+// Bit k of the code (k = 0 most significant) of columns 8j + S, j = 0..3, gathered into
+// bit (B-1-k) of byte j.
 template <int B, int S>
 __device__ __forceinline__ uint32_t codes4(const uint32_t (&p)[B]) {
   uint32_t c = 0;
 #pragma unroll
   for (int k = 0; k < B; ++k) {
-    const int d = (B - 1 - k) - S;
+    constexpr int kShiftBase = B - 1 - S;
+    const int d = kShiftBase - k;
     const uint32_t moved = d >= 0 ? (p[k] << d) : (p[k] >> (-d));
     c |= moved & (0x01010101u << (B - 1 - k));
   }
   return c;
 }
 
-template <int B, int S, int ROWS>
-__device__ __forceinline__ void accumulate_phase(const uint32_t (&p)[ROWS][B], const float (&xv)[32],
-                                                 const float (*lut)[1 << B], float (&acc)[ROWS]) {
+template <int B, int R, int S>
+__device__ __forceinline__ void accumulate_phase(const uint32_t (&p)[R][B], const float* xs, int pitch, int w,
+                                                 const float (*lut)[1 << B], float (&acc)[R]) {
+  uint32_t c[R];
 #pragma unroll
-  for (int rr = 0; rr < ROWS; ++rr) {
-    const uint32_t c = codes4<B, S>(p[rr]);
+  for (int rr = 0; rr < R; ++rr) c[rr] = codes4<B, S>(p[rr]);
 #pragma unroll
-    for (int j = 0; j < 4; ++j) acc[rr] += lut[rr][(c >> (8 * j)) & 0xffu] * xv[8 * j + S];
-  }
-}
-
-template <int B, int ROWS>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(DeviceBitPlanes m, const float* __restrict__ x,
-                                                            float* __restrict__ y) {
-  constexpr int T = 1 << B;
-  __shared__ float lut[kWarps * ROWS][T];
-  const int64_t block_row0 = int64_t(blockIdx.x) * kWarps * ROWS;
-  const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
-  for (int i = threadIdx.x; i < kWarps * ROWS * T; i += blockDim.x) {
-    const int64_t r = block_row0 + i / T;
-    lut[i / T][i % T] = r < m.rows ? __half2float(table[r * T + i % T]) : 0.f;
-  }
-  __syncthreads();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t row0 = block_row0 + int64_t(warp) * ROWS;
-  if (row0 >= m.rows) return;
-  const float(*my_lut)[T] = &lut[warp * ROWS];
-  const int64_t words = m.plane_stride / 4;
-  const uint32_t* planes = reinterpret_cast<const uint32_t*>(m.planes);
-  const int64_t plane_words = m.rows * words;
-  float acc[ROWS];
+  for (int j = 0; j < 4; ++j) {
+    const float x = xs[(8 * j + S) * pitch + w];
 #pragma unroll
-  for (int rr = 0; rr < ROWS; ++rr) acc[rr] = 0.f;
-
-  for (int64_t w = lane; w < words; w += 32) {
-    uint32_t p[ROWS][B];
-#pragma unroll
-    for (int rr = 0; rr < ROWS; ++rr) {
-      const int64_t r = row0 + rr < m.rows ? row0 + rr : row0;  // a missing row repeats one (never written)
-#pragma unroll
-      for (int k = 0; k < B; ++k) p[rr][k] = __ldg(planes + k * plane_words + r * words + w);
-    }
-    float xv[32];
-    const int64_t c0 = w * 32;
-    if (c0 + 32 <= m.cols) {
-      const float4* x4 = reinterpret_cast<const float4*>(x + c0);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        float4 v = __ldg(x4 + i);
-        xv[4 * i] = v.x, xv[4 * i + 1] = v.y, xv[4 * i + 2] = v.z, xv[4 * i + 3] = v.w;
-      }
-    } else {
-#pragma unroll
-      for (int i = 0; i < 32; ++i) xv[i] = c0 + i < m.cols ? x[c0 + i] : 0.f;
-    }
-    accumulate_phase<B, 0, ROWS>(p, xv, my_lut, acc);
-    accumulate_phase<B, 1, ROWS>(p, xv, my_lut, acc);
-    accumulate_phase<B, 2, ROWS>(p, xv, my_lut, acc);
-    accumulate_phase<B, 3, ROWS>(p, xv, my_lut, acc);
-    accumulate_phase<B, 4, ROWS>(p, xv, my_lut, acc);
-    accumulate_phase<B, 5, ROWS>(p, xv, my_lut, acc);
-    accumulate_phase<B, 6, ROWS>(p, xv, my_lut, acc);
-    accumulate_phase<B, 7, ROWS>(p, xv, my_lut, acc);
-  }
-#pragma unroll
-  for (int rr = 0; rr < ROWS; ++rr) {
-    const float s = warp_sum(acc[rr]);
-    if (lane == 0 && row0 + rr < m.rows) y[row0 + rr] = s;
+    for (int rr = 0; rr < R; ++rr) acc[rr] += lut[rr][(c[rr] >> (8 * j)) & 0xffu] * x;
   }
 }
 
@@ -114,20 +99,86 @@ __device__ __forceinline__ int code_at(const DeviceBitPlanes& m, int bits, int64
   return code;
 }
 
-// DNS outliers replace the dense weight at their positions: y[r] += (value - dense) * x.
-__global__ void sparse_fix_kernel(DeviceBitPlanes m, int bits, const float* __restrict__ x, float* __restrict__ y) {
-  const int64_t r = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (r >= m.rows) return;
-  const __half* table = reinterpret_cast<const __half*>(m.tables[bits]) + (r << bits);
-  const __half* val = reinterpret_cast<const __half*>(m.sp_val);
-  float s = 0.f;
-  for (int32_t i = m.sp_rowptr[r] + lane; i < m.sp_rowptr[r + 1]; i += 32) {
-    const int64_t j = m.sp_col[i];
-    s += (__half2float(val[i]) - __half2float(table[code_at(m, bits, r, j)])) * x[j];
+template <int B, int R, int U>
+__global__ void __launch_bounds__(kThreads) gemv_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out) {
+  constexpr int T = 1 << B;
+  extern __shared__ float smem[];
+  const int words = words_of(m), pitch = pitch_of(m);
+  float* xs = smem;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float(*lut)[T] = reinterpret_cast<float(*)[T]>(smem + 32 * pitch + warp * R * T);
+  stage_input(in, m.cols, words, pitch, xs);
+
+  const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
+  const uint32_t* planes = reinterpret_cast<const uint32_t*>(m.planes);
+  const int64_t plane_words = m.rows * words;
+  const int64_t groups = (m.rows + R - 1) / R;
+  for (int64_t g = int64_t(blockIdx.x) * kWarps + warp; g < groups; g += int64_t(gridDim.x) * kWarps) {
+    const int64_t row0 = g * R;
+    __syncwarp();
+    for (int i = lane; i < R * T; i += 32) {
+      const int64_t r = row0 + i / T;
+      lut[i / T][i % T] = r < m.rows ? __half2float(table[r * T + i % T]) : 0.f;
+    }
+    __syncwarp();
+    float acc[R];
+#pragma unroll
+    for (int rr = 0; rr < R; ++rr) acc[rr] = 0.f;
+    for (int w0 = lane; w0 < words; w0 += 32 * U) {
+      uint32_t p[U][R][B];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int w = w0 + 32 * u;
+#pragma unroll
+        for (int rr = 0; rr < R; ++rr) {
+          const int64_t r = row0 + rr < m.rows ? row0 + rr : row0;  // a missing row repeats one (never written)
+#pragma unroll
+          for (int k = 0; k < B; ++k) p[u][rr][k] = w < words ? __ldg(planes + k * plane_words + r * words + w) : 0u;
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int w = w0 + 32 * u;
+        if (w >= words) break;
+        accumulate_phase<B, R, 0>(p[u], xs, pitch, w, lut, acc);
+        accumulate_phase<B, R, 1>(p[u], xs, pitch, w, lut, acc);
+        accumulate_phase<B, R, 2>(p[u], xs, pitch, w, lut, acc);
+        accumulate_phase<B, R, 3>(p[u], xs, pitch, w, lut, acc);
+        accumulate_phase<B, R, 4>(p[u], xs, pitch, w, lut, acc);
+        accumulate_phase<B, R, 5>(p[u], xs, pitch, w, lut, acc);
+        accumulate_phase<B, R, 6>(p[u], xs, pitch, w, lut, acc);
+        accumulate_phase<B, R, 7>(p[u], xs, pitch, w, lut, acc);
+      }
+    }
+    if (m.nnz) {  // DNS outliers replace the dense weight: + (value - dense) * x
+      const __half* val = reinterpret_cast<const __half*>(m.sp_val);
+#pragma unroll
+      for (int rr = 0; rr < R; ++rr) {
+        const int64_t r = row0 + rr;
+        if (r >= m.rows) break;
+        for (int32_t i = m.sp_rowptr[r] + lane; i < m.sp_rowptr[r + 1]; i += 32) {
+          const int64_t j = m.sp_col[i];
+          acc[rr] += (__half2float(val[i]) - lut[rr][code_at(m, B, r, j)]) * xs[(j & 31) * pitch + (j >> 5)];
+        }
+      }
+    }
+#pragma unroll
+    for (int rr = 0; rr < R; ++rr) {
+      const float s = dev::warp_sum(acc[rr]);
+      const int64_t r = row0 + rr;
+      if (lane == 0 && r < m.rows) {
+        float v = s + (out.bias ? out.bias[r] : 0.f);
+        out.y[r] = out.accumulate ? out.y[r] + v : v;
+      }
+    }
   }
-  s = warp_sum(s);
-  if (lane == 0) y[r] += s;
+}
+
+__global__ void prologue_kernel(GemvInput in, int64_t cols, float* out) {
+  extern __shared__ float xs[];
+  const int words = int((cols + 31) / 32), pitch = words + 1;
+  stage_input(in, cols, words, pitch, xs);
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) out[c] = xs[(c & 31) * pitch + (c >> 5)];
 }
 
 // One thread per 8 columns of a row: the codes of a byte of each plane.
@@ -155,35 +206,79 @@ __global__ void sparse_scatter_kernel(DeviceBitPlanes m, __half* __restrict__ ou
   for (int32_t i = m.sp_rowptr[r]; i < m.sp_rowptr[r + 1]; ++i) out[r * m.cols + m.sp_col[i]] = val[i];
 }
 
+int multiprocessors() {
+  static int n = [] {
+    int dev = 0, count = 0;
+    PMPD_CUDA_CHECK(cudaGetDevice(&dev));
+    PMPD_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev));
+    return count;
+  }();
+  return n;
+}
+
 template <int B>
-void launch_width(const DeviceBitPlanes& m, const float* x, float* y, cudaStream_t s) {
-  // Two rows a warp: twice the loads in flight per lane and the activations reused once.
-  constexpr int ROWS = 2;
-  const int64_t blocks = (m.rows + kWarps * ROWS - 1) / (kWarps * ROWS);
-  gemv_kernel<B, ROWS><<<unsigned(blocks), kWarps * 32, 0, s>>>(m, x, y);
+void launch_width(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
+  // Four rows a warp: the staged input is read once per four weights. Narrow widths
+  // read two words ahead to keep enough bytes in flight.
+  constexpr int R = 4, U = B <= 4 ? 2 : 1;
+  auto kernel = gemv_kernel<B, R, U>;
+  const size_t smem = sizeof(float) * (size_t(32) * pitch_of(m) + size_t(kWarps) * R * (1u << B));
+  static size_t raised = 48 * 1024;  // per instantiation
+  if (smem > raised) {
+    PMPD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    raised = smem;
+  }
+  static size_t occupancy_smem = 0;
+  static int per_sm = 0;
+  if (smem != occupancy_smem) {
+    PMPD_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem));
+    occupancy_smem = smem;
+  }
+  PMPD_CUDA_REQUIRE(per_sm > 0, "bit-plane GEMV: the input row does not fit in shared memory");
+  // As many blocks as fit at once, trimmed so every warp gets the same number of row groups.
+  const int64_t groups = (m.rows + R - 1) / R;
+  const int64_t resident = int64_t(per_sm) * multiprocessors();
+  const int64_t rounds = (groups + resident * kWarps - 1) / (resident * kWarps);
+  const int64_t blocks = std::max<int64_t>(1, (groups + rounds * kWarps - 1) / (rounds * kWarps));
+  kernel<<<unsigned(blocks), kThreads, smem, s>>>(m, in, out);
 }
 
 }  // namespace
 
-void bitplane_gemv(const DeviceBitPlanes& m, int bits, const float* x, float* y, void* stream) {
+void bitplane_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, const GemvOutput& out, void* stream) {
   auto s = static_cast<cudaStream_t>(stream);
   PMPD_CUDA_REQUIRE(bits >= m.bits_min && bits <= m.bits_max && bits >= 1 && bits <= 8,
                     "bit-plane GEMV at a width the matrix does not hold");
   switch (bits) {
-    case 1: launch_width<1>(m, x, y, s); break;
-    case 2: launch_width<2>(m, x, y, s); break;
-    case 3: launch_width<3>(m, x, y, s); break;
-    case 4: launch_width<4>(m, x, y, s); break;
-    case 5: launch_width<5>(m, x, y, s); break;
-    case 6: launch_width<6>(m, x, y, s); break;
-    case 7: launch_width<7>(m, x, y, s); break;
-    default: launch_width<8>(m, x, y, s); break;
+    case 1: launch_width<1>(m, in, out, s); break;
+    case 2: launch_width<2>(m, in, out, s); break;
+    case 3: launch_width<3>(m, in, out, s); break;
+    case 4: launch_width<4>(m, in, out, s); break;
+    case 5: launch_width<5>(m, in, out, s); break;
+    case 6: launch_width<6>(m, in, out, s); break;
+    case 7: launch_width<7>(m, in, out, s); break;
+    default: launch_width<8>(m, in, out, s); break;
   }
   PMPD_CUDA_CHECK(cudaGetLastError());
-  if (m.nnz) {
-    sparse_fix_kernel<<<unsigned((m.rows + kWarps - 1) / kWarps), kWarps * 32, 0, s>>>(m, bits, x, y);
-    PMPD_CUDA_CHECK(cudaGetLastError());
+}
+
+void bitplane_gemv(const DeviceBitPlanes& m, int bits, const float* x, float* y, void* stream) {
+  GemvInput in;
+  in.x = x;
+  GemvOutput out;
+  out.y = y;
+  bitplane_gemv(m, bits, in, out, stream);
+}
+
+void apply_prologue(const GemvInput& in, int64_t cols, float* out, void* stream) {
+  const size_t smem = sizeof(float) * size_t(32) * size_t((cols + 31) / 32 + 1);
+  static size_t raised = 48 * 1024;
+  if (smem > raised) {
+    PMPD_CUDA_CHECK(cudaFuncSetAttribute(prologue_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    raised = smem;
   }
+  prologue_kernel<<<1, 1024, smem, static_cast<cudaStream_t>(stream)>>>(in, cols, out);
+  PMPD_CUDA_CHECK(cudaGetLastError());
 }
 
 void bitplane_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream) {

@@ -20,8 +20,30 @@ struct DeviceBitPlanes {
   int64_t nnz = 0;
 };
 
-// y[r] = sum_j W_b[r, j] x[j] (f32 in and out): the decode GEMV, reading planes 0..b-1.
+// What the GEMV reads: x itself, or x passed through the operator that precedes the
+// layer, computed by each block while it stages x in shared memory (no extra kernel,
+// no round trip through device memory).
+enum class GemvPrologue { None, RmsNorm, LayerNorm, GatedActivation, Activation };
+struct GemvInput {
+  const float* x = nullptr;  // cols floats; GatedActivation: 2 * cols (gate, then up)
+  GemvPrologue prologue = GemvPrologue::None;
+  const float* norm_w = nullptr;  // RmsNorm / LayerNorm weight (and LayerNorm bias)
+  const float* norm_b = nullptr;
+  float eps = 0.f;
+  int act = 0;  // 0: SiLU, 1: GELU-tanh
+};
+struct GemvOutput {
+  float* y = nullptr;
+  bool accumulate = false;      // y += W x (a residual add), else y = W x
+  const float* bias = nullptr;  // added when set
+};
+
+// The decode GEMV, reading planes 0..b-1: y[r] (+)= sum_j W_b[r, j] in(x)[j] (+ bias[r]).
+void bitplane_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, const GemvOutput& out, void* stream);
+// Plain form: y = W_b x.
 void bitplane_gemv(const DeviceBitPlanes& m, int bits, const float* x, float* y, void* stream);
+// in(x) written to out (cols floats): the prologue on its own (16-bit layers, tests).
+void apply_prologue(const GemvInput& in, int64_t cols, float* out, void* stream);
 // W_b as a dense f16 matrix [rows][cols] (outliers included): the prefill path feeds it to cuBLAS.
 void bitplane_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream);
 

@@ -6,56 +6,17 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/device_math.cuh"
 
 namespace pmpd::cuda {
 
 namespace {
 
 constexpr int kThreads = 256;
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
-// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
-__device__ float block_sum(float v) {
-  __shared__ float part[32];
-  __shared__ float total;
-  v = warp_sum(v);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  __syncthreads();
-  if (lane == 0) part[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    float s = lane < warps ? part[lane] : 0.f;
-    s = warp_sum(s);
-    if (lane == 0) total = s;
-  }
-  __syncthreads();
-  return total;
-}
-
-__device__ float block_max(float v) {
-  __shared__ float part[32];
-  __shared__ float total;
-  v = warp_max(v);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  __syncthreads();
-  if (lane == 0) part[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    float s = lane < warps ? part[lane] : -INFINITY;
-    s = warp_max(s);
-    if (lane == 0) total = s;
-  }
-  __syncthreads();
-  return total;
-}
+using dev::activation;
+using dev::block_max;
+using dev::block_sum;
+using dev::warp_sum;
 
 __global__ void embed_kernel(const __half* table, const int* tokens, int dim, float* out) {
   const int t = blockIdx.y;
@@ -106,14 +67,7 @@ __global__ void activation_kernel(const float* in, int n, int F, int stride, boo
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(n) * F) return;
   const int64_t t = i / F, c = i % F;
-  const float g = in[t * stride + c];
-  float a;
-  if (act == 0) {
-    a = g / (1.f + expf(-g));
-  } else {
-    const float k = 0.7978845608028654f;
-    a = 0.5f * g * (1.f + tanhf(k * (g + 0.044715f * g * g * g)));
-  }
+  const float a = activation(in[t * stride + c], act);
   out[i] = gated ? a * in[t * stride + F + c] : a;
 }
 

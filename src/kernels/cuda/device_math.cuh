@@ -1,0 +1,47 @@
+// Device helpers shared by the CUDA kernels: warp and block reductions, activations.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cmath>
+
+namespace pmpd::cuda::dev {
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Reduction over the block (blockDim.x a multiple of 32); every thread gets the result.
+template <bool Max>
+__device__ float block_reduce(float v) {
+  __shared__ float part[32];
+  __shared__ float total;
+  v = Max ? warp_max(v) : warp_sum(v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  __syncthreads();
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    float s = lane < warps ? part[lane] : (Max ? -INFINITY : 0.f);
+    s = Max ? warp_max(s) : warp_sum(s);
+    if (lane == 0) total = s;
+  }
+  __syncthreads();
+  return total;
+}
+__device__ __forceinline__ float block_sum(float v) { return block_reduce<false>(v); }
+__device__ __forceinline__ float block_max(float v) { return block_reduce<true>(v); }
+
+// act 0: SiLU, 1: GELU (tanh approximation), as kernels/cpu/ops.cpp computes them.
+__device__ __forceinline__ float activation(float g, int act) {
+  if (act == 0) return g / (1.f + expf(-g));
+  const float k = 0.7978845608028654f;
+  return 0.5f * g * (1.f + tanhf(k * (g + 0.044715f * g * g * g)));
+}
+
+}  // namespace pmpd::cuda::dev
