@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 #include <random>
 
@@ -168,6 +169,40 @@ int bench(const BenchArgs& a) {
     };
     row(backend == Backend::CUDA ? "16 (cuBLAS)" : "16", 16, base);
     for (int b : widths) row(std::to_string(b), b, timing(tq, b));
+    std::printf("\n");
+  }
+
+  if (backend == Backend::CUDA && !a.no_ops) {
+    std::printf("## Where a decode step's time goes (us per token, summed over layers)\n\n| stage | 16-bit |");
+    for (int b : widths) std::printf(" %d-bit |", b);
+    std::printf("\n|---|---|");
+    for (size_t i = 0; i < widths.size(); ++i) std::printf("---|");
+    std::printf("\n");
+    auto base = td.device_model()->profile_step(0);
+    std::vector<std::vector<std::pair<std::string, double>>> per;
+    for (int b : widths) per.push_back(tq.device_model()->profile_step(b));
+    std::vector<std::string> stages;
+    for (auto* list : {&base, &per.front()})
+      for (auto& [name, us] : *list)
+        if (std::find(stages.begin(), stages.end(), name) == stages.end()) stages.push_back(name);
+    auto find = [](const std::vector<std::pair<std::string, double>>& l, const std::string& n) {
+      for (auto& [name, us] : l)
+        if (name == n) return us;
+      return 0.0;
+    };
+    out["step_profile"] = Json::object();
+    stages.push_back("total");
+    for (auto& st : stages) {
+      std::printf("| %s | %.0f |", st.c_str(), st == "total" ? [&] { double t = 0; for (auto& p : base) t += p.second; return t; }() : find(base, st));
+      for (size_t i = 0; i < widths.size(); ++i) {
+        double v = 0;
+        if (st == "total") for (auto& p : per[i]) v += p.second;
+        else v = find(per[i], st);
+        std::printf(" %.0f |", v);
+        out["step_profile"][st][std::to_string(widths[i])] = v;
+      }
+      std::printf("\n");
+    }
     std::printf("\n");
   }
 

@@ -307,7 +307,7 @@ class CudaModel : public DeviceModel {
     kernels::RopeTable rope(c.rotary_dim, c.rope_theta);
     inv_freq_ = upload_floats(rope.inv_freq.empty() ? std::vector<float>{0.f} : rope.inv_freq);
     max_ctx_ = c.max_seq_len;
-    PMPD_CHECK(sizeof(float) * size_t(c.head_dim + max_ctx_) <= 200u * 1024,
+    PMPD_CHECK(c.head_dim <= 256 && sizeof(float) * size_t(5 * c.head_dim + max_ctx_) <= 200u * 1024,
                "--backend cuda: a context of {} tokens is beyond the attention kernel's shared memory", max_ctx_);
     step_.reserve(1);
     slots_.reserve(size_t(2 * c.n_layers));
@@ -377,6 +377,47 @@ class CudaModel : public DeviceModel {
     t.mlp_seconds = time(false);
     cudaEventDestroy(e0), cudaEventDestroy(e1);
     return t;
+  }
+
+  std::vector<std::pair<std::string, double>> profile_step(int bits) override {
+    const ModelConfig& c = c_;
+    KVCache cache(c, 64, true);
+    std::vector<int> prompt(16, 1);
+    std::vector<float> logits(size_t(c.vocab_size));
+    forward(prompt.data(), int(prompt.size()), cache, logits.data(), false, bits);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!m_.quantized()) bits = 0;
+    // One step captured with its events, replayed once to warm up, once to time.
+    std::vector<std::pair<std::string, cudaEvent_t>> marks;
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    marks_ = &marks;
+    PMPD_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    try {
+      enqueue_pass(1, bits, false);
+    } catch (...) {
+      marks_ = nullptr;
+      cudaStreamEndCapture(stream_, &graph);
+      throw;
+    }
+    marks_ = nullptr;
+    PMPD_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    PMPD_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+    PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+    PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::vector<std::pair<std::string, double>> out;
+    for (size_t i = 1; i < marks.size(); ++i) {
+      float ms = 0;
+      PMPD_CUDA_CHECK(cudaEventElapsedTime(&ms, marks[i - 1].second, marks[i].second));
+      auto it = std::find_if(out.begin(), out.end(), [&](auto& p) { return p.first == marks[i].first; });
+      if (it == out.end()) out.emplace_back(marks[i].first, 0.0), it = out.end() - 1;
+      it->second += double(ms) * 1e3;
+    }
+    for (auto& [name, e] : marks) cudaEventDestroy(e);
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    return out;
   }
 
   void forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits, int bits) override {
@@ -539,6 +580,15 @@ class CudaModel : public DeviceModel {
     return in;
   }
 
+  // Records a timing event after the stage just enqueued (profile_step only).
+  void mark(const char* stage) {
+    if (!marks_) return;
+    cudaEvent_t e;
+    PMPD_CUDA_CHECK(cudaEventCreate(&e));
+    PMPD_CUDA_CHECK(cudaEventRecord(e, stream_));
+    marks_->emplace_back(stage, e);
+  }
+
   void enqueue_pass(int n, int bits, bool all_logits) {
     const ModelConfig& c = c_;
     const int D = c.dim, F = c.hidden_dim, Q = c.n_heads * c.head_dim, KV = c.kv_dim();
@@ -547,7 +597,9 @@ class CudaModel : public DeviceModel {
     GemvInput act_in = plain_input(gu_.get());
     act_in.prologue = c.gated_mlp ? GemvPrologue::GatedActivation : GemvPrologue::Activation;
     act_in.act = c.act == Activation::SiLU ? 0 : 1;
+    mark("start");
     embed_rows_f16(embd_.get(), tokens_.get(), n, D, x_.get(), stream_);
+    mark("embedding");
     for (int l = 0; l < c.n_layers; ++l) {
       DeviceLayer& w = layers_[size_t(l)];
       if (fused && !c.parallel_residual) {
@@ -557,17 +609,23 @@ class CudaModel : public DeviceModel {
         if (fused) gemv(w.qkv, plain_input(h_.get()), qkv_.get(), false, bits);
         else linear(w.qkv, h_.get(), n, qkv_.get(), bits);
       }
+      mark("norm + q|k|v projection");
       uint16_t* const* slots = slots_.get() + 2 * l;
       rope_and_store(qkv_.get(), n, qkv_stride, c.n_heads, c.n_kv_heads, c.head_dim, c.rotary_dim, c.rope_interleaved,
                      inv_freq_.get(), Q, Q + KV, slots, step_.get(), stream_);
+      mark("RoPE + KV store");
       attention(qkv_.get(), n, qkv_stride, c.n_heads, c.n_kv_heads, c.head_dim, slots, max_ctx_, step_.get(), att_.get(),
                 stream_);
+      mark("attention");
       if (fused) {
         // Parallel block (Phi): the MLP reads the same normed input, kept in h.
         gemv(w.o, plain_input(att_.get()), x_.get(), true, bits);
+        mark("output projection + residual");
         gemv(w.gate_up, c.parallel_residual ? plain_input(h_.get()) : norm_input(w.ffn_norm, x_.get()), gu_.get(), false,
              bits);
+        mark("norm + gate|up projection");
         gemv(w.down, act_in, x_.get(), true, bits);
+        mark("activation + down projection + residual");
         continue;
       }
       linear(w.o, att_.get(), n, o_.get(), bits);
@@ -585,6 +643,7 @@ class CudaModel : public DeviceModel {
     const int first = all_logits ? 0 : n - 1, count = n - first;
     norm(out_norm_, x_.get() + int64_t(first) * D, h_.get(), count);
     linear(output_, h_.get(), count, logits_.get(), bits);
+    mark("final norm + LM head");
   }
 
   const Model& m_;
@@ -611,6 +670,7 @@ class CudaModel : public DeviceModel {
   bool use_graphs_ = true;
   std::map<int, cudaGraphExec_t> graphs_;
   std::mutex mu_;
+  std::vector<std::pair<std::string, cudaEvent_t>>* marks_ = nullptr;
 };
 
 }  // namespace

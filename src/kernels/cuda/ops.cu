@@ -71,42 +71,50 @@ __global__ void activation_kernel(const float* in, int n, int F, int stride, boo
   out[i] = gated ? a * in[t * stride + F + c] : a;
 }
 
+// One block per (token, head): q and k heads rotate, k and v heads go to the f16 caches.
 __global__ void rope_store_kernel(float* qkv, int stride, int n_heads, int n_kv_heads, int head_dim, int rotary_dim,
                                   bool interleaved, const float* inv_freq, int k_off, int v_off,
                                   uint16_t* const* kv_slots, const StepState* step) {
-  __half* k_cache = reinterpret_cast<__half*>(kv_slots[0]);
-  __half* v_cache = reinterpret_cast<__half*>(kv_slots[1]);
-  const int t = blockIdx.x;
+  const int t = blockIdx.x, h = blockIdx.y;
   const int pos = step->pos0 + t;
   float* row = qkv + int64_t(t) * stride;
-  const int half = rotary_dim / 2;
-  const int heads = n_heads + n_kv_heads;
-  for (int idx = threadIdx.x; idx < heads * half; idx += blockDim.x) {
-    const int h = idx / half, i = idx % half;
-    float* v = h < n_heads ? row + h * head_dim : row + k_off + (h - n_heads) * head_dim;
-    const float angle = float(pos) * inv_freq[i];
-    const float c = cosf(angle), s = sinf(angle);
-    const int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
-    const float x0 = v[a], x1 = v[b];
-    v[a] = x0 * c - x1 * s;
-    v[b] = x1 * c + x0 * s;
-  }
-  __syncthreads();
   const int kv_dim = n_kv_heads * head_dim;
-  for (int i = threadIdx.x; i < kv_dim; i += blockDim.x) {
-    k_cache[int64_t(pos) * kv_dim + i] = __float2half_rn(row[k_off + i]);
-    v_cache[int64_t(pos) * kv_dim + i] = __float2half_rn(row[v_off + i]);
+  if (h < n_heads + n_kv_heads) {
+    float* v = h < n_heads ? row + h * head_dim : row + k_off + (h - n_heads) * head_dim;
+    const int half = rotary_dim / 2;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+      const float angle = float(pos) * inv_freq[i];
+      const float c = cosf(angle), s = sinf(angle);
+      const int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
+      const float x0 = v[a], x1 = v[b];
+      v[a] = x0 * c - x1 * s;
+      v[b] = x1 * c + x0 * s;
+    }
+    if (h < n_heads) return;
+    __syncthreads();
+    __half* k_cache = reinterpret_cast<__half*>(kv_slots[0]) + int64_t(pos) * kv_dim + (h - n_heads) * head_dim;
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) k_cache[d] = __float2half_rn(v[d]);
+  } else {
+    const int vh = h - n_heads - n_kv_heads;
+    __half* v_cache = reinterpret_cast<__half*>(kv_slots[1]) + int64_t(pos) * kv_dim + vh * head_dim;
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) v_cache[d] = __float2half_rn(row[v_off + vh * head_dim + d]);
   }
 }
 
-// One block per (head, token): scores in shared memory, softmax, weighted sum of values.
+constexpr int kAttnWarps = 4;
+constexpr int kMaxHeadDim = 256;
+
+// One block per (head, token): scores in shared memory, softmax, then each warp sums the
+// values of every kAttnWarps-th position (lanes over dimensions) and the warps' partial
+// sums are added.
 __global__ void attention_kernel(const float* q, int q_stride, int n_heads, int n_kv_heads, int head_dim,
                                  uint16_t* const* kv_slots, const StepState* step, float* out) {
   const __half* k_cache = reinterpret_cast<const __half*>(kv_slots[0]);
   const __half* v_cache = reinterpret_cast<const __half*>(kv_slots[1]);
   extern __shared__ float smem[];
-  float* qh = smem;               // head_dim
-  float* scores = smem + head_dim;  // len
+  float* qh = smem;                                   // head_dim
+  float* part = smem + head_dim;                      // kAttnWarps * head_dim
+  float* scores = part + kAttnWarps * head_dim;       // len
   const int h = blockIdx.x, t = blockIdx.y;
   const int len = step->pos0 + t + 1;
   const int kvh = h / (n_heads / n_kv_heads);
@@ -114,8 +122,8 @@ __global__ void attention_kernel(const float* q, int q_stride, int n_heads, int 
   const float scale = rsqrtf(float(head_dim));
   for (int d = threadIdx.x; d < head_dim; d += blockDim.x) qh[d] = q[int64_t(t) * q_stride + h * head_dim + d];
   __syncthreads();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  for (int p = warp; p < len; p += warps) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int p = warp; p < len; p += kAttnWarps) {
     const __half* k = k_cache + int64_t(p) * kv_dim + kvh * head_dim;
     float s = 0.f;
     for (int d = lane; d < head_dim; d += 32) s += __half2float(k[d]) * qh[d];
@@ -133,12 +141,23 @@ __global__ void attention_kernel(const float* q, int q_stride, int n_heads, int 
     sum += e;
   }
   sum = block_sum(sum);  // its barrier also publishes the exponentials
+  float o[kMaxHeadDim / 32] = {};
+  for (int p = warp; p < len; p += kAttnWarps) {
+    const __half* v = v_cache + int64_t(p) * kv_dim + kvh * head_dim;
+    const float w = scores[p];
+#pragma unroll
+    for (int i = 0; i < kMaxHeadDim / 32; ++i)
+      if (lane + 32 * i < head_dim) o[i] += w * __half2float(v[lane + 32 * i]);
+  }
+#pragma unroll
+  for (int i = 0; i < kMaxHeadDim / 32; ++i)
+    if (lane + 32 * i < head_dim) part[warp * head_dim + lane + 32 * i] = o[i];
+  __syncthreads();
   const float inv = 1.f / sum;
   for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    const __half* v = v_cache + kvh * head_dim + d;
-    float o = 0.f;
-    for (int p = 0; p < len; ++p) o += scores[p] * __half2float(v[int64_t(p) * kv_dim]);
-    out[(int64_t(t) * n_heads + h) * head_dim + d] = o * inv;
+    float a = 0.f;
+    for (int w = 0; w < kAttnWarps; ++w) a += part[w * head_dim + d];
+    out[(int64_t(t) * n_heads + h) * head_dim + d] = a * inv;
   }
 }
 
@@ -188,21 +207,23 @@ void mlp_activation(const float* in, int n, int F, int stride, bool gated, int a
 void rope_and_store(float* qkv, int n, int stride, int n_heads, int n_kv_heads, int head_dim, int rotary_dim,
                     bool interleaved, const float* inv_freq, int k_off, int v_off, uint16_t* const* kv_slots,
                     const StepState* step, void* stream) {
-  rope_store_kernel<<<unsigned(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+  dim3 grid{unsigned(n), unsigned(n_heads + 2 * n_kv_heads)};
+  rope_store_kernel<<<grid, 64, 0, static_cast<cudaStream_t>(stream)>>>(
       qkv, stride, n_heads, n_kv_heads, head_dim, rotary_dim, interleaved, inv_freq, k_off, v_off, kv_slots, step);
   PMPD_CUDA_CHECK(cudaGetLastError());
 }
 
 void attention(const float* q, int n, int q_stride, int n_heads, int n_kv_heads, int head_dim,
                uint16_t* const* kv_slots, int max_ctx, const StepState* step, float* out, void* stream) {
-  const size_t smem = sizeof(float) * size_t(head_dim + max_ctx);
+  PMPD_CUDA_REQUIRE(head_dim <= kMaxHeadDim, "attention: head dimension above 256");
+  const size_t smem = sizeof(float) * size_t(head_dim * (1 + kAttnWarps) + max_ctx);
   static size_t raised = 48 * 1024;
   if (smem > raised) {
     PMPD_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     raised = smem;
   }
   dim3 grid{unsigned(n_heads), unsigned(n)};
-  attention_kernel<<<grid, 128, smem, static_cast<cudaStream_t>(stream)>>>(
+  attention_kernel<<<grid, kAttnWarps * 32, smem, static_cast<cudaStream_t>(stream)>>>(
       q, q_stride, n_heads, n_kv_heads, head_dim, kv_slots, step, out);
   PMPD_CUDA_CHECK(cudaGetLastError());
 }
