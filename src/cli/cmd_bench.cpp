@@ -80,7 +80,7 @@ double host_copy_gbs() {
 }
 
 struct DecodeResult {
-  double tokens_per_second = 0, average_bits = 0;
+  double tokens_per_second = 0, average_bits = 0, prefill_tokens_per_second = 0;
 };
 
 DecodeResult time_decode(Transformer& tf, const std::vector<int>& prompt, int n, int bits, const std::string& schedule,
@@ -100,6 +100,7 @@ DecodeResult time_decode(Transformer& tf, const std::vector<int>& prompt, int n,
   DecodeResult d;
   d.tokens_per_second = double(r.tokens.size() - 1) / r.decode_seconds;
   d.average_bits = r.average_bits();
+  d.prefill_tokens_per_second = double(r.prompt_tokens) / r.prefill_seconds;
   return d;
 }
 
@@ -212,16 +213,18 @@ int bench(const BenchArgs& a) {
     for (int& t : prompt) t = int(rng() % uint32_t(c.vocab_size));
     PMPD_CHECK(a.prompt_tokens + a.new_tokens <= c.max_seq_len, "prompt + new tokens exceed the context of {}", c.max_seq_len);
     std::printf("## End-to-end decode (prompt %d tokens, %d new tokens, greedy)\n\n"
-                "| weights | average bits | tokens/s | ms/token | speedup vs 16-bit |\n|---|---|---|---|---|\n",
+                "| weights | average bits | decode tokens/s | ms/token | speedup vs 16-bit | prompt tokens/s |\n"
+                "|---|---|---|---|---|---|\n",
                 a.prompt_tokens, a.new_tokens);
     out["decode"] = Json::array();
     DecodeResult base = time_decode(td, prompt, a.new_tokens, 0, "", 0);
     auto row = [&](const std::string& name, const DecodeResult& d) {
-      std::printf("| %s | %.2f | %.1f | %.3f | %.2fx |\n", name.c_str(), d.average_bits, d.tokens_per_second,
-                  1e3 / d.tokens_per_second, d.tokens_per_second / base.tokens_per_second);
+      std::printf("| %s | %.2f | %.1f | %.3f | %.2fx | %.0f |\n", name.c_str(), d.average_bits, d.tokens_per_second,
+                  1e3 / d.tokens_per_second, d.tokens_per_second / base.tokens_per_second, d.prefill_tokens_per_second);
       std::fflush(stdout);
       out["decode"].push_back({{"name", name}, {"average_bits", d.average_bits}, {"tokens_per_second", d.tokens_per_second},
-                               {"speedup", d.tokens_per_second / base.tokens_per_second}});
+                               {"speedup", d.tokens_per_second / base.tokens_per_second},
+                               {"prefill_tokens_per_second", d.prefill_tokens_per_second}});
     };
     base.average_bits = 16;
     row("16-bit", base);

@@ -585,7 +585,8 @@ class CudaModel : public DeviceModel {
     if (!marks_) return;
     cudaEvent_t e;
     PMPD_CUDA_CHECK(cudaEventCreate(&e));
-    PMPD_CUDA_CHECK(cudaEventRecord(e, stream_));
+    // External: a real timing node in the captured graph, not only an ordering edge.
+    PMPD_CUDA_CHECK(cudaEventRecordWithFlags(e, stream_, cudaEventRecordExternal));
     marks_->emplace_back(stage, e);
   }
 

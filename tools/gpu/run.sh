@@ -26,9 +26,10 @@ PMPD="$root/bin/pmpd"
   PMPD_BITPLANE=exact "$PMPD" run -m /tmp/tiny.gguf --backend cpu --schedule 4:2,3 -n 24 --no-color -p $'German: Zwei Hunde spielen im Schnee.\nEnglish:\n'
   for shape in "${shapes[@]}"; do
     echo "== bench $shape"
-    "$PMPD" bench --backend cuda --shape "$shape" --json "$out/bench-$shape.json" | tee -a "$out/bench.md"
+    "$PMPD" bench --backend cuda --shape "$shape" --prompt-tokens 128 --json "$out/bench-$shape.json" | tee -a "$out/bench.md"
   done
 } 2>&1 | tee "$out/log.txt"
+[ "${PMPD_GPU_NO_GRAPH_RUN:-0}" = 1 ] && exit 0
 {
   echo "== vicuna-7b end to end without CUDA graphs (launches from the host)"
   PMPD_CUDA_GRAPHS=0 "$PMPD" bench --backend cuda --shape vicuna-7b --no-ops --bits 3:4 --schedule ""
