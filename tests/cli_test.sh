@@ -33,6 +33,14 @@ trap 'rm -rf "$tmp"' EXIT
 "$PMPD" convert -m "$FX/stablelm" -o "$tmp/s.gguf" --dtype f16 2>/dev/null && ok "convert" || bad "convert"
 "$PMPD" run -m "$tmp/s.gguf" --prompt-ids 5,6,7 -n 4 >/dev/null 2>&1 && ok "run gguf" || bad "run gguf"
 
+# pmpd bench on a synthetic shape (CPU), its JSON, and --backend cuda without a GPU.
+"$PMPD" bench --shape tiny --bits 2:3 --new-tokens 4 --prompt-tokens 4 --min-seconds 0.01 --json "$tmp/bench.json" >/dev/null 2>&1 \
+  && python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert len(j['ops'])==3 and len(j['decode'])>=3" "$tmp/bench.json" \
+  && ok "bench" || bad "bench"
+expect_error "bench unknown shape" "unknown model shape" "$PMPD" bench --shape gpt-9 --no-e2e
+if ! command -v nvidia-smi >/dev/null || ! nvidia-smi >/dev/null 2>&1; then
+  expect_error "cuda without a GPU" "CUDA" "$PMPD" run -m "$FX/llama" --prompt-ids 1,2 -n 2 --backend cuda
+fi
 expect_error "missing model" "no such file" "$PMPD" run -m "$tmp/none" --prompt-ids 1
 expect_error "bad ids" "not a token id" "$PMPD" run -m "$FX/llama" --prompt-ids 1,x
 expect_error "id out of range" "outside the vocabulary" "$PMPD" run -m "$FX/llama" --prompt-ids 1,99999

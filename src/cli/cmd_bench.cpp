@@ -23,7 +23,7 @@ namespace pmpd::cli {
 namespace {
 
 struct BenchArgs {
-  std::string model, shape = "vicuna-7b", backend = "cpu", bits = "2:8", schedule = "4:32,3", json;
+  std::string model, shape = "vicuna-7b", backend = "cpu", bits = "2:8", schedule = "auto", json;
   int prefill_bits = 0, prompt_tokens = 32, new_tokens = 128, threads = 0;
   double min_seconds = 0.5;
   bool no_e2e = false, no_ops = false;
@@ -122,6 +122,11 @@ int bench(const BenchArgs& a) {
     source = a.shape + " (synthetic, random weights)";
   }
   const ModelConfig& c = quantized->config;
+  std::string schedule = a.schedule;
+  if (schedule == "auto") schedule = lo <= 3 && hi >= 4 ? "4:32,3" : fmt::format("{}:32,{}", hi, lo);
+  if (!schedule.empty())
+    for (int b : make_scheduler(schedule, a.new_tokens, a.prefill_bits, hi)->widths())
+      PMPD_CHECK(b >= lo && b <= hi, "--schedule {} uses {} bits, outside --bits {}", schedule, b, a.bits);
   // The 16-bit baseline: the same shapes with f16 weights.
   auto dense = make_synthetic_model(c, {false, 0, 0, 2});
 
@@ -234,7 +239,7 @@ int bench(const BenchArgs& a) {
       tps[b] = d.tokens_per_second;
       row(std::to_string(b) + "-bit", d);
     }
-    if (!a.schedule.empty()) row("PMPD " + a.schedule, time_decode(tq, prompt, a.new_tokens, 0, a.schedule, a.prefill_bits));
+    if (!schedule.empty()) row("PMPD " + schedule, time_decode(tq, prompt, a.new_tokens, 0, schedule, a.prefill_bits));
     // The cost of a width switch: alternate two widths every token against their mean.
     if (hi > lo && tps.count(lo + 1)) {
       const int h = lo + 1, l = lo;
@@ -265,7 +270,7 @@ Action add_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--backend", a->backend, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--bits", a->bits, "Widths to measure, LO:HI")->capture_default_str();
-  cmd->add_option("--schedule", a->schedule, "A PMPD schedule to time end to end (empty: none)")->capture_default_str();
+  cmd->add_option("--schedule", a->schedule, "A PMPD schedule to time end to end (auto: 4:32,3 where 3 and 4 bits are measured; empty: none)")->capture_default_str();
   cmd->add_option("--prefill-bits", a->prefill_bits, "Prompt width of the schedule (0: its first width)");
   cmd->add_option("--prompt-tokens", a->prompt_tokens, "Prompt length for the decode timing")->capture_default_str()->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--new-tokens", a->new_tokens, "Tokens decoded per timing")->capture_default_str()->check(CLI::Range(2, 1 << 16));

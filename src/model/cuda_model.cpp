@@ -610,7 +610,7 @@ class CudaModel : public DeviceModel {
         if (fused) gemv(w.qkv, plain_input(h_.get()), qkv_.get(), false, bits);
         else linear(w.qkv, h_.get(), n, qkv_.get(), bits);
       }
-      mark("norm + q|k|v projection");
+      mark("norm + q/k/v projection");
       uint16_t* const* slots = slots_.get() + 2 * l;
       rope_and_store(qkv_.get(), n, qkv_stride, c.n_heads, c.n_kv_heads, c.head_dim, c.rotary_dim, c.rope_interleaved,
                      inv_freq_.get(), Q, Q + KV, slots, step_.get(), stream_);
@@ -624,7 +624,7 @@ class CudaModel : public DeviceModel {
         mark("output projection + residual");
         gemv(w.gate_up, c.parallel_residual ? plain_input(h_.get()) : norm_input(w.ffn_norm, x_.get()), gu_.get(), false,
              bits);
-        mark("norm + gate|up projection");
+        mark("norm + gate/up projection");
         gemv(w.down, act_in, x_.get(), true, bits);
         mark("activation + down projection + residual");
         continue;
