@@ -144,6 +144,9 @@ int bench(const BenchArgs& a) {
   }
   out["device"] = device;
   out["copy_bandwidth_gbs"] = ceiling;
+  out["shape"] = a.model.empty() ? a.shape : "";
+  out["prompt_tokens"] = a.prompt_tokens;
+  out["new_tokens"] = a.new_tokens;
   std::printf("# pmpd bench: %s\n\nbackend %s (%s); measured copy bandwidth %.0f GB/s (bytes read + written)\n\n",
               source.c_str(), a.backend.c_str(), device.c_str(), ceiling);
 

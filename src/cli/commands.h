@@ -22,6 +22,7 @@ Action add_calibrate(CLI::App& app);
 Action add_serve(CLI::App& app);
 Action add_train_scheduler(CLI::App& app);
 Action add_bench(CLI::App& app);
+Action add_simulate(CLI::App& app);
 
 // Adds --backend (cpu or cuda) bound to `backend`.
 void add_backend_option(CLI::App* cmd, std::string& backend);

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   actions["serve"] = pmpd::cli::add_serve(app);
   actions["train-scheduler"] = pmpd::cli::add_train_scheduler(app);
   actions["bench"] = pmpd::cli::add_bench(app);
+  actions["simulate"] = pmpd::cli::add_simulate(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
