@@ -6,6 +6,6 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  build-essential cmake git python3 pkg-config \
+  build-essential cmake git python3 pkg-config clang \
   libgtest-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libfmt-dev libicu-dev \
   >/dev/null

@@ -1,5 +1,7 @@
 #include "core/dtype.h"
 
+#include <cpuid.h>
+
 #include <immintrin.h>
 
 #include <cmath>
@@ -86,9 +88,15 @@ __attribute__((target("avx2,f16c"))) void f16_row_f16c(const uint16_t* s, float*
 }
 const bool kHasF16c = [] {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2");
+  return cpu_has_f16c() && __builtin_cpu_supports("avx2");
 }();
 }  // namespace
+
+// CPUID leaf 1, ECX bit 29 (clang's __builtin_cpu_supports does not know "f16c").
+bool cpu_has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
+}
 
 void to_f32(DType t, const void* src, float* dst, size_t n) {
   switch (t) {

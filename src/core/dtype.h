@@ -31,6 +31,9 @@ inline uint16_t f32_to_bf16(float f) {
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 
+// Whether the CPU converts f16 in hardware (F16C).
+bool cpu_has_f16c();
+
 // Converts n elements of type t at src to f32.
 void to_f32(DType t, const void* src, float* dst, size_t n);
 

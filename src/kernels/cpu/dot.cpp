@@ -102,7 +102,7 @@ PMPD_AVX512 float dot_avx512(const W* w, const float* x, int64_t n) {
 Isa detect() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f")) return Isa::Avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
     return Isa::Avx2;
   return Isa::Scalar;
 }
