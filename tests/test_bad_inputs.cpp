@@ -131,6 +131,10 @@ TEST(BadInput, CorruptLlama2c) {
   expect_load_error(dir.file("heads.bin"), {"heads.bin"});
   test::write_bytes(dir.file("text.bin"), std::string(4096, 'x'));
   expect_load_error(dir.file("text.bin"), {"text.bin", "implausible"});
+  // Found by fuzz_llama2c: a vocab size of INT32_MIN (negating it overflowed).
+  int32_t minvocab[7] = {64, 172, 5, 8, 4, INT32_MIN, 512};
+  test::write_bytes(dir.file("minvocab.bin"), std::string(reinterpret_cast<char*>(minvocab), 28) + std::string(1000, '\0'));
+  expect_load_error(dir.file("minvocab.bin"), {"minvocab.bin", "implausible"});
 }
 
 TEST(BadInput, BadTokenizerFiles) {

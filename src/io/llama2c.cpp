@@ -1,5 +1,7 @@
 #include "io/llama2c.h"
 
+#include <cstdint>
+
 #include <cstring>
 
 #include "core/error.h"
@@ -33,7 +35,9 @@ Llama2cHeader read_llama2c(const std::string& path, TensorSet& out) {
   } else {
     std::memcpy(cfg, p, sizeof cfg);
     h.shared_classifier = cfg[5] > 0;
-    cfg[5] = cfg[5] < 0 ? -cfg[5] : cfg[5];
+    // A negative vocab size marks an unshared classifier; INT32_MIN has no positive twin
+    // (found by fuzz_llama2c) and is left for the plausibility check to reject.
+    cfg[5] = cfg[5] == INT32_MIN ? 0 : cfg[5] < 0 ? -cfg[5] : cfg[5];
     h.version = 0;
     header_bytes = 28;
   }
