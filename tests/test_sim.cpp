@@ -95,6 +95,8 @@ TEST(Simulator, RejectsBadHardwareAndTraces) {
   EXPECT_THROW(hw(R"({"bandwidth_gbs": 1, "macs_per_cycle": {"x": 1, "16": 1}})"), Error);
   EXPECT_THROW(hw(R"({"bandwidth_gbs": -1, "macs_per_cycle": {"16": 1}})"), Error);
   EXPECT_THROW(hw("not json"), Error);
+  EXPECT_THROW(hw(R"({"name": 5, "bandwidth_gbs": 1, "macs_per_cycle": {"16": 1}})"), Error);  // found by fuzz_jobs
+  EXPECT_THROW(sim::trace_from_run_json(R"({"prompt_ids": [1], "prefill_bits": "x", "tokens": []})", "t"), Error);
   auto h = hw(R"({"bandwidth_gbs": 1, "macs_per_cycle": {"16": 1}})");
   EXPECT_THROW(sim::simulate(small(), h, sim::Trace{0, 4, {4}}), Error);
   EXPECT_THROW(sim::simulate(small(), h, sim::Trace{1, 12, {4}}), Error);

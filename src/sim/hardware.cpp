@@ -30,8 +30,13 @@ Hardware hardware_from_json_text(const std::string& text, const std::string& wha
     PMPD_CHECK(std::isfinite(v) && v >= 0, "{}: \"{}\" must be finite and >= 0", what, key);
     return v;
   };
-  h.name = j.value("name", what);
-  h.source = j.value("source", "");
+  auto str = [&](const char* key, const std::string& def) {
+    if (!j.contains(key)) return def;
+    PMPD_CHECK(j[key].is_string(), "{}: \"{}\" must be a string", what, key);
+    return j[key].get<std::string>();
+  };
+  h.name = str("name", what);  // found by fuzz_jobs: a number here threw past the error path
+  h.source = str("source", "");
   h.bandwidth_gbs = num("bandwidth_gbs", 0, true);
   PMPD_CHECK(h.bandwidth_gbs > 0, "{}: bandwidth_gbs must be > 0", what);
   h.clock_ghz = num("clock_ghz", 1, false);

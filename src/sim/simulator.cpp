@@ -130,7 +130,10 @@ Trace trace_from_run_json(const std::string& text, const std::string& what) {
              "{}: needs prompt_ids and tokens (pmpd run --json)", what);
   Trace t;
   t.prompt_tokens = int(j["prompt_ids"].size());
-  t.prefill_bits = j.value("prefill_bits", 16);
+  if (j.contains("prefill_bits")) {
+    PMPD_CHECK(j["prefill_bits"].is_number_integer(), "{}: prefill_bits must be an integer", what);
+    t.prefill_bits = j["prefill_bits"].get<int>();
+  }
   for (auto& tok : j["tokens"]) {
     PMPD_CHECK(tok.is_object() && tok.contains("bits") && tok["bits"].is_number_integer(), "{}: a token without bits", what);
     t.token_bits.push_back(tok["bits"].get<int>());
