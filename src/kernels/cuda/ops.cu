@@ -101,20 +101,21 @@ __global__ void rope_store_kernel(float* qkv, int stride, int n_heads, int n_kv_
   }
 }
 
-constexpr int kAttnWarps = 4;
+constexpr int kAttnThreads = 256;
 constexpr int kMaxHeadDim = 256;
 
-// One block per (head, token): scores in shared memory, softmax, then each warp sums the
-// values of every kAttnWarps-th position (lanes over dimensions) and the warps' partial
-// sums are added.
+// One block per (head, token). Scores: a thread per position, its dot product over the
+// head in half2 loads (independent positions keep many loads in flight; no shuffles).
+// Values: the block splits into kAttnThreads / head_dim groups, each thread one dimension
+// of every group-th position; the groups' partial sums are added at the end.
 __global__ void attention_kernel(const float* q, int q_stride, int n_heads, int n_kv_heads, int head_dim,
                                  uint16_t* const* kv_slots, const StepState* step, float* out) {
   const __half* k_cache = reinterpret_cast<const __half*>(kv_slots[0]);
   const __half* v_cache = reinterpret_cast<const __half*>(kv_slots[1]);
   extern __shared__ float smem[];
-  float* qh = smem;                                   // head_dim
-  float* part = smem + head_dim;                      // kAttnWarps * head_dim
-  float* scores = part + kAttnWarps * head_dim;       // len
+  float* qh = smem;                       // head_dim
+  float* part = smem + head_dim;          // kAttnThreads
+  float* scores = part + kAttnThreads;    // len
   const int h = blockIdx.x, t = blockIdx.y;
   const int len = step->pos0 + t + 1;
   const int kvh = h / (n_heads / n_kv_heads);
@@ -122,13 +123,20 @@ __global__ void attention_kernel(const float* q, int q_stride, int n_heads, int 
   const float scale = rsqrtf(float(head_dim));
   for (int d = threadIdx.x; d < head_dim; d += blockDim.x) qh[d] = q[int64_t(t) * q_stride + h * head_dim + d];
   __syncthreads();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int p = warp; p < len; p += kAttnWarps) {
+  for (int p = threadIdx.x; p < len; p += blockDim.x) {
     const __half* k = k_cache + int64_t(p) * kv_dim + kvh * head_dim;
     float s = 0.f;
-    for (int d = lane; d < head_dim; d += 32) s += __half2float(k[d]) * qh[d];
-    s = warp_sum(s);
-    if (lane == 0) scores[p] = s * scale;
+    if (head_dim % 2 == 0) {
+      const __half2* k2 = reinterpret_cast<const __half2*>(k);
+#pragma unroll 8
+      for (int i = 0; i < head_dim / 2; ++i) {
+        const float2 kf = __half22float2(k2[i]);
+        s += kf.x * qh[2 * i] + kf.y * qh[2 * i + 1];
+      }
+    } else {
+      for (int d = 0; d < head_dim; ++d) s += __half2float(k[d]) * qh[d];
+    }
+    scores[p] = s * scale;
   }
   __syncthreads();
   float m = -INFINITY;
@@ -141,23 +149,20 @@ __global__ void attention_kernel(const float* q, int q_stride, int n_heads, int 
     sum += e;
   }
   sum = block_sum(sum);  // its barrier also publishes the exponentials
-  float o[kMaxHeadDim / 32] = {};
-  for (int p = warp; p < len; p += kAttnWarps) {
-    const __half* v = v_cache + int64_t(p) * kv_dim + kvh * head_dim;
-    const float w = scores[p];
-#pragma unroll
-    for (int i = 0; i < kMaxHeadDim / 32; ++i)
-      if (lane + 32 * i < head_dim) o[i] += w * __half2float(v[lane + 32 * i]);
+  const int groups = kAttnThreads / head_dim, g = threadIdx.x / head_dim, d = threadIdx.x % head_dim;
+  if (g < groups) {
+    const __half* v = v_cache + kvh * head_dim + d;
+    float o = 0.f;
+#pragma unroll 4
+    for (int p = g; p < len; p += groups) o += scores[p] * __half2float(v[int64_t(p) * kv_dim]);
+    part[g * head_dim + d] = o;
   }
-#pragma unroll
-  for (int i = 0; i < kMaxHeadDim / 32; ++i)
-    if (lane + 32 * i < head_dim) part[warp * head_dim + lane + 32 * i] = o[i];
   __syncthreads();
   const float inv = 1.f / sum;
-  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+  for (int dd = threadIdx.x; dd < head_dim; dd += blockDim.x) {
     float a = 0.f;
-    for (int w = 0; w < kAttnWarps; ++w) a += part[w * head_dim + d];
-    out[(int64_t(t) * n_heads + h) * head_dim + d] = a * inv;
+    for (int gg = 0; gg < groups; ++gg) a += part[gg * head_dim + dd];
+    out[(int64_t(t) * n_heads + h) * head_dim + dd] = a * inv;
   }
 }
 
@@ -216,14 +221,14 @@ void rope_and_store(float* qkv, int n, int stride, int n_heads, int n_kv_heads, 
 void attention(const float* q, int n, int q_stride, int n_heads, int n_kv_heads, int head_dim,
                uint16_t* const* kv_slots, int max_ctx, const StepState* step, float* out, void* stream) {
   PMPD_CUDA_REQUIRE(head_dim <= kMaxHeadDim, "attention: head dimension above 256");
-  const size_t smem = sizeof(float) * size_t(head_dim * (1 + kAttnWarps) + max_ctx);
+  const size_t smem = sizeof(float) * size_t(head_dim + kAttnThreads + max_ctx);
   static size_t raised = 48 * 1024;
   if (smem > raised) {
     PMPD_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     raised = smem;
   }
   dim3 grid{unsigned(n_heads), unsigned(n)};
-  attention_kernel<<<grid, kAttnWarps * 32, smem, static_cast<cudaStream_t>(stream)>>>(
+  attention_kernel<<<grid, kAttnThreads, smem, static_cast<cudaStream_t>(stream)>>>(
       q, q_stride, n_heads, n_kv_heads, head_dim, kv_slots, step, out);
   PMPD_CUDA_CHECK(cudaGetLastError());
 }
