@@ -262,16 +262,21 @@ struct ExactKernel {  // the CPU's exact bit-plane kernel (no 8-bit activations)
   ~ExactKernel() { kernels::set_bitplane_kernel(saved); }
 };
 
-TEST(Cuda, QuantizedModelGivesCpuTokensAtEveryWidth) {
-  SKIP_WITHOUT_GPU();
+// The default model quantized to 2..8 bits, on the CPU (exact kernel: the reference) and the GPU.
+struct TinyOnBothBackends {
   ExactKernel exact;
   test::TempDir dir;
-  auto m = test::quantized_tiny(dir, 2, 8);
-  Tokenizer tok(*m->tokenizer);
-  std::vector<int> prompt = tok.encode("German: Zwei Hunde spielen im Schnee.\nEnglish:\n", true);
-  Transformer cpu(*m), gpu(*m, Backend::CUDA);
+  std::unique_ptr<Model> m = test::quantized_tiny(dir, 2, 8);
+  Tokenizer tok{*m->tokenizer};
+  Transformer cpu{*m}, gpu{*m, Backend::CUDA};
+};
+
+TEST(Cuda, QuantizedModelGivesCpuTokensAtEveryWidth) {
+  SKIP_WITHOUT_GPU();
+  TinyOnBothBackends t;
+  std::vector<int> prompt = t.tok.encode("German: Zwei Hunde spielen im Schnee.\nEnglish:\n", true);
   for (int b = 2; b <= 8; ++b) {
-    auto a = run_passes(cpu, prompt, 8, b), g = run_passes(gpu, prompt, 8, b);
+    auto a = run_passes(t.cpu, prompt, 8, b), g = run_passes(t.gpu, prompt, 8, b);
     // The prompt pass multiplies in f16 on the GPU (dequantized weights, f16 activations,
     // f32 accumulation), the CPU in f32: a few 1e-4 apart, well below a width's effect.
     double worst_prompt = 0, worst_step = 0;
@@ -285,26 +290,22 @@ TEST(Cuda, QuantizedModelGivesCpuTokensAtEveryWidth) {
     opt.max_new_tokens = 24;
     opt.stop_at_eos = false;
     opt.bits = b;
-    EXPECT_EQ(generate(gpu, prompt, opt).tokens, generate(cpu, prompt, opt).tokens) << "bits " << b;
+    EXPECT_EQ(generate(t.gpu, prompt, opt).tokens, generate(t.cpu, prompt, opt).tokens) << "bits " << b;
   }
 }
 
 TEST(Cuda, ProgressiveScheduleSwitchesWidthsOnTheDevice) {
   SKIP_WITHOUT_GPU();
-  ExactKernel exact;
-  test::TempDir dir;
-  auto m = test::quantized_tiny(dir, 2, 8);
-  Tokenizer tok(*m->tokenizer);
-  std::vector<int> prompt = tok.encode("English: a dog runs\nGerman:\n", true);
-  Transformer cpu(*m), gpu(*m, Backend::CUDA);
+  TinyOnBothBackends t;
+  std::vector<int> prompt = t.tok.encode("English: a dog runs\nGerman:\n", true);
   GenerateOptions opt;
   opt.max_new_tokens = 30;
   opt.stop_at_eos = false;
   auto s1 = make_scheduler("4:6,3:12,2", 30, 5, 8), s2 = make_scheduler("4:6,3:12,2", 30, 5, 8);
   opt.scheduler = s1.get();
-  GenerateResult a = generate(cpu, prompt, opt);
+  GenerateResult a = generate(t.cpu, prompt, opt);
   opt.scheduler = s2.get();
-  GenerateResult g = generate(gpu, prompt, opt);
+  GenerateResult g = generate(t.gpu, prompt, opt);
   EXPECT_EQ(g.tokens, a.tokens);
   EXPECT_EQ(g.token_bits, a.token_bits);
   EXPECT_EQ(g.prefill_bits, 5);

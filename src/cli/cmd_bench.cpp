@@ -33,6 +33,22 @@ using clock_type = std::chrono::steady_clock;
 
 double seconds_since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
 
+// Bytes one layer's attention and MLP projections read at `bits` (the mean over layers),
+// whichever backend reads them.
+struct ProjectionBytes {
+  double attn = 0, mlp = 0;
+};
+ProjectionBytes projection_bytes(const Model& m, int bits) {
+  auto bytes = [&](const Linear& l) { return l.q ? double(l.q->bytes_read(bits)) : double(l.w.nbytes()); };
+  ProjectionBytes b;
+  for (auto& l : m.layers) {
+    b.attn += bytes(l.q) + bytes(l.k) + bytes(l.v) + bytes(l.o);
+    b.mlp += bytes(l.up) + bytes(l.down) + (m.config.gated_mlp ? bytes(l.gate) : 0);
+  }
+  b.attn /= m.config.n_layers, b.mlp /= m.config.n_layers;
+  return b;
+}
+
 // CPU: one layer's projections, cycling through the layers (as the GPU timing does).
 cuda::ProjectionTiming cpu_projections(const Model& m, int bits, double min_seconds) {
   const ModelConfig& c = m.config;
@@ -42,13 +58,7 @@ cuda::ProjectionTiming cpu_projections(const Model& m, int bits, double min_seco
     if (l.q) kernels::bitplane_matmul(*l.q, bits, x.data(), 1, y.data());
     else kernels::matmul(l.w, x.data(), 1, y.data());
   };
-  auto bytes = [&](const Linear& l) { return l.q ? double(l.q->bytes_read(bits)) : double(l.w.nbytes()); };
   cuda::ProjectionTiming t;
-  for (auto& l : m.layers) {
-    t.attn_bytes += bytes(l.q) + bytes(l.k) + bytes(l.v) + bytes(l.o);
-    t.mlp_bytes += bytes(l.up) + bytes(l.down) + (c.gated_mlp ? bytes(l.gate) : 0);
-  }
-  t.attn_bytes /= c.n_layers, t.mlp_bytes /= c.n_layers;
   auto time = [&](bool attn) {
     long layers_run = 0;
     auto t0 = clock_type::now();
@@ -165,19 +175,19 @@ int bench(const BenchArgs& a) {
     };
     cuda::ProjectionTiming base = timing(td, 0);
     out["ops"] = Json::array();
-    auto row = [&](const std::string& name, int bits, const cuda::ProjectionTiming& t) {
-      const double ag = t.attn_bytes / t.attn_seconds / 1e9, mg = t.mlp_bytes / t.mlp_seconds / 1e9;
+    auto row = [&](const std::string& name, int bits, const cuda::ProjectionTiming& t, const ProjectionBytes& by) {
+      const double ag = by.attn / t.attn_seconds / 1e9, mg = by.mlp / t.mlp_seconds / 1e9;
       std::printf("| %s | %.1f | %.2fx | %.0f | %.0f%% | %.1f | %.2fx | %.0f | %.0f%% |\n", name.c_str(), t.attn_seconds * 1e6,
                   base.attn_seconds / t.attn_seconds, ag, 100 * ag / ceiling, t.mlp_seconds * 1e6,
                   base.mlp_seconds / t.mlp_seconds, mg, 100 * mg / ceiling);
       std::fflush(stdout);
       out["ops"].push_back({{"bits", bits}, {"attn_seconds", t.attn_seconds}, {"mlp_seconds", t.mlp_seconds},
-                            {"attn_bytes", t.attn_bytes}, {"mlp_bytes", t.mlp_bytes},
+                            {"attn_bytes", by.attn}, {"mlp_bytes", by.mlp},
                             {"attn_speedup", base.attn_seconds / t.attn_seconds},
                             {"mlp_speedup", base.mlp_seconds / t.mlp_seconds}, {"attn_gbs", ag}, {"mlp_gbs", mg}});
     };
-    row(backend == Backend::CUDA ? "16 (cuBLAS)" : "16", 16, base);
-    for (int b : widths) row(std::to_string(b), b, timing(tq, b));
+    row(backend == Backend::CUDA ? "16 (cuBLAS)" : "16", 16, base, projection_bytes(*dense, 0));
+    for (int b : widths) row(std::to_string(b), b, timing(tq, b), projection_bytes(*quantized, b));
     std::printf("\n");
   }
 

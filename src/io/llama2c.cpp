@@ -1,7 +1,6 @@
 #include "io/llama2c.h"
 
 #include <cstdint>
-
 #include <cstring>
 
 #include "core/error.h"

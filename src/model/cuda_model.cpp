@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 
@@ -97,13 +98,42 @@ struct DeviceLinear {
   DevArray<uint16_t> sp_val;
   DeviceBitPlanes q;
   DevArray<float> bias;
-
-  size_t bytes() const {
-    size_t b = dense.bytes() + planes.bytes() + sp_rowptr.bytes() + sp_col.bytes() + sp_val.bytes() + bias.bytes();
-    for (auto& t : tables) b += t.bytes();
-    return b;
-  }
 };
+
+// A host matrix (f32, f16 or bf16 rows) as f16 at device address dst.
+void upload_as_f16(const TensorView& w, uint16_t* dst) {
+  if (w.dtype == DType::F16) {
+    PMPD_CUDA_CHECK(cudaMemcpy(dst, w.data, w.nbytes(), cudaMemcpyHostToDevice));
+    return;
+  }
+  std::vector<float> row(size_t(w.cols()));
+  std::vector<uint16_t> row16(row.size());
+  for (int64_t r = 0; r < w.rows(); ++r) {  // widen, then narrow
+    to_f32(w.dtype, w.row_ptr(r), row.data(), row.size());
+    for (size_t i = 0; i < row.size(); ++i) row16[i] = ::pmpd::f32_to_f16(row[i]);
+    PMPD_CUDA_CHECK(cudaMemcpy(dst + size_t(r) * row.size(), row16.data(), row16.size() * 2, cudaMemcpyHostToDevice));
+  }
+}
+
+// Captures what `enqueue` puts on `stream` into an instantiated graph.
+cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& enqueue) {
+  cudaGraph_t graph = nullptr;
+  PMPD_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  try {
+    enqueue();
+  } catch (...) {
+    cudaStreamEndCapture(stream, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    throw;
+  }
+  PMPD_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  PMPD_CUDA_CHECK(e);
+  return exec;
+}
 
 DeviceLinear upload_linear(const std::vector<const Linear*>& parts, const std::string& what) {
   DeviceLinear d;
@@ -134,22 +164,12 @@ DeviceLinear upload_linear(const std::vector<const Linear*>& parts, const std::s
     for (const Linear* p : parts) d.f32 &= p->w.dtype == DType::F32;
     const size_t esize = d.f32 ? 4 : 2;
     d.dense.reserve(size_t(d.rows) * size_t(d.cols) * esize);
-    size_t off = 0;
-    std::vector<float> row(size_t(d.cols));
-    std::vector<uint16_t> row16(size_t(d.cols));
+    size_t off = 0;  // bytes
     for (const Linear* p : parts) {
       const TensorView& w = p->w;
-      if ((d.f32 && w.dtype == DType::F32) || (!d.f32 && w.dtype == DType::F16)) {
-        d.dense.upload(static_cast<const uint8_t*>(w.data), w.nbytes(), off);
-        off += w.nbytes();
-        continue;
-      }
-      for (int64_t r = 0; r < w.rows(); ++r) {  // widen, then narrow to f16 (bf16 or f32 among f16)
-        to_f32(w.dtype, w.row_ptr(r), row.data(), size_t(d.cols));
-        for (size_t i = 0; i < row.size(); ++i) row16[i] = ::pmpd::f32_to_f16(row[i]);
-        d.dense.upload(reinterpret_cast<const uint8_t*>(row16.data()), row16.size() * 2, off);
-        off += row16.size() * 2;
-      }
+      if (d.f32) d.dense.upload(static_cast<const uint8_t*>(w.data), w.nbytes(), off);
+      else upload_as_f16(w, reinterpret_cast<uint16_t*>(d.dense.get() + off));
+      off += size_t(w.numel()) * esize;
     }
     return d;
   }
@@ -249,7 +269,6 @@ class DeviceKV : public KVCache::DeviceState {
   }
   uint16_t* k(int l) const { return k_.get() + size_t(l) * max_seq_ * kv_dim_; }
   uint16_t* v(int l) const { return v_.get() + size_t(l) * max_seq_ * kv_dim_; }
-  int max_seq() const { return max_seq_; }
   // Unique for the process: a new cache may reuse a freed one's address, never its id.
   uint64_t id() const { return id_; }
 
@@ -276,19 +295,8 @@ class CudaModel : public DeviceModel {
     PMPD_CUBLAS_CHECK(cublasSetWorkspace(blas_, workspace_.get(), workspace_.bytes()));
 
     // Embeddings as f16 rows.
-    const TensorView& e = m.token_embd;
-    embd_.reserve(size_t(e.numel()));
-    if (e.dtype == DType::F16) {
-      embd_.upload(static_cast<const uint16_t*>(e.data), size_t(e.numel()));
-    } else {
-      std::vector<float> row(size_t(c.dim));
-      std::vector<uint16_t> row16(size_t(c.dim));
-      for (int64_t r = 0; r < e.rows(); ++r) {
-        to_f32(e.dtype, e.row_ptr(r), row.data(), row.size());
-        for (size_t i = 0; i < row.size(); ++i) row16[i] = ::pmpd::f32_to_f16(row[i]);
-        embd_.upload(row16.data(), row16.size(), size_t(r) * size_t(c.dim));
-      }
-    }
+    embd_.reserve(size_t(m.token_embd.numel()));
+    upload_as_f16(m.token_embd, embd_.get());
     for (int l = 0; l < c.n_layers; ++l) {
       const LayerWeights& w = m.layers[size_t(l)];
       const std::string what = fmt::format("layer {}", l);
@@ -307,7 +315,7 @@ class CudaModel : public DeviceModel {
     kernels::RopeTable rope(c.rotary_dim, c.rope_theta);
     inv_freq_ = upload_floats(rope.inv_freq.empty() ? std::vector<float>{0.f} : rope.inv_freq);
     max_ctx_ = c.max_seq_len;
-    PMPD_CHECK(c.head_dim <= 256 && sizeof(float) * size_t(5 * c.head_dim + max_ctx_) <= 200u * 1024,
+    PMPD_CHECK(c.head_dim <= 256 && attention_smem_bytes(c.head_dim, max_ctx_) <= 200u * 1024,
                "--backend cuda: a context of {} tokens is beyond the attention kernel's shared memory", max_ctx_);
     step_.reserve(1);
     slots_.reserve(size_t(2 * c.n_layers));
@@ -323,24 +331,11 @@ class CudaModel : public DeviceModel {
     if (stream_) cudaStreamDestroy(stream_);
   }
 
-  size_t device_bytes() const override {
-    size_t b = embd_.bytes() + output_.bytes();
-    for (auto& l : layers_) b += l.qkv.bytes() + l.o.bytes() + l.gate_up.bytes() + l.down.bytes();
-    return b;
-  }
-
   ProjectionTiming time_projections(int bits, int reps) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!m_.quantized()) bits = 0;
     reserve(1, false);
-    auto bytes = [&](const DeviceLinear& l) {
-      if (!l.quantized) return double(l.dense.bytes());
-      double b = double(l.q.rows) * (double(l.q.plane_stride) * bits + double(2u << bits));
-      return b + double(l.q.nnz) * 6 + (l.q.nnz ? double(l.q.rows + 1) * 4 : 0);
-    };
     ProjectionTiming t;
-    for (auto& l : layers_) t.attn_bytes += bytes(l.qkv) + bytes(l.o), t.mlp_bytes += bytes(l.gate_up) + bytes(l.down);
-    t.attn_bytes /= double(layers_.size()), t.mlp_bytes /= double(layers_.size());
     cudaEvent_t e0, e1;
     PMPD_CUDA_CHECK(cudaEventCreate(&e0));
     PMPD_CUDA_CHECK(cudaEventCreate(&e1));
@@ -353,19 +348,13 @@ class CudaModel : public DeviceModel {
       };
       // Replayed from a graph, as the decode step is: the time is the GPU's, not the
       // host's launch rate.
-      cudaGraph_t graph = nullptr;
-      cudaGraphExec_t exec = nullptr;
-      PMPD_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-      body();
-      PMPD_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-      PMPD_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+      cudaGraphExec_t exec = capture_graph(stream_, body);
       PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream_));  // warm-up
       PMPD_CUDA_CHECK(cudaEventRecord(e0, stream_));
       for (int r = 0; r < reps; ++r) PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
       PMPD_CUDA_CHECK(cudaEventRecord(e1, stream_));
       PMPD_CUDA_CHECK(cudaEventSynchronize(e1));
       cudaGraphExecDestroy(exec);
-      cudaGraphDestroy(graph);
       float ms = 0;
       PMPD_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
       return double(ms) * 1e-3 / reps / double(layers_.size());
@@ -389,20 +378,15 @@ class CudaModel : public DeviceModel {
     if (!m_.quantized()) bits = 0;
     // One step captured with its events, replayed once to warm up, once to time.
     std::vector<std::pair<std::string, cudaEvent_t>> marks;
-    cudaGraph_t graph = nullptr;
-    cudaGraphExec_t exec = nullptr;
     marks_ = &marks;
-    PMPD_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    cudaGraphExec_t exec = nullptr;
     try {
-      enqueue_pass(1, bits, false);
+      exec = capture_graph(stream_, [&] { enqueue_pass(1, bits, false); });
     } catch (...) {
       marks_ = nullptr;
-      cudaStreamEndCapture(stream_, &graph);
       throw;
     }
     marks_ = nullptr;
-    PMPD_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-    PMPD_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
     PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
     PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
     PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -416,7 +400,6 @@ class CudaModel : public DeviceModel {
     }
     for (auto& [name, e] : marks) cudaEventDestroy(e);
     cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
     return out;
   }
 
@@ -433,9 +416,7 @@ class CudaModel : public DeviceModel {
       cache.set_device(std::move(fresh));
     }
     const int pos0 = cache.length();
-    if (m_.quantized()) PMPD_CHECK(bits >= m_.quant.bits_min && bits <= m_.quant.bits_max, "{} bits outside {}..{}", bits,
-                                   m_.quant.bits_min, m_.quant.bits_max);
-    else bits = 0;
+    if (!m_.quantized()) bits = 0;  // Transformer::forward checked the width
     reserve(n, all_logits);
 
     // Per-pass values through pinned memory: the token ids, the position, and (when the
@@ -480,7 +461,7 @@ class CudaModel : public DeviceModel {
     pro_.reserve(max_cols);
     size_t max_rows = std::max({D, F * 2, Q + 2 * KV});
     tmp_.reserve(max_rows);
-    x16_.reserve(N * max_cols * 2);  // f32 room: the f16 copy of an activation
+    x16_.reserve(N * max_cols);  // the f16 copy of an activation for cuBLAS
     if (N > 1) {  // the prefill path dequantizes one (fused) layer at a time
       size_t w = output_.quantized ? size_t(output_.rows * output_.cols) : 0;
       for (auto& l : layers_)
@@ -499,23 +480,8 @@ class CudaModel : public DeviceModel {
 
   void replay_step(int bits) {
     auto it = graphs_.find(bits);
-    if (it == graphs_.end()) {
-      cudaGraph_t graph = nullptr;
-      PMPD_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-      try {
-        enqueue_pass(1, bits, false);
-      } catch (...) {
-        cudaStreamEndCapture(stream_, &graph);
-        if (graph) cudaGraphDestroy(graph);
-        cudaGetLastError();
-        throw;
-      }
-      PMPD_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-      cudaGraphExec_t exec = nullptr;
-      PMPD_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-      cudaGraphDestroy(graph);
-      it = graphs_.emplace(bits, exec).first;
-    }
+    if (it == graphs_.end())
+      it = graphs_.emplace(bits, capture_graph(stream_, [&] { enqueue_pass(1, bits, false); })).first;
     PMPD_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
   }
 
@@ -539,7 +505,7 @@ class CudaModel : public DeviceModel {
         bitplane_dequant_f16(l.q, bits, wscratch_.get(), stream_);
         w = wscratch_.get();
       }
-      uint16_t* x16 = reinterpret_cast<uint16_t*>(x16_.get());
+      uint16_t* x16 = x16_.get();
       f32_to_f16(x, x16, int64_t(n) * l.cols, stream_);
       PMPD_CUBLAS_CHECK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(l.rows), n, int(l.cols), &one, w, CUDA_R_16F,
                                      int(l.cols), x16, CUDA_R_16F, int(l.cols), &zero, y, CUDA_R_32F, int(l.rows),
@@ -661,7 +627,7 @@ class CudaModel : public DeviceModel {
   // Activations, sized for `capacity_` tokens.
   int capacity_ = 0, logit_rows_ = 0;
   DevArray<float> x_, h_, o_, mlp_, qkv_, att_, gu_, mid_, logits_, pro_, tmp_;
-  DevArray<uint8_t> x16_;
+  DevArray<uint16_t> x16_;
   DevArray<uint16_t> wscratch_;
   DevArray<int> tokens_;
   DevArray<StepState> step_;

@@ -20,10 +20,9 @@ int device_count();       // GPUs the runtime sees (0 without CUDA)
 std::string device_name();  // the first GPU's name, or why there is none
 
 // Time of one layer's projections, for pmpd bench: the attention projections (q, k, v,
-// o) and the MLP projections (gate, up, down), with the bytes they read.
+// o) and the MLP projections (gate, up, down).
 struct ProjectionTiming {
   double attn_seconds = 0, mlp_seconds = 0;
-  double attn_bytes = 0, mlp_bytes = 0;
 };
 
 class DeviceModel {
@@ -33,7 +32,6 @@ class DeviceModel {
   // Same contract as Transformer::forward; the cache's keys and values live on the
   // device (KVCache::sync_host copies them back for host readers).
   virtual void forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits, int bits) = 0;
-  virtual size_t device_bytes() const = 0;
   // Single-token projections at `bits` (0: the 16-bit weights), cycling through every
   // layer so the weights come from device memory, not the L2 cache; per-layer means.
   virtual ProjectionTiming time_projections(int bits, int reps) = 0;

@@ -36,8 +36,6 @@ Backend parse_backend(const std::string& name) {
   fail("unknown backend \"{}\" (expected cpu or cuda)", name);
 }
 
-std::string backend_name(Backend b) { return b == Backend::CUDA ? "cuda" : "cpu"; }
-
 void KVCache::store(int layer, int pos, const float* k, const float* v) {
   size_t o = offset(layer, pos);
   if (f16_) {
@@ -130,10 +128,10 @@ void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logit
                m_.path, m_.quant.bits_min, m_.quant.bits_max);
   PMPD_CHECK(n > 0, "forward: no tokens");
   PMPD_CHECK(pos0 + n <= cache.max_seq(), "context of {} tokens exceeds the limit of {}", pos0 + n, cache.max_seq());
+  for (int t = 0; t < n; ++t)
+    PMPD_CHECK(tokens[t] >= 0 && tokens[t] < c.vocab_size, "token id {} outside the vocabulary of {}", tokens[t],
+               c.vocab_size);
   if (gpu_) {
-    for (int t = 0; t < n; ++t)
-      PMPD_CHECK(tokens[t] >= 0 && tokens[t] < c.vocab_size, "token id {} outside the vocabulary of {}", tokens[t],
-                 c.vocab_size);
     gpu_->forward(tokens, n, cache, logits, all_logits, bits > 0 ? bits : m_.quantized() ? m_.quant.bits_max : 0);
     return;
   }
@@ -142,11 +140,8 @@ void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logit
   std::vector<float> x(size_t(n * D)), h(size_t(n * D)), q(size_t(n * Q)), k(size_t(n * KV)), v(size_t(n * KV)),
       att(size_t(n * Q)), o(size_t(n * D)), up(size_t(n * F)), gate(size_t(c.gated_mlp ? n * F : 0)),
       mlp(size_t(n * D));
-  for (int t = 0; t < n; ++t) {
-    PMPD_CHECK(tokens[t] >= 0 && tokens[t] < c.vocab_size, "token id {} outside the vocabulary of {}", tokens[t],
-               c.vocab_size);
+  for (int t = 0; t < n; ++t)
     to_f32(m_.token_embd.dtype, m_.token_embd.row_ptr(tokens[t]), &x[size_t(t * D)], size_t(D));
-  }
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = m_.layers[size_t(l)];
     apply_norm(w.attn_norm, x.data(), h.data(), n);

@@ -69,7 +69,6 @@ class KVCache {
 // Where the forward pass runs: the CPU kernels, or the model resident on a GPU.
 enum class Backend { CPU, CUDA };
 Backend parse_backend(const std::string& name);  // "cpu" or "cuda"
-std::string backend_name(Backend b);
 
 namespace cuda {
 class DeviceModel;

@@ -2,6 +2,7 @@
 // types in this header: streams are passed as void*, half buffers as uint16_t*).
 // Every kernel has a CPU twin in kernels/cpu; tests/test_cuda.cpp checks them against it.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace pmpd::cuda {
@@ -77,6 +78,8 @@ void rope_and_store(float* qkv, int n, int stride, int n_heads, int n_kv_heads, 
 // Causal attention of n query tokens (row stride `q_stride`) over positions
 // 0 .. pos0 + t of one layer's f16 caches; out: [n][n_heads * head_dim]. max_ctx bounds
 // pos0 + n (it sizes the shared memory that holds one row of scores).
+// Shared memory the attention kernel needs for a head size and a context bound.
+size_t attention_smem_bytes(int head_dim, int max_ctx);
 void attention(const float* q, int n, int q_stride, int n_heads, int n_kv_heads, int head_dim,
                uint16_t* const* kv_slots, int max_ctx, const StepState* step, float* out, void* stream);
 

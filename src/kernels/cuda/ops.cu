@@ -218,10 +218,14 @@ void rope_and_store(float* qkv, int n, int stride, int n_heads, int n_kv_heads, 
   PMPD_CUDA_CHECK(cudaGetLastError());
 }
 
+size_t attention_smem_bytes(int head_dim, int max_ctx) {
+  return sizeof(float) * size_t(head_dim + kAttnThreads + max_ctx);  // q, the groups' partial sums, scores
+}
+
 void attention(const float* q, int n, int q_stride, int n_heads, int n_kv_heads, int head_dim,
                uint16_t* const* kv_slots, int max_ctx, const StepState* step, float* out, void* stream) {
   PMPD_CUDA_REQUIRE(head_dim <= kMaxHeadDim, "attention: head dimension above 256");
-  const size_t smem = sizeof(float) * size_t(head_dim + kAttnThreads + max_ctx);
+  const size_t smem = attention_smem_bytes(head_dim, max_ctx);
   static size_t raised = 48 * 1024;
   if (smem > raised) {
     PMPD_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
