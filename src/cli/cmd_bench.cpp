@@ -281,7 +281,7 @@ Action add_bench(CLI::App& app) {
   cmd->add_option("-m,--model", a->model, "A quantized model (pmpd quantize); default: a synthetic model of --shape");
   cmd->add_option("--shape", a->shape, "Synthetic model shape: vicuna-7b, mobilellama-1.4b, phi-1.5, zephyr-3b, tiny")
       ->capture_default_str();
-  cmd->add_option("--backend", a->backend, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
+  add_backend_option(cmd, a->backend);
   cmd->add_option("--bits", a->bits, "Widths to measure, LO:HI")->capture_default_str();
   cmd->add_option("--schedule", a->schedule, "A PMPD schedule to time end to end (auto: 4:32,3 where 3 and 4 bits are measured; empty: none)")->capture_default_str();
   cmd->add_option("--prefill-bits", a->prefill_bits, "Prompt width of the schedule (0: its first width)");

@@ -103,7 +103,7 @@ Action add_simulate(CLI::App& app) {
   cmd->add_option("--shape", a->shape, "A named shape: vicuna-7b, mobilellama-1.4b, phi-1.5, zephyr-3b, tiny");
   cmd->add_option("--hw", a->hw, "Hardware description: a JSON file, or a shipped one (edge-npu-lpddr5, datacenter-hbm3, h100-pmpd, cpu-dev-vm)")
       ->required();
-  cmd->add_option("--schedule", a->schedule, "A static schedule (4:32,3, fixed:3, a preset or a calibrated schedule file)");
+  cmd->add_option("--schedule", a->schedule, "A static schedule (4:32,3, fixed:3, a preset or a calibrated schedule file; 16: the 16-bit model)");
   cmd->add_option("--trace", a->trace, "Per-token widths recorded by pmpd run --json");
   cmd->add_option("-n,--tokens", a->tokens, "Generated tokens, with --schedule")->capture_default_str()->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--prompt-tokens", a->prompt_tokens, "Prompt length, with --schedule")->capture_default_str()->check(CLI::Range(1, 1 << 20));
