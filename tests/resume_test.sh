@@ -41,19 +41,22 @@ args=(eval -m "$tmp/tiny.gguf" --task "$SRC/tasks/multi30k-de-en.json" --data "$
       --methods baseline-h,pmpd-static -t 1)
 "$PMPD" "${args[@]}" -o "$tmp/A" >/dev/null 2>&1 || bad "eval uninterrupted"
 lines() { cat "$tmp/B/cache/"*.jsonl 2>/dev/null | wc -l; }
-# Background jobs of a script ignore SIGINT: python restores the default, then becomes pmpd
-# (same pid, so the signal reaches it).
-interrupt() {  # signal, after how many finished examples
+# Runs pmpd ARGS... in the background and sends it SIGNAL once PROBE (a function printing
+# a number) reaches AT. Background jobs of a script ignore SIGINT: python restores the
+# default, then becomes pmpd (same pid, so the signal reaches it).
+interrupt() {  # SIGNAL PROBE AT ARGS...
+  local sig=$1 probe=$2 at=$3
+  shift 3
   python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' \
-    "$PMPD" "${args[@]}" -o "$tmp/B" >/dev/null 2>&1 &
+    "$PMPD" "$@" >/dev/null 2>&1 &
   local pid=$! n=0
-  while [ "$(lines)" -lt "$2" ] && kill -0 $pid 2>/dev/null && [ $n -lt 600 ]; do sleep 0.05; n=$((n + 1)); done
-  kill "-$1" $pid 2>/dev/null
+  while [ "$($probe)" -lt "$at" ] && kill -0 $pid 2>/dev/null && [ $n -lt 600 ]; do sleep 0.05; n=$((n + 1)); done
+  kill "-$sig" $pid 2>/dev/null
   wait $pid 2>/dev/null
 }
-interrupt KILL 15
+interrupt KILL lines 15 "${args[@]}" -o "$tmp/B"
 k1=$(lines)
-interrupt INT $((k1 + 20))
+interrupt INT lines $((k1 + 20)) "${args[@]}" -o "$tmp/B"
 k2=$(lines)
 "$PMPD" "${args[@]}" -o "$tmp/B" >/dev/null 2>&1 || bad "eval resumed"
 echo "eval: killed after $k1 cached examples, interrupted after $k2, resumed to the end"
@@ -84,4 +87,45 @@ for f in glob.glob(os.path.join(b, "cache", "*.jsonl")):  # a resumed run redoes
     idx = [json.loads(l)["index"] for l in open(f) if l.strip().endswith("}")]
     assert len(idx) == len(set(idx)), f"{f}: examples computed twice"
 PY
+
+# calibrate: finished generations go to OUT.journal; killed (SIGKILL), resumed,
+# interrupted (SIGINT), resumed, it writes the schedule an uninterrupted run writes.
+cal=(calibrate -m "$tmp/tiny.gguf" --task "$SRC/tasks/multi30k-de-en.json" --data "$tmp/m30k.jsonl" --limit 12 -t 1)
+"$PMPD" "${cal[@]}" -o "$tmp/calA.json" >/dev/null 2>&1 || bad "calibrate uninterrupted"
+journal() { cat "$tmp/calB.json.journal" 2>/dev/null | wc -l; }
+interrupt KILL journal 20 "${cal[@]}" -o "$tmp/calB.json"
+c1=$(journal)
+interrupt INT journal $((c1 + 30)) "${cal[@]}" -o "$tmp/calB.json"
+c2=$(journal)
+"$PMPD" "${cal[@]}" -o "$tmp/calB.json" >/dev/null 2>"$tmp/calB.err" || bad "calibrate resumed"
+echo "calibrate: killed with $c1 journal lines, interrupted with $c2, resumed to the end"
+[ "$c1" -gt 1 ] && [ "$c2" -gt "$c1" ] && [ ! -e "$tmp/calA.json.journal" ] && ok "calibrate was interrupted midway twice" \
+  || bad "calibrate interruptions did not land midway ($c1, $c2)"
+grep -q "resuming" "$tmp/calB.err" && ok "calibrate resumed from its journal" || bad "calibrate did not resume: $(cat "$tmp/calB.err")"
+[ ! -e "$tmp/calB.json.journal" ] && ok "calibrate removes its journal when done" || bad "calibrate left its journal"
+python3 - "$tmp/calA.json" "$tmp/calB.json" <<'PY' && ok "resumed calibrate equals an uninterrupted one" || bad "resumed calibrate differs"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+for d in (a, b):
+    d.pop("seconds")  # wall-clock times
+assert a == b, "schedules differ"
+PY
+
+# train-scheduler: labelled prompts are appended to its dataset file; killed while
+# labelling, resumed, interrupted, resumed, it trains the same scheduler byte for byte.
+head -n 40 "$SRC/../shared/data/multi30k/train.en" > "$tmp/prompts.txt"
+ts=(train-scheduler -m "$tmp/tiny.gguf" --data "$tmp/prompts.txt" -n 9 --epochs 20 -t 1)
+"$PMPD" "${ts[@]}" -o "$tmp/lsA.gguf" >/dev/null 2>&1 || bad "train-scheduler uninterrupted"
+full=$(stat -c %s "$tmp/lsA.gguf.dataset" 2>/dev/null || echo 0)
+dataset() { stat -c %s "$tmp/lsB.gguf.dataset" 2>/dev/null || echo 0; }
+interrupt KILL dataset $((full / 3)) "${ts[@]}" -o "$tmp/lsB.gguf"
+s1=$(dataset)
+interrupt INT dataset $((2 * full / 3)) "${ts[@]}" -o "$tmp/lsB.gguf"
+s2=$(dataset)
+"$PMPD" "${ts[@]}" -o "$tmp/lsB.gguf" >/dev/null 2>"$tmp/lsB.err" || bad "train-scheduler resumed"
+echo "train-scheduler: killed at $s1 of $full dataset bytes, interrupted at $s2, resumed to the end"
+[ "$s1" -gt 0 ] && [ "$s2" -gt "$s1" ] && [ "$s2" -lt "$full" ] && ok "train-scheduler was interrupted midway twice" || bad "train-scheduler interruptions did not land midway ($s1, $s2 of $full)"
+grep -q "reusing" "$tmp/lsB.err" && ok "train-scheduler resumed its dataset" || bad "train-scheduler did not resume: $(cat "$tmp/lsB.err")"
+cmp -s "$tmp/lsA.gguf.dataset" "$tmp/lsB.gguf.dataset" && ok "resumed dataset equals an uninterrupted one" || bad "resumed dataset differs"
+cmp -s "$tmp/lsA.gguf" "$tmp/lsB.gguf" && ok "resumed train-scheduler writes the same scheduler" || bad "resumed scheduler differs"
 exit $fails

@@ -199,5 +199,74 @@ TEST_F(CalibratedModel, ZeroToleranceKeepsTheReferenceQuality) {
   EXPECT_DOUBLE_EQ(r.quality, 100.0);
 }
 
+TEST_F(CalibratedModel, JournalledCalibrationResumesWithTheSameResult) {
+  auto task = eval::load_task(dir_->file("task.json"));
+  auto examples = eval::load_examples(task, "calibration", 4);
+  Tokenizer tok(*q_->tokenizer);
+  calib::CalibOptions opt;
+  opt.bits_lo = 2, opt.bits_hi = 4;
+  opt.tolerance = 0.10;
+  auto plain = calib::calibrate(*q_, tok, task, examples, opt);
+  const std::string path = dir_->file("cal.journal");
+  calib::CalibResult first, second;
+  {
+    Journal j(path, "k");
+    opt.journal = &j;
+    first = calib::calibrate(*q_, tok, task, examples, opt);
+  }
+  size_t units = 0;
+  {
+    Journal j(path, "k");
+    units = j.resumed();
+    opt.journal = &j;
+    second = calib::calibrate(*q_, tok, task, examples, opt);
+  }
+  // 3 prefill widths + one unit per search level, for every example; all read back.
+  EXPECT_EQ(units, size_t(4) * (3 + first.levels.size()));
+  for (auto* r : {&first, &second}) {
+    EXPECT_EQ(r->schedule.str(), plain.schedule.str());
+    EXPECT_DOUBLE_EQ(r->quality, plain.quality);
+    EXPECT_DOUBLE_EQ(r->average_bits, plain.average_bits);
+    EXPECT_EQ(r->passes.passes, plain.passes.passes);
+    EXPECT_EQ(r->passes.without_sharing, plain.passes.without_sharing);
+    ASSERT_EQ(r->pairs.size(), plain.pairs.size());
+    for (size_t i = 0; i < plain.pairs.size(); ++i) EXPECT_DOUBLE_EQ(r->pairs[i].quality, plain.pairs[i].quality);
+  }
+  // A different key (another model, other prompts) starts over.
+  Journal other(path, "another key");
+  EXPECT_EQ(other.resumed(), 0u);
+}
+
+TEST(Journal, KeepsFinishedUnitsSkipsTornLinesAndDropsOtherKeys) {
+  test::TempDir dir;
+  const std::string path = dir.file("j.journal");
+  {
+    Journal j(path, "key 1");
+    EXPECT_EQ(j.resumed(), 0u);
+    j.append("a", Json{{"x", 1}});
+    j.append("b", Json::array({1, 2}));
+  }
+  { std::ofstream(path, std::ios::app) << "{\"id\": \"c\", \"val"; }  // killed mid-write
+  {
+    Journal j(path, "key 1");
+    EXPECT_EQ(j.resumed(), 2u);
+    ASSERT_TRUE(j.find("a"));
+    EXPECT_EQ((*j.find("a"))["x"], 1);
+    EXPECT_EQ(*j.find("b"), Json::array({1, 2}));
+    EXPECT_FALSE(j.find("c"));
+    j.append("c", Json("done"));  // lands on its own line after the torn one was dropped
+  }
+  {
+    Journal j(path, "key 1");
+    EXPECT_EQ(j.resumed(), 3u);
+    EXPECT_EQ(*j.find("c"), Json("done"));
+    j.remove();
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
+  { std::ofstream(path) << "not json\n"; }
+  Journal j(path, "key 1");  // garbage is not an error: the work is simply done again
+  EXPECT_EQ(j.resumed(), 0u);
+}
+
 }  // namespace
 }  // namespace pmpd

@@ -68,6 +68,40 @@ double mean_bits(const std::vector<GreedyOutput>& outs) {
   return outs.empty() ? 0 : s / double(outs.size());
 }
 
+Json outputs_json(const std::vector<GreedyOutput>& outs, const PassCount& passes) {
+  Json a = Json::array();
+  for (auto& o : outs) a.push_back({{"text", o.text}, {"tokens", o.tokens}, {"bits", o.token_bits}});
+  return {{"outputs", a}, {"passes", {passes.passes, passes.without_sharing}}};
+}
+
+std::vector<GreedyOutput> outputs_from_json(const Json& j, PassCount& passes) {
+  std::vector<GreedyOutput> outs;
+  for (auto& o : j.at("outputs"))
+    outs.push_back({o.at("text").get<std::string>(), o.at("tokens").get<std::vector<int>>(),
+                    o.at("bits").get<std::vector<int>>()});
+  passes.passes += j.at("passes").at(0).get<long long>();
+  passes.without_sharing += j.at("passes").at(1).get<long long>();
+  return outs;
+}
+
+// One unit of work (the generations of one example in one stage), read back from the
+// journal when an earlier run finished it, else run and logged.
+std::vector<GreedyOutput> unit(Journal* journal, const std::string& id, PassCount& total,
+                               const std::function<std::vector<GreedyOutput>(PassCount*)>& run) {
+  if (journal)
+    if (const Json* j = journal->find(id)) {
+      try {
+        return outputs_from_json(*j, total);
+      } catch (const Json::exception&) {  // not what this version writes: do the work again
+      }
+    }
+  PassCount mine;
+  std::vector<GreedyOutput> outs = run(&mine);
+  total.passes += mine.passes, total.without_sharing += mine.without_sharing;
+  if (journal) journal->append(id, outputs_json(outs, mine));
+  return outs;
+}
+
 std::vector<std::string> texts(const std::vector<GreedyOutput>& outs) {
   std::vector<std::string> t;
   for (auto& o : outs) t.push_back(o.text);
@@ -103,7 +137,10 @@ CalibResult calibrate(const Model& model, const Tokenizer& tok, const eval::Task
   if (opt.reference) {
     Transformer rt(*opt.reference, opt.backend);
     for (int i = 0; i < n; ++i) {
-      ref_out.push_back(generate_with_branches(rt, prompts[size_t(i)], 16, fixed_schedule(16, 16), {}, lim)[0]);
+      PassCount ignored;  // reference passes are not part of the search's count
+      ref_out.push_back(unit(opt.journal, fmt::format("reference/{}", i), ignored, [&](PassCount*) {
+        return generate_with_branches(rt, prompts[size_t(i)], 16, fixed_schedule(16, 16), {}, lim);
+      })[0]);
       report("reference (16-bit)", i + 1, n);
     }
     r.seconds_reference = since(t0);
@@ -123,7 +160,9 @@ CalibResult calibrate(const Model& model, const Tokenizer& tok, const eval::Task
     for (int p = opt.bits_lo; p <= opt.bits_hi; ++p) {
       std::vector<Branch> br;
       for (int d = opt.bits_lo; d < p; ++d) br.push_back({0, d});
-      auto outs = generate_with_branches(tf, prompts[size_t(i)], p, fixed_schedule(p, p), br, lim, &r.passes);
+      auto outs = unit(opt.journal, fmt::format("pair/{}/{}", p, i), r.passes, [&](PassCount* c) {
+        return generate_with_branches(tf, prompts[size_t(i)], p, fixed_schedule(p, p), br, lim, c);
+      });
       const size_t pi = size_t(p - opt.bits_lo);
       pair_out[pi][pi].push_back(std::move(outs[0]));
       for (size_t j = 0; j < br.size(); ++j) pair_out[pi][size_t(br[j].bits - opt.bits_lo)].push_back(std::move(outs[j + 1]));
@@ -165,7 +204,11 @@ CalibResult calibrate(const Model& model, const Tokenizer& tok, const eval::Task
     if (br.empty()) break;
     std::vector<std::vector<GreedyOutput>> outs(br.size());
     for (int i = 0; i < n; ++i) {
-      auto o = generate_with_branches(tf, prompts[size_t(i)], r.schedule.prefill_bits, r.schedule, br, lim, &r.passes);
+      std::string id = fmt::format("switch/{}/{}/{}", r.schedule.prefill_bits, r.schedule.str(), cur - 1);
+      for (auto& b : br) id += fmt::format(",{}", b.step);
+      auto o = unit(opt.journal, fmt::format("{}/{}", id, i), r.passes, [&](PassCount* c) {
+        return generate_with_branches(tf, prompts[size_t(i)], r.schedule.prefill_bits, r.schedule, br, lim, c);
+      });
       for (size_t j = 0; j < br.size(); ++j) outs[j].push_back(std::move(o[j + 1]));
       report(fmt::format("static search {}->{} bits", cur, cur - 1), i + 1, n);
     }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "calib/branching.h"
+#include "core/journal.h"
 #include "eval/task.h"
 #include "model/model_loader.h"
 
@@ -31,6 +32,10 @@ struct CalibOptions {
   std::vector<int> switch_steps;     // candidate decode steps for a drop; empty: default_switch_steps
   const Model* reference = nullptr;  // a 16-bit model as the reference; null: the ladder's highest width
   Backend backend = Backend::CPU;    // where the candidate generations run
+  // Where finished generations are logged and read back on a rerun (null: nowhere). Its
+  // key must name the model, prompts and limits; the searches are deterministic, so a
+  // resumed run asks for the same units and ends with the same result.
+  Journal* journal = nullptr;
 };
 
 struct PairResult {

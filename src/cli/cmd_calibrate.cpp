@@ -114,6 +114,18 @@ Action add_calibrate(CLI::App& app) {
     opt.backend = parse_backend(a->backend);
     if (!a->steps.empty()) opt.switch_steps = parse_steps(a->steps);
     Tokenizer tok(*q->tokenizer);
+    // Finished generations go to OUT.journal as they complete; a rerun after a kill or
+    // Ctrl-C reads them back. The key holds everything that changes a generation.
+    std::string key = fmt::format("calibrate v1|{}|{}|{}|{}|{}|{}", file_fingerprint(a->model),
+                                  a->reference.empty() ? "" : file_fingerprint(a->reference), a->backend,
+                                  task.max_new_tokens, Json(task.stop).dump(), tok.add_bos_default());
+    size_t prompts_hash = 0;
+    for (auto& e : examples) prompts_hash = prompts_hash * 1000003u ^ std::hash<std::string>{}(e.prompt);
+    key += fmt::format("|{} prompts {:016x}", examples.size(), prompts_hash);
+    Journal journal(a->out + ".journal", key);
+    if (journal.resumed())
+      std::fprintf(stderr, "%s: resuming, %zu finished units reused\n", journal.path().c_str(), journal.resumed());
+    opt.journal = &journal;
     std::string stage;
     std::unique_ptr<Progress> bar;
     auto progress = [&](const std::string& s, int done, int total) {
@@ -149,6 +161,7 @@ Action add_calibrate(CLI::App& app) {
                 r.passes.without_sharing, double(r.passes.without_sharing) / double(std::max(1LL, r.passes.passes)));
     write_file_atomic(a->out, result_json(r, a->model, task, a->split, int(examples.size()), opt.metric, a->tolerance,
                                           opt.relative).dump(1) + "\n");
+    journal.remove();
     std::fprintf(stderr, "wrote %s\n", a->out.c_str());
     return 0;
   };

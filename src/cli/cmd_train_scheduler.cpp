@@ -12,6 +12,7 @@
 #include "cli/progress.h"
 #include "core/error.h"
 #include "core/json_file.h"
+#include "core/mapped_file.h"
 #include "eval/task.h"
 
 namespace pmpd::cli {
@@ -113,8 +114,8 @@ Action add_train_scheduler(CLI::App& app) {
 
     // The dataset: reuse what a previous run with the same settings made.
     const std::string ds = a->dataset.empty() ? a->out + ".dataset" : a->dataset;
-    std::string key = fmt::format("v1|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", a->model, std::filesystem::file_size(a->model),
-                                  a->reference, lo.prefill_bits, lo.high_bits, lo.low_bits, lo.max_new_tokens, lo.layer,
+    std::string key = fmt::format("v2|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", file_fingerprint(a->model),
+                                  a->reference.empty() ? "" : file_fingerprint(a->reference), lo.prefill_bits, lo.high_bits, lo.low_bits, lo.max_new_tokens, lo.layer,
                                   a->split, a->limit, a->min_words, a->max_words);
     for (auto& f : a->data) key += "|" + f;
     key += fmt::format("|seed {}", a->train.seed);

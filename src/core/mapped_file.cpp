@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -60,6 +61,14 @@ void write_file_atomic(const std::string& path, std::string_view content) {
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
     fail("{}: rename failed: {}", path, std::strerror(errno));
+}
+
+std::string file_fingerprint(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) fail("{}: cannot read: {}", path, ec.message());
+  const auto mtime = std::filesystem::last_write_time(path, ec).time_since_epoch().count();
+  return fmt::format("{}|{}|{}", path, size, mtime);
 }
 
 }  // namespace pmpd

@@ -34,4 +34,7 @@ std::string read_text_file(const std::string& path);
 // Writes a file atomically: to PATH.tmp, then rename, so readers never see half a file.
 void write_file_atomic(const std::string& path, std::string_view content);
 
+// "path|size|mtime": names one version of a file in the keys of resumable jobs.
+std::string file_fingerprint(const std::string& path);
+
 }  // namespace pmpd
