@@ -13,19 +13,37 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ ! -d "$SRC/../shared/data/multi30k" ]; then echo "skip: no ../shared/data/multi30k"; exit 0; fi
 
-# quantize writes through a temporary file: killed midway, the output path holds nothing
-# (or the previous file); rerun, it equals an uninterrupted run byte for byte.
+# Runs pmpd ARGS... in the background and sends it SIGNAL once PROBE (a function printing
+# a number) reaches AT. Background jobs of a script ignore SIGINT: python restores the
+# default, then becomes pmpd (same pid, so the signal reaches it).
+interrupt() {  # SIGNAL PROBE AT ARGS...
+  local sig=$1 probe=$2 at=$3
+  shift 3
+  python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' \
+    "$PMPD" "$@" >/dev/null 2>&1 &
+  local pid=$! n=0
+  while [ "$($probe)" -lt "$at" ] && kill -0 $pid 2>/dev/null && [ $n -lt 600 ]; do sleep 0.05; n=$((n + 1)); done
+  kill "-$sig" $pid 2>/dev/null
+  wait $pid 2>/dev/null
+}
+
+# quantize writes through OUT.tmp and logs each finished tensor (OUT.tmp.journal): killed
+# (SIGKILL) midway it leaves nothing at the output path; interrupted again (SIGINT) and
+# rerun, it keeps the finished layers and equals an uninterrupted run byte for byte.
 "$PMPD" quantize -m "$SRC/models/pmpd-small" -o "$tmp/ref.gguf" --bits 2:4 >/dev/null 2>&1 || bad "quantize"
-"$PMPD" quantize -m "$SRC/models/pmpd-small" -o "$tmp/q.gguf" --bits 2:4 >/dev/null 2>&1 &
-pid=$!
-n=0
-while [ ! -e "$tmp/q.gguf.tmp" ] && [ $n -lt 400 ]; do sleep 0.01; n=$((n + 1)); done  # writing has begun
-kill -KILL $pid 2>/dev/null
-wait $pid 2>/dev/null
-[ -e "$tmp/q.gguf.tmp" ] && ok "quantize killed while writing" || bad "quantize was not caught writing"
-if [ -e "$tmp/q.gguf" ] && ! cmp -s "$tmp/q.gguf" "$tmp/ref.gguf"; then bad "quantize left a partial output"; else ok "quantize killed: no partial output"; fi
-"$PMPD" quantize -m "$SRC/models/pmpd-small" -o "$tmp/q.gguf" --bits 2:4 >/dev/null 2>&1
-cmp -s "$tmp/q.gguf" "$tmp/ref.gguf" && ok "quantize rerun equals an uninterrupted run" || bad "quantize rerun differs"
+quant=(quantize -m "$SRC/models/pmpd-small" -o "$tmp/q.gguf" --bits 2:4 -t 1)
+written() { cat "$tmp/q.gguf.tmp.journal" 2>/dev/null | wc -l; }
+interrupt KILL written 40 "${quant[@]}"
+q1=$(written)
+[ -e "$tmp/q.gguf" ] && bad "quantize killed midway left an output" || ok "quantize killed midway: no output"
+interrupt INT written $((q1 + 60)) "${quant[@]}"
+q2=$(written)
+"$PMPD" "${quant[@]}" >/dev/null 2>"$tmp/q.err" || bad "quantize resumed"
+echo "quantize: killed with $q1 journal lines, interrupted with $q2, resumed to the end"
+[ "$q1" -gt 1 ] && [ "$q2" -gt "$q1" ] && ok "quantize was interrupted midway twice" || bad "quantize interruptions did not land midway ($q1, $q2)"
+grep -q "resuming" "$tmp/q.err" && ok "quantize resumed the layers it had written" || bad "quantize did not resume: $(tail -c 300 "$tmp/q.err")"
+cmp -s "$tmp/q.gguf" "$tmp/ref.gguf" && ok "resumed quantize equals an uninterrupted run" || bad "resumed quantize differs"
+[ ! -e "$tmp/q.gguf.tmp" ] && [ ! -e "$tmp/q.gguf.tmp.journal" ] && ok "quantize leaves no temporary files" || bad "quantize left temporary files"
 
 # eval: uninterrupted, then killed (SIGKILL), resumed, interrupted (SIGINT), resumed.
 "$PMPD" quantize -m "$SRC/models/pmpd-tiny" -o "$tmp/tiny.gguf" >/dev/null 2>&1
@@ -41,19 +59,6 @@ args=(eval -m "$tmp/tiny.gguf" --task "$SRC/tasks/multi30k-de-en.json" --data "$
       --methods baseline-h,pmpd-static -t 1)
 "$PMPD" "${args[@]}" -o "$tmp/A" >/dev/null 2>&1 || bad "eval uninterrupted"
 lines() { cat "$tmp/B/cache/"*.jsonl 2>/dev/null | wc -l; }
-# Runs pmpd ARGS... in the background and sends it SIGNAL once PROBE (a function printing
-# a number) reaches AT. Background jobs of a script ignore SIGINT: python restores the
-# default, then becomes pmpd (same pid, so the signal reaches it).
-interrupt() {  # SIGNAL PROBE AT ARGS...
-  local sig=$1 probe=$2 at=$3
-  shift 3
-  python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' \
-    "$PMPD" "$@" >/dev/null 2>&1 &
-  local pid=$! n=0
-  while [ "$($probe)" -lt "$at" ] && kill -0 $pid 2>/dev/null && [ $n -lt 600 ]; do sleep 0.05; n=$((n + 1)); done
-  kill "-$sig" $pid 2>/dev/null
-  wait $pid 2>/dev/null
-}
 interrupt KILL lines 15 "${args[@]}" -o "$tmp/B"
 k1=$(lines)
 interrupt INT lines $((k1 + 20)) "${args[@]}" -o "$tmp/B"

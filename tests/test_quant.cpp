@@ -537,3 +537,49 @@ TEST_F(QuantizedModel, CorruptQuantizedFilesGiveClearErrors) {
 
 } // namespace
 } // namespace pmpd
+
+namespace pmpd {
+namespace {
+
+// A resumable GGUF write keeps the tensors an interrupted write finished (their
+// producers are not called again) and starts over when the header on disk differs.
+TEST(GgufWriter, ResumesAnInterruptedWriteAndRestartsOnAnotherHeader) {
+  test::TempDir dir;
+  const std::string path = dir.file("r.gguf");
+  std::vector<int> calls(3, 0);
+  bool fail_on_last = true;
+  auto make = [&](uint32_t version) {
+    GgufWriter w;
+    w.set_u32("test.version", version);
+    for (int i = 0; i < 3; ++i)
+      w.add_tensor_lazy("t" + std::to_string(i), DType::F32, {4}, [&, i](uint8_t* dst) {
+        ++calls[size_t(i)];
+        if (i == 2 && fail_on_last) throw std::runtime_error("interrupted");
+        std::vector<float> v(4, float(i + 1));
+        std::memcpy(dst, v.data(), 16);
+      });
+    w.set_resumable("source v1");
+    return w;
+  };
+  EXPECT_THROW(make(1).write(path), std::runtime_error);  // dies producing t2
+  EXPECT_FALSE(std::filesystem::exists(path));
+  fail_on_last = false;
+  make(1).write(path);
+  EXPECT_EQ(calls, (std::vector<int>{1, 1, 2}));  // t0 and t1 were kept
+  GgufFile g = read_gguf(path);
+  auto value = [](const GgufFile& f, int i, int k) {
+    return static_cast<const float*>(f.tensors.find("t" + std::to_string(i))->data)[k];
+  };
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(value(g, i, 0), float(i + 1));
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp.journal"));
+
+  fail_on_last = true;
+  EXPECT_THROW(make(1).write(path), std::runtime_error);
+  fail_on_last = false;
+  make(2).write(path);  // other metadata: nothing on disk is reused
+  EXPECT_EQ(calls, (std::vector<int>{3, 3, 4}));
+  EXPECT_EQ(value(read_gguf(path), 1, 1), 2.f);
+}
+
+}  // namespace
+}  // namespace pmpd

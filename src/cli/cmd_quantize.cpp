@@ -50,6 +50,9 @@ Action add_quantize(CLI::App& app) {
     opt.calib_tokens = a->calib_tokens, opt.seed = a->seed, opt.sparse_fraction = a->sparse, opt.group_size = a->group;
     Progress bar("quantize");
     opt.progress = [&](int done, int total, const std::string& name) { bar.update(done, total, name); };
+    opt.resumed = [&](int kept, int total) {
+      fmt::print(stderr, "{}.tmp: resuming an interrupted run, {} of {} layers already written\n", a->out, kept, total);
+    };
     auto t0 = std::chrono::steady_clock::now();
     quant::quantize_model(*m, a->out, opt);
     fmt::print(stderr, "wrote {} ({}, bits {}:{}) in {:.1f} s\n", a->out, a->method, lo, hi,

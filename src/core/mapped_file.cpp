@@ -5,11 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "core/error.h"
 
@@ -64,11 +66,21 @@ void write_file_atomic(const std::string& path, std::string_view content) {
 }
 
 std::string file_fingerprint(const std::string& path) {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) fail("{}: cannot read: {}", path, ec.message());
-  const auto mtime = std::filesystem::last_write_time(path, ec).time_since_epoch().count();
-  return fmt::format("{}|{}|{}", path, size, mtime);
+  auto one = [&](const fs::path& p) {
+    const auto size = fs::file_size(p, ec);
+    if (ec) fail("{}: cannot read: {}", p.string(), ec.message());
+    return fmt::format("{}|{}|{}", p.string(), size, fs::last_write_time(p, ec).time_since_epoch().count());
+  };
+  if (!fs::is_directory(path, ec)) return one(path);
+  std::vector<fs::path> files;  // a checkpoint directory: every file in it, in name order
+  for (auto& e : fs::directory_iterator(path, ec))
+    if (e.is_regular_file()) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  std::string s = path;
+  for (auto& f : files) s += ";" + one(f);
+  return s;
 }
 
 }  // namespace pmpd

@@ -67,6 +67,12 @@ class GgufWriter {
   using Producer = std::function<void(uint8_t* dst)>;
   void add_tensor_lazy(const std::string& name, DType dtype, const std::vector<int64_t>& shape, Producer produce);
   void write(const std::string& path, uint32_t alignment = 32) const;
+  // Makes write() resumable: each finished tensor is logged (PATH.tmp.journal) and a
+  // later write with the same key and the same header keeps the tensors an interrupted
+  // one finished, producing only the rest. `key` must name what the tensors' bytes depend
+  // on beyond the header (the source file's version). on_resume gets the kept tensors'
+  // names before anything is produced.
+  void set_resumable(std::string key, std::function<void(const std::vector<std::string>&)> on_resume = {});
 
  private:
   struct Tensor {
@@ -78,6 +84,8 @@ class GgufWriter {
   };
   std::vector<std::pair<std::string, GgufValue>> meta_;
   std::vector<Tensor> tensors_;
+  std::string resume_key_;
+  std::function<void(const std::vector<std::string>&)> on_resume_;
 };
 
 }  // namespace pmpd

@@ -1,7 +1,11 @@
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <optional>
+#include <sstream>
 
 #include "core/error.h"
+#include "core/journal.h"
 #include "io/gguf.h"
 
 namespace pmpd {
@@ -17,7 +21,7 @@ GgufValue scalar(GgufType t, auto v) {
 
 class Out {
  public:
-  explicit Out(std::ofstream& f) : f_(f) {}
+  explicit Out(std::ostream& f, size_t pos = 0) : f_(f), pos_(pos) {}
   template <typename T>
   void put(T v) {
     f_.write(reinterpret_cast<const char*>(&v), sizeof(T));
@@ -37,7 +41,7 @@ class Out {
   }
 
  private:
-  std::ofstream& f_;
+  std::ostream& f_;
   size_t pos_ = 0;
 };
 
@@ -114,11 +118,16 @@ void GgufWriter::add_tensor_lazy(const std::string& name, DType dtype, const std
   tensors_.push_back({name, dtype, shape, nullptr, std::move(produce)});
 }
 
+void GgufWriter::set_resumable(std::string key, std::function<void(const std::vector<std::string>&)> on_resume) {
+  resume_key_ = std::move(key);
+  on_resume_ = std::move(on_resume);
+}
+
 void GgufWriter::write(const std::string& path, uint32_t alignment) const {
-  std::string tmp = path + ".tmp";
-  std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-  if (!f) fail("{}: cannot write", tmp);
-  Out o(f);
+  // The header (metadata, tensor infos, offsets) first, in memory: a resumed write
+  // compares it with the one already on disk.
+  std::ostringstream hs;
+  Out o(hs);
   o.put<uint32_t>(0x46554747);
   o.put<uint32_t>(3);
   o.put<uint64_t>(tensors_.size());
@@ -144,20 +153,58 @@ void GgufWriter::write(const std::string& path, uint32_t alignment) const {
     offset += (v.nbytes() + alignment - 1) / alignment * alignment;
   }
   o.pad_to(alignment);
-  for (auto& t : tensors_) {
+  const std::string header = hs.str();
+
+  const std::string tmp = path + ".tmp";
+  std::optional<Journal> journal;
+  std::fstream f;
+  if (!resume_key_.empty()) {
+    const std::string key = fmt::format("{}|header {:016x}", resume_key_, std::hash<std::string>{}(header));
+    journal.emplace(tmp + ".journal", key);
+    if (journal->resumed()) {
+      f.open(tmp, std::ios::binary | std::ios::in | std::ios::out);
+      std::string old(header.size(), '\0');
+      if (!f || !f.read(old.data(), std::streamsize(old.size())) || old != header) {  // not the file the log describes
+        f.close();
+        journal->remove();
+        journal.emplace(tmp + ".journal", key);
+      }
+    }
+  }
+  std::vector<bool> kept(tensors_.size(), false);
+  if (journal && journal->resumed()) {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < tensors_.size(); ++i)
+      if (journal->find(std::to_string(i))) kept[i] = true, names.push_back(tensors_[i].name);
+    if (on_resume_) on_resume_(names);
+  } else {
+    f.open(tmp, std::ios::binary | std::ios::out | std::ios::trunc);
+    if (!f) fail("{}: cannot write", tmp);
+    f.write(header.data(), std::streamsize(header.size()));
+  }
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    if (kept[i]) continue;
+    const Tensor& t = tensors_[i];
     TensorView v{t.name, t.dtype, t.shape, t.data};
+    f.seekp(std::streamoff(header.size() + offsets[i]));
+    Out d(f, header.size() + offsets[i]);
     if (t.data) {
-      o.bytes(t.data, v.nbytes());
+      d.bytes(t.data, v.nbytes());
     } else {
       std::vector<uint8_t> buf(v.nbytes());
       t.produce(buf.data());
-      o.bytes(buf.data(), buf.size());
+      d.bytes(buf.data(), buf.size());
     }
-    o.pad_to(alignment);
+    d.pad_to(alignment);
+    if (journal) {
+      if (!f.flush()) fail("{}: write failed", tmp);
+      journal->append(std::to_string(i), t.name);
+    }
   }
   f.close();
   if (!f) fail("{}: write failed", tmp);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("{}: rename failed", path);
+  if (journal) journal->remove();
 }
 
 }  // namespace pmpd

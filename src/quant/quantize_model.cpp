@@ -108,6 +108,14 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
 
   ExportHooks hooks;
   hooks.metadata = [&](GgufWriter& w) {
+    // An interrupted quantization keeps the layers it finished (the header names the
+    // options; the key adds the versions of the source and the calibration text).
+    w.set_resumable(file_fingerprint(m.path) + "|" + (opt.calib_path.empty() ? "" : file_fingerprint(opt.calib_path)),
+                    [&](const std::vector<std::string>& kept) {
+                      for (auto& name : kept)
+                        if (name.size() > 7 && name.compare(name.size() - 7, 7, ".planes") == 0) ++done;
+                      if (opt.resumed) opt.resumed(done, total);
+                    });
     w.set_u32("pmpd.version", 1);
     w.set_string("pmpd.quant.method", opt.method);
     w.set_u32("pmpd.quant.bits_min", uint32_t(opt.bits_min));

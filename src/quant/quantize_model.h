@@ -20,6 +20,8 @@ struct QuantizeOptions {
   uint64_t seed = 1;
   // Called after each quantized tensor: (done, total, tensor name).
   std::function<void(int, int, const std::string&)> progress;
+  // Called when an interrupted run's output is resumed: (layers kept, total).
+  std::function<void(int, int)> resumed;
 };
 
 // Per-input-channel mean squared activation for each (layer, slot) of the model.
