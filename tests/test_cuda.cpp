@@ -105,8 +105,10 @@ struct DeviceMatrix {
   std::vector<std::unique_ptr<Dev<uint16_t>>> tables;
   Dev<int32_t> rowptr, col;
   Dev<uint16_t> val;
+  std::unique_ptr<Dev<uint32_t>> tiled;
   cuda::DeviceBitPlanes d;
-  explicit DeviceMatrix(const HostMatrix& h) : planes(h.planes), rowptr(h.rowptr), col(h.col), val(h.val) {
+  // tiles: also make the tile layout, so widths 2..4 run on the tensor-core GEMV.
+  explicit DeviceMatrix(const HostMatrix& h, bool tiles = false) : planes(h.planes), rowptr(h.rowptr), col(h.col), val(h.val) {
     d.rows = h.m.rows, d.cols = h.m.cols, d.plane_stride = h.m.plane_stride;
     d.bits_min = h.m.bits_min, d.bits_max = h.m.bits_max;
     d.planes = planes.p;
@@ -115,6 +117,12 @@ struct DeviceMatrix {
       d.tables[b] = tables.back()->p;
     }
     if (h.m.nnz) d.sp_rowptr = rowptr.p, d.sp_col = col.p, d.sp_val = val.p, d.nnz = h.m.nnz;
+    const int planes_tiled = std::min(cuda::kTiledPlanesMax, h.m.bits_max);
+    if (tiles && planes_tiled >= h.m.bits_min) {
+      tiled = std::make_unique<Dev<uint32_t>>(size_t(cuda::tiled_words(d, planes_tiled)));
+      cuda::tile_bitplanes(d, planes_tiled, tiled->p, nullptr);
+      d.tiled = tiled->p, d.tiled_planes = planes_tiled;
+    }
   }
 };
 
@@ -131,8 +139,11 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
       std::vector<float> x(static_cast<size_t>(cols));
       for (auto& v : x) v = u(rng);
       Dev<float> dx(x), dy(static_cast<size_t>(rows));
-      for (int b = 2; b <= 8; ++b) {
-        cuda::bitplane_gemv(dm.d, b, dx.p, dy.p, nullptr);
+      DeviceMatrix tiled(h, true);
+      for (int b = 2; b <= 8; ++b) for (bool tc : {false, true}) {
+        // tc: widths 2..4 on the tensor-core GEMV, which rounds x to f16 (|error| <= 2^-11 sum |w x|)
+        const bool f16_x = tc && b <= cuda::kTiledPlanesMax;
+        cuda::bitplane_gemv(tc ? tiled.d : dm.d, b, dx.p, dy.p, nullptr);
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         std::vector<float> y = dy.get(static_cast<size_t>(rows)), ref(static_cast<size_t>(rows));
         double scale = 0;
@@ -145,8 +156,8 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
           scale = std::max(scale, s);
         }
         for (int64_t r = 0; r < rows; ++r)
-          ASSERT_NEAR(y[size_t(r)], ref[size_t(r)], 1e-5 * scale + 1e-6)
-              << rows << "x" << cols << " nnz " << nnz << " bits " << b << " row " << r;
+          ASSERT_NEAR(y[size_t(r)], ref[size_t(r)], (f16_x ? 6e-4 : 1e-5) * scale + 1e-6)
+              << rows << "x" << cols << " nnz " << nnz << " bits " << b << " tensor cores " << tc << " row " << r;
       }
     }
   }
@@ -157,7 +168,7 @@ TEST(Cuda, FusedPrologueAndEpilogueMatchCpuOperators) {
   SKIP_WITHOUT_GPU();
   const int64_t rows = 70, cols = 333;
   HostMatrix h = random_matrix(rows, cols, 2, 4, 1, 5);
-  DeviceMatrix dm(h);
+  DeviceMatrix plain(h), tiled(h, true);
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(-2.f, 2.f);
   std::vector<float> x(static_cast<size_t>(2 * cols)), nw(static_cast<size_t>(cols)), nb(nw.size()), bias(static_cast<size_t>(rows)),
@@ -183,17 +194,24 @@ TEST(Cuda, FusedPrologueAndEpilogueMatchCpuOperators) {
       }
       cuda::GemvInput gi;
       gi.x = dx.p, gi.prologue = p, gi.norm_w = dw.p, gi.norm_b = db.p, gi.eps = 1e-5f, gi.act = act;
-      Dev<float> dy(y0), dp(static_cast<size_t>(cols));
-      cuda::GemvOutput go;
-      go.y = dy.p, go.accumulate = true, go.bias = dbias.p;
-      cuda::bitplane_gemv(dm.d, 3, gi, go, nullptr);
-      cuda::apply_prologue(gi, cols, dp.p, nullptr);
-      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      std::vector<float> y = dy.get(static_cast<size_t>(rows)), staged = dp.get(static_cast<size_t>(cols));
-      EXPECT_LT(test::rel_error(staged, in), 1e-5) << "prologue " << int(p) << " act " << act;
-      for (int64_t r = 0; r < rows; ++r) {
-        const float want = y0[size_t(r)] + bias[size_t(r)] + kernels::bitplane_dot_scalar(h.m, 3, r, in.data());
-        ASSERT_NEAR(y[size_t(r)], want, 1e-4 * (1 + std::fabs(want))) << "prologue " << int(p) << " row " << r;
+      for (bool tc : {false, true}) {  // the bit-plane GEMV, the tensor-core GEMV (x in f16)
+        Dev<float> dy(y0), dp(static_cast<size_t>(cols));
+        cuda::GemvOutput go;
+        go.y = dy.p, go.accumulate = true, go.bias = dbias.p;
+        cuda::bitplane_gemv(tc ? tiled.d : plain.d, 3, gi, go, nullptr);
+        cuda::apply_prologue(gi, cols, dp.p, nullptr);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        std::vector<float> y = dy.get(static_cast<size_t>(rows)), staged = dp.get(static_cast<size_t>(cols));
+        EXPECT_LT(test::rel_error(staged, in), 1e-5) << "prologue " << int(p) << " act " << act;
+        std::vector<float> w(static_cast<size_t>(cols));
+        for (int64_t r = 0; r < rows; ++r) {
+          const float want = y0[size_t(r)] + bias[size_t(r)] + kernels::bitplane_dot_scalar(h.m, 3, r, in.data());
+          kernels::bitplane_dequant_row(h.m, 3, r, w.data());
+          double scale = 0;
+          for (int64_t j = 0; j < cols; ++j) scale += std::fabs(double(w[size_t(j)]) * in[size_t(j)]);
+          ASSERT_NEAR(y[size_t(r)], want, 1e-4 * (1 + std::fabs(want)) + (tc ? 6e-4 * scale : 0.0))
+              << "prologue " << int(p) << " row " << r << " tensor cores " << tc;
+        }
       }
     }
   }

@@ -93,6 +93,7 @@ struct DeviceLinear {
   bool quantized = false, f32 = false;
   DevArray<uint8_t> dense;  // f16 or f32 [rows][cols]
   DevArray<uint8_t> planes;
+  DevArray<uint32_t> tiled;  // planes 0..3 again for the tensor-core GEMV
   DevArray<uint16_t> tables[9];
   DevArray<int32_t> sp_rowptr, sp_col;
   DevArray<uint16_t> sp_val;
@@ -203,6 +204,16 @@ DeviceLinear upload_linear(const std::vector<const Linear*>& parts, const std::s
       off += p->q->rows;
     }
     d.q.tables[b] = t.get();
+  }
+  // Widths 2..4 decode on tensor cores from a tiled copy of the first planes
+  // (pair_lut_gemv.cu); PMPD_CUDA_TILES=0 keeps every width on the bit-plane GEMV.
+  const int tiled_planes = std::min(kTiledPlanesMax, q0.bits_max);
+  const char* tiles_env = std::getenv("PMPD_CUDA_TILES");
+  if (tiled_planes >= 2 && q0.bits_min <= tiled_planes && !(tiles_env && std::string(tiles_env) == "0")) {
+    d.tiled.reserve(size_t(tiled_words(d.q, tiled_planes)));
+    tile_bitplanes(d.q, tiled_planes, d.tiled.get(), nullptr);
+    PMPD_CUDA_CHECK(cudaDeviceSynchronize());
+    d.q.tiled = d.tiled.get(), d.q.tiled_planes = tiled_planes;
   }
   int64_t nnz = 0;
   for (const Linear* p : parts) nnz += p->q->nnz;

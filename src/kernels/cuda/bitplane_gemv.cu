@@ -206,16 +206,6 @@ __global__ void sparse_scatter_kernel(DeviceBitPlanes m, __half* __restrict__ ou
   for (int32_t i = m.sp_rowptr[r]; i < m.sp_rowptr[r + 1]; ++i) out[r * m.cols + m.sp_col[i]] = val[i];
 }
 
-int multiprocessors() {
-  static int n = [] {
-    int dev = 0, count = 0;
-    PMPD_CUDA_CHECK(cudaGetDevice(&dev));
-    PMPD_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev));
-    return count;
-  }();
-  return n;
-}
-
 template <int B>
 void launch_width(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
   // Four rows a warp: the staged input is read once per four weights. Narrow widths
@@ -237,7 +227,7 @@ void launch_width(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutpu
   PMPD_CUDA_REQUIRE(per_sm > 0, "bit-plane GEMV: the input row does not fit in shared memory");
   // As many blocks as fit at once, trimmed so every warp gets the same number of row groups.
   const int64_t groups = (m.rows + R - 1) / R;
-  const int64_t resident = int64_t(per_sm) * multiprocessors();
+  const int64_t resident = int64_t(per_sm) * multiprocessor_count();
   const int64_t rounds = (groups + resident * kWarps - 1) / (resident * kWarps);
   const int64_t blocks = std::max<int64_t>(1, (groups + rounds * kWarps - 1) / (rounds * kWarps));
   kernel<<<unsigned(blocks), kThreads, smem, s>>>(m, in, out);
@@ -249,6 +239,7 @@ void bitplane_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, cons
   auto s = static_cast<cudaStream_t>(stream);
   PMPD_CUDA_REQUIRE(bits >= m.bits_min && bits <= m.bits_max && bits >= 1 && bits <= 8,
                     "bit-plane GEMV at a width the matrix does not hold");
+  if (pair_lut_gemv(m, bits, in, out, stream)) return;
   switch (bits) {
     case 1: launch_width<1>(m, in, out, s); break;
     case 2: launch_width<2>(m, in, out, s); break;

@@ -6,6 +6,8 @@
 namespace pmpd::cuda {
 
 [[noreturn]] void cuda_fail(const char* what, const char* detail, const char* file, int line);
+// Streaming multiprocessors of the current device (asked once).
+int multiprocessor_count();
 
 }  // namespace pmpd::cuda
 

@@ -19,7 +19,20 @@ struct DeviceBitPlanes {
   const int32_t* sp_col = nullptr;
   const uint16_t* sp_val = nullptr;
   int64_t nnz = 0;
+  // Planes 0..tiled_planes-1 again in the tile layout of the tensor-core GEMV
+  // (pair_lut_gemv.cu), which serves widths 2..tiled_planes; null: the bit-plane GEMV
+  // serves every width.
+  const uint32_t* tiled = nullptr;
+  int tiled_planes = 0;
 };
+
+// The tensor-core GEMV decodes widths up to this many planes.
+constexpr int kTiledPlanesMax = 4;
+// uint32 words of the tile layout of `planes` planes of m (rows padded to 16, columns to 256).
+int64_t tiled_words(const DeviceBitPlanes& m, int planes);
+// Writes planes 0..planes-1 of m (read in its on-disk layout) in the tile layout.
+void tile_bitplanes(const DeviceBitPlanes& m, int planes, uint32_t* out, void* stream);
+
 
 // What the GEMV reads: x itself, or x passed through the operator that precedes the
 // layer, computed by each block while it stages x in shared memory (no extra kernel,
@@ -41,6 +54,9 @@ struct GemvOutput {
 
 // The decode GEMV, reading planes 0..b-1: y[r] (+)= sum_j W_b[r, j] in(x)[j] (+ bias[r]).
 void bitplane_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, const GemvOutput& out, void* stream);
+// The tensor-core GEMV at `bits` (x rounded to f16, f32 accumulation); false (nothing
+// launched) where m has no tiles for that width. bitplane_gemv calls it first.
+bool pair_lut_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, const GemvOutput& out, void* stream);
 // Plain form: y = W_b x.
 void bitplane_gemv(const DeviceBitPlanes& m, int bits, const float* x, float* y, void* stream);
 // in(x) written to out (cols floats): the prologue on its own (16-bit layers, tests).
