@@ -12,7 +12,10 @@
 //    "pair table" (2^(2B) entries of f16x2: both weights' centroids) gives the mma operand.
 //    Each lane has its own copy of the table in its own bank: no bank conflicts;
 //  - mma accumulates in f32; x enters in f16 (as the 16-bit cuBLAS path's does).
-// A block owns 16 rows; its 8 warps split the columns and share the tables.
+// A block owns 16 rows at a time (a task); its 16 warps split the columns and share the
+// tables. Blocks are persistent: each stages x once, then loops over tasks while the next
+// task's planes and centroids are already in flight (a two-deep prefetch per warp that
+// runs across task boundaries, double-buffered tables and partial sums, one barrier a task).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -27,7 +30,7 @@ namespace pmpd::cuda {
 
 namespace {
 
-constexpr int kWarps = 8;
+constexpr int kWarps = 16;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kRows = 16;  // two row blocks of 8 (the mma's N)
 
@@ -77,102 +80,158 @@ __host__ __device__ inline Layout layout_of(const DeviceBitPlanes& m) {
   return {(m.rows + kRows - 1) / kRows * 2, (m.cols + 255) / 256};
 }
 
-// x (after the prologue) as f16 in fragment order: the half of column col sits at
-// (((c * 8 + j) * 4 + t) * 2 + hh) * 2 + (col & 1), c = col / 128, j = col / 16 % 8,
-// t = col % 8 / 2, hh = col % 16 / 8; a lane reads its (a0, a2) pair as one 8-byte word.
+// x (after the prologue) as f16 in mma fragment order: for column col (chunk c = col / 128,
+// k-block j = col / 16 % 8, t = col % 8 / 2, hh = col % 16 / 8), the 16-byte slot
+// (c * 8 + j) * 4 + t holds the A registers (a0, a1, a2, a3) of lane t: a0 = a1 the pair of
+// hh = 0, a2 = a3 the pair of hh = 1 (rows 1..15 of A are don't-cares; duplicating row 0
+// lets one 16-byte load fill the register quad). Returns the two half positions of col.
 __device__ __forceinline__ int x_slot(int64_t col) {
   const int64_t c = col >> 7;
   const int j = int(col >> 4) & 7, kk = int(col & 15);
-  return int((((c * 8 + j) * 4 + ((kk & 7) >> 1)) * 2 + (kk >> 3)) * 2 + (kk & 1));
-}
-
-__device__ void stage_fragments(const GemvInput& in, int64_t cols, int64_t padded, __half* xs) {
-  float scale = 1.f, mean = 0.f;
-  if (in.prologue == GemvPrologue::RmsNorm) {
-    float ss = 0.f;
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) ss += in.x[c] * in.x[c];
-    scale = rsqrtf(dev::block_sum(ss) / float(cols) + in.eps);
-  } else if (in.prologue == GemvPrologue::LayerNorm) {
-    float s = 0.f;
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += in.x[c];
-    mean = dev::block_sum(s) / float(cols);
-    float v = 0.f;
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) v += (in.x[c] - mean) * (in.x[c] - mean);
-    scale = rsqrtf(dev::block_sum(v) / float(cols) + in.eps);
-  }
-  for (int64_t c = threadIdx.x; c < padded; c += blockDim.x) {
-    float v = 0.f;
-    if (c < cols) {
-      switch (in.prologue) {
-        case GemvPrologue::None: v = in.x[c]; break;
-        case GemvPrologue::RmsNorm: v = in.norm_w[c] * (in.x[c] * scale); break;
-        case GemvPrologue::LayerNorm:
-          v = (in.x[c] - mean) * scale * in.norm_w[c] + (in.norm_b ? in.norm_b[c] : 0.f);
-          break;
-        case GemvPrologue::GatedActivation: v = dev::activation(in.x[c], in.act) * in.x[cols + c]; break;
-        case GemvPrologue::Activation: v = dev::activation(in.x[c], in.act); break;
-      }
-    }
-    xs[x_slot(c)] = __float2half_rn(v);
-  }
+  return int((((c * 8 + j) * 4 + ((kk & 7) >> 1)) * 4 + 2 * (kk >> 3)) * 2 + (kk & 1));
 }
 
 __device__ __forceinline__ uint32_t pack_half2(__half lo, __half hi) {
   return uint32_t(__half_as_ushort(lo)) | (uint32_t(__half_as_ushort(hi)) << 16);
 }
 
-// This warp's share of the pair-table entries of both row blocks, for every lane's copy.
-// Warp w fills entries e = w * n + u (n = 2^(2B) / 8): their first codes are first_w + the
-// even bits of u, their second codes second_w + the odd bits of u, so each lane loads the
-// few centroids it needs once and the unrolled loop picks registers by constant index.
-template <int B>
-__device__ void fill_tables(const DeviceBitPlanes& m, int64_t row0, uint8_t* smem) {
-  constexpr int kEntries = 1 << (2 * B), kPerWarp = kEntries / kWarps;
-  constexpr int kUBits = kPerWarp == 1 ? 0 : kPerWarp == 2 ? 1 : kPerWarp == 4 ? 2 : kPerWarp == 8 ? 3 : kPerWarp == 16 ? 4 : 5;
-  constexpr int kFirst = 1 << ((kUBits + 1) / 2), kSecond = 1 << (kUBits / 2);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int e0 = warp * kPerWarp;
-  const int first_w = even_bits(e0), second_w = odd_bits(e0);
-  const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
-#pragma unroll
-  for (int q = 0; q < 2; ++q) {
-    const int64_t row = row0 + 8 * q + lane / 4;
-    __half f[kFirst], s[kSecond];
-#pragma unroll
-    for (int i = 0; i < kFirst; ++i) f[i] = row < m.rows ? table[(row << B) + first_w + i] : __half(0.f);
-#pragma unroll
-    for (int i = 0; i < kSecond; ++i) s[i] = row < m.rows ? table[(row << B) + second_w + i] : __half(0.f);
-    uint32_t* dst = reinterpret_cast<uint32_t*>(smem) + 32 * q + lane;
-#pragma unroll
-    for (int u = 0; u < kPerWarp; ++u) dst[(e0 + u) * 64] = pack_half2(f[even_bits(u)], s[odd_bits(u)]);
+// in(x) into xs, two columns a thread at a time (one 32-bit store, twice: a0 = a1); the
+// loops are unrolled so that each thread's loads of x are in flight together.
+__device__ void stage_fragments(const GemvInput& in, int64_t cols, int64_t padded, __half* xs) {
+  float scale = 1.f, mean = 0.f;
+  if (in.prologue == GemvPrologue::RmsNorm) {
+    float ss = 0.f;
+#pragma unroll 4
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) ss += in.x[c] * in.x[c];
+    scale = rsqrtf(dev::block_sum(ss) / float(cols) + in.eps);
+  } else if (in.prologue == GemvPrologue::LayerNorm) {
+    float s = 0.f;
+#pragma unroll 4
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += in.x[c];
+    mean = dev::block_sum(s) / float(cols);
+    float v = 0.f;
+#pragma unroll 4
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) v += (in.x[c] - mean) * (in.x[c] - mean);
+    scale = rsqrtf(dev::block_sum(v) / float(cols) + in.eps);
+  }
+  auto value = [&](int64_t c) {
+    if (c >= cols) return 0.f;
+    switch (in.prologue) {
+      case GemvPrologue::None: return in.x[c];
+      case GemvPrologue::RmsNorm: return in.norm_w[c] * (in.x[c] * scale);
+      case GemvPrologue::LayerNorm: return (in.x[c] - mean) * scale * in.norm_w[c] + (in.norm_b ? in.norm_b[c] : 0.f);
+      case GemvPrologue::GatedActivation: return dev::activation(in.x[c], in.act) * in.x[cols + c];
+      case GemvPrologue::Activation: return dev::activation(in.x[c], in.act);
+    }
+    return 0.f;
+  };
+  uint32_t* xw = reinterpret_cast<uint32_t*>(xs);
+#pragma unroll 4
+  for (int64_t c = 2 * threadIdx.x; c < padded; c += 2 * blockDim.x) {
+    const uint32_t v = pack_half2(__float2half_rn(value(c)), __float2half_rn(value(c + 1)));
+    const int slot = x_slot(c) / 2;
+    xw[slot] = v, xw[slot + 1] = v;
   }
 }
 
-__device__ __forceinline__ void mma_16816(float (&d)[4], uint2 a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+
+// This warp's share of the pair-table entries of both row blocks, for every lane's copy.
+// Warp w fills entries e = w * n + u (n = 2^(2B) / warps): their first codes are first_w +
+// the even bits of u, their second codes second_w + the odd bits of u, so each lane loads
+// the few centroids it needs once and the unrolled loop picks registers by constant index.
+template <int B>
+struct TableShare {
+  static constexpr int kPerWarp = (1 << (2 * B)) / kWarps;
+  static constexpr int kUBits = kPerWarp <= 1 ? 0 : kPerWarp == 2 ? 1 : kPerWarp == 4 ? 2 : kPerWarp == 8 ? 3 : 4;
+  static constexpr int kFirst = 1 << ((kUBits + 1) / 2), kSecond = 1 << (kUBits / 2);
+  __half f[2][kFirst], s[2][kSecond];
+
+  // cent: the task's 16 rows of 2^B centroids, staged in shared memory.
+  __device__ void load(const __half* cent) {
+    const int e0 = (threadIdx.x / 32) * kPerWarp;
+    const int first_w = even_bits(e0), second_w = odd_bits(e0);
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+      const __half* row = cent + ((8 * q + (threadIdx.x % 32) / 4) << B);
+#pragma unroll
+      for (int i = 0; i < kFirst; ++i) f[q][i] = row[first_w + i];
+#pragma unroll
+      for (int i = 0; i < kSecond; ++i) s[q][i] = row[second_w + i];
+    }
+  }
+  __device__ void store(uint8_t* tables) const {
+    const int e0 = (threadIdx.x / 32) * kPerWarp, lane = threadIdx.x % 32;
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+      uint32_t* dst = reinterpret_cast<uint32_t*>(tables) + 32 * q + lane;
+#pragma unroll
+      for (int u = 0; u < kPerWarp; ++u) dst[(e0 + u) * 64] = pack_half2(f[q][even_bits(u)], s[q][odd_bits(u)]);
+    }
+  }
+};
+
+__device__ __forceinline__ void mma_16816(float (&d)[4], uint4 a, uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a.x), "r"(a.x), "r"(a.y), "r"(a.y), "r"(b0), "r"(b1));
+      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
 }
 
-// One row block, one chunk: the B plane words -> 16 pair loads -> 8 mma.
+__device__ __forceinline__ uint32_t load_shared(uint32_t address) {
+  uint32_t v;
+  asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(address));
+  return v;
+}
+
+// Where this task's pair tables are. Widths 2 and 3 address them absolutely: the table
+// buffer is aligned to its size, its address bits 8..15 above the entry index ride in the
+// spare top bits of every code byte (merged in with the first plane, at no cost), and bits
+// 16..31 are the lane base's; so one PRMT makes the whole address. Width 4 fills all 8
+// bits with the index: its address is relative and one add follows the PRMT.
 template <int B>
-__device__ __forceinline__ void chunk_mma(const uint32_t (&p)[B], const uint2 (&xf)[8], uint32_t lane_base,
-                                          const uint8_t* tables, float (&acc)[4]) {
+struct TableAddress {
+  static constexpr bool kAbsolute = B <= 3;
+  uint32_t lane_base[2];  // per row block
+  uint32_t inject[4];     // per code register, before its rotation
+  const uint8_t* relative_base;
+  __device__ void set(uint32_t shared_address, const uint8_t* generic, int lane) {
+    relative_base = generic;
+    const uint32_t hi = kAbsolute ? shared_address & 0xffff0000u : 0u;
+    lane_base[0] = hi | uint32_t(4 * lane), lane_base[1] = hi | uint32_t(4 * lane + 128);
+    const uint32_t bytes = kAbsolute ? ((shared_address >> 8) & 0xffu) * 0x01010101u : 0u;
+#pragma unroll
+    for (int r = 0; r < 4; ++r) inject[r] = rotl(bytes, rho<B>(r));
+  }
+  __device__ __forceinline__ uint32_t load(uint32_t address) const {
+    if constexpr (kAbsolute) return load_shared(address);
+    return *reinterpret_cast<const uint32_t*>(relative_base + address);
+  }
+};
+
+// One chunk of both row blocks: per code register, the B plane words of each row block
+// become 4 pair indices; each x fragment (one 16-byte load) feeds both row blocks' mma.
+template <int B>
+__device__ __forceinline__ void chunk_mma(const uint32_t (&p)[2][B], const uint4* xf, const TableAddress<B>& ta,
+                                          float (&acc)[2][4]) {
 #pragma unroll
   for (int r = 0; r < 4; ++r) {
-    uint32_t t = p[0] & plane_mask<B>(0, r);
+    uint32_t c[2];
 #pragma unroll
-    for (int k = 1; k < B; ++k) t |= p[k] & plane_mask<B>(k, r);
-    const uint32_t c = __funnelshift_r(t, t, rho<B>(r));
+    for (int q = 0; q < 2; ++q) {
+      uint32_t t = (p[q][0] & plane_mask<B>(0, r)) | ta.inject[r];
+#pragma unroll
+      for (int k = 1; k < B; ++k) t |= p[q][k] & plane_mask<B>(k, r);
+      c[q] = __funnelshift_r(t, t, rho<B>(r));
+    }
 #pragma unroll
     for (int i = 0; i < 4; i += 2) {
-      // Byte i of c becomes byte 1 of the address (256 e); bytes 0, 2, 3 are the lane's.
-      const uint32_t a0 = __byte_perm(lane_base, c, 0x3200u | ((4u + i) << 4));
-      const uint32_t a1 = __byte_perm(lane_base, c, 0x3200u | ((5u + i) << 4));
-      const uint32_t b0 = *reinterpret_cast<const uint32_t*>(tables + a0);
-      const uint32_t b1 = *reinterpret_cast<const uint32_t*>(tables + a1);
-      mma_16816(acc, xf[2 * r + i / 2], b0, b1);
+      const uint4 x = xf[(2 * r + i / 2) * 4];
+#pragma unroll
+      for (int q = 0; q < 2; ++q) {
+        // Byte i of c becomes byte 1 of the address (256 e); bytes 0, 2, 3 are the lane's.
+        const uint32_t b0 = ta.load(__byte_perm(ta.lane_base[q], c[q], 0x3200u | ((4u + i) << 4)));
+        const uint32_t b1 = ta.load(__byte_perm(ta.lane_base[q], c[q], 0x3200u | ((5u + i) << 4)));
+        mma_16816(acc[q], x, b0, b1);
+      }
     }
   }
 }
@@ -185,96 +244,114 @@ __device__ __forceinline__ int code_at(const DeviceBitPlanes& m, int bits, int64
 }
 
 template <int B>
-__global__ void __launch_bounds__(kThreads) pair_lut_gemv_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out) {
+__global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
   extern __shared__ __align__(16) uint8_t smem[];
   const Layout lay = layout_of(m);
-  const int64_t padded = lay.chunk_pairs * 256;
-  uint8_t* tables = smem;
-  __half* xs = reinterpret_cast<__half*>(smem + table_bytes<B>());
-  float* partial = reinterpret_cast<float*>(smem + table_bytes<B>() + size_t(padded) * 2);  // [kWarps][16]
+  const int64_t padded = lay.chunk_pairs * 256, tasks = lay.row_blocks / 2, CP = lay.chunk_pairs;
+  // [2][table_bytes], aligned to table_bytes (the absolute addresses need it)
+  const uint32_t smem_address = uint32_t(__cvta_generic_to_shared(smem));
+  const uint32_t align = TableAddress<B>::kAbsolute ? uint32_t(table_bytes<B>()) : 16u;
+  uint8_t* tables = smem + ((align - smem_address % align) % align);
+  const uint32_t tables_address = uint32_t(__cvta_generic_to_shared(tables));
+  __half* xs = reinterpret_cast<__half*>(tables + 2 * table_bytes<B>());
+  float* partial = reinterpret_cast<float*>(tables + 2 * table_bytes<B>() + size_t(padded) * 4);  // [2][kWarps + 1][16]
+  // The centroids of all this block's tasks, [rounds][16 rows][2^B], loaded once up front.
+  __half* cent = reinterpret_cast<__half*>(partial + 2 * (kWarps + 1) * kRows);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  stage_fragments(in, m.cols, padded, xs);  // once per block: blocks loop over row tasks
   const uint2* tiled = reinterpret_cast<const uint2*>(m.tiled);
-  const uint2* xsv = reinterpret_cast<const uint2*>(xs);
-  const uint32_t lane_base[2] = {uint32_t(4 * lane), uint32_t(4 * lane + 128)};
-  for (int64_t task = blockIdx.x; task < lay.row_blocks / 2; task += gridDim.x) {
-    const int64_t rb0 = task * 2, row0 = rb0 * 8;
-    __syncthreads();  // the previous task's tables and partial sums are no longer read
-    fill_tables<B>(m, row0, smem);
-    __syncthreads();
-    float acc[2][4] = {};
-    // word (k, rb0 + q, cp, lane) as uint2 (both chunks of the pair)
-    auto word = [&](int k, int q, int64_t cp) {
-      return tiled + ((int64_t(k) * lay.row_blocks + rb0 + q) * lay.chunk_pairs + cp) * 32 + lane;
-    };
-    uint2 w[2][B];
-    int64_t cp = warp;
-    if (cp < lay.chunk_pairs) {
+  const uint4* xsv = reinterpret_cast<const uint4*>(xs);
+
+  // This warp's stream of work: (task, chunk pair) for the block's tasks, cp = warp,
+  // warp + 16, ...; loads run one item ahead of the computation, across tasks.
+  struct Item {
+    int64_t task, cp;
+  };
+  auto advance = [&](Item it) {
+    it.cp += kWarps;
+    if (it.cp >= CP) it.cp = warp, it.task += gridDim.x;
+    return it;
+  };
+  auto valid = [&](const Item& it) { return warp < CP && it.task < tasks; };
+  auto load = [&](const Item& it, uint2 (&w)[2][B]) {
+    if (!valid(it)) return;
+#pragma unroll
+    for (int q = 0; q < 2; ++q)
+#pragma unroll
+      for (int k = 0; k < B; ++k)
+        w[q][k] = __ldg(tiled + ((int64_t(k) * lay.row_blocks + it.task * 2 + q) * CP + it.cp) * 32 + lane);
+  };
+  Item i0{int64_t(blockIdx.x), warp}, i1 = advance(i0);
+  uint2 w0[2][B], w1[2][B];
+  load(i0, w0);
+  {
+    const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
+    const int per_task = kRows << B;
+    for (int i = threadIdx.x; i < rounds * per_task; i += blockDim.x) {
+      const int64_t task = blockIdx.x + int64_t(i / per_task) * gridDim.x, row = task * kRows + (i % per_task >> B);
+      cent[i] = task < tasks && row < m.rows ? table[(row << B) + (i & ((1 << B) - 1))] : __half(0.f);
+    }
+  }
+  stage_fragments(in, m.cols, padded, xs);  // once per block, while the loads above are in flight
+  __syncthreads();
+  TableShare<B> share;
+  share.load(cent);
+  share.store(tables);
+  __syncthreads();
+
+  int buf = 0;
+  for (int64_t task = blockIdx.x, n = 0; task < tasks; task += gridDim.x, buf ^= 1, ++n) {
+    const int64_t row0 = task * kRows, next_task = task + gridDim.x;
+    TableAddress<B> ta;
+    ta.set(tables_address + uint32_t(buf * table_bytes<B>()), tables + buf * table_bytes<B>(), lane);
+    float acc[2][4] = {};  // per row block
+    for (int64_t cp = warp; cp < CP; cp += kWarps) {
+      load(i1, w1);  // the warp's next item (this task's next chunk pair, or the next task's first)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        uint32_t p[2][B];
+#pragma unroll
+        for (int q = 0; q < 2; ++q)
+#pragma unroll
+          for (int k = 0; k < B; ++k) p[q][k] = h ? w0[q][k].y : w0[q][k].x;
+        chunk_mma<B>(p, xsv + (2 * cp + h) * 32 + (lane & 3), ta, acc);
+      }
 #pragma unroll
       for (int q = 0; q < 2; ++q)
 #pragma unroll
-        for (int k = 0; k < B; ++k) w[q][k] = __ldg(word(k, q, cp));
-    }
-    for (; cp < lay.chunk_pairs; cp += kWarps) {
-      uint2 next[2][B];
-      const int64_t np = cp + kWarps;
-      if (np < lay.chunk_pairs) {  // the next pair's planes are in flight while this one computes
-#pragma unroll
-        for (int q = 0; q < 2; ++q)
-#pragma unroll
-          for (int k = 0; k < B; ++k) next[q][k] = __ldg(word(k, q, np));
-      }
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        uint2 xf[8];
-        const int64_t c = 2 * cp + h;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) xf[j] = xsv[(c * 8 + j) * 4 + (lane & 3)];
-#pragma unroll
-        for (int q = 0; q < 2; ++q) {
-          uint32_t p[B];
-#pragma unroll
-          for (int k = 0; k < B; ++k) p[k] = h ? w[q][k].y : w[q][k].x;
-          chunk_mma<B>(p, xf, lane_base[q], tables, acc[q]);
-        }
-      }
-      if (np < lay.chunk_pairs) {
-#pragma unroll
-        for (int q = 0; q < 2; ++q)
-#pragma unroll
-          for (int k = 0; k < B; ++k) w[q][k] = next[q][k];
-      }
+        for (int k = 0; k < B; ++k) w0[q][k] = w1[q][k];
+      i1 = advance(i1);
     }
     // Row 0 of D: lanes 0..3 hold rows 2t, 2t + 1 of each row block.
+    float* part = partial + buf * (kWarps + 1) * kRows;
     if (lane < 4) {
 #pragma unroll
       for (int q = 0; q < 2; ++q) {
-        partial[warp * kRows + 8 * q + 2 * lane] = acc[q][0];
-        partial[warp * kRows + 8 * q + 2 * lane + 1] = acc[q][1];
+        part[warp * kRows + 8 * q + 2 * lane] = acc[q][0];
+        part[warp * kRows + 8 * q + 2 * lane + 1] = acc[q][1];
       }
     }
-    __syncthreads();
-    if (m.nnz) {  // DNS outliers replace the dense weight: + (value - dense) * x; warp w: rows w, w + 8
+    if (next_task < tasks) {
+      share.load(cent + ((n + 1) * kRows << B));
+      share.store(tables + (buf ^ 1) * table_bytes<B>());
+    }
+    if (m.nnz) {  // DNS outliers replace the dense weight: + (value - dense) * x; warp w: row w
       const __half* val = reinterpret_cast<const __half*>(m.sp_val);
       const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
-      for (int rr = warp; rr < kRows; rr += kWarps) {
-        const int64_t r = row0 + rr;
-        float s = 0.f;
-        if (r < m.rows)
-          for (int32_t i = m.sp_rowptr[r] + lane; i < m.sp_rowptr[r + 1]; i += 32) {
-            const int64_t j = m.sp_col[i];
-            s += (__half2float(val[i]) - __half2float(table[(r << B) + code_at(m, B, r, j)])) *
-                 __half2float(xs[x_slot(j)]);
-          }
-        s = dev::warp_sum(s);
-        if (lane == 0) partial[kWarps * kRows + rr] = s;
-      }
-      __syncthreads();
+      const int64_t r = row0 + warp;
+      float s = 0.f;
+      if (r < m.rows)
+        for (int32_t i = m.sp_rowptr[r] + lane; i < m.sp_rowptr[r + 1]; i += 32) {
+          const int64_t j = m.sp_col[i];
+          s += (__half2float(val[i]) - __half2float(table[(r << B) + code_at(m, B, r, j)])) * __half2float(xs[x_slot(j)]);
+        }
+      s = dev::warp_sum(s);
+      if (lane == 0) part[kWarps * kRows + warp] = s;
     }
+    __syncthreads();  // partial sums and the next task's tables are complete
     if (threadIdx.x < kRows) {
       const int64_t r = row0 + threadIdx.x;
-      float s = m.nnz ? partial[kWarps * kRows + threadIdx.x] : 0.f;
-      for (int w2 = 0; w2 < kWarps; ++w2) s += partial[w2 * kRows + threadIdx.x];
+      float s = m.nnz ? part[kWarps * kRows + threadIdx.x] : 0.f;
+      for (int w2i = 0; w2i < kWarps; ++w2i) s += part[w2i * kRows + threadIdx.x];
       if (r < m.rows) {
         const float v = s + (out.bias ? out.bias[r] : 0.f);
         out.y[r] = out.accumulate ? out.y[r] + v : v;
@@ -287,7 +364,11 @@ template <int B>
 bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
   const Layout lay = layout_of(m);
   auto kernel = pair_lut_gemv_kernel<B>;
-  const size_t smem = table_bytes<B>() + size_t(lay.chunk_pairs) * 512 + sizeof(float) * 2 * kWarps * kRows;
+  const size_t align_pad = TableAddress<B>::kAbsolute ? table_bytes<B>() : 0;
+  const int64_t tasks = lay.row_blocks / 2;
+  const int rounds_max = int((tasks + multiprocessor_count() - 1) / multiprocessor_count());
+  const size_t smem = align_pad + 2 * table_bytes<B>() + size_t(lay.chunk_pairs) * 1024 +
+                      sizeof(float) * 2 * (kWarps + 1) * kRows + (size_t(rounds_max * kRows) << B) * 2;
   if (smem > 227 * 1024) return false;  // x too long for shared memory: the bit-plane GEMV serves it
   static size_t raised = 48 * 1024;  // per instantiation
   if (smem > raised) {
@@ -301,7 +382,6 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
     PMPD_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem));
     occupancy_smem = smem;
   }
-  const int64_t tasks = lay.row_blocks / 2;
   static const int cap = [] {  // experiment knob: PMPD_PAIR_BLOCKS_PER_SM
     const char* e = std::getenv("PMPD_PAIR_BLOCKS_PER_SM");
     return e ? std::atoi(e) : 0;
@@ -309,7 +389,8 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
   const int64_t resident = std::max(1, cap > 0 ? std::min(cap, per_sm) : per_sm) * int64_t(multiprocessor_count());
   const int64_t rounds = (tasks + resident - 1) / resident;
   const int64_t blocks = (tasks + rounds - 1) / rounds;
-  kernel<<<unsigned(blocks), kThreads, smem, s>>>(m, in, out);
+  PMPD_CUDA_REQUIRE(rounds <= rounds_max, "pair-table GEMV: more tasks a block than staged");
+  kernel<<<unsigned(blocks), kThreads, smem, s>>>(m, in, out, int(rounds));
   return true;
 }
 
