@@ -20,7 +20,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -382,11 +381,7 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
     PMPD_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem));
     occupancy_smem = smem;
   }
-  static const int cap = [] {  // experiment knob: PMPD_PAIR_BLOCKS_PER_SM
-    const char* e = std::getenv("PMPD_PAIR_BLOCKS_PER_SM");
-    return e ? std::atoi(e) : 0;
-  }();
-  const int64_t resident = std::max(1, cap > 0 ? std::min(cap, per_sm) : per_sm) * int64_t(multiprocessor_count());
+  const int64_t resident = std::max(1, per_sm) * int64_t(multiprocessor_count());
   const int64_t rounds = (tasks + resident - 1) / resident;
   const int64_t blocks = (tasks + rounds - 1) / rounds;
   PMPD_CUDA_REQUIRE(rounds <= rounds_max, "pair-table GEMV: more tasks a block than staged");
