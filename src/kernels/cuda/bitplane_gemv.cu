@@ -18,6 +18,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace pmpd::cuda {
 
@@ -211,26 +212,15 @@ void launch_width(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutpu
   // Four rows a warp: the staged input is read once per four weights. Narrow widths
   // read two words ahead to keep enough bytes in flight.
   constexpr int R = 4, U = B <= 4 ? 2 : 1;
-  auto kernel = gemv_kernel<B, R, U>;
   const size_t smem = sizeof(float) * (size_t(32) * pitch_of(m) + size_t(kWarps) * R * (1u << B));
-  static size_t raised = 48 * 1024;  // per instantiation
-  if (smem > raised) {
-    PMPD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    raised = smem;
-  }
-  static size_t occupancy_smem = 0;
-  static int per_sm = 0;
-  if (smem != occupancy_smem) {
-    PMPD_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem));
-    occupancy_smem = smem;
-  }
+  const int per_sm = blocks_per_sm<gemv_kernel<B, R, U>>(kThreads, smem);
   PMPD_CUDA_REQUIRE(per_sm > 0, "bit-plane GEMV: the input row does not fit in shared memory");
   // As many blocks as fit at once, trimmed so every warp gets the same number of row groups.
   const int64_t groups = (m.rows + R - 1) / R;
   const int64_t resident = int64_t(per_sm) * multiprocessor_count();
   const int64_t rounds = (groups + resident * kWarps - 1) / (resident * kWarps);
   const int64_t blocks = std::max<int64_t>(1, (groups + rounds * kWarps - 1) / (rounds * kWarps));
-  kernel<<<unsigned(blocks), kThreads, smem, s>>>(m, in, out);
+  gemv_kernel<B, R, U><<<unsigned(blocks), kThreads, smem, s>>>(m, in, out);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace pmpd::cuda {
 
@@ -362,30 +363,19 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
 template <int B>
 bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
   const Layout lay = layout_of(m);
-  auto kernel = pair_lut_gemv_kernel<B>;
   const size_t align_pad = TableAddress<B>::kAbsolute ? table_bytes<B>() : 0;
   const int64_t tasks = lay.row_blocks / 2;
   const int rounds_max = int((tasks + multiprocessor_count() - 1) / multiprocessor_count());
   const size_t smem = align_pad + 2 * table_bytes<B>() + size_t(lay.chunk_pairs) * 1024 +
                       sizeof(float) * 2 * (kWarps + 1) * kRows + (size_t(rounds_max * kRows) << B) * 2;
   if (smem > 227 * 1024) return false;  // x too long for shared memory: the bit-plane GEMV serves it
-  static size_t raised = 48 * 1024;  // per instantiation
-  if (smem > raised) {
-    PMPD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    raised = smem;
-  }
   // Persistent blocks: as many as fit at once (each stages x once), looping over row tasks.
-  static size_t occupancy_smem = 0;
-  static int per_sm = 0;
-  if (smem != occupancy_smem) {
-    PMPD_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem));
-    occupancy_smem = smem;
-  }
+  const int per_sm = blocks_per_sm<pair_lut_gemv_kernel<B>>(kThreads, smem);
   const int64_t resident = std::max(1, per_sm) * int64_t(multiprocessor_count());
   const int64_t rounds = (tasks + resident - 1) / resident;
   const int64_t blocks = (tasks + rounds - 1) / rounds;
   PMPD_CUDA_REQUIRE(rounds <= rounds_max, "pair-table GEMV: more tasks a block than staged");
-  kernel<<<unsigned(blocks), kThreads, smem, s>>>(m, in, out, int(rounds));
+  pair_lut_gemv_kernel<B><<<unsigned(blocks), kThreads, smem, s>>>(m, in, out, int(rounds));
   return true;
 }
 
