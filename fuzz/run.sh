@@ -23,6 +23,8 @@ cp tasks/*.json "$seeds/jobs/"; cp hw/*.json "$seeds/jobs/"
 echo '{"prefill_bits": 5, "schedule": "3:24,2"}' > "$seeds/jobs/schedule.json"
 echo '{"prompt_ids": [1, 2], "prefill_bits": 4, "tokens": [{"id": 3, "bits": 4}, {"id": 4, "bits": 3}]}' > "$seeds/jobs/trace.json"
 echo '4:32,3:96,2' > "$seeds/jobs/spec.txt"
+echo '{"id":"pair/3/0","value":{"outputs":[{"text":"a","tokens":[1],"bits":[4]}],"passes":[1,2]}}' > "$seeds/jobs/journal.jsonl"
+python3 -c 'import struct, sys; sys.stdout.buffer.write(struct.pack("4i", 2, 1, 2, 0) + bytes(16))' > "$seeds/jobs/dataset-record.bin"
 echo '{"prompt": "German: Hallo\nEnglish:\n", "max_tokens": 8, "pmpd": {"mode": "pmpd"}}' > "$seeds/http/completion.json"
 echo '{"messages": [{"role": "user", "content": "hi"}], "stream": true, "temperature": 0.5}' > "$seeds/http/chat.json"
 # A quantized GGUF and a llama2.c checkpoint, small: made by pmpd itself when a build exists.
