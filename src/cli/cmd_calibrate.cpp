@@ -69,6 +69,8 @@ Action add_calibrate(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "calibrate",
       "Choose prefill/decode widths (PAPAlloc) and switch steps (static scheduler) on a task's calibration split");
+  cmd->footer("Interrupted (Ctrl-C, a kill)? Run the same command again: finished generations are read back from "
+              "OUT.journal, and the schedule equals an uninterrupted run's.");
   struct Args {
     std::string model, task, split = "calibration", data, out, bits, metric, reference, steps;
     double tolerance = 0.02;

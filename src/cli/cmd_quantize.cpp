@@ -20,6 +20,8 @@ std::pair<int, int> parse_bit_range(const std::string& s) {
 
 Action add_quantize(CLI::App& app) {
   auto* cmd = app.add_subcommand("quantize", "Quantize a 16-bit model into nested bit planes (every width in one file)");
+  cmd->footer("Interrupted (Ctrl-C, a kill)? Run the same command again: the layers already written to OUT.tmp "
+              "(logged in OUT.tmp.journal) are kept, and the output equals an uninterrupted run's.");
   struct Args {
     std::string model, out, bits = "2:8", method = "anyprec", calib;
     int calib_tokens = 4096, threads = 0;
