@@ -192,18 +192,28 @@ int bench(const BenchArgs& a) {
   }
 
   if (backend == Backend::CUDA && !a.no_ops) {
-    std::printf("## Where a decode step's time goes (us per token, summed over layers)\n\n| stage | 16-bit |");
+    // The mean context of the end-to-end decode below.
+    const int context = a.prompt_tokens + a.new_tokens / 2;
+    std::printf("## Where a decode step's time goes (us per token, summed over layers; %d tokens of context)\n\n"
+                "| stage | 16-bit |", context);
     for (int b : widths) std::printf(" %d-bit |", b);
     std::printf("\n|---|---|");
     for (size_t i = 0; i < widths.size(); ++i) std::printf("---|");
     std::printf("\n");
-    auto base = td.device_model()->profile_step(0);
+    auto base = td.device_model()->profile_step(0, context);
     std::vector<std::vector<std::pair<std::string, double>>> per;
-    for (int b : widths) per.push_back(tq.device_model()->profile_step(b));
+    for (int b : widths) per.push_back(tq.device_model()->profile_step(b, context));
+    const std::string plain = "step without stage marks";
+    auto sum_stages = [&](const std::vector<std::pair<std::string, double>>& l) {
+      double t = 0;
+      for (auto& [name, us] : l)
+        if (name != plain) t += us;
+      return t;
+    };
     std::vector<std::string> stages;
     for (auto* list : {&base, &per.front()})
       for (auto& [name, us] : *list)
-        if (std::find(stages.begin(), stages.end(), name) == stages.end()) stages.push_back(name);
+        if (name != plain && std::find(stages.begin(), stages.end(), name) == stages.end()) stages.push_back(name);
     auto find = [](const std::vector<std::pair<std::string, double>>& l, const std::string& n) {
       for (auto& [name, us] : l)
         if (name == n) return us;
@@ -211,12 +221,11 @@ int bench(const BenchArgs& a) {
     };
     out["step_profile"] = Json::object();
     stages.push_back("total");
+    stages.push_back(plain);
     for (auto& st : stages) {
-      std::printf("| %s | %.0f |", st.c_str(), st == "total" ? [&] { double t = 0; for (auto& p : base) t += p.second; return t; }() : find(base, st));
+      std::printf("| %s | %.0f |", st.c_str(), st == "total" ? sum_stages(base) : find(base, st));
       for (size_t i = 0; i < widths.size(); ++i) {
-        double v = 0;
-        if (st == "total") for (auto& p : per[i]) v += p.second;
-        else v = find(per[i], st);
+        const double v = st == "total" ? sum_stages(per[i]) : find(per[i], st);
         std::printf(" %.0f |", v);
         out["step_profile"][st][std::to_string(widths[i])] = v;
       }

@@ -330,6 +330,10 @@ class CudaModel : public DeviceModel {
                "--backend cuda: a context of {} tokens is beyond the attention kernel's shared memory", max_ctx_);
     step_.reserve(1);
     slots_.reserve(size_t(2 * c.n_layers));
+    attn_splits_ = attention_decode_splits(c.n_heads, max_ctx_);
+    attn_partial_.reserve(attention_decode_partial_floats(c.n_heads, c.head_dim, attn_splits_));
+    attn_counters_.reserve(size_t(c.n_heads));
+    PMPD_CUDA_CHECK(cudaMemset(attn_counters_.get(), 0, attn_counters_.bytes()));
     PMPD_CUDA_CHECK(cudaMallocHost(&pinned_, kPinnedBytes));
     const char* g = std::getenv("PMPD_CUDA_GRAPHS");
     use_graphs_ = !(g && std::string(g) == "0");
@@ -379,14 +383,19 @@ class CudaModel : public DeviceModel {
     return t;
   }
 
-  std::vector<std::pair<std::string, double>> profile_step(int bits) override {
+  std::vector<std::pair<std::string, double>> profile_step(int bits, int context) override {
     const ModelConfig& c = c_;
-    KVCache cache(c, 64, true);
-    std::vector<int> prompt(16, 1);
+    context = std::clamp(context, 1, c.max_seq_len - 1);
+    KVCache cache(c, context + 1, true);
+    std::vector<int> prompt(size_t(context), 1);
     std::vector<float> logits(size_t(c.vocab_size));
     forward(prompt.data(), int(prompt.size()), cache, logits.data(), false, bits);
     std::lock_guard<std::mutex> lock(mu_);
     if (!m_.quantized()) bits = 0;
+    // The replays below decode the token at position `context` (the prompt pass left 0).
+    auto* st = reinterpret_cast<StepState*>(pinned_);
+    st->pos0 = context;
+    PMPD_CUDA_CHECK(cudaMemcpyAsync(step_.get(), st, sizeof(StepState), cudaMemcpyHostToDevice, stream_));
     // One step captured with its events, replayed once to warm up, once to time.
     std::vector<std::pair<std::string, cudaEvent_t>> marks;
     marks_ = &marks;
@@ -401,6 +410,22 @@ class CudaModel : public DeviceModel {
     PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
     PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
     PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    // The same step without the marks, whose events cut the kernels' overlap: the step's
+    // real time on the GPU.
+    cudaGraphExec_t plain = capture_graph(stream_, [&] { enqueue_pass(1, bits, false); });
+    cudaEvent_t e0, e1;
+    PMPD_CUDA_CHECK(cudaEventCreate(&e0));
+    PMPD_CUDA_CHECK(cudaEventCreate(&e1));
+    PMPD_CUDA_CHECK(cudaGraphLaunch(plain, stream_));
+    const int reps = 10;
+    PMPD_CUDA_CHECK(cudaEventRecord(e0, stream_));
+    for (int r = 0; r < reps; ++r) PMPD_CUDA_CHECK(cudaGraphLaunch(plain, stream_));
+    PMPD_CUDA_CHECK(cudaEventRecord(e1, stream_));
+    PMPD_CUDA_CHECK(cudaEventSynchronize(e1));
+    float plain_ms = 0;
+    PMPD_CUDA_CHECK(cudaEventElapsedTime(&plain_ms, e0, e1));
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    cudaGraphExecDestroy(plain);
     std::vector<std::pair<std::string, double>> out;
     for (size_t i = 1; i < marks.size(); ++i) {
       float ms = 0;
@@ -411,6 +436,7 @@ class CudaModel : public DeviceModel {
     }
     for (auto& [name, e] : marks) cudaEventDestroy(e);
     cudaGraphExecDestroy(exec);
+    out.emplace_back("step without stage marks", double(plain_ms) * 1e3 / reps);
     return out;
   }
 
@@ -589,13 +615,14 @@ class CudaModel : public DeviceModel {
       }
       mark("norm + q/k/v projection");
       uint16_t* const* slots = slots_.get() + 2 * l;
-      rope_and_store(qkv_.get(), n, qkv_stride, c.n_heads, c.n_kv_heads, c.head_dim, c.rotary_dim, c.rope_interleaved,
-                     inv_freq_.get(), Q, Q + KV, slots, step_.get(), stream_);
-      mark("RoPE + KV store");
-      attention(qkv_.get(), n, qkv_stride, c.n_heads, c.n_kv_heads, c.head_dim, slots, max_ctx_, step_.get(), att_.get(),
-                stream_);
-      mark("attention");
       if (fused) {
+        DecodeAttentionArgs a;
+        a.qkv = qkv_.get(), a.n_heads = c.n_heads, a.n_kv_heads = c.n_kv_heads, a.head_dim = c.head_dim;
+        a.rotary_dim = c.rotary_dim, a.interleaved = c.rope_interleaved, a.inv_freq = inv_freq_.get();
+        a.k_off = Q, a.v_off = Q + KV, a.kv_slots = slots, a.step = step_.get(), a.max_ctx = max_ctx_;
+        a.splits = attn_splits_, a.partial = attn_partial_.get(), a.counters = attn_counters_.get(), a.out = att_.get();
+        attention_decode(a, stream_);
+        mark("RoPE + KV store + attention");
         // Parallel block (Phi): the MLP reads the same normed input, kept in h.
         gemv(w.o, plain_input(att_.get()), x_.get(), true, bits);
         mark("output projection + residual");
@@ -606,6 +633,12 @@ class CudaModel : public DeviceModel {
         mark("activation + down projection + residual");
         continue;
       }
+      rope_and_store(qkv_.get(), n, qkv_stride, c.n_heads, c.n_kv_heads, c.head_dim, c.rotary_dim, c.rope_interleaved,
+                     inv_freq_.get(), Q, Q + KV, slots, step_.get(), stream_);
+      mark("RoPE + KV store");
+      attention(qkv_.get(), n, qkv_stride, c.n_heads, c.n_kv_heads, c.head_dim, slots, max_ctx_, step_.get(), att_.get(),
+                stream_);
+      mark("attention");
       linear(w.o, att_.get(), n, o_.get(), bits);
       if (!c.parallel_residual) {
         add_inplace(x_.get(), o_.get(), int64_t(n) * D, stream_);
@@ -643,6 +676,10 @@ class CudaModel : public DeviceModel {
   DevArray<int> tokens_;
   DevArray<StepState> step_;
   DevArray<uint16_t*> slots_;
+  // The decode attention's split results and per-head completion counters.
+  int attn_splits_ = 1;
+  DevArray<float> attn_partial_;
+  DevArray<unsigned> attn_counters_;
   uint64_t bound_kv_ = 0;
   uint8_t* pinned_ = nullptr;
   bool use_graphs_ = true;

@@ -35,9 +35,11 @@ class DeviceModel {
   // Single-token projections at `bits` (0: the 16-bit weights), cycling through every
   // layer so the weights come from device memory, not the L2 cache; per-layer means.
   virtual ProjectionTiming time_projections(int bits, int reps) = 0;
-  // Where one decode step's time goes at `bits` (a step captured with timing events
-  // between its stages): microseconds per stage, summed over layers, in pass order.
-  virtual std::vector<std::pair<std::string, double>> profile_step(int bits) = 0;
+  // Where one decode step's time goes at `bits`, `context` tokens into the cache (a step
+  // captured with timing events between its stages): microseconds per stage, summed over
+  // layers, in pass order; last, "step without stage marks": the whole step replayed
+  // without those events, which cut the overlap of consecutive kernels.
+  virtual std::vector<std::pair<std::string, double>> profile_step(int bits, int context) = 0;
 };
 
 // Device-to-device copy bandwidth, counting bytes read and written (GB/s): the ceiling

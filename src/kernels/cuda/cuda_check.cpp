@@ -1,5 +1,8 @@
 #include "kernels/cuda/cuda_check.h"
 
+#include <cstdlib>
+#include <string>
+
 #include "core/error.h"
 
 namespace pmpd::cuda {
@@ -17,6 +20,14 @@ int multiprocessor_count() {
     return count;
   }();
   return n;
+}
+
+bool chained_launches() {
+  static const bool on = [] {
+    const char* e = std::getenv("PMPD_CUDA_PDL");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
 }
 
 }  // namespace pmpd::cuda

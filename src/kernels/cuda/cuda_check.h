@@ -8,6 +8,9 @@ namespace pmpd::cuda {
 [[noreturn]] void cuda_fail(const char* what, const char* detail, const char* file, int line);
 // Streaming multiprocessors of the current device (asked once).
 int multiprocessor_count();
+// Whether kernels start as programmatic dependents of the one before them (launch.cuh);
+// PMPD_CUDA_PDL=0 turns it off, to measure what it gains.
+bool chained_launches();
 
 }  // namespace pmpd::cuda
 

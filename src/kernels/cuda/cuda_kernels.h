@@ -99,4 +99,25 @@ size_t attention_smem_bytes(int head_dim, int max_ctx);
 void attention(const float* q, int n, int q_stride, int n_heads, int n_kv_heads, int head_dim,
                uint16_t* const* kv_slots, int max_ctx, const StepState* step, float* out, void* stream);
 
+// The decode step's attention (one token at position step->pos0) with its RoPE and KV
+// store fused in, split along the context over `splits` blocks a head (flash-decoding).
+struct DecodeAttentionArgs {
+  const float* qkv = nullptr;  // the token's q | k | v row, not yet rotated
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0, rotary_dim = 0;
+  bool interleaved = false;
+  const float* inv_freq = nullptr;
+  int k_off = 0, v_off = 0;  // columns of k and v in the row
+  uint16_t* const* kv_slots = nullptr;
+  const StepState* step = nullptr;
+  int max_ctx = 0;
+  int splits = 1;                // attention_decode_splits
+  float* partial = nullptr;      // attention_decode_partial_floats floats
+  unsigned* counters = nullptr;  // n_heads, zero before the first call (each call leaves them zero)
+  float* out = nullptr;          // n_heads * head_dim
+};
+// Splits a head for a device and context bound (PMPD_CUDA_ATTN_SPLITS overrides).
+int attention_decode_splits(int n_heads, int max_ctx);
+size_t attention_decode_partial_floats(int n_heads, int head_dim, int splits);
+void attention_decode(const DecodeAttentionArgs& a, void* stream);
+
 }  // namespace pmpd::cuda

@@ -3,8 +3,29 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstdint>
 
 namespace pmpd::cuda::dev {
+
+// Programmatic dependent launch (launch.cuh). A kernel may run ahead of the one before it
+// on the stream until wait_for_producer(), which returns once that kernel has finished and
+// its writes are visible (at once where the launch was not chained); let_next_start()
+// allows the next kernel's blocks to be scheduled as soon as SMs free up.
+__device__ __forceinline__ void wait_for_producer() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void let_next_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+// Start of a kernel that reads or writes what earlier kernels touch right away.
+__device__ __forceinline__ void chained_start() {
+  let_next_start();
+  wait_for_producer();
+}
 
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

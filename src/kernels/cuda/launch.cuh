@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <utility>
 
 #include "kernels/cuda/cuda_check.h"
 
@@ -25,6 +26,24 @@ int blocks_per_sm(int threads, size_t smem) {
     asked_smem = smem;
   }
   return per_sm;
+}
+
+// Launches `kernel` as a programmatic dependent of the kernel before it on the stream
+// (Hopper's PDL; kept in captured graphs): its blocks may start while that kernel's last
+// blocks still run, doing what needs none of that kernel's output (fetching weights) until
+// they call dev::wait_for_producer(). A decode step is a chain of ~10 small kernels per
+// layer, so this hides most of each launch's ramp-up. Every kernel launched this way must
+// wait before it reads or writes memory that kernels before it touch.
+template <typename... Params, typename... Args>
+void launch_chained(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                    Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid, config.blockDim = block, config.dynamicSmemBytes = smem, config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attribute, config.numAttrs = chained_launches() ? 1 : 0;
+  PMPD_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
 }
 
 }  // namespace pmpd::cuda

@@ -95,6 +95,31 @@ __device__ __forceinline__ uint32_t pack_half2(__half lo, __half hi) {
   return uint32_t(__half_as_ushort(lo)) | (uint32_t(__half_as_ushort(hi)) << 16);
 }
 
+// in(x)[c] for a prologue known at compile time (zero past cols).
+template <GemvPrologue P>
+__device__ __forceinline__ float prologue_value(const GemvInput& in, int64_t cols, int64_t c, float scale, float mean) {
+  if (c >= cols) return 0.f;
+  if constexpr (P == GemvPrologue::None) return in.x[c];
+  if constexpr (P == GemvPrologue::RmsNorm) return in.norm_w[c] * (in.x[c] * scale);
+  if constexpr (P == GemvPrologue::LayerNorm)
+    return (in.x[c] - mean) * scale * in.norm_w[c] + (in.norm_b ? in.norm_b[c] : 0.f);
+  if constexpr (P == GemvPrologue::GatedActivation) return dev::activation(in.x[c], in.act) * in.x[cols + c];
+  if constexpr (P == GemvPrologue::Activation) return dev::activation(in.x[c], in.act);
+  return 0.f;
+}
+
+template <GemvPrologue P>
+__device__ void store_fragments(const GemvInput& in, int64_t cols, int64_t padded, float scale, float mean,
+                                uint32_t* xw) {
+#pragma unroll 4
+  for (int64_t c = 2 * threadIdx.x; c < padded; c += 2 * blockDim.x) {
+    const uint32_t v = pack_half2(__float2half_rn(prologue_value<P>(in, cols, c, scale, mean)),
+                                  __float2half_rn(prologue_value<P>(in, cols, c + 1, scale, mean)));
+    const int slot = x_slot(c) / 2;
+    xw[slot] = v, xw[slot + 1] = v;
+  }
+}
+
 // in(x) into xs, two columns a thread at a time (one 32-bit store, twice: a0 = a1); the
 // loops are unrolled so that each thread's loads of x are in flight together.
 __device__ void stage_fragments(const GemvInput& in, int64_t cols, int64_t padded, __half* xs) {
@@ -114,26 +139,17 @@ __device__ void stage_fragments(const GemvInput& in, int64_t cols, int64_t padde
     for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) v += (in.x[c] - mean) * (in.x[c] - mean);
     scale = rsqrtf(dev::block_sum(v) / float(cols) + in.eps);
   }
-  auto value = [&](int64_t c) {
-    if (c >= cols) return 0.f;
-    switch (in.prologue) {
-      case GemvPrologue::None: return in.x[c];
-      case GemvPrologue::RmsNorm: return in.norm_w[c] * (in.x[c] * scale);
-      case GemvPrologue::LayerNorm: return (in.x[c] - mean) * scale * in.norm_w[c] + (in.norm_b ? in.norm_b[c] : 0.f);
-      case GemvPrologue::GatedActivation: return dev::activation(in.x[c], in.act) * in.x[cols + c];
-      case GemvPrologue::Activation: return dev::activation(in.x[c], in.act);
-    }
-    return 0.f;
-  };
   uint32_t* xw = reinterpret_cast<uint32_t*>(xs);
-#pragma unroll 4
-  for (int64_t c = 2 * threadIdx.x; c < padded; c += 2 * blockDim.x) {
-    const uint32_t v = pack_half2(__float2half_rn(value(c)), __float2half_rn(value(c + 1)));
-    const int slot = x_slot(c) / 2;
-    xw[slot] = v, xw[slot + 1] = v;
+  switch (in.prologue) {  // one loop per operator: no branch per element
+    case GemvPrologue::None: store_fragments<GemvPrologue::None>(in, cols, padded, scale, mean, xw); break;
+    case GemvPrologue::RmsNorm: store_fragments<GemvPrologue::RmsNorm>(in, cols, padded, scale, mean, xw); break;
+    case GemvPrologue::LayerNorm: store_fragments<GemvPrologue::LayerNorm>(in, cols, padded, scale, mean, xw); break;
+    case GemvPrologue::GatedActivation:
+      store_fragments<GemvPrologue::GatedActivation>(in, cols, padded, scale, mean, xw);
+      break;
+    case GemvPrologue::Activation: store_fragments<GemvPrologue::Activation>(in, cols, padded, scale, mean, xw); break;
   }
 }
-
 
 // This warp's share of the pair-table entries of both row blocks, for every lane's copy.
 // Warp w fills entries e = w * n + u (n = 2^(2B) / warps): their first codes are first_w +
@@ -260,27 +276,32 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint2* tiled = reinterpret_cast<const uint2*>(m.tiled);
   const uint4* xsv = reinterpret_cast<const uint4*>(xs);
+  dev::let_next_start();  // the next kernel's blocks may start fetching as ours finish
 
   // This warp's stream of work: (task, chunk pair) for the block's tasks, cp = warp,
   // warp + 16, ...; loads run one item ahead of the computation, across tasks.
+  // 32-bit indices (the host checks the tiles fit): 64-bit address arithmetic was a tenth
+  // of the loop's instructions.
   struct Item {
-    int64_t task, cp;
+    int task, cp;
   };
+  const int tasks32 = int(tasks), cp32 = int(CP);
+  const uint32_t plane_words = uint32_t(lay.row_blocks) * uint32_t(CP) * 32u;  // in uint2
   auto advance = [&](Item it) {
     it.cp += kWarps;
-    if (it.cp >= CP) it.cp = warp, it.task += gridDim.x;
+    if (it.cp >= cp32) it.cp = warp, it.task += int(gridDim.x);
     return it;
   };
-  auto valid = [&](const Item& it) { return warp < CP && it.task < tasks; };
+  auto valid = [&](const Item& it) { return warp < cp32 && it.task < tasks32; };
   auto load = [&](const Item& it, uint2 (&w)[2][B]) {
     if (!valid(it)) return;
+    const uint2* base = tiled + ((uint32_t(it.task) * 2u * uint32_t(cp32) + uint32_t(it.cp)) * 32u + uint32_t(lane));
 #pragma unroll
     for (int q = 0; q < 2; ++q)
 #pragma unroll
-      for (int k = 0; k < B; ++k)
-        w[q][k] = __ldg(tiled + ((int64_t(k) * lay.row_blocks + it.task * 2 + q) * CP + it.cp) * 32 + lane);
+      for (int k = 0; k < B; ++k) w[q][k] = __ldg(base + (uint32_t(k) * plane_words + uint32_t(q * cp32 * 32)));
   };
-  Item i0{int64_t(blockIdx.x), warp}, i1 = advance(i0);
+  Item i0{int(blockIdx.x), warp}, i1 = advance(i0);
   uint2 w0[2][B], w1[2][B];
   load(i0, w0);
   {
@@ -291,7 +312,8 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
       cent[i] = task < tasks && row < m.rows ? table[(row << B) + (i & ((1 << B) - 1))] : __half(0.f);
     }
   }
-  stage_fragments(in, m.cols, padded, xs);  // once per block, while the loads above are in flight
+  dev::wait_for_producer();  // the weight loads above are in flight; x is the previous kernel's output
+  stage_fragments(in, m.cols, padded, xs);  // once per block
   __syncthreads();
   TableShare<B> share;
   share.load(cent);
@@ -304,7 +326,7 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
     TableAddress<B> ta;
     ta.set(tables_address + uint32_t(buf * table_bytes<B>()), tables + buf * table_bytes<B>(), lane);
     float acc[2][4] = {};  // per row block
-    for (int64_t cp = warp; cp < CP; cp += kWarps) {
+    for (int cp = warp; cp < cp32; cp += kWarps) {
       load(i1, w1);  // the warp's next item (this task's next chunk pair, or the next task's first)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
@@ -375,7 +397,8 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
   const int64_t rounds = (tasks + resident - 1) / resident;
   const int64_t blocks = (tasks + rounds - 1) / rounds;
   PMPD_CUDA_REQUIRE(rounds <= rounds_max, "pair-table GEMV: more tasks a block than staged");
-  pair_lut_gemv_kernel<B><<<unsigned(blocks), kThreads, smem, s>>>(m, in, out, int(rounds));
+  PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
+  launch_chained(pair_lut_gemv_kernel<B>, dim3(unsigned(blocks)), dim3(kThreads), smem, s, m, in, out, int(rounds));
   return true;
 }
 
