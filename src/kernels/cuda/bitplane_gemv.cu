@@ -93,13 +93,6 @@ __device__ __forceinline__ void accumulate_phase(const uint32_t (&p)[R][B], cons
   }
 }
 
-__device__ __forceinline__ int code_at(const DeviceBitPlanes& m, int bits, int64_t r, int64_t j) {
-  int code = 0;
-  for (int k = 0; k < bits; ++k)
-    code = (code << 1) | ((m.planes[(size_t(k) * m.rows + r) * m.plane_stride + (j >> 3)] >> (j & 7)) & 1);
-  return code;
-}
-
 template <int B, int R, int U>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out) {
   constexpr int T = 1 << B;
@@ -163,7 +156,7 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(DeviceBitPlanes m, GemvI
         if (r >= m.rows) break;
         for (int32_t i = m.sp_rowptr[r] + lane; i < m.sp_rowptr[r + 1]; i += 32) {
           const int64_t j = m.sp_col[i];
-          acc[rr] += (__half2float(val[i]) - lut[rr][code_at(m, B, r, j)]) * xs[(j & 31) * pitch + (j >> 5)];
+          acc[rr] += (__half2float(val[i]) - lut[rr][dev::code_at(m, B, r, j)]) * xs[(j & 31) * pitch + (j >> 5)];
         }
       }
     }

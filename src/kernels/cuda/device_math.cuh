@@ -1,9 +1,12 @@
-// Device helpers shared by the CUDA kernels: warp and block reductions, activations.
+// Device helpers shared by the CUDA kernels: launch chaining, warp and block reductions,
+// activations, reading one code from the on-disk bit planes.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <cstdint>
+
+#include "kernels/cuda/cuda_kernels.h"
 
 namespace pmpd::cuda::dev {
 
@@ -63,6 +66,15 @@ __device__ __forceinline__ float activation(float g, int act) {
   if (act == 0) return g / (1.f + expf(-g));
   const float k = 0.7978845608028654f;
   return 0.5f * g * (1.f + tanhf(k * (g + 0.044715f * g * g * g)));
+}
+
+// The b-bit code of weight (r, j), read from the planes in their on-disk layout (slow: the
+// DNS outlier corrections use it, a few per row).
+__device__ __forceinline__ int code_at(const DeviceBitPlanes& m, int bits, int64_t r, int64_t j) {
+  int code = 0;
+  for (int k = 0; k < bits; ++k)
+    code = (code << 1) | ((m.planes[(size_t(k) * m.rows + r) * m.plane_stride + (j >> 3)] >> (j & 7)) & 1);
+  return code;
 }
 
 }  // namespace pmpd::cuda::dev

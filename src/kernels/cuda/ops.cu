@@ -82,6 +82,20 @@ __global__ void activation_kernel(const float* in, int n, int F, int stride, boo
   out[i] = gated ? a * in[t * stride + F + c] : a;
 }
 
+// Rotates one head `v` (rotary_dim of its entries; in global or shared memory) to position
+// `pos`, the block's threads sharing the pairs.
+__device__ void rotate_head(float* v, int pos, int rotary_dim, bool interleaved, const float* inv_freq) {
+  const int half = rotary_dim / 2;
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    const float angle = float(pos) * inv_freq[i];
+    const float c = cosf(angle), s = sinf(angle);
+    const int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
+    const float x0 = v[a], x1 = v[b];
+    v[a] = x0 * c - x1 * s;
+    v[b] = x1 * c + x0 * s;
+  }
+}
+
 // One block per (token, head): q and k heads rotate, k and v heads go to the f16 caches.
 __global__ void rope_store_kernel(float* qkv, int stride, int n_heads, int n_kv_heads, int head_dim, int rotary_dim,
                                   bool interleaved, const float* inv_freq, int k_off, int v_off,
@@ -93,15 +107,7 @@ __global__ void rope_store_kernel(float* qkv, int stride, int n_heads, int n_kv_
   const int kv_dim = n_kv_heads * head_dim;
   if (h < n_heads + n_kv_heads) {
     float* v = h < n_heads ? row + h * head_dim : row + k_off + (h - n_heads) * head_dim;
-    const int half = rotary_dim / 2;
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-      const float angle = float(pos) * inv_freq[i];
-      const float c = cosf(angle), s = sinf(angle);
-      const int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
-      const float x0 = v[a], x1 = v[b];
-      v[a] = x0 * c - x1 * s;
-      v[b] = x1 * c + x0 * s;
-    }
+    rotate_head(v, pos, rotary_dim, interleaved, inv_freq);
     if (h < n_heads) return;
     __syncthreads();
     __half* k_cache = reinterpret_cast<__half*>(kv_slots[0]) + int64_t(pos) * kv_dim + (h - n_heads) * head_dim;
@@ -180,19 +186,6 @@ __global__ void attention_kernel(const float* q, int q_stride, int n_heads, int 
 }
 
 constexpr int kDecodeThreads = 128;
-
-// Rotates the head in shared memory `v` to position `pos`, as rope_store_kernel does.
-__device__ void rotate_head(float* v, int pos, int rotary_dim, bool interleaved, const float* inv_freq) {
-  const int half = rotary_dim / 2;
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    const float angle = float(pos) * inv_freq[i];
-    const float c = cosf(angle), s = sinf(angle);
-    const int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
-    const float x0 = v[a], x1 = v[b];
-    v[a] = x0 * c - x1 * s;
-    v[b] = x1 * c + x0 * s;
-  }
-}
 
 // 8 halves (one 16-byte load) as floats.
 __device__ __forceinline__ void unpack8(uint4 w, float (&f)[8]) {

@@ -252,13 +252,6 @@ __device__ __forceinline__ void chunk_mma(const uint32_t (&p)[2][B], const uint4
   }
 }
 
-__device__ __forceinline__ int code_at(const DeviceBitPlanes& m, int bits, int64_t r, int64_t j) {
-  int code = 0;
-  for (int k = 0; k < bits; ++k)
-    code = (code << 1) | ((m.planes[(size_t(k) * m.rows + r) * m.plane_stride + (j >> 3)] >> (j & 7)) & 1);
-  return code;
-}
-
 template <int B>
 __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
   extern __shared__ __align__(16) uint8_t smem[];
@@ -364,7 +357,7 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
       if (r < m.rows)
         for (int32_t i = m.sp_rowptr[r] + lane; i < m.sp_rowptr[r + 1]; i += 32) {
           const int64_t j = m.sp_col[i];
-          s += (__half2float(val[i]) - __half2float(table[(r << B) + code_at(m, B, r, j)])) * __half2float(xs[x_slot(j)]);
+          s += (__half2float(val[i]) - __half2float(table[(r << B) + dev::code_at(m, B, r, j)])) * __half2float(xs[x_slot(j)]);
         }
       s = dev::warp_sum(s);
       if (lane == 0) part[kWarps * kRows + warp] = s;
