@@ -63,9 +63,10 @@ interrupt KILL lines 15 "${args[@]}" -o "$tmp/B"
 k1=$(lines)
 interrupt INT lines $((k1 + 20)) "${args[@]}" -o "$tmp/B"
 k2=$(lines)
-"$PMPD" "${args[@]}" -o "$tmp/B" >/dev/null 2>&1 || bad "eval resumed"
+"$PMPD" "${args[@]}" -o "$tmp/B" >/dev/null 2>"$tmp/eval-resumed.log" || bad "eval resumed"
+grep -q "examples read back from" "$tmp/eval-resumed.log" && ok "eval resumed from its cache" || bad "eval did not read its cache back"
 echo "eval: killed after $k1 cached examples, interrupted after $k2, resumed to the end"
-[ "$k1" -gt 0 ] && [ "$k2" -gt "$k1" ] && [ "$k2" -lt 120 ] && ok "eval was interrupted midway twice" || bad "eval interruptions did not land midway ($k1, $k2)"
+[ "$k1" -gt 0 ] && [ "$k2" -gt "$k1" ] && [ "$k2" -lt 122 ] && ok "eval was interrupted midway twice" || bad "eval interruptions did not land midway ($k1, $k2)"
 python3 - "$tmp/A" "$tmp/B" <<'PY' && ok "resumed eval equals an uninterrupted one" || bad "resumed eval differs"
 import csv, glob, json, os, sys
 def outputs(d):
@@ -77,7 +78,10 @@ def outputs(d):
                 j = json.loads(line)
             except ValueError:
                 continue
-            rows[j["index"]] = (j["text"], j["avg_bits"], j["tokens"])
+            if "id" not in j:  # the journal's key line
+                continue
+            v = j["value"]
+            rows[int(j["id"])] = (v["text"], v["avg_bits"], v["tokens"])
         res[os.path.basename(f)] = [rows[i] for i in sorted(rows)]
     return res
 def table(d):  # results.csv without the timing column
@@ -88,10 +92,18 @@ a, b = sys.argv[1], sys.argv[2]
 assert outputs(a) == outputs(b), "cached outputs differ"
 assert table(a) == table(b), "results differ"
 assert len(outputs(a)) == 2 and all(len(v) == 60 for v in outputs(a).values())
-for f in glob.glob(os.path.join(b, "cache", "*.jsonl")):  # a resumed run redoes nothing it had cached
-    idx = [json.loads(l)["index"] for l in open(f) if l.strip().endswith("}")]
-    assert len(idx) == len(set(idx)), f"{f}: examples computed twice"
+for f in glob.glob(os.path.join(b, "cache", "*.jsonl")):  # one record an example
+    idx = [json.loads(l)["id"] for l in open(f) if l.strip().endswith("}") and '"id"' in l]
+    assert len(idx) == len(set(idx)), f"{f}: examples recorded twice"
 PY
+# A shorter run reuses the cached examples; a changed model file makes them stale.
+short=(eval -m "$tmp/tiny.gguf" --task "$SRC/tasks/multi30k-de-en.json" --data "$tmp/m30k.jsonl" --limit 5
+       --methods baseline-h,pmpd-static -t 1)
+"$PMPD" "${short[@]}" -o "$tmp/B" >/dev/null 2>"$tmp/eval-short.log" || bad "eval --limit 5"
+grep -q "5 of 5 examples read back" "$tmp/eval-short.log" && ok "a shorter eval reuses the cache" || bad "a shorter eval did not reuse the cache"
+touch -d "2001-01-01" "$tmp/tiny.gguf"
+"$PMPD" "${short[@]}" -o "$tmp/B" >/dev/null 2>"$tmp/eval-stale.log" || bad "eval after the model changed"
+! grep -q "read back" "$tmp/eval-stale.log" && ok "a changed model file invalidates the eval cache" || bad "eval reused outputs of another model file"
 
 # calibrate: finished generations go to OUT.journal; killed (SIGKILL), resumed,
 # interrupted (SIGINT), resumed, it writes the schedule an uninterrupted run writes.

@@ -4,12 +4,12 @@
 #include <fmt/format.h>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "core/error.h"
+#include "core/journal.h"
 #include "core/mapped_file.h"
 #include "decode/generator.h"
 #include "eval/scoring.h"
@@ -167,14 +167,16 @@ Action add_eval(CLI::App& app) {
     PMPD_CHECK(!methods.empty(), "--methods is empty");
     Tokenizer tok(*q->tokenizer);
     fs::create_directories(fs::path(a->out) / "cache");
-    // Cache files are keyed by everything that changes the outputs.
-    auto cache_path = [&](const Method& m) {
-      std::string key = fmt::format("{}|{}|{}|{}|{}|{}", task.name, a->split, a->data, m.model->path, m.schedule,
-                                    task.max_new_tokens);
-      // A recalibrated or retrained file is new work.
-      if (is_schedule_file(m.schedule)) key += "|" + read_text_file(m.schedule);
-      if (m.schedule.rfind("learned:", 0) == 0) key += "|" + read_text_file(m.schedule.substr(8));
-      return (fs::path(a->out) / "cache" / fmt::format("{}-{:016x}.jsonl", m.name, std::hash<std::string>{}(key))).string();
+    // One journal (core/journal.h) per method, keyed by everything that changes its outputs,
+    // the versions of the files included: a re-quantized model or an edited task is new work.
+    // --limit is not part of it: examples are the split's first N, so a longer run reuses them.
+    auto cache_key = [&](const Method& m) {
+      std::string key = fmt::format("eval v2|{}|{}|{}|{}|{}|{}|{}", file_fingerprint(a->task), a->split,
+                                    a->data.empty() ? "" : file_fingerprint(a->data), file_fingerprint(m.model->path),
+                                    m.schedule, task.max_new_tokens, a->high);
+      if (is_schedule_file(m.schedule)) key += "|" + file_fingerprint(m.schedule);
+      if (m.schedule.rfind("learned:", 0) == 0) key += "|" + file_fingerprint(m.schedule.substr(8));
+      return key;
     };
     std::map<std::string, std::vector<Output>> outputs;
     int total = int(methods.size() * examples.size()), done = 0;
@@ -182,28 +184,28 @@ Action add_eval(CLI::App& app) {
     for (auto& m : methods) {
       std::vector<Output>& outs = outputs[m.name];
       outs.assign(examples.size(), Output{});
-      std::vector<bool> have(examples.size(), false);
-      const std::string cp = cache_path(m);
-      if (fs::exists(cp)) {  // resume: reuse finished examples
-        std::ifstream in(cp);
-        for (std::string line; std::getline(in, line);) {
-          Json j = Json::parse(line, nullptr, false);
-          if (j.is_discarded() || !j.contains("index")) continue;  // a torn last line from an interrupted run
-          size_t i = j["index"].get<size_t>();
-          if (i >= examples.size()) continue;
-          outs[i] = {j["text"].get<std::string>(), j["avg_bits"].get<double>(), j["tokens"].get<int>(),
-                     j["decode_seconds"].get<double>()};
-          have[i] = true;
-        }
-      }
-      Transformer tf(*m.model, parse_backend(a->backend));
-      std::ofstream cache(cp, std::ios::app);
+      const std::string key = cache_key(m);
+      Journal cache((fs::path(a->out) / "cache" / fmt::format("{}-{:016x}.jsonl", m.name, std::hash<std::string>{}(key))).string(),
+                    key);
+      size_t cached = 0;
+      for (size_t i = 0; i < examples.size(); ++i) cached += cache.find(std::to_string(i)) != nullptr;
+      if (cached > 0)
+        std::fprintf(stderr, "eval: %s: %zu of %zu examples read back from %s\n", m.name.c_str(), cached,
+                     examples.size(), cache.path().c_str());
+      std::unique_ptr<Transformer> tf;  // built only where an example is left to run
       for (size_t i = 0; i < examples.size(); ++i) {
-        if (!have[i]) {
-          outs[i] = run_one(tf, tok, task, examples[i], m.model->quantized() ? m.schedule : "", a->high);
-          Json j = {{"index", i}, {"text", outs[i].text}, {"avg_bits", outs[i].avg_bits}, {"tokens", outs[i].tokens},
-                    {"decode_seconds", outs[i].decode_seconds}};
-          cache << j.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n" << std::flush;
+        const std::string id = std::to_string(i);
+        const Json* j = cache.find(id);
+        if (j && j->is_object() && j->value("text", Json()).is_string() && j->value("avg_bits", Json()).is_number() &&
+            j->value("tokens", Json()).is_number_integer() && j->value("decode_seconds", Json()).is_number()) {
+          // finished by an earlier, interrupted run
+          outs[i] = {(*j)["text"].get<std::string>(), (*j)["avg_bits"].get<double>(), (*j)["tokens"].get<int>(),
+                     (*j)["decode_seconds"].get<double>()};
+        } else {
+          if (!tf) tf = std::make_unique<Transformer>(*m.model, parse_backend(a->backend));
+          outs[i] = run_one(*tf, tok, task, examples[i], m.model->quantized() ? m.schedule : "", a->high);
+          cache.append(id, {{"text", outs[i].text}, {"avg_bits", outs[i].avg_bits}, {"tokens", outs[i].tokens},
+                            {"decode_seconds", outs[i].decode_seconds}});
         }
         bar.update(++done, total, m.name);
       }
