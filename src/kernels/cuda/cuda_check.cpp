@@ -25,7 +25,11 @@ int multiprocessor_count() {
 bool chained_launches() {
   static const bool on = [] {
     const char* e = std::getenv("PMPD_CUDA_PDL");
-    return !(e && std::string(e) == "0");
+    if (e && std::string(e) == "0") return false;
+    int dev = 0, major = 0;  // programmatic launches need Hopper (compute capability 9) or later
+    PMPD_CUDA_CHECK(cudaGetDevice(&dev));
+    PMPD_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    return major >= 9;
   }();
   return on;
 }
