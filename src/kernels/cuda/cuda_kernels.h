@@ -82,6 +82,9 @@ struct StepState {
   int pos0;  // position of the first token of this pass
 };
 
+// The attention kernels take heads of up to this many dimensions.
+constexpr int kMaxHeadDim = 256;
+
 // The caches are named by device slots holding their addresses (kv_slots[0]: keys,
 // kv_slots[1]: values, each [max_seq][kv_dim] f16), so a graph serves any cache.
 //

@@ -1,0 +1,245 @@
+// The decode step's attention on the device (one token a pass): RoPE, the f16 KV-cache
+// store and a softmax split along the context, in one kernel (flash-decoding). Its CPU
+// twin is the attention of kernels/cpu/ops.cpp; tests/test_cuda.cpp checks it against a
+// plain CPU computation.
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/launch.cuh"
+
+namespace pmpd::cuda {
+
+namespace {
+
+using dev::block_max;
+using dev::block_sum;
+using dev::rotate_head;
+
+constexpr int kDecodeThreads = 128;
+
+// 8 halves (one 16-byte load) as floats.
+__device__ __forceinline__ void unpack8(uint4 w, float (&f)[8]) {
+  const __half2* h2 = reinterpret_cast<const __half2*>(&w);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const float2 v = __half22float2(h2[j]);
+    f[2 * j] = v.x, f[2 * j + 1] = v.y;
+  }
+}
+
+// q . k for a cached key row (f16), a half at a time (heads not a multiple of 8).
+__device__ __forceinline__ float dot_cached(const float* qh, const __half* k, int head_dim) {
+  float s = 0.f;
+  for (int d = 0; d < head_dim; ++d) s += __half2float(k[d]) * qh[d];
+  return s;
+}
+
+// The decode step's attention of one layer, RoPE and the KV store included, split along
+// the context (flash-decoding): block (h, s) rotates head h's query (and, where its range
+// holds the new position, the new key), scores positions [p0, p1) of the cache, and leaves
+// (max, sum of exponentials, unnormalised output) in `partial`; the last block of a head
+// to finish merges the splits. The new key and value enter rounded to f16, as stored.
+__global__ void attention_decode_kernel(DecodeAttentionArgs a) {
+  extern __shared__ float smem[];
+  const int hd = a.head_dim, G = max(1, int(blockDim.x) / hd);  // value groups
+  float* qh = smem;
+  float* kn = qh + hd;
+  float* vn = kn + hd;
+  float* part = vn + hd;                                // partial outputs, 8 floats a thread
+  float* scores = part + max(8 * int(blockDim.x), hd);  // the split's positions
+  __shared__ bool is_last;
+  const int h = blockIdx.x, s = blockIdx.y, tid = threadIdx.x;
+  const int group = a.n_heads / a.n_kv_heads, kvh = h / group, kv_dim = a.n_kv_heads * hd;
+  dev::let_next_start();
+  // The step state (copied before the step) and the cache rows before the new position
+  // (written by earlier steps) need nothing from the kernel before this one: the split's
+  // first rows are loaded before waiting on it.
+  const int pos = a.step->pos0, len = pos + 1;
+  const int chunk = (len + a.splits - 1) / a.splits, p0 = s * chunk, p1 = min(len, p0 + chunk);
+  const bool has_new = p0 <= pos && pos < p1;
+  const __half* k_cache = reinterpret_cast<const __half*>(a.kv_slots[0]);
+  const __half* v_cache = reinterpret_cast<const __half*>(a.kv_slots[1]);
+  // Heads of a multiple of 8 go by teams of T threads a position, one 16-byte load of 8
+  // halves each (coalesced rows, `teams` positions at once); others a thread a position.
+  const bool vec = hd % 8 == 0;
+  int T = 1;
+  while (vec && T < hd / 8) T <<= 1;
+  const int teams = int(blockDim.x) / T, team = tid / T, d0 = 8 * (tid % T);
+  const bool active = vec && d0 < hd;
+  // Online softmax per team: U positions' keys and values are loaded before any is used,
+  // so a team keeps 2U row loads in flight instead of waiting on each.
+  constexpr int U = 4;
+  uint4 kr[U], vr[U];
+  auto load_batch = [&](int pb) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int p = pb + u * teams + team;
+      kr[u] = vr[u] = make_uint4(0, 0, 0, 0);
+      if (active && p < p1 && p != pos) {
+        const int64_t off = int64_t(p) * kv_dim + kvh * hd + d0;
+        kr[u] = *reinterpret_cast<const uint4*>(k_cache + off);
+        vr[u] = *reinterpret_cast<const uint4*>(v_cache + off);
+      }
+    }
+  };
+  if (vec) load_batch(p0);
+  dev::wait_for_producer();  // q, k, v of this token come from the projection before
+  for (int d = tid; d < hd; d += blockDim.x) {
+    qh[d] = a.qkv[h * hd + d];
+    if (has_new) kn[d] = a.qkv[a.k_off + kvh * hd + d], vn[d] = a.qkv[a.v_off + kvh * hd + d];
+  }
+  __syncthreads();
+  rotate_head(qh, pos, a.rotary_dim, a.interleaved, a.inv_freq);
+  if (has_new) rotate_head(kn, pos, a.rotary_dim, a.interleaved, a.inv_freq);
+  __syncthreads();
+  if (has_new) {
+    for (int d = tid; d < hd; d += blockDim.x) {
+      const __half k16 = __float2half_rn(kn[d]), v16 = __float2half_rn(vn[d]);
+      kn[d] = __half2float(k16), vn[d] = __half2float(v16);
+      if (h % group == 0) {  // one head of the group stores its kv head
+        reinterpret_cast<__half*>(a.kv_slots[0])[int64_t(pos) * kv_dim + kvh * hd + d] = k16;
+        reinterpret_cast<__half*>(a.kv_slots[1])[int64_t(pos) * kv_dim + kvh * hd + d] = v16;
+      }
+    }
+    __syncthreads();
+  }
+  const float scale = rsqrtf(float(hd));
+  float m = -INFINITY, l = 0.f;  // the block's softmax max and sum
+  int rows = G;                  // the output is the sum of rows part[0 .. rows)
+  if (vec) {
+    float qr[8], acc[8] = {}, tm = -INFINITY, tl = 0.f;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) qr[j] = active ? qh[d0 + j] : 0.f;
+    for (int pb = p0; pb < p1; pb += teams * U) {  // the same trips for every thread: the shuffles need all
+      if (pb != p0) load_batch(pb);
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int p = pb + u * teams + team;
+        float k[8], v[8], sc = 0.f;
+        unpack8(kr[u], k), unpack8(vr[u], v);
+        if (active && p == pos)
+#pragma unroll
+          for (int j = 0; j < 8; ++j) k[j] = kn[d0 + j], v[j] = vn[d0 + j];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) sc += k[j] * qr[j];
+        for (int o = T / 2; o > 0; o >>= 1) sc += __shfl_xor_sync(0xffffffffu, sc, o);
+        if (p < p1) {
+          sc *= scale;
+          const float mn = fmaxf(tm, sc), corr = expf(tm - mn), e = expf(sc - mn);
+          tl = tl * corr + e;
+#pragma unroll
+          for (int j = 0; j < 8; ++j) acc[j] = acc[j] * corr + e * v[j];
+          tm = mn;
+        }
+      }
+    }
+    // The teams onto the block's max (every lane of a team holds its team's tm and tl).
+    m = block_max(tm);
+    const float w = tl > 0.f ? expf(tm - m) : 0.f;
+    l = block_sum(tid % T == 0 ? tl * w : 0.f);
+    rows = teams;
+    if (active)
+#pragma unroll
+      for (int j = 0; j < 8; ++j) part[team * hd + d0 + j] = acc[j] * w;
+  } else {
+    for (int p = p0 + tid; p < p1; p += blockDim.x) {
+      float sc = 0.f;
+      if (p == pos)
+        for (int d = 0; d < hd; ++d) sc += kn[d] * qh[d];
+      else
+        sc = dot_cached(qh, k_cache + int64_t(p) * kv_dim + kvh * hd, hd);
+      sc *= scale;
+      scores[p - p0] = sc;
+      m = fmaxf(m, sc);
+    }
+    m = block_max(m);
+    for (int p = p0 + tid; p < p1; p += blockDim.x) {
+      const float e = expf(scores[p - p0] - m);
+      scores[p - p0] = e;
+      l += e;
+    }
+    l = block_sum(l);  // its barrier also publishes the exponentials
+    for (int i = tid; i < G * hd; i += blockDim.x) {
+      const int g = i / hd, d = i % hd;
+      float o = 0.f;
+#pragma unroll 4
+      for (int p = p0 + g; p < p1; p += G)
+        o += scores[p - p0] * (p == pos ? vn[d] : __half2float(v_cache[int64_t(p) * kv_dim + kvh * hd + d]));
+      part[i] = o;
+    }
+  }
+  __syncthreads();
+  float* out = a.out + h * hd;
+  if (a.splits == 1) {
+    for (int d = tid; d < hd; d += blockDim.x) {
+      float o = 0.f;
+      for (int g = 0; g < rows; ++g) o += part[g * hd + d];
+      out[d] = o / l;
+    }
+    return;
+  }
+  float* mine = a.partial + (int64_t(h) * a.splits + s) * (hd + 2);
+  for (int d = tid; d < hd; d += blockDim.x) {
+    float o = 0.f;
+    for (int g = 0; g < rows; ++g) o += part[g * hd + d];
+    mine[d] = o;
+  }
+  if (tid == 0) mine[hd] = m, mine[hd + 1] = l;
+  __threadfence();  // this split's result is visible before it is counted
+  __syncthreads();
+  if (tid == 0) is_last = atomicAdd(&a.counters[h], 1u) == unsigned(a.splits - 1);
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  const float* all = a.partial + int64_t(h) * a.splits * (hd + 2);
+  float M = -INFINITY, L = 0.f;
+  for (int j = 0; j < a.splits; ++j)
+    if (__ldcg(all + j * (hd + 2) + hd + 1) > 0.f) M = fmaxf(M, __ldcg(all + j * (hd + 2) + hd));
+  for (int j = 0; j < a.splits; ++j) {
+    const float lj = __ldcg(all + j * (hd + 2) + hd + 1);
+    if (lj > 0.f) L += lj * expf(__ldcg(all + j * (hd + 2) + hd) - M);
+  }
+  for (int d = tid; d < hd; d += blockDim.x) {
+    float o = 0.f;
+    for (int j = 0; j < a.splits; ++j) {
+      const float lj = __ldcg(all + j * (hd + 2) + hd + 1);
+      if (lj > 0.f) o += __ldcg(all + j * (hd + 2) + d) * expf(__ldcg(all + j * (hd + 2) + hd) - M);
+    }
+    out[d] = o / L;
+  }
+  if (tid == 0) a.counters[h] = 0;  // ready for the next step (graphs replay this kernel)
+}
+
+}  // namespace
+
+int attention_decode_splits(int n_heads, int max_ctx) {
+  if (const char* e = std::getenv("PMPD_CUDA_ATTN_SPLITS")) return std::clamp(std::atoi(e), 1, 64);
+  // About two blocks per SM, at least 32 positions a split at the full context.
+  const int want = (2 * multiprocessor_count() + n_heads - 1) / n_heads;
+  return std::clamp(std::min(want, max_ctx / 32), 1, 16);
+}
+
+size_t attention_decode_partial_floats(int n_heads, int head_dim, int splits) {
+  return size_t(n_heads) * size_t(splits) * size_t(head_dim + 2);
+}
+
+void attention_decode(const DecodeAttentionArgs& a, void* stream) {
+  PMPD_CUDA_REQUIRE(a.head_dim <= kMaxHeadDim && a.splits >= 1, "decode attention: bad head size or split count");
+  const int chunk = (a.max_ctx + a.splits - 1) / a.splits;
+  const size_t smem = sizeof(float) * size_t(3 * a.head_dim + std::max(8 * kDecodeThreads, a.head_dim) + chunk);
+  static size_t raised = 48 * 1024;
+  if (smem > raised) {
+    PMPD_CUDA_CHECK(cudaFuncSetAttribute(attention_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    raised = smem;
+  }
+  launch_chained(attention_decode_kernel, dim3(unsigned(a.n_heads), unsigned(a.splits)), dim3(kDecodeThreads), smem,
+                 static_cast<cudaStream_t>(stream), a);
+}
+
+}  // namespace pmpd::cuda
