@@ -187,25 +187,29 @@ Action add_eval(CLI::App& app) {
       const std::string key = cache_key(m);
       Journal cache((fs::path(a->out) / "cache" / fmt::format("{}-{:016x}.jsonl", m.name, std::hash<std::string>{}(key))).string(),
                     key);
+      // An example finished by an earlier run (null where none, or where its record is malformed).
+      auto cached_output = [&](size_t i) -> const Json* {
+        const Json* j = cache.find(std::to_string(i));
+        const bool ok = j && j->is_object() && j->value("text", Json()).is_string() &&
+                        j->value("avg_bits", Json()).is_number() && j->value("tokens", Json()).is_number_integer() &&
+                        j->value("decode_seconds", Json()).is_number();
+        return ok ? j : nullptr;
+      };
       size_t cached = 0;
-      for (size_t i = 0; i < examples.size(); ++i) cached += cache.find(std::to_string(i)) != nullptr;
+      for (size_t i = 0; i < examples.size(); ++i) cached += cached_output(i) != nullptr;
       if (cached > 0)
         std::fprintf(stderr, "eval: %s: %zu of %zu examples read back from %s\n", m.name.c_str(), cached,
                      examples.size(), cache.path().c_str());
       std::unique_ptr<Transformer> tf;  // built only where an example is left to run
       for (size_t i = 0; i < examples.size(); ++i) {
-        const std::string id = std::to_string(i);
-        const Json* j = cache.find(id);
-        if (j && j->is_object() && j->value("text", Json()).is_string() && j->value("avg_bits", Json()).is_number() &&
-            j->value("tokens", Json()).is_number_integer() && j->value("decode_seconds", Json()).is_number()) {
-          // finished by an earlier, interrupted run
+        if (const Json* j = cached_output(i)) {
           outs[i] = {(*j)["text"].get<std::string>(), (*j)["avg_bits"].get<double>(), (*j)["tokens"].get<int>(),
                      (*j)["decode_seconds"].get<double>()};
         } else {
           if (!tf) tf = std::make_unique<Transformer>(*m.model, parse_backend(a->backend));
           outs[i] = run_one(*tf, tok, task, examples[i], m.model->quantized() ? m.schedule : "", a->high);
-          cache.append(id, {{"text", outs[i].text}, {"avg_bits", outs[i].avg_bits}, {"tokens", outs[i].tokens},
-                            {"decode_seconds", outs[i].decode_seconds}});
+          cache.append(std::to_string(i), {{"text", outs[i].text}, {"avg_bits", outs[i].avg_bits},
+                                           {"tokens", outs[i].tokens}, {"decode_seconds", outs[i].decode_seconds}});
         }
         bar.update(++done, total, m.name);
       }

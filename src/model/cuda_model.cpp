@@ -136,6 +136,23 @@ cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& 
   return exec;
 }
 
+// Seconds per replay of `exec` on `stream`, after one warm-up replay: the GPU's time, not
+// the host's launch rate.
+double seconds_per_replay(cudaGraphExec_t exec, cudaStream_t stream, int reps) {
+  cudaEvent_t e0, e1;
+  PMPD_CUDA_CHECK(cudaEventCreate(&e0));
+  PMPD_CUDA_CHECK(cudaEventCreate(&e1));
+  PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+  PMPD_CUDA_CHECK(cudaEventRecord(e0, stream));
+  for (int r = 0; r < reps; ++r) PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+  PMPD_CUDA_CHECK(cudaEventRecord(e1, stream));
+  PMPD_CUDA_CHECK(cudaEventSynchronize(e1));
+  float ms = 0;
+  PMPD_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+  cudaEventDestroy(e0), cudaEventDestroy(e1);
+  return double(ms) * 1e-3 / reps;
+}
+
 DeviceLinear upload_linear(const std::vector<const Linear*>& parts, const std::string& what) {
   DeviceLinear d;
   const bool quantized = parts[0]->q != nullptr;
@@ -351,9 +368,6 @@ class CudaModel : public DeviceModel {
     if (!m_.quantized()) bits = 0;
     reserve(1, false);
     ProjectionTiming t;
-    cudaEvent_t e0, e1;
-    PMPD_CUDA_CHECK(cudaEventCreate(&e0));
-    PMPD_CUDA_CHECK(cudaEventCreate(&e1));
     auto time = [&](bool attn) {
       auto body = [&] {
         for (auto& l : layers_) {
@@ -364,22 +378,15 @@ class CudaModel : public DeviceModel {
       // Replayed from a graph, as the decode step is: the time is the GPU's, not the
       // host's launch rate.
       cudaGraphExec_t exec = capture_graph(stream_, body);
-      PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream_));  // warm-up
-      PMPD_CUDA_CHECK(cudaEventRecord(e0, stream_));
-      for (int r = 0; r < reps; ++r) PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
-      PMPD_CUDA_CHECK(cudaEventRecord(e1, stream_));
-      PMPD_CUDA_CHECK(cudaEventSynchronize(e1));
+      const double seconds = seconds_per_replay(exec, stream_, reps);
       cudaGraphExecDestroy(exec);
-      float ms = 0;
-      PMPD_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-      return double(ms) * 1e-3 / reps / double(layers_.size());
+      return seconds / double(layers_.size());
     };
     PMPD_CUDA_CHECK(cudaMemsetAsync(h_.get(), 0, h_.bytes(), stream_));
     PMPD_CUDA_CHECK(cudaMemsetAsync(att_.get(), 0, att_.bytes(), stream_));
     PMPD_CUDA_CHECK(cudaMemsetAsync(mid_.get(), 0, mid_.bytes(), stream_));
     t.attn_seconds = time(true);
     t.mlp_seconds = time(false);
-    cudaEventDestroy(e0), cudaEventDestroy(e1);
     return t;
   }
 
@@ -413,18 +420,7 @@ class CudaModel : public DeviceModel {
     // The same step without the marks, whose events cut the kernels' overlap: the step's
     // real time on the GPU.
     cudaGraphExec_t plain = capture_graph(stream_, [&] { enqueue_pass(1, bits, false); });
-    cudaEvent_t e0, e1;
-    PMPD_CUDA_CHECK(cudaEventCreate(&e0));
-    PMPD_CUDA_CHECK(cudaEventCreate(&e1));
-    PMPD_CUDA_CHECK(cudaGraphLaunch(plain, stream_));
-    const int reps = 10;
-    PMPD_CUDA_CHECK(cudaEventRecord(e0, stream_));
-    for (int r = 0; r < reps; ++r) PMPD_CUDA_CHECK(cudaGraphLaunch(plain, stream_));
-    PMPD_CUDA_CHECK(cudaEventRecord(e1, stream_));
-    PMPD_CUDA_CHECK(cudaEventSynchronize(e1));
-    float plain_ms = 0;
-    PMPD_CUDA_CHECK(cudaEventElapsedTime(&plain_ms, e0, e1));
-    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    const double plain_seconds = seconds_per_replay(plain, stream_, 10);
     cudaGraphExecDestroy(plain);
     std::vector<std::pair<std::string, double>> out;
     for (size_t i = 1; i < marks.size(); ++i) {
@@ -436,7 +432,7 @@ class CudaModel : public DeviceModel {
     }
     for (auto& [name, e] : marks) cudaEventDestroy(e);
     cudaGraphExecDestroy(exec);
-    out.emplace_back("step without stage marks", double(plain_ms) * 1e3 / reps);
+    out.emplace_back("step without stage marks", plain_seconds * 1e6);
     return out;
   }
 

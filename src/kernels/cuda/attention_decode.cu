@@ -233,11 +233,7 @@ void attention_decode(const DecodeAttentionArgs& a, void* stream) {
   PMPD_CUDA_REQUIRE(a.head_dim <= kMaxHeadDim && a.splits >= 1, "decode attention: bad head size or split count");
   const int chunk = (a.max_ctx + a.splits - 1) / a.splits;
   const size_t smem = sizeof(float) * size_t(3 * a.head_dim + std::max(8 * kDecodeThreads, a.head_dim) + chunk);
-  static size_t raised = 48 * 1024;
-  if (smem > raised) {
-    PMPD_CUDA_CHECK(cudaFuncSetAttribute(attention_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    raised = smem;
-  }
+  allow_dynamic_smem<attention_decode_kernel>(smem);
   launch_chained(attention_decode_kernel, dim3(unsigned(a.n_heads), unsigned(a.splits)), dim3(kDecodeThreads), smem,
                  static_cast<cudaStream_t>(stream), a);
 }

@@ -251,11 +251,7 @@ void bitplane_gemv(const DeviceBitPlanes& m, int bits, const float* x, float* y,
 
 void apply_prologue(const GemvInput& in, int64_t cols, float* out, void* stream) {
   const size_t smem = sizeof(float) * size_t(32) * size_t((cols + 31) / 32 + 1);
-  static size_t raised = 48 * 1024;
-  if (smem > raised) {
-    PMPD_CUDA_CHECK(cudaFuncSetAttribute(prologue_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    raised = smem;
-  }
+  allow_dynamic_smem<prologue_kernel>(smem);
   launch_chained(prologue_kernel, dim3(1), dim3(1024), smem, static_cast<cudaStream_t>(stream), in, cols, out);
 }
 

@@ -9,16 +9,22 @@
 
 namespace pmpd::cuda {
 
-// Blocks of `Kernel` that fit on one SM with `threads` threads and `smem` bytes of dynamic
-// shared memory, raising the kernel's shared-memory limit above the default 48 KiB first
-// where it needs more. Both are asked once per kernel and size.
+// Raises `Kernel`'s dynamic shared-memory limit to `smem` where it needs more than the
+// default 48 KiB (once per kernel and size).
 template <auto Kernel>
-int blocks_per_sm(int threads, size_t smem) {
+void allow_dynamic_smem(size_t smem) {
   static size_t raised = 48 * 1024;
   if (smem > raised) {
     PMPD_CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     raised = smem;
   }
+}
+
+// Blocks of `Kernel` that fit on one SM with `threads` threads and `smem` bytes of dynamic
+// shared memory (the limit raised first; asked once per kernel and size).
+template <auto Kernel>
+int blocks_per_sm(int threads, size_t smem) {
+  allow_dynamic_smem<Kernel>(smem);
   static size_t asked_smem = 0;
   static int per_sm = 0;
   if (smem != asked_smem) {

@@ -5,7 +5,6 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/device_math.cuh"
@@ -226,11 +225,7 @@ void attention(const float* q, int n, int q_stride, int n_heads, int n_kv_heads,
                uint16_t* const* kv_slots, int max_ctx, const StepState* step, float* out, void* stream) {
   PMPD_CUDA_REQUIRE(head_dim <= kMaxHeadDim, "attention: head dimension above 256");
   const size_t smem = attention_smem_bytes(head_dim, max_ctx);
-  static size_t raised = 48 * 1024;
-  if (smem > raised) {
-    PMPD_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    raised = smem;
-  }
+  allow_dynamic_smem<attention_kernel>(smem);
   dim3 grid{unsigned(n_heads), unsigned(n)};
   launch_chained(attention_kernel, grid, dim3(kAttnThreads), smem, static_cast<cudaStream_t>(stream), q, q_stride,
                  n_heads, n_kv_heads, head_dim, kv_slots, step, out);
