@@ -294,7 +294,8 @@ Action add_bench(CLI::App& app) {
   cmd->add_option("--bits", a->bits, "Widths to measure, LO:HI")->capture_default_str();
   cmd->add_option("--schedule", a->schedule, "A PMPD schedule to time end to end (auto: 4:32,3 where 3 and 4 bits are measured; empty: none)")->capture_default_str();
   cmd->add_option("--prefill-bits", a->prefill_bits, "Prompt width of the schedule (0: its first width)");
-  cmd->add_option("--prompt-tokens", a->prompt_tokens, "Prompt length for the decode timing")->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--prompt-tokens", a->prompt_tokens,
+                  "Prompt length for the decode timing (CUDA's step profile decodes at this plus half of --new-tokens)")->capture_default_str()->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--new-tokens", a->new_tokens, "Tokens decoded per timing")->capture_default_str()->check(CLI::Range(2, 1 << 16));
   cmd->add_option("--min-seconds", a->min_seconds, "CPU: least time per operator measurement")->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all cores)")->capture_default_str();
