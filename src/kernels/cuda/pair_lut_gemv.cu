@@ -9,8 +9,12 @@
 //  - B plane words become 4 registers of pair indices with B+1 integer operations each
 //    (mask-merge, one rotate): every byte holds the interleaved codes of two weights;
 //  - a pair index becomes a shared-memory address with one PRMT, and one 32-bit load of a
-//    "pair table" (2^(2B) entries of f16x2: both weights' centroids) gives the mma operand.
-//    Each lane has its own copy of the table in its own bank: no bank conflicts;
+//    "pair table" (2^(2B) entries of f16x2: both weights' centroids) gives an mma operand
+//    register. Each lane has its own copy of the table in its own bank: no bank conflicts;
+//  - the weights are the A operand of mma.m16n8k16 (16 rows x 16 columns, both row blocks
+//    of 8 in one instruction) and x the B operand (every one of its 8 columns holds x, so
+//    any column of D is y): 256 weights an mma, and x's fragment is two registers that one
+//    shared-memory load fills for two k-blocks;
 //  - mma accumulates in f32; x enters in f16 (as the 16-bit cuBLAS path's does).
 // A block owns 16 rows at a time (a task); its 16 warps split the columns and share the
 // tables. Blocks are persistent: each stages x once, then loops over tasks while the next
@@ -80,15 +84,15 @@ __host__ __device__ inline Layout layout_of(const DeviceBitPlanes& m) {
   return {(m.rows + kRows - 1) / kRows * 2, (m.cols + 255) / 256};
 }
 
-// x (after the prologue) as f16 in mma fragment order: for column col (chunk c = col / 128,
-// k-block j = col / 16 % 8, t = col % 8 / 2, hh = col % 16 / 8), the 16-byte slot
-// (c * 8 + j) * 4 + t holds the A registers (a0, a1, a2, a3) of lane t: a0 = a1 the pair of
-// hh = 0, a2 = a3 the pair of hh = 1 (rows 1..15 of A are don't-cares; duplicating row 0
-// lets one 16-byte load fill the register quad). Returns the two half positions of col.
+// x (after the prologue) as f16 in mma B-fragment order: for column col (k-block
+// kb = col / 16, kk = col % 16, t = kk % 8 / 2, hh = kk / 8), the 16-byte slot
+// (kb / 2) * 4 + t holds lane t's B registers (b0, b1) of k-blocks 2 (kb / 2) and
+// 2 (kb / 2) + 1: b0 = the pair at column 2t, b1 = the pair at 2t + 8. Lanes of one t
+// read the same slot (a broadcast), so one 16-byte load feeds two mma. Returns the
+// column's half position.
 __device__ __forceinline__ int x_slot(int64_t col) {
-  const int64_t c = col >> 7;
-  const int j = int(col >> 4) & 7, kk = int(col & 15);
-  return int((((c * 8 + j) * 4 + ((kk & 7) >> 1)) * 4 + 2 * (kk >> 3)) * 2 + (kk & 1));
+  const int kb = int(col >> 4), kk = int(col & 15);
+  return (((kb >> 1) * 4 + ((kk & 7) >> 1)) * 4 + (kb & 1) * 2 + (kk >> 3)) * 2 + (kk & 1);
 }
 
 __device__ __forceinline__ uint32_t pack_half2(__half lo, __half hi) {
@@ -115,12 +119,11 @@ __device__ void store_fragments(const GemvInput& in, int64_t cols, int64_t padde
   for (int64_t c = 2 * threadIdx.x; c < padded; c += 2 * blockDim.x) {
     const uint32_t v = pack_half2(__float2half_rn(prologue_value<P>(in, cols, c, scale, mean)),
                                   __float2half_rn(prologue_value<P>(in, cols, c + 1, scale, mean)));
-    const int slot = x_slot(c) / 2;
-    xw[slot] = v, xw[slot + 1] = v;
+    xw[x_slot(c) / 2] = v;
   }
 }
 
-// in(x) into xs, two columns a thread at a time (one 32-bit store, twice: a0 = a1); the
+// in(x) into xs, two columns a thread at a time (one 32-bit store); the
 // loops are unrolled so that each thread's loads of x are in flight together.
 __device__ void stage_fragments(const GemvInput& in, int64_t cols, int64_t padded, __half* xs) {
   float scale = 1.f, mean = 0.f;
@@ -186,10 +189,12 @@ struct TableShare {
   }
 };
 
-__device__ __forceinline__ void mma_16816(float (&d)[4], uint4 a, uint32_t b0, uint32_t b1) {
+// D += A B with A the 16 x 16 weights (row-major fragments a0..a3) and B the x columns.
+__device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                          uint2 b) {
   asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b.x), "r"(b.y));
 }
 
 __device__ __forceinline__ uint32_t load_shared(uint32_t address) {
@@ -224,7 +229,8 @@ struct TableAddress {
 };
 
 // One chunk of both row blocks: per code register, the B plane words of each row block
-// become 4 pair indices; each x fragment (one 16-byte load) feeds both row blocks' mma.
+// become 4 pair indices; per k-block, one mma takes both row blocks' weights (A rows 0..7:
+// row block 0, rows 8..15: row block 1). acc[i / 2]: two independent accumulation chains.
 template <int B>
 __device__ __forceinline__ void chunk_mma(const uint32_t (&p)[2][B], const uint4* xf, const TableAddress<B>& ta,
                                           float (&acc)[2][4]) {
@@ -238,16 +244,18 @@ __device__ __forceinline__ void chunk_mma(const uint32_t (&p)[2][B], const uint4
       for (int k = 1; k < B; ++k) t |= p[q][k] & plane_mask<B>(k, r);
       c[q] = __funnelshift_r(t, t, rho<B>(r));
     }
+    const uint4 x = xf[4 * r];  // k-blocks 2r and 2r + 1 of the chunk
 #pragma unroll
     for (int i = 0; i < 4; i += 2) {
-      const uint4 x = xf[(2 * r + i / 2) * 4];
+      // Byte i (i + 1) of c: the pair at column 2t (2t + 8) of k-block 2r + i / 2; it becomes
+      // byte 1 of the address (256 e); bytes 0, 2, 3 are the lane's.
+      uint32_t a[2][2];
 #pragma unroll
-      for (int q = 0; q < 2; ++q) {
-        // Byte i of c becomes byte 1 of the address (256 e); bytes 0, 2, 3 are the lane's.
-        const uint32_t b0 = ta.load(__byte_perm(ta.lane_base[q], c[q], 0x3200u | ((4u + i) << 4)));
-        const uint32_t b1 = ta.load(__byte_perm(ta.lane_base[q], c[q], 0x3200u | ((5u + i) << 4)));
-        mma_16816(acc[q], x, b0, b1);
-      }
+      for (int q = 0; q < 2; ++q)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh)
+          a[q][hh] = ta.load(__byte_perm(ta.lane_base[q], c[q], 0x3200u | ((4u + i + hh) << 4)));
+      mma_16816(acc[i / 2], a[0][0], a[1][0], a[0][1], a[1][1], i == 0 ? make_uint2(x.x, x.y) : make_uint2(x.z, x.w));
     }
   }
 }
@@ -263,7 +271,7 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
   uint8_t* tables = smem + ((align - smem_address % align) % align);
   const uint32_t tables_address = uint32_t(__cvta_generic_to_shared(tables));
   __half* xs = reinterpret_cast<__half*>(tables + 2 * table_bytes<B>());
-  float* partial = reinterpret_cast<float*>(tables + 2 * table_bytes<B>() + size_t(padded) * 4);  // [2][kWarps + 1][16]
+  float* partial = reinterpret_cast<float*>(tables + 2 * table_bytes<B>() + size_t(padded) * 2);  // [2][kWarps + 1][16]
   // The centroids of all this block's tasks, [rounds][16 rows][2^B], loaded once up front.
   __half* cent = reinterpret_cast<__half*>(partial + 2 * (kWarps + 1) * kRows);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -318,7 +326,7 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
     const int64_t row0 = task * kRows, next_task = task + gridDim.x;
     TableAddress<B> ta;
     ta.set(tables_address + uint32_t(buf * table_bytes<B>()), tables + buf * table_bytes<B>(), lane);
-    float acc[2][4] = {};  // per row block
+    float acc[2][4] = {};  // two chains; D column 0 of each: rows g and 8 + g
     for (int cp = warp; cp < cp32; cp += kWarps) {
       load(i1, w1);  // the warp's next item (this task's next chunk pair, or the next task's first)
 #pragma unroll
@@ -328,7 +336,7 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
         for (int q = 0; q < 2; ++q)
 #pragma unroll
           for (int k = 0; k < B; ++k) p[q][k] = h ? w0[q][k].y : w0[q][k].x;
-        chunk_mma<B>(p, xsv + (2 * cp + h) * 32 + (lane & 3), ta, acc);
+        chunk_mma<B>(p, xsv + (2 * cp + h) * 16 + (lane & 3), ta, acc);
       }
 #pragma unroll
       for (int q = 0; q < 2; ++q)
@@ -336,14 +344,11 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
         for (int k = 0; k < B; ++k) w0[q][k] = w1[q][k];
       i1 = advance(i1);
     }
-    // Row 0 of D: lanes 0..3 hold rows 2t, 2t + 1 of each row block.
+    // D's columns are equal: lane 4g holds row g (c0) and row 8 + g (c2) in column 0.
     float* part = partial + buf * (kWarps + 1) * kRows;
-    if (lane < 4) {
-#pragma unroll
-      for (int q = 0; q < 2; ++q) {
-        part[warp * kRows + 8 * q + 2 * lane] = acc[q][0];
-        part[warp * kRows + 8 * q + 2 * lane + 1] = acc[q][1];
-      }
+    if ((lane & 3) == 0) {
+      part[warp * kRows + lane / 4] = acc[0][0] + acc[1][0];
+      part[warp * kRows + 8 + lane / 4] = acc[0][2] + acc[1][2];
     }
     if (next_task < tasks) {
       share.load(cent + ((n + 1) * kRows << B));
@@ -381,7 +386,7 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
   const size_t align_pad = TableAddress<B>::kAbsolute ? table_bytes<B>() : 0;
   const int64_t tasks = lay.row_blocks / 2;
   const int rounds_max = int((tasks + multiprocessor_count() - 1) / multiprocessor_count());
-  const size_t smem = align_pad + 2 * table_bytes<B>() + size_t(lay.chunk_pairs) * 1024 +
+  const size_t smem = align_pad + 2 * table_bytes<B>() + size_t(lay.chunk_pairs) * 512 +
                       sizeof(float) * 2 * (kWarps + 1) * kRows + (size_t(rounds_max * kRows) << B) * 2;
   if (smem > 227 * 1024) return false;  // x too long for shared memory: the bit-plane GEMV serves it
   // Persistent blocks: as many as fit at once (each stages x once), looping over row tasks.
