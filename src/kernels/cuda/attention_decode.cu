@@ -19,9 +19,9 @@ namespace {
 
 using dev::block_max;
 using dev::block_sum;
-using dev::rotate_head;
 
 constexpr int kDecodeThreads = 128;
+constexpr int kMaxSplits = 16;  // the merge unrolls its loads over this many
 
 // 8 halves (one 16-byte load) as floats.
 __device__ __forceinline__ void unpack8(uint4 w, float (&f)[8]) {
@@ -51,15 +51,18 @@ __global__ void attention_decode_kernel(DecodeAttentionArgs a) {
   float* qh = smem;
   float* kn = qh + hd;
   float* vn = kn + hd;
-  float* part = vn + hd;                                // partial outputs, 8 floats a thread
+  float2* rot = reinterpret_cast<float2*>(vn + hd);     // (cos, sin) of each rotated pair
+  float* part = vn + 2 * hd;                            // partial outputs, 8 floats a thread
   float* scores = part + max(8 * int(blockDim.x), hd);  // the split's positions
   __shared__ bool is_last;
+  __shared__ float split_weight[kMaxSplits];
   const int h = blockIdx.x, s = blockIdx.y, tid = threadIdx.x;
   const int group = a.n_heads / a.n_kv_heads, kvh = h / group, kv_dim = a.n_kv_heads * hd;
   dev::let_next_start();
-  // The step state (copied before the step) and the cache rows before the new position
-  // (written by earlier steps) need nothing from the kernel before this one: the split's
-  // first rows are loaded before waiting on it.
+  // The step state (copied before the step), the rotation of this position and the cache
+  // rows before it (written by earlier steps) need nothing from the kernel before this one:
+  // all of it is fetched or computed before waiting on it, so that after the wait only the
+  // token's own q, k, v are a memory round trip away.
   const int pos = a.step->pos0, len = pos + 1;
   const int chunk = (len + a.splits - 1) / a.splits, p0 = s * chunk, p1 = min(len, p0 + chunk);
   const bool has_new = p0 <= pos && pos < p1;
@@ -89,26 +92,53 @@ __global__ void attention_decode_kernel(DecodeAttentionArgs a) {
     }
   };
   if (vec) load_batch(p0);
+  const int half = a.rotary_dim / 2;
+  for (int i = tid; i < half; i += blockDim.x) {
+    float sn, cs;
+    sincosf(float(pos) * a.inv_freq[i], &sn, &cs);
+    rot[i] = make_float2(cs, sn);
+  }
   dev::wait_for_producer();  // q, k, v of this token come from the projection before
+  const bool stores_kv = has_new && h % group == 0;  // one head of the group stores its kv head
+  __half* k_store = reinterpret_cast<__half*>(a.kv_slots[0]) + int64_t(pos) * kv_dim + kvh * hd;
+  __half* v_store = reinterpret_cast<__half*>(a.kv_slots[1]) + int64_t(pos) * kv_dim + kvh * hd;
   for (int d = tid; d < hd; d += blockDim.x) {
     qh[d] = a.qkv[h * hd + d];
-    if (has_new) kn[d] = a.qkv[a.k_off + kvh * hd + d], vn[d] = a.qkv[a.v_off + kvh * hd + d];
-  }
-  __syncthreads();
-  rotate_head(qh, pos, a.rotary_dim, a.interleaved, a.inv_freq);
-  if (has_new) rotate_head(kn, pos, a.rotary_dim, a.interleaved, a.inv_freq);
-  __syncthreads();
-  if (has_new) {
-    for (int d = tid; d < hd; d += blockDim.x) {
-      const __half k16 = __float2half_rn(kn[d]), v16 = __float2half_rn(vn[d]);
-      kn[d] = __half2float(k16), vn[d] = __half2float(v16);
-      if (h % group == 0) {  // one head of the group stores its kv head
-        reinterpret_cast<__half*>(a.kv_slots[0])[int64_t(pos) * kv_dim + kvh * hd + d] = k16;
-        reinterpret_cast<__half*>(a.kv_slots[1])[int64_t(pos) * kv_dim + kvh * hd + d] = v16;
-      }
+    if (has_new) {
+      // The new value enters rounded to f16, as stored; the key is rounded after its rotation.
+      kn[d] = a.qkv[a.k_off + kvh * hd + d];
+      const __half v16 = __float2half_rn(a.qkv[a.v_off + kvh * hd + d]);
+      vn[d] = __half2float(v16);
+      if (stores_kv) v_store[d] = v16;
     }
-    __syncthreads();
   }
+  __syncthreads();
+  // Rotation: pair i of q, and (threads past the pairs of q) pair i of the new key, whose
+  // rotated entries are rounded and stored; entries past rotary_dim are stored as they are.
+  const int key_jobs = has_new ? hd - half : 0;  // pairs, then the unrotated tail
+  for (int i = tid; i < half + key_jobs; i += blockDim.x) {
+    const bool key = i >= half;
+    const int j = key ? i - half : i;
+    float* v = key ? kn : qh;
+    if (j < half) {
+      const int x0i = a.interleaved ? 2 * j : j, x1i = a.interleaved ? 2 * j + 1 : j + half;
+      const float2 r = rot[j];
+      const float x0 = v[x0i], x1 = v[x1i];
+      float y0 = x0 * r.x - x1 * r.y, y1 = x1 * r.x + x0 * r.y;
+      if (key) {
+        const __half k0 = __float2half_rn(y0), k1 = __float2half_rn(y1);
+        y0 = __half2float(k0), y1 = __half2float(k1);
+        if (stores_kv) k_store[x0i] = k0, k_store[x1i] = k1;
+      }
+      v[x0i] = y0, v[x1i] = y1;
+    } else {  // a key entry past the rotated dimensions
+      const int d = a.rotary_dim + (j - half);
+      const __half k16 = __float2half_rn(kn[d]);
+      kn[d] = __half2float(k16);
+      if (stores_kv) k_store[d] = k16;
+    }
+  }
+  __syncthreads();
   const float scale = rsqrtf(float(hd));
   float m = -INFINITY, l = 0.f;  // the block's softmax max and sum
   int rows = G;                  // the output is the sum of rows part[0 .. rows)
@@ -197,21 +227,29 @@ __global__ void attention_decode_kernel(DecodeAttentionArgs a) {
   __syncthreads();
   if (!is_last) return;
   __threadfence();
+  // The merge, in two memory round trips: every split's max and sum, then every split's
+  // row at once (the loads are unrolled over the largest split count).
   const float* all = a.partial + int64_t(h) * a.splits * (hd + 2);
+  if (tid < a.splits) {
+    split_weight[tid] = __ldcg(all + tid * (hd + 2) + hd);       // max, for now
+    scores[tid] = __ldcg(all + tid * (hd + 2) + hd + 1);         // sum
+  }
+  __syncthreads();
   float M = -INFINITY, L = 0.f;
   for (int j = 0; j < a.splits; ++j)
-    if (__ldcg(all + j * (hd + 2) + hd + 1) > 0.f) M = fmaxf(M, __ldcg(all + j * (hd + 2) + hd));
-  for (int j = 0; j < a.splits; ++j) {
-    const float lj = __ldcg(all + j * (hd + 2) + hd + 1);
-    if (lj > 0.f) L += lj * expf(__ldcg(all + j * (hd + 2) + hd) - M);
-  }
+    if (scores[j] > 0.f) M = fmaxf(M, split_weight[j]);
+  for (int j = 0; j < a.splits; ++j) L += scores[j] > 0.f ? scores[j] * expf(split_weight[j] - M) : 0.f;
+  __syncthreads();  // every thread has read the maxima before they become weights
+  if (tid < a.splits) split_weight[tid] = scores[tid] > 0.f ? expf(split_weight[tid] - M) / L : 0.f;
+  __syncthreads();
   for (int d = tid; d < hd; d += blockDim.x) {
+    float row[kMaxSplits];
+#pragma unroll
+    for (int j = 0; j < kMaxSplits; ++j) row[j] = j < a.splits ? __ldcg(all + j * (hd + 2) + d) : 0.f;
     float o = 0.f;
-    for (int j = 0; j < a.splits; ++j) {
-      const float lj = __ldcg(all + j * (hd + 2) + hd + 1);
-      if (lj > 0.f) o += __ldcg(all + j * (hd + 2) + d) * expf(__ldcg(all + j * (hd + 2) + hd) - M);
-    }
-    out[d] = o / L;
+#pragma unroll
+    for (int j = 0; j < kMaxSplits; ++j) o += j < a.splits ? row[j] * split_weight[j] : 0.f;
+    out[d] = o;
   }
   if (tid == 0) a.counters[h] = 0;  // ready for the next step (graphs replay this kernel)
 }
@@ -219,10 +257,10 @@ __global__ void attention_decode_kernel(DecodeAttentionArgs a) {
 }  // namespace
 
 int attention_decode_splits(int n_heads, int max_ctx) {
-  if (const char* e = std::getenv("PMPD_CUDA_ATTN_SPLITS")) return std::clamp(std::atoi(e), 1, 64);
+  if (const char* e = std::getenv("PMPD_CUDA_ATTN_SPLITS")) return std::clamp(std::atoi(e), 1, kMaxSplits);
   // About two blocks per SM, at least 32 positions a split at the full context.
   const int want = (2 * multiprocessor_count() + n_heads - 1) / n_heads;
-  return std::clamp(std::min(want, max_ctx / 32), 1, 16);
+  return std::clamp(std::min(want, max_ctx / 32), 1, kMaxSplits);
 }
 
 size_t attention_decode_partial_floats(int n_heads, int head_dim, int splits) {
@@ -230,9 +268,11 @@ size_t attention_decode_partial_floats(int n_heads, int head_dim, int splits) {
 }
 
 void attention_decode(const DecodeAttentionArgs& a, void* stream) {
-  PMPD_CUDA_REQUIRE(a.head_dim <= kMaxHeadDim && a.splits >= 1, "decode attention: bad head size or split count");
+  PMPD_CUDA_REQUIRE(a.head_dim <= kMaxHeadDim && a.splits >= 1 && a.splits <= kMaxSplits,
+                    "decode attention: bad head size or split count");
   const int chunk = (a.max_ctx + a.splits - 1) / a.splits;
-  const size_t smem = sizeof(float) * size_t(3 * a.head_dim + std::max(8 * kDecodeThreads, a.head_dim) + chunk);
+  const size_t smem = sizeof(float) * size_t(4 * a.head_dim + std::max(8 * kDecodeThreads, a.head_dim) +
+                                             std::max(chunk, kMaxSplits));
   allow_dynamic_smem<attention_decode_kernel>(smem);
   launch_chained(attention_decode_kernel, dim3(unsigned(a.n_heads), unsigned(a.splits)), dim3(kDecodeThreads), smem,
                  static_cast<cudaStream_t>(stream), a);

@@ -30,6 +30,9 @@ __device__ __forceinline__ void chained_start() {
   wait_for_producer();
 }
 
+// Brings the line holding p into L1 (data needed after a wait that does not depend on it).
+__device__ __forceinline__ void prefetch_l1(const void* p) { asm volatile("prefetch.global.L1 [%0];" ::"l"(p)); }
+
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;

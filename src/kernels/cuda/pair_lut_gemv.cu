@@ -101,7 +101,7 @@ __device__ __forceinline__ uint32_t pack_half2(__half lo, __half hi) {
 
 // in(x)[c] for a prologue known at compile time (zero past cols).
 template <GemvPrologue P>
-__device__ __forceinline__ float prologue_value(const GemvInput& in, int64_t cols, int64_t c, float scale, float mean) {
+__device__ __forceinline__ float prologue_value(const GemvInput& in, int cols, int c, float scale, float mean) {
   if (c >= cols) return 0.f;
   if constexpr (P == GemvPrologue::None) return in.x[c];
   if constexpr (P == GemvPrologue::RmsNorm) return in.norm_w[c] * (in.x[c] * scale);
@@ -113,10 +113,10 @@ __device__ __forceinline__ float prologue_value(const GemvInput& in, int64_t col
 }
 
 template <GemvPrologue P>
-__device__ void store_fragments(const GemvInput& in, int64_t cols, int64_t padded, float scale, float mean,
+__device__ void store_fragments(const GemvInput& in, int cols, int padded, float scale, float mean,
                                 uint32_t* xw) {
 #pragma unroll 4
-  for (int64_t c = 2 * threadIdx.x; c < padded; c += 2 * blockDim.x) {
+  for (int c = 2 * threadIdx.x; c < padded; c += 2 * blockDim.x) {
     const uint32_t v = pack_half2(__float2half_rn(prologue_value<P>(in, cols, c, scale, mean)),
                                   __float2half_rn(prologue_value<P>(in, cols, c + 1, scale, mean)));
     xw[x_slot(c) / 2] = v;
@@ -125,21 +125,22 @@ __device__ void store_fragments(const GemvInput& in, int64_t cols, int64_t padde
 
 // in(x) into xs, two columns a thread at a time (one 32-bit store); the
 // loops are unrolled so that each thread's loads of x are in flight together.
-__device__ void stage_fragments(const GemvInput& in, int64_t cols, int64_t padded, __half* xs) {
+// 32-bit column indices: x fits in shared memory, so far below 2^31 columns.
+__device__ void stage_fragments(const GemvInput& in, int cols, int padded, __half* xs) {
   float scale = 1.f, mean = 0.f;
   if (in.prologue == GemvPrologue::RmsNorm) {
     float ss = 0.f;
 #pragma unroll 4
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) ss += in.x[c] * in.x[c];
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) ss += in.x[c] * in.x[c];
     scale = rsqrtf(dev::block_sum(ss) / float(cols) + in.eps);
   } else if (in.prologue == GemvPrologue::LayerNorm) {
     float s = 0.f;
 #pragma unroll 4
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += in.x[c];
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) s += in.x[c];
     mean = dev::block_sum(s) / float(cols);
     float v = 0.f;
 #pragma unroll 4
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) v += (in.x[c] - mean) * (in.x[c] - mean);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) v += (in.x[c] - mean) * (in.x[c] - mean);
     scale = rsqrtf(dev::block_sum(v) / float(cols) + in.eps);
   }
   uint32_t* xw = reinterpret_cast<uint32_t*>(xs);
@@ -313,8 +314,13 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
       cent[i] = task < tasks && row < m.rows ? table[(row << B) + (i & ((1 << B) - 1))] : __half(0.f);
     }
   }
+  if (in.prologue == GemvPrologue::RmsNorm || in.prologue == GemvPrologue::LayerNorm)
+    for (int c = 32 * threadIdx.x; c < int(m.cols); c += 32 * blockDim.x) {  // a 128-byte line each, into L1
+      dev::prefetch_l1(in.norm_w + c);
+      if (in.norm_b) dev::prefetch_l1(in.norm_b + c);
+    }
   dev::wait_for_producer();  // the weight loads above are in flight; x is the previous kernel's output
-  stage_fragments(in, m.cols, padded, xs);  // once per block
+  stage_fragments(in, int(m.cols), int(padded), xs);  // once per block
   __syncthreads();
   TableShare<B> share;
   share.load(cent);
