@@ -64,9 +64,10 @@ __device__ float block_reduce(float v) {
 __device__ __forceinline__ float block_sum(float v) { return block_reduce<false>(v); }
 __device__ __forceinline__ float block_max(float v) { return block_reduce<true>(v); }
 
-// act 0: SiLU, 1: GELU (tanh approximation), as kernels/cpu/ops.cpp computes them.
-__device__ __forceinline__ float activation(float g, int act) {
-  if (act == 0) return g / (1.f + expf(-g));
+// act 0: SiLU, 1: GELU (tanh approximation), as kernels/cpu/ops.cpp computes them. `fast`
+// takes the hardware exponential and reciprocal (a few ulps; for values rounded to f16 next).
+__device__ __forceinline__ float activation(float g, int act, bool fast = false) {
+  if (act == 0) return fast ? g * __frcp_rn(1.f + __expf(-g)) : g / (1.f + expf(-g));
   const float k = 0.7978845608028654f;
   return 0.5f * g * (1.f + tanhf(k * (g + 0.044715f * g * g * g)));
 }

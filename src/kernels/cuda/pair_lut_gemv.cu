@@ -99,49 +99,73 @@ __device__ __forceinline__ uint32_t pack_half2(__half lo, __half hi) {
   return uint32_t(__half_as_ushort(lo)) | (uint32_t(__half_as_ushort(hi)) << 16);
 }
 
-// in(x)[c] for a prologue known at compile time (zero past cols).
+// in(x)[c .. c+3] for a prologue known at compile time (zero past cols). Whole quads of
+// 16-byte aligned inputs are read as float4 (one load instead of four: staging x is the
+// block's start-up, and every block does it).
 template <GemvPrologue P>
-__device__ __forceinline__ float prologue_value(const GemvInput& in, int cols, int c, float scale, float mean) {
-  if (c >= cols) return 0.f;
-  if constexpr (P == GemvPrologue::None) return in.x[c];
-  if constexpr (P == GemvPrologue::RmsNorm) return in.norm_w[c] * (in.x[c] * scale);
-  if constexpr (P == GemvPrologue::LayerNorm)
-    return (in.x[c] - mean) * scale * in.norm_w[c] + (in.norm_b ? in.norm_b[c] : 0.f);
-  if constexpr (P == GemvPrologue::GatedActivation) return dev::activation(in.x[c], in.act) * in.x[cols + c];
-  if constexpr (P == GemvPrologue::Activation) return dev::activation(in.x[c], in.act);
+__device__ __forceinline__ float4 load_quad(const float* p, int cols, int c, bool vec) {
+  if (vec && c + 3 < cols) return *reinterpret_cast<const float4*>(p + c);
+  float4 v;
+  v.x = c < cols ? p[c] : 0.f, v.y = c + 1 < cols ? p[c + 1] : 0.f;
+  v.z = c + 2 < cols ? p[c + 2] : 0.f, v.w = c + 3 < cols ? p[c + 3] : 0.f;
+  return v;
+}
+template <GemvPrologue P>
+__device__ __forceinline__ float prologue_one(const GemvInput& in, float x, float x2, float w, float b, float scale,
+                                              float mean) {
+  if constexpr (P == GemvPrologue::None) return x;
+  if constexpr (P == GemvPrologue::RmsNorm) return w * (x * scale);
+  if constexpr (P == GemvPrologue::LayerNorm) return (x - mean) * scale * w + b;
+  // x enters the mma in f16, so the fast exponential's few ulps do not show.
+  if constexpr (P == GemvPrologue::GatedActivation) return dev::activation(x, in.act, true) * x2;
+  if constexpr (P == GemvPrologue::Activation) return dev::activation(x, in.act, true);
   return 0.f;
 }
 
 template <GemvPrologue P>
 __device__ void store_fragments(const GemvInput& in, int cols, int padded, float scale, float mean,
                                 uint32_t* xw) {
-#pragma unroll 4
-  for (int c = 2 * threadIdx.x; c < padded; c += 2 * blockDim.x) {
-    const uint32_t v = pack_half2(__float2half_rn(prologue_value<P>(in, cols, c, scale, mean)),
-                                  __float2half_rn(prologue_value<P>(in, cols, c + 1, scale, mean)));
-    xw[x_slot(c) / 2] = v;
+  const bool vec = cols % 4 == 0 && (reinterpret_cast<uintptr_t>(in.x) & 15) == 0 &&
+                   (reinterpret_cast<uintptr_t>(in.norm_w) & 15) == 0 && (reinterpret_cast<uintptr_t>(in.norm_b) & 15) == 0;
+  const bool norm = P == GemvPrologue::RmsNorm || P == GemvPrologue::LayerNorm;
+#pragma unroll 2
+  for (int c = 4 * threadIdx.x; c < padded; c += 4 * blockDim.x) {
+    const float4 x = load_quad<P>(in.x, cols, c, vec);
+    const float4 x2 = P == GemvPrologue::GatedActivation ? load_quad<P>(in.x + cols, cols, c, vec) : float4{};
+    const float4 w = norm ? load_quad<P>(in.norm_w, cols, c, vec) : float4{};
+    const float4 b = P == GemvPrologue::LayerNorm && in.norm_b ? load_quad<P>(in.norm_b, cols, c, vec) : float4{};
+    // Zero past cols whatever the prologue (LayerNorm of a zero is not zero).
+    auto value = [&](float xv, float x2v, float wv, float bv, int cc) {
+      return cc < cols ? prologue_one<P>(in, xv, x2v, wv, bv, scale, mean) : 0.f;
+    };
+    xw[x_slot(c) / 2] = pack_half2(__float2half_rn(value(x.x, x2.x, w.x, b.x, c)),
+                                   __float2half_rn(value(x.y, x2.y, w.y, b.y, c + 1)));
+    xw[x_slot(c + 2) / 2] = pack_half2(__float2half_rn(value(x.z, x2.z, w.z, b.z, c + 2)),
+                                       __float2half_rn(value(x.w, x2.w, w.w, b.w, c + 3)));
   }
 }
 
-// in(x) into xs, two columns a thread at a time (one 32-bit store); the
-// loops are unrolled so that each thread's loads of x are in flight together.
+// in(x) into xs, four columns a thread at a time; the loops are unrolled so that each
+// thread's loads of x are in flight together.
 // 32-bit column indices: x fits in shared memory, so far below 2^31 columns.
 __device__ void stage_fragments(const GemvInput& in, int cols, int padded, __half* xs) {
   float scale = 1.f, mean = 0.f;
-  if (in.prologue == GemvPrologue::RmsNorm) {
-    float ss = 0.f;
-#pragma unroll 4
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) ss += in.x[c] * in.x[c];
-    scale = rsqrtf(dev::block_sum(ss) / float(cols) + in.eps);
-  } else if (in.prologue == GemvPrologue::LayerNorm) {
+  const bool vec = cols % 4 == 0 && (reinterpret_cast<uintptr_t>(in.x) & 15) == 0;
+  auto quad_sum = [&](auto term) {  // the block's sum of term(x) over the columns
     float s = 0.f;
-#pragma unroll 4
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) s += in.x[c];
-    mean = dev::block_sum(s) / float(cols);
-    float v = 0.f;
-#pragma unroll 4
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) v += (in.x[c] - mean) * (in.x[c] - mean);
-    scale = rsqrtf(dev::block_sum(v) / float(cols) + in.eps);
+#pragma unroll 2
+    for (int c = 4 * threadIdx.x; c < cols; c += 4 * blockDim.x) {
+      const float4 q = load_quad<GemvPrologue::None>(in.x, cols, c, vec);
+      s += term(q.x, c) + term(q.y, c + 1) + term(q.z, c + 2) + term(q.w, c + 3);
+    }
+    return dev::block_sum(s);
+  };
+  if (in.prologue == GemvPrologue::RmsNorm) {
+    scale = rsqrtf(quad_sum([](float v, int) { return v * v; }) / float(cols) + in.eps);
+  } else if (in.prologue == GemvPrologue::LayerNorm) {
+    mean = quad_sum([](float v, int) { return v; }) / float(cols);
+    scale = rsqrtf(quad_sum([&](float v, int c) { return c < cols ? (v - mean) * (v - mean) : 0.f; }) / float(cols) +
+                   in.eps);
   }
   uint32_t* xw = reinterpret_cast<uint32_t*>(xs);
   switch (in.prologue) {  // one loop per operator: no branch per element
