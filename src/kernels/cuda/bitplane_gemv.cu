@@ -180,21 +180,41 @@ __global__ void prologue_kernel(GemvInput in, int64_t cols, float* out) {
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) out[c] = xs[(c & 31) * pitch + (c >> 5)];
 }
 
-// One thread per 8 columns of a row: the codes of a byte of each plane.
-__global__ void dequant_kernel(DeviceBitPlanes m, int bits, __half* __restrict__ out) {
-  const int64_t bytes_per_row = (m.cols + 7) / 8;
+// One thread per 32 weights of a row (one 32-bit word of each plane): the codes are
+// gathered from B words, looked up in the row's table (through L1) and written as four
+// 16-byte stores where the row allows (columns a multiple of 8, whole words), else one half
+// at a time. The prefill reads every weight of a layer through here before its GEMM.
+template <int B>
+__global__ void dequant_kernel(DeviceBitPlanes m, __half* __restrict__ out) {
+  const int words = words_of(m);
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= m.rows * bytes_per_row) return;
-  const int64_t r = i / bytes_per_row, byte = i % bytes_per_row;
-  const __half* table = reinterpret_cast<const __half*>(m.tables[bits]) + (r << bits);
-  uint8_t p[8];
-  for (int k = 0; k < bits; ++k) p[k] = m.planes[(size_t(k) * m.rows + r) * m.plane_stride + byte];
-  for (int c = 0; c < 8; ++c) {
-    const int64_t j = byte * 8 + c;
-    if (j >= m.cols) break;
-    int code = 0;
-    for (int k = 0; k < bits; ++k) code = (code << 1) | ((p[k] >> c) & 1);
-    out[r * m.cols + j] = table[code];
+  if (i >= m.rows * words) return;
+  const int64_t r = i / words;
+  const int w = int(i % words);
+  const __half* table = reinterpret_cast<const __half*>(m.tables[B]) + (r << B);
+  uint32_t p[B];
+#pragma unroll
+  for (int k = 0; k < B; ++k) p[k] = __ldg(reinterpret_cast<const uint32_t*>(m.planes + (size_t(k) * m.rows + r) * m.plane_stride) + w);
+  __half* dst = out + r * m.cols + 32 * int64_t(w);
+  const int64_t left = m.cols - 32 * int64_t(w);
+  auto code = [&](int c) {
+    int v = 0;
+#pragma unroll
+    for (int k = 0; k < B; ++k) v = (v << 1) | ((p[k] >> c) & 1);
+    return v;
+  };
+  if (left >= 32 && m.cols % 8 == 0) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      uint32_t h[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        h[j] = uint32_t(__half_as_ushort(__ldg(table + code(8 * q + 2 * j)))) |
+               (uint32_t(__half_as_ushort(__ldg(table + code(8 * q + 2 * j + 1)))) << 16);
+      reinterpret_cast<uint4*>(dst)[q] = make_uint4(h[0], h[1], h[2], h[3]);
+    }
+  } else {
+    for (int c = 0; c < 32 && c < left; ++c) dst[c] = __ldg(table + code(c));
   }
 }
 
@@ -258,8 +278,19 @@ void apply_prologue(const GemvInput& in, int64_t cols, float* out, void* stream)
 void bitplane_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream) {
   auto s = static_cast<cudaStream_t>(stream);
   PMPD_CUDA_REQUIRE(bits >= m.bits_min && bits <= m.bits_max, "dequantization at a width the matrix does not hold");
-  const int64_t n = m.rows * ((m.cols + 7) / 8);
-  dequant_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(m, bits, reinterpret_cast<__half*>(out));
+  const int64_t n = m.rows * words_of(m);
+  const unsigned blocks = unsigned((n + 255) / 256);
+  __half* o = reinterpret_cast<__half*>(out);
+  switch (bits) {
+    case 1: dequant_kernel<1><<<blocks, 256, 0, s>>>(m, o); break;
+    case 2: dequant_kernel<2><<<blocks, 256, 0, s>>>(m, o); break;
+    case 3: dequant_kernel<3><<<blocks, 256, 0, s>>>(m, o); break;
+    case 4: dequant_kernel<4><<<blocks, 256, 0, s>>>(m, o); break;
+    case 5: dequant_kernel<5><<<blocks, 256, 0, s>>>(m, o); break;
+    case 6: dequant_kernel<6><<<blocks, 256, 0, s>>>(m, o); break;
+    case 7: dequant_kernel<7><<<blocks, 256, 0, s>>>(m, o); break;
+    default: dequant_kernel<8><<<blocks, 256, 0, s>>>(m, o); break;
+  }
   PMPD_CUDA_CHECK(cudaGetLastError());
   if (m.nnz) {
     sparse_scatter_kernel<<<unsigned((m.rows + 255) / 256), 256, 0, s>>>(m, reinterpret_cast<__half*>(out));
