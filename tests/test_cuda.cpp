@@ -2,6 +2,8 @@
 // forward pass on each architecture, greedy tokens on the shipped model at several
 // widths. Without a GPU (CI) every test skips with the reason; tools/gpu/run.sh runs
 // them on the GPU machine.
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <random>
 
@@ -408,6 +410,68 @@ TEST(Cuda, ProgressiveScheduleSwitchesWidthsOnTheDevice) {
   EXPECT_EQ(g.tokens, a.tokens);
   EXPECT_EQ(g.token_bits, a.token_bits);
   EXPECT_EQ(g.prefill_bits, 5);
+}
+
+TEST(Cuda, ArgmaxPicksTheFirstLargestLikeTheHost) {
+  SKIP_WITHOUT_GPU();
+#ifdef PMPD_HAVE_CUDA
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd;
+  float* dx = nullptr;
+  int* dout = nullptr;
+  ASSERT_EQ(cudaMalloc(&dx, sizeof(float) * 60000), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&dout, sizeof(int)), cudaSuccess);
+  auto device_argmax = [&](const std::vector<float>& x, int offset) {
+    cudaMemcpy(dx + offset, x.data(), sizeof(float) * x.size(), cudaMemcpyHostToDevice);
+    cuda::argmax(dx + offset, int(x.size()), dout, nullptr);
+    int got = -1;
+    cudaMemcpy(&got, dout, sizeof(int), cudaMemcpyDeviceToHost);
+    return got;
+  };
+  for (int n : {1, 7, 1024, 32000, 50257}) {
+    for (int offset : {0, 1}) {  // 16-byte aligned rows and not
+      std::vector<float> x(static_cast<size_t>(n));
+      for (float& v : x) v = nd(rng);
+      auto host = [&] { return int(std::max_element(x.begin(), x.end()) - x.begin()); };
+      EXPECT_EQ(device_argmax(x, offset), host()) << n << " " << offset;
+      if (n > 3) {  // a tie: the first of the equal maxima wins
+        const int i = n / 3, j = n - 2;
+        x[size_t(i)] = x[size_t(j)] = 100.f;
+        EXPECT_EQ(device_argmax(x, offset), i) << n << " " << offset;
+      }
+      std::fill(x.begin(), x.end(), -INFINITY);
+      EXPECT_EQ(device_argmax(x, offset), 0) << n << " " << offset;
+    }
+  }
+  cudaFree(dx);
+  cudaFree(dout);
+#endif
+}
+
+TEST(Cuda, GreedyStepsOnTheDeviceEqualTheLogitsArgmax) {
+  SKIP_WITHOUT_GPU();
+  TinyOnBothBackends t;
+  const ModelConfig& c = t.m->config;
+  std::vector<int> prompt = t.tok.encode("English: a dog runs\nGerman:\n", true);
+  for (bool graphs : {true, false}) {
+    if (!graphs) setenv("PMPD_CUDA_GRAPHS", "0", 1);
+    Transformer gpu(*t.m, Backend::CUDA);
+    unsetenv("PMPD_CUDA_GRAPHS");
+    KVCache a(c, 64, true), b(c, 64, true);
+    std::vector<float> logits(size_t(c.vocab_size));
+    gpu.forward(prompt.data(), int(prompt.size()), a, logits.data(), false, 4);
+    int want = int(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    int got = gpu.forward_greedy(prompt.data(), int(prompt.size()), b, 4);  // a prompt pass
+    ASSERT_EQ(got, want);
+    for (int step = 0; step < 12; ++step) {  // decode steps, switching widths
+      const int bits = 2 + step % 3;
+      gpu.forward(&want, 1, a, logits.data(), false, bits);
+      got = gpu.forward_greedy(&got, 1, b, bits);
+      want = int(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      EXPECT_EQ(got, want) << "graphs " << graphs << " step " << step;
+      EXPECT_EQ(b.length(), a.length());
+    }
+  }
 }
 
 TEST(Cuda, GraphReplayEqualsDirectLaunches) {

@@ -1,3 +1,4 @@
+#include <algorithm>
 // Precision schedules, schedulers and progressive mixed-precision generation.
 #include <malloc.h>
 
@@ -128,6 +129,24 @@ TEST_F(Progressive, FixedScheduleEqualsBits) {
   EXPECT_EQ(a.tokens, b.tokens);
   EXPECT_EQ(a.logits, b.logits);
   EXPECT_EQ(a.token_bits, b.token_bits);
+}
+
+TEST_F(Progressive, GreedyTokensFromTheModelEqualSamplingItsLogits) {
+  // Without kept logits a greedy generation takes each step's token from
+  // Transformer::forward_greedy; with them, from the sampler on the host: same tokens.
+  StaticScheduler s1(parse_schedule("5:4,3:6,2", 20, 8)), s2(parse_schedule("5:4,3:6,2", 20, 8));
+  auto model_side = run(&s1, 20), host_side = run(&s2, 20, /*logits=*/true);
+  EXPECT_EQ(model_side.tokens, host_side.tokens);
+  EXPECT_EQ(model_side.token_bits, host_side.token_bits);
+  // forward_greedy is the first largest logit of the same pass.
+  const ModelConfig& c = q_->config;
+  Transformer tf(*q_);
+  KVCache a(c, 64, true), b(c, 64, true);
+  std::vector<float> logits(size_t(c.vocab_size));
+  tf.forward(prompt_->data(), int(prompt_->size()), a, logits.data(), false, 4);
+  const int want = int(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  EXPECT_EQ(tf.forward_greedy(prompt_->data(), int(prompt_->size()), b, 4), want);
+  EXPECT_EQ(b.length(), a.length());
 }
 
 TEST_F(Progressive, MemoryDoesNotGrowWithSwitches) {

@@ -45,11 +45,16 @@ GenerateResult generate(Transformer& model, const std::vector<int>& prompt, cons
 
   auto t1 = clock::now();
   int bits = r.prefill_bits;
+  // Greedy decoding that nobody needs the logits of takes each step's token from the
+  // device's argmax (the same choice as the sampler's: the first largest logit).
+  const bool on_device = sampler.greedy() && !opt.keep_logits && !(opt.scheduler && opt.scheduler->reads_step_logits());
+  const bool step_logits = opt.scheduler && opt.scheduler->reads_step_logits();
+  int next = -1;  // the step's token when forward_greedy chose it
   for (int step = 0; step < opt.max_new_tokens; ++step) {
     if (opt.keep_logits) r.logits.push_back(logits);
     std::vector<float> seen;  // the scheduler sees the logits before sampling modifies them
-    if (opt.scheduler) seen = logits;
-    int next = sampler.sample(logits.data(), c.vocab_size, history);
+    if (step_logits) seen = logits;
+    if (next < 0) next = sampler.sample(logits.data(), c.vocab_size, history);
     r.tokens.push_back(next);
     r.token_bits.push_back(bits);
     history.push_back(next);
@@ -59,8 +64,14 @@ GenerateResult generate(Transformer& model, const std::vector<int>& prompt, cons
       break;
     }
     if (!go_on || step + 1 == opt.max_new_tokens) break;
-    bits = width(opt.scheduler ? opt.scheduler->next_bits({step, cache, seen.data(), c.vocab_size}) : opt.bits);
-    model.forward(&next, 1, cache, logits.data(), false, run_bits(bits));
+    bits = width(opt.scheduler ? opt.scheduler->next_bits({step, cache, step_logits ? seen.data() : nullptr, c.vocab_size})
+                               : opt.bits);
+    if (on_device) {
+      next = model.forward_greedy(&next, 1, cache, run_bits(bits));
+    } else {
+      model.forward(&next, 1, cache, logits.data(), false, run_bits(bits));
+      next = -1;
+    }
   }
   r.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   return live ? *live : r;

@@ -23,6 +23,9 @@ class Sampler {
   explicit Sampler(const SamplerParams& p);
   // `history` is the tokens so far (for the repetition penalty). Modifies logits.
   int sample(float* logits, int vocab, const std::vector<int>& history);
+  // Whether sample() is the plain argmax (no temperature, no repetition penalty), which
+  // the model can take on the device.
+  bool greedy() const { return p_.temperature <= 0 && (p_.repeat_penalty == 1.f || p_.repeat_last_n == 0); }
 
  private:
   SamplerParams p_;

@@ -346,6 +346,7 @@ class CudaModel : public DeviceModel {
     PMPD_CHECK(c.head_dim <= 256 && attention_smem_bytes(c.head_dim, max_ctx_) <= 200u * 1024,
                "--backend cuda: a context of {} tokens is beyond the attention kernel's shared memory", max_ctx_);
     step_.reserve(1);
+    token_out_.reserve(1);
     slots_.reserve(size_t(2 * c.n_layers));
     attn_splits_ = attention_decode_splits(c.n_heads, max_ctx_);
     attn_partial_.reserve(attention_decode_partial_floats(c.n_heads, c.head_dim, attn_splits_));
@@ -438,9 +439,39 @@ class CudaModel : public DeviceModel {
 
   void forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits, int bits) override {
     std::lock_guard<std::mutex> lock(mu_);
+    const int pos0 = begin_pass(tokens, n, cache, all_logits, bits);
+    if (n == 1 && use_graphs_) replay_step(bits, false);
+    else enqueue_pass(n, bits, all_logits);
+    const int rows = all_logits ? n : 1;
+    PMPD_CUDA_CHECK(cudaMemcpyAsync(logits, logits_.get(), sizeof(float) * size_t(rows) * c_.vocab_size,
+                                    cudaMemcpyDeviceToHost, stream_));
+    PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    cache.set_length(pos0 + n);
+  }
+
+  int forward_greedy(const int* tokens, int n, KVCache& cache, int bits) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int pos0 = begin_pass(tokens, n, cache, false, bits);
+    if (n == 1 && use_graphs_) replay_step(bits, true);
+    else enqueue_pass(n, bits, false), argmax(logits_.get(), c_.vocab_size, token_out_.get(), stream_);
+    int* host = reinterpret_cast<int*>(pinned_ + kPinnedBytes - 64);
+    PMPD_CUDA_CHECK(cudaMemcpyAsync(host, token_out_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    cache.set_length(pos0 + n);
+    return *host;
+  }
+
+ private:
+  static constexpr size_t kPinnedBytes = 1u << 20;
+
+  // What every pass does first (the caller holds mu_): binds the cache (on the device from
+  // its first pass), sizes the buffers, and copies the per-pass values through pinned
+  // memory: the token ids, the position, and (when the cache changed) its layer addresses.
+  // Returns the pass's first position.
+  int begin_pass(const int* tokens, int n, KVCache& cache, bool all_logits, int& bits) {
     const ModelConfig& c = c_;
     PMPD_CHECK(cache.is_f16(), "--backend cuda keeps a 16-bit KV cache; drop --kv f32");
-    PMPD_CHECK(size_t(n) * sizeof(int) + 64 <= kPinnedBytes, "--backend cuda: a pass of {} tokens is too long", n);
+    PMPD_CHECK(size_t(n) * sizeof(int) + 128 <= kPinnedBytes, "--backend cuda: a pass of {} tokens is too long", n);
     auto* kv = dynamic_cast<DeviceKV*>(cache.device());
     if (!kv) {
       PMPD_CHECK(cache.length() == 0, "this KV cache was filled on the CPU; the CUDA backend cannot extend it");
@@ -451,9 +482,6 @@ class CudaModel : public DeviceModel {
     const int pos0 = cache.length();
     if (!m_.quantized()) bits = 0;  // Transformer::forward checked the width
     reserve(n, all_logits);
-
-    // Per-pass values through pinned memory: the token ids, the position, and (when the
-    // cache changed) the cache's layer addresses.
     auto* st = reinterpret_cast<StepState*>(pinned_);
     st->pos0 = pos0;
     int* tok = reinterpret_cast<int*>(pinned_ + 64);
@@ -467,19 +495,8 @@ class CudaModel : public DeviceModel {
       PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));  // s is pageable and about to go
       bound_kv_ = kv->id();
     }
-
-    if (n == 1 && use_graphs_) replay_step(bits);
-    else enqueue_pass(n, bits, all_logits);
-
-    const int rows = all_logits ? n : 1;
-    PMPD_CUDA_CHECK(cudaMemcpyAsync(logits, logits_.get(), sizeof(float) * size_t(rows) * c.vocab_size,
-                                    cudaMemcpyDeviceToHost, stream_));
-    PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    cache.set_length(pos0 + n);
+    return pos0;
   }
-
- private:
-  static constexpr size_t kPinnedBytes = 1u << 20;
 
   void reserve(int n, bool all_logits) {
     const ModelConfig& c = c_;
@@ -511,10 +528,17 @@ class CudaModel : public DeviceModel {
     graphs_.clear();
   }
 
-  void replay_step(int bits) {
-    auto it = graphs_.find(bits);
+  // The decode step from its graph (one per width, and per whether it ends with the greedy
+  // token's argmax).
+  void replay_step(int bits, bool greedy) {
+    auto it = graphs_.find({bits, greedy});
     if (it == graphs_.end())
-      it = graphs_.emplace(bits, capture_graph(stream_, [&] { enqueue_pass(1, bits, false); })).first;
+      it = graphs_
+               .emplace(std::pair{bits, greedy}, capture_graph(stream_, [&] {
+                          enqueue_pass(1, bits, false);
+                          if (greedy) argmax(logits_.get(), c_.vocab_size, token_out_.get(), stream_);
+                        }))
+               .first;
     PMPD_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
   }
 
@@ -671,6 +695,7 @@ class CudaModel : public DeviceModel {
   DevArray<uint16_t> wscratch_;
   DevArray<int> tokens_;
   DevArray<StepState> step_;
+  DevArray<int> token_out_;  // the greedy token of forward_greedy
   DevArray<uint16_t*> slots_;
   // The decode attention's split results and per-head completion counters.
   int attn_splits_ = 1;
@@ -679,7 +704,7 @@ class CudaModel : public DeviceModel {
   uint64_t bound_kv_ = 0;
   uint8_t* pinned_ = nullptr;
   bool use_graphs_ = true;
-  std::map<int, cudaGraphExec_t> graphs_;
+  std::map<std::pair<int, bool>, cudaGraphExec_t> graphs_;  // (width, greedy)
   std::mutex mu_;
   std::vector<std::pair<std::string, cudaEvent_t>>* marks_ = nullptr;
 };

@@ -32,6 +32,9 @@ class DeviceModel {
   // Same contract as Transformer::forward; the cache's keys and values live on the
   // device (KVCache::sync_host copies them back for host readers).
   virtual void forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits, int bits) = 0;
+  // Same as Transformer::forward_greedy: the pass, then the argmax on the device; only
+  // the token comes back.
+  virtual int forward_greedy(const int* tokens, int n, KVCache& cache, int bits) = 0;
   // Single-token projections at `bits` (0: the 16-bit weights), cycling through every
   // layer so the weights come from device memory, not the L2 cache; per-layer means.
   virtual ProjectionTiming time_projections(int bits, int reps) = 0;

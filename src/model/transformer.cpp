@@ -1,5 +1,7 @@
 #include "model/transformer.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstring>
 
@@ -120,7 +122,7 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
   }
 }
 
-void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits, int bits) {
+int Transformer::check_pass(const int* tokens, int n, const KVCache& cache, int bits) const {
   const ModelConfig& c = m_.config;
   const int pos0 = cache.length();
   if (bits > 0 && m_.quantized())
@@ -131,8 +133,22 @@ void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logit
   for (int t = 0; t < n; ++t)
     PMPD_CHECK(tokens[t] >= 0 && tokens[t] < c.vocab_size, "token id {} outside the vocabulary of {}", tokens[t],
                c.vocab_size);
+  return bits > 0 ? bits : m_.quantized() ? m_.quant.bits_max : 0;
+}
+
+int Transformer::forward_greedy(const int* tokens, int n, KVCache& cache, int bits) {
+  if (gpu_) return gpu_->forward_greedy(tokens, n, cache, check_pass(tokens, n, cache, bits));
+  std::vector<float> logits(size_t(m_.config.vocab_size));
+  forward(tokens, n, cache, logits.data(), false, bits);
+  return int(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits, int bits) {
+  const ModelConfig& c = m_.config;
+  const int pos0 = cache.length();
+  const int width = check_pass(tokens, n, cache, bits);
   if (gpu_) {
-    gpu_->forward(tokens, n, cache, logits, all_logits, bits > 0 ? bits : m_.quantized() ? m_.quant.bits_max : 0);
+    gpu_->forward(tokens, n, cache, logits, all_logits, width);
     return;
   }
   PMPD_CHECK(!cache.device(), "this KV cache lives on a GPU; the CPU backend cannot extend it");

@@ -88,6 +88,10 @@ class Transformer {
   // (n * vocab floats) when all_logits is set. `bits` is the weight precision of this
   // pass for quantized models (0: the highest stored); 16-bit models ignore it.
   void forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits = false, int bits = 0);
+  // The same pass for greedy decoding: returns the index of the last token's largest
+  // logit (the first among equals). On the GPU the argmax runs on the device, so a decode
+  // step brings back one int instead of the vocabulary's logits.
+  int forward_greedy(const int* tokens, int n, KVCache& cache, int bits = 0);
 
   // Sees the input of every linear layer (for calibration statistics): slot is one of
   // attn_in (q, k, v), attn_out (o), ffn_in (gate, up), ffn_mid (down).
@@ -95,6 +99,8 @@ class Transformer {
   void set_observer(Observer o);
 
  private:
+  // Checks a pass's tokens, context and width; returns the width to run (0: 16-bit).
+  int check_pass(const int* tokens, int n, const KVCache& cache, int bits) const;
   void attention(int layer, int n, int pos0, const float* q, KVCache& cache, float* out);
   void apply_norm(const Norm& nm, const float* x, float* out, int n) const;
   void linear(const Linear& l, const float* x, int n, float* y, int bits) const;

@@ -14,7 +14,7 @@ namespace pmpd {
 struct StepContext {
   int step;              // decode step k: its pass consumes generated token k
   const KVCache& cache;  // the 16-bit cache so far
-  const float* logits;   // logits that chose the latest token
+  const float* logits;   // logits that chose the latest token; null unless reads_step_logits()
   int vocab;
 };
 
@@ -25,6 +25,9 @@ class Scheduler {
   // Called once after the prefill (the learned scheduler predicts here).
   virtual void on_prefill(const KVCache& cache, const float* logits, int vocab) {}
   virtual int next_bits(const StepContext& ctx) = 0;
+  // Whether next_bits reads ctx.logits. A greedy generation whose scheduler does not
+  // leaves the logits on the device (Transformer::forward_greedy).
+  virtual bool reads_step_logits() const { return false; }
   virtual std::string describe() const = 0;
   // Every width this scheduler may ask for (prefill included), for checking against a file.
   virtual std::vector<int> widths() const = 0;
@@ -56,6 +59,7 @@ class ConfidenceScheduler : public Scheduler {
   ConfidenceScheduler(int prefill, int high, int low, float threshold, int patience = 4);
   int prefill_bits() const override { return prefill_; }
   int next_bits(const StepContext& ctx) override;
+  bool reads_step_logits() const override { return true; }
   std::string describe() const override;
   std::vector<int> widths() const override { return {prefill_, high_, low_}; }
 

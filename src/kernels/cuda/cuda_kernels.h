@@ -69,6 +69,8 @@ void embed_rows_f16(const uint16_t* table, const int* tokens, int n, int dim, fl
 void rmsnorm(const float* x, const float* w, float* out, int n, int dim, float eps, void* stream);
 void layernorm(const float* x, const float* w, const float* b, float* out, int n, int dim, float eps, void* stream);
 void f32_to_f16(const float* x, uint16_t* out, int64_t count, void* stream);
+// out = the index of the largest of x[0..n), the first among equals (greedy decoding).
+void argmax(const float* x, int n, int* out, void* stream);
 void add_inplace(float* x, const float* y, int64_t count, void* stream);
 // x[t, c] += bias[c] for every token row (row length `cols`).
 void add_bias(float* x, const float* bias, int n, int cols, void* stream);

@@ -54,6 +54,46 @@ __global__ void layernorm_kernel(const float* x, const float* w, const float* b,
     oi[i] = (xi[i] - mean) * inv * (w ? w[i] : 1.f) + (b ? b[i] : 0.f);
 }
 
+// The greedy token on the device: the index of the largest of n logits, the first one
+// among equals (as std::max_element picks on the host), so that a decode step brings
+// back 4 bytes instead of the vocabulary's logits. One block; each thread scans a strided
+// share as float4 where the row allows.
+__global__ void argmax_kernel(const float* x, int n, int* out) {
+  dev::chained_start();
+  float best = -INFINITY;
+  int at = n;  // past the end: no candidate yet (all -inf or NaN rows give 0 below)
+  auto take = [&](float v, int i) {
+    if (v > best || (v == best && i < at)) best = v, at = i;
+  };
+  const bool vec = (reinterpret_cast<uintptr_t>(x) & 15) == 0;
+  const int quads = vec ? n / 4 : 0;
+  for (int q = threadIdx.x; q < quads; q += blockDim.x) {
+    const float4 v = reinterpret_cast<const float4*>(x)[q];
+    take(v.x, 4 * q), take(v.y, 4 * q + 1), take(v.z, 4 * q + 2), take(v.w, 4 * q + 3);
+  }
+  for (int i = 4 * quads + threadIdx.x; i < n; i += blockDim.x) take(x[i], i);
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oa = __shfl_xor_sync(0xffffffffu, at, o);
+    take(ob, oa);
+  }
+  __shared__ float wb[32];
+  __shared__ int wa[32];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) wb[warp] = best, wa[warp] = at;
+  __syncthreads();
+  if (warp == 0) {
+    best = -INFINITY, at = n;
+    if (lane < int(blockDim.x) / 32) best = wb[lane], at = wa[lane];
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+      const int oa = __shfl_xor_sync(0xffffffffu, at, o);
+      take(ob, oa);
+    }
+    if (lane == 0) *out = at < n ? at : 0;
+  }
+}
+
 __global__ void to_f16_kernel(const float* x, __half* out, int64_t count) {
   dev::chained_start();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -187,6 +227,10 @@ void rmsnorm(const float* x, const float* w, float* out, int n, int dim, float e
 void layernorm(const float* x, const float* w, const float* b, float* out, int n, int dim, float eps, void* stream) {
   launch_chained(layernorm_kernel, dim3(unsigned(n)), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), x, w, b,
                  out, dim, eps);
+}
+
+void argmax(const float* x, int n, int* out, void* stream) {
+  launch_chained(argmax_kernel, dim3(1), dim3(1024), 0, static_cast<cudaStream_t>(stream), x, n, out);
 }
 
 void f32_to_f16(const float* x, uint16_t* out, int64_t count, void* stream) {
