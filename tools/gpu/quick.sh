@@ -1,7 +1,21 @@
-# tests + one bench of vicuna-7b at 2..4 bits (ops, step profile, e2e)
-r=$(mktemp -d); tar -C $r -xJf .gpu/bundle.tar.xz
-export LD_LIBRARY_PATH=$r/lib:$(dirname $(find / -name libcublas.so.13 -not -path '*/proc/*' 2>/dev/null | head -1))
+#!/usr/bin/env bash
+# On the GPU machine: the check of one kernel change in one call. Unpacks
+# .gpu/bundle.tar.xz (tools/gpu/pack.sh), runs the CUDA tests and one `pmpd bench --backend
+# cuda`, writes OUTDIR/tests.txt and OUTDIR/bench.md and prints their summary lines.
+#   [SHAPE=vicuna-7b] [BITS=2:4] [EXTRA="--no-e2e"] bash tools/gpu/quick.sh [OUTDIR]
+# OUTDIR defaults to $OUT (the device tool's output folder).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out=${1:-${OUT:?usage: quick.sh OUTDIR (or set OUT)}}
+mkdir -p "$out"
+root=$(mktemp -d)
+tar -C "$root" -xJf .gpu/bundle.tar.xz
+cuda_lib=$(dirname "$(find / -name 'libcublas.so.13' -not -path '*/proc/*' 2>/dev/null | head -1)")
+export LD_LIBRARY_PATH="$root/lib:$cuda_lib:${LD_LIBRARY_PATH:-}"
 export PMPD_SOURCE_DIR=$PWD
-$r/bin/pmpd_tests --gtest_filter='*Cuda*' > $OUT/tests.txt 2>&1; grep -E "PASSED|FAILED" $OUT/tests.txt
-$r/bin/pmpd bench --backend cuda --shape ${SHAPE:-vicuna-7b} --bits ${BITS:-2:4} --prompt-tokens 128 $EXTRA > $OUT/bench.md 2>&1
-grep -E "^\| [0-9]|16 \(|bit \||PMPD|alternate|switch|stage|step|proj|attention" $OUT/bench.md
+"$root/bin/pmpd_tests" --gtest_filter='*Cuda*' >"$out/tests.txt" 2>&1
+grep -E "PASSED|FAILED" "$out/tests.txt"
+# shellcheck disable=SC2086  # EXTRA is a list of options
+"$root/bin/pmpd" bench --backend cuda --shape "${SHAPE:-vicuna-7b}" --bits "${BITS:-2:4}" --prompt-tokens 128 \
+  ${EXTRA:-} >"$out/bench.md" 2>&1
+grep -E "^\| [0-9]|16 \(|bit \||PMPD|alternate|switch|stage|step|proj|attention|error" "$out/bench.md"
