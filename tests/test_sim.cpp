@@ -100,7 +100,7 @@ TEST(Simulator, RejectsBadHardwareAndTraces) {
   auto h = hw(R"({"bandwidth_gbs": 1, "macs_per_cycle": {"16": 1}})");
   EXPECT_THROW(sim::simulate(small(), h, sim::Trace{0, 4, {4}}), Error);
   EXPECT_THROW(sim::simulate(small(), h, sim::Trace{1, 12, {4}}), Error);
-  for (const char* name : {"edge-npu-lpddr5", "datacenter-hbm3", "h100-pmpd", "cpu-dev-vm"})
+  for (const char* name : {"edge-npu-lpddr5", "datacenter-hbm3", "h100-pmpd", "h200-pmpd", "cpu-dev-vm"})
     EXPECT_NO_THROW(sim::load_hardware(name)) << name;
   EXPECT_THROW(sim::load_hardware("no-such-device"), Error);
 }

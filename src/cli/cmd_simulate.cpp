@@ -101,7 +101,7 @@ Action add_simulate(CLI::App& app) {
   auto a = std::make_shared<SimArgs>();
   cmd->add_option("-m,--model", a->model, "A model file or directory (only its shape is used)");
   cmd->add_option("--shape", a->shape, "A named shape: vicuna-7b, mobilellama-1.4b, phi-1.5, zephyr-3b, tiny");
-  cmd->add_option("--hw", a->hw, "Hardware description: a JSON file, or a shipped one (edge-npu-lpddr5, datacenter-hbm3, h100-pmpd, cpu-dev-vm)")
+  cmd->add_option("--hw", a->hw, "Hardware description: a JSON file, or a shipped one (edge-npu-lpddr5, datacenter-hbm3, h100-pmpd, h200-pmpd, cpu-dev-vm)")
       ->required();
   cmd->add_option("--schedule", a->schedule, "A static schedule (4:32,3, fixed:3, a preset or a calibrated schedule file; 16: the 16-bit model)");
   cmd->add_option("--trace", a->trace, "Per-token widths recorded by pmpd run --json");
