@@ -8,11 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-${OUT:?usage: quick.sh OUTDIR (or set OUT)}}
 mkdir -p "$out"
-root=$(mktemp -d)
-tar -C "$root" -xJf .gpu/bundle.tar.xz
-cuda_lib=$(dirname "$(find / -name 'libcublas.so.13' -not -path '*/proc/*' 2>/dev/null | head -1)")
-export LD_LIBRARY_PATH="$root/lib:$cuda_lib:${LD_LIBRARY_PATH:-}"
-export PMPD_SOURCE_DIR=$PWD
+source tools/gpu/bundle_env.sh
 "$root/bin/pmpd_tests" --gtest_filter='*Cuda*' >"$out/tests.txt" 2>&1
 grep -E "PASSED|FAILED" "$out/tests.txt"
 # shellcheck disable=SC2086  # EXTRA is a list of options

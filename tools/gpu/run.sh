@@ -10,11 +10,7 @@ shift
 shapes=("$@")
 [ ${#shapes[@]} -eq 0 ] && shapes=(vicuna-7b mobilellama-1.4b phi-1.5 zephyr-3b)
 mkdir -p "$out"
-root=$(mktemp -d)
-tar -C "$root" -xJf .gpu/bundle.tar.xz
-cuda_lib=$(dirname "$(find / -name 'libcublas.so.13' -not -path '*/proc/*' 2>/dev/null | head -1)")
-export LD_LIBRARY_PATH="$root/lib:$cuda_lib:${LD_LIBRARY_PATH:-}"
-export PMPD_SOURCE_DIR=$PWD
+source tools/gpu/bundle_env.sh
 PMPD="$root/bin/pmpd"
 {
   echo "== machine"; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem --format=csv; nproc

@@ -12,10 +12,7 @@ shape=${2:?shape}
 bits=${3:?bits, e.g. 2:4}
 shift 3
 mkdir -p "$out"
-root=$(mktemp -d)
-tar -C "$root" -xJf .gpu/bundle.tar.xz
-cuda_lib=$(dirname "$(find / -name 'libcublas.so.13' -not -path '*/proc/*' 2>/dev/null | head -1)")
-export LD_LIBRARY_PATH="$root/lib:$cuda_lib:${LD_LIBRARY_PATH:-}"
+source tools/gpu/bundle_env.sh
 n=0
 for setting in "$@"; do
   n=$((n + 1))
