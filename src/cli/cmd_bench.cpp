@@ -118,6 +118,9 @@ int bench(const BenchArgs& a) {
   set_threads(a.threads);
   const Backend backend = parse_backend(a.backend);
   const auto [lo, hi] = parse_bit_range(a.bits);
+  // Before building a synthetic model (a minute and gigabytes for the 7B shape).
+  if (backend == Backend::CUDA)
+    PMPD_CHECK(cuda::compiled() && cuda::device_count() > 0, "--backend cuda: no usable GPU ({})", cuda::device_name());
   std::unique_ptr<Model> quantized;
   std::string source;
   if (!a.model.empty()) {
