@@ -1,7 +1,5 @@
 #include "calib/branching.h"
 
-#include <algorithm>
-
 #include "core/error.h"
 #include "eval/stop_text.h"
 
@@ -18,16 +16,15 @@ namespace {
 
 struct State {
   KVCache cache;
-  std::vector<float> logits;  // the logits that choose the next token
   GreedyOutput out;
   eval::StopText text;
   bool done = false;
 };
 
-// Chooses the next token greedily (the first maximum, as the sampler does) from the
-// logits of a pass at `bits`; ends the generation on EOS, a stop string or the limit.
-void take_token(State& s, int bits, const TaskLimits& lim) {
-  int id = int(std::max_element(s.logits.begin(), s.logits.end()) - s.logits.begin());
+// Appends the greedy token of a pass at `bits` (Transformer::forward_greedy: the first
+// maximum, as the sampler picks it; on the GPU only the token comes back); ends the
+// generation on EOS, a stop string or the limit.
+void take_token(State& s, int id, int bits, const TaskLimits& lim) {
   s.out.tokens.push_back(id);
   s.out.token_bits.push_back(bits);
   bool go_on = s.text.push(id);
@@ -36,9 +33,9 @@ void take_token(State& s, int bits, const TaskLimits& lim) {
 
 void decode_step(Transformer& tf, State& s, int bits, const TaskLimits& lim, long long& passes) {
   int last = s.out.tokens.back();
-  tf.forward(&last, 1, s.cache, s.logits.data(), false, bits);
+  const int id = tf.forward_greedy(&last, 1, s.cache, bits);
   ++passes;
-  take_token(s, bits, lim);
+  take_token(s, id, bits, lim);
 }
 
 }  // namespace
@@ -58,10 +55,10 @@ std::vector<GreedyOutput> generate_with_branches(Transformer& tf, const std::vec
              prompt.size(), lim.max_new_tokens, c.max_seq_len);
 
   long long passes = 0;
-  State s{KVCache(c, needed, true), std::vector<float>(size_t(c.vocab_size)), {}, eval::StopText(*lim.tok, lim.stop)};
-  tf.forward(prompt.data(), int(prompt.size()), s.cache, s.logits.data(), false, prefill_bits);
+  State s{KVCache(c, needed, true), {}, eval::StopText(*lim.tok, lim.stop)};
+  const int first = tf.forward_greedy(prompt.data(), int(prompt.size()), s.cache, prefill_bits);
   ++passes;
-  take_token(s, prefill_bits, lim);
+  take_token(s, first, prefill_bits, lim);
 
   std::vector<GreedyOutput> out(branches.size() + 1);
   size_t next = 0;
