@@ -452,9 +452,13 @@ class CudaModel : public DeviceModel {
   int forward_greedy(const int* tokens, int n, KVCache& cache, int bits) override {
     std::lock_guard<std::mutex> lock(mu_);
     const int pos0 = begin_pass(tokens, n, cache, false, bits);
-    if (n == 1 && use_graphs_) replay_step(bits, true);
-    else enqueue_pass(n, bits, false), argmax(logits_.get(), c_.vocab_size, token_out_.get(), stream_);
-    int* host = reinterpret_cast<int*>(pinned_ + kPinnedBytes - 64);
+    if (n == 1 && use_graphs_) {
+      replay_step(bits, true);
+    } else {
+      enqueue_pass(n, bits, false);
+      argmax(logits_.get(), c_.vocab_size, token_out_.get(), stream_);
+    }
+    int* host = reinterpret_cast<int*>(pinned_ + kPinnedBytes - 64);  // past the token ids (begin_pass checks)
     PMPD_CUDA_CHECK(cudaMemcpyAsync(host, token_out_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
     PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
     cache.set_length(pos0 + n);
