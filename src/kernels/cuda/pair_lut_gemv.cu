@@ -1,11 +1,11 @@
-// The decode GEMV for widths 2..4 on tensor cores (docs/cuda.md, kernel v4). The
+// The decode GEMV for widths 2..4 on tensor cores (docs/cuda.md, kernels v4 and v5). The
 // bit-plane GEMV of bitplane_gemv.cu spends ~6 integer instructions and 1.25 shared-memory
 // reads per weight and reaches a quarter of HBM bandwidth on an H100; here a weight costs
 // about one instruction:
 //  - the planes are re-tiled at load (tile_bitplanes) so that each lane's 32-bit word of a
-//    plane holds exactly the weights it feeds to mma.m16n8k16 (x is the A operand, row 0
-//    of 16; W^T the B operand, 8 rows of W), in a bit order that does not depend on the
-//    width read: narrower widths still read fewer planes;
+//    plane holds exactly the weights it feeds to mma.m16n8k16 (lane 4g + t: row g of its
+//    row block, the column pairs of fragment registers 2t and 2t + 8), in a bit order that
+//    does not depend on the width read: narrower widths still read fewer planes;
 //  - B plane words become 4 registers of pair indices with B+1 integer operations each
 //    (mask-merge, one rotate): every byte holds the interleaved codes of two weights;
 //  - a pair index becomes a shared-memory address with one PRMT, and one 32-bit load of a
@@ -36,12 +36,12 @@ namespace {
 
 constexpr int kWarps = 16;
 constexpr int kThreads = 32 * kWarps;
-constexpr int kRows = 16;  // two row blocks of 8 (the mma's N)
+constexpr int kRows = 16;  // two row blocks of 8 (the mma's M: rows g and 8 + g)
 
 // ---- The tile layout -------------------------------------------------------------
 // Word (k, rb, cp, lane, h) of tiled[] = (((k * RB + rb) * CP + cp) * 32 + lane) * 2 + h
 // holds plane k of row 8 rb + lane / 4, chunk c = 2 cp + h (128 columns). Its 16 pairs
-// p = 2 j + hh (k-block j of 16 columns; hh: mma register b0 or b1) cover columns
+// p = 2 j + hh (k-block j of 16 columns; hh: the A register of columns 2t or 2t + 8) cover columns
 // 128 c + 16 j + 8 hh + 2 (lane % 4) + {0, 1}. Pair p = 4 r + i (register r, byte i) keeps
 // its two bits (first column, second column) at
 //   P(k, r, i) = 8 ((i - [r < k]) mod 4) + 2 ((r - k) mod 4),  P + 1,
