@@ -138,7 +138,10 @@ int Transformer::check_pass(const int* tokens, int n, const KVCache& cache, int 
 
 int Transformer::forward_greedy(const int* tokens, int n, KVCache& cache, int bits) {
   if (gpu_) return gpu_->forward_greedy(tokens, n, cache, check_pass(tokens, n, cache, bits));
-  std::vector<float> logits(size_t(m_.config.vocab_size));
+  // One buffer a thread, reused: a decode step of a small model is short enough for a fresh
+  // vocabulary-sized allocation to show (the server runs passes from several threads).
+  thread_local std::vector<float> logits;
+  logits.resize(size_t(m_.config.vocab_size));
   forward(tokens, n, cache, logits.data(), false, bits);
   return int(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
