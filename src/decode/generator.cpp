@@ -47,8 +47,8 @@ GenerateResult generate(Transformer& model, const std::vector<int>& prompt, cons
   int bits = r.prefill_bits;
   // Greedy decoding that nobody needs the logits of takes each step's token from the
   // device's argmax (the same choice as the sampler's: the first largest logit).
-  const bool on_device = sampler.greedy() && !opt.keep_logits && !(opt.scheduler && opt.scheduler->reads_step_logits());
   const bool step_logits = opt.scheduler && opt.scheduler->reads_step_logits();
+  const bool on_device = sampler.greedy() && !opt.keep_logits && !step_logits;
   int next = -1;  // the step's token when forward_greedy chose it
   for (int step = 0; step < opt.max_new_tokens; ++step) {
     if (opt.keep_logits) r.logits.push_back(logits);

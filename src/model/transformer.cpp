@@ -1,7 +1,6 @@
 #include "model/transformer.h"
 
 #include <algorithm>
-
 #include <cmath>
 #include <cstring>
 
