@@ -440,8 +440,7 @@ class CudaModel : public DeviceModel {
   void forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits, int bits) override {
     std::lock_guard<std::mutex> lock(mu_);
     const int pos0 = begin_pass(tokens, n, cache, all_logits, bits);
-    if (n == 1 && use_graphs_) replay_step(bits, false);
-    else enqueue_pass(n, bits, all_logits);
+    run_pass(n, bits, all_logits, false);
     const int rows = all_logits ? n : 1;
     PMPD_CUDA_CHECK(cudaMemcpyAsync(logits, logits_.get(), sizeof(float) * size_t(rows) * c_.vocab_size,
                                     cudaMemcpyDeviceToHost, stream_));
@@ -452,12 +451,7 @@ class CudaModel : public DeviceModel {
   int forward_greedy(const int* tokens, int n, KVCache& cache, int bits) override {
     std::lock_guard<std::mutex> lock(mu_);
     const int pos0 = begin_pass(tokens, n, cache, false, bits);
-    if (n == 1 && use_graphs_) {
-      replay_step(bits, true);
-    } else {
-      enqueue_pass(n, bits, false);
-      argmax(logits_.get(), c_.vocab_size, token_out_.get(), stream_);
-    }
+    run_pass(n, bits, false, true);
     int* host = reinterpret_cast<int*>(pinned_ + kPinnedBytes - 64);  // past the token ids (begin_pass checks)
     PMPD_CUDA_CHECK(cudaMemcpyAsync(host, token_out_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
     PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -532,16 +526,13 @@ class CudaModel : public DeviceModel {
     graphs_.clear();
   }
 
-  // The decode step from its graph (one per width, and per whether it ends with the greedy
-  // token's argmax).
-  void replay_step(int bits, bool greedy) {
+  // A pass after begin_pass: a decode step replays its graph (one per width, and per
+  // whether it ends with the greedy token's argmax), anything else is launched directly.
+  void run_pass(int n, int bits, bool all_logits, bool greedy) {
+    if (n > 1 || !use_graphs_) return enqueue_pass(n, bits, all_logits, greedy);
     auto it = graphs_.find({bits, greedy});
     if (it == graphs_.end())
-      it = graphs_
-               .emplace(std::pair{bits, greedy}, capture_graph(stream_, [&] {
-                          enqueue_pass(1, bits, false);
-                          if (greedy) argmax(logits_.get(), c_.vocab_size, token_out_.get(), stream_);
-                        }))
+      it = graphs_.emplace(std::pair{bits, greedy}, capture_graph(stream_, [&] { enqueue_pass(1, bits, false, greedy); }))
                .first;
     PMPD_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
   }
@@ -617,7 +608,9 @@ class CudaModel : public DeviceModel {
     marks_->emplace_back(stage, e);
   }
 
-  void enqueue_pass(int n, int bits, bool all_logits) {
+  // The kernels of one pass on stream_; `greedy` ends it with the argmax of the last
+  // token's logits into token_out_.
+  void enqueue_pass(int n, int bits, bool all_logits, bool greedy = false) {
     const ModelConfig& c = c_;
     const int D = c.dim, F = c.hidden_dim, Q = c.n_heads * c.head_dim, KV = c.kv_dim();
     const int qkv_stride = Q + 2 * KV;
@@ -678,6 +671,7 @@ class CudaModel : public DeviceModel {
     const int first = all_logits ? 0 : n - 1, count = n - first;
     norm(out_norm_, x_.get() + int64_t(first) * D, h_.get(), count);
     linear(output_, h_.get(), count, logits_.get(), bits);
+    if (greedy) argmax(logits_.get() + int64_t(count - 1) * c.vocab_size, c.vocab_size, token_out_.get(), stream_);
     mark("final norm + LM head");
   }
 
