@@ -55,7 +55,7 @@ __global__ void attention_decode_kernel(DecodeAttentionArgs a) {
   float* part = vn + 2 * hd;                            // partial outputs, 8 floats a thread
   float* scores = part + max(8 * int(blockDim.x), hd);  // the split's positions
   __shared__ bool is_last;
-  __shared__ float split_weight[kMaxSplits];
+  __shared__ float split_weight[kMaxSplits], split_sum[kMaxSplits];  // the merge's per-split values
   const int h = blockIdx.x, s = blockIdx.y, tid = threadIdx.x;
   const int group = a.n_heads / a.n_kv_heads, kvh = h / group, kv_dim = a.n_kv_heads * hd;
   dev::let_next_start();
@@ -205,21 +205,17 @@ __global__ void attention_decode_kernel(DecodeAttentionArgs a) {
     }
   }
   __syncthreads();
+  // The block's output row: the final one where the head is not split, else this split's
+  // unnormalised row beside its max and sum.
   float* out = a.out + h * hd;
-  if (a.splits == 1) {
-    for (int d = tid; d < hd; d += blockDim.x) {
-      float o = 0.f;
-      for (int g = 0; g < rows; ++g) o += part[g * hd + d];
-      out[d] = o / l;
-    }
-    return;
-  }
-  float* mine = a.partial + (int64_t(h) * a.splits + s) * (hd + 2);
+  float* mine = a.splits > 1 ? a.partial + (int64_t(h) * a.splits + s) * (hd + 2) : nullptr;
   for (int d = tid; d < hd; d += blockDim.x) {
     float o = 0.f;
     for (int g = 0; g < rows; ++g) o += part[g * hd + d];
-    mine[d] = o;
+    if (a.splits == 1) out[d] = o / l;
+    else mine[d] = o;
   }
+  if (a.splits == 1) return;
   if (tid == 0) mine[hd] = m, mine[hd + 1] = l;
   __threadfence();  // this split's result is visible before it is counted
   __syncthreads();
@@ -231,16 +227,16 @@ __global__ void attention_decode_kernel(DecodeAttentionArgs a) {
   // row at once (the loads are unrolled over the largest split count).
   const float* all = a.partial + int64_t(h) * a.splits * (hd + 2);
   if (tid < a.splits) {
-    split_weight[tid] = __ldcg(all + tid * (hd + 2) + hd);       // max, for now
-    scores[tid] = __ldcg(all + tid * (hd + 2) + hd + 1);         // sum
+    split_weight[tid] = __ldcg(all + tid * (hd + 2) + hd);  // max, for now
+    split_sum[tid] = __ldcg(all + tid * (hd + 2) + hd + 1);
   }
   __syncthreads();
   float M = -INFINITY, L = 0.f;
   for (int j = 0; j < a.splits; ++j)
-    if (scores[j] > 0.f) M = fmaxf(M, split_weight[j]);
-  for (int j = 0; j < a.splits; ++j) L += scores[j] > 0.f ? scores[j] * expf(split_weight[j] - M) : 0.f;
+    if (split_sum[j] > 0.f) M = fmaxf(M, split_weight[j]);
+  for (int j = 0; j < a.splits; ++j) L += split_sum[j] > 0.f ? split_sum[j] * expf(split_weight[j] - M) : 0.f;
   __syncthreads();  // every thread has read the maxima before they become weights
-  if (tid < a.splits) split_weight[tid] = scores[tid] > 0.f ? expf(split_weight[tid] - M) / L : 0.f;
+  if (tid < a.splits) split_weight[tid] = split_sum[tid] > 0.f ? expf(split_weight[tid] - M) / L : 0.f;
   __syncthreads();
   for (int d = tid; d < hd; d += blockDim.x) {
     float row[kMaxSplits];
@@ -271,8 +267,7 @@ void attention_decode(const DecodeAttentionArgs& a, void* stream) {
   PMPD_CUDA_REQUIRE(a.head_dim <= kMaxHeadDim && a.splits >= 1 && a.splits <= kMaxSplits,
                     "decode attention: bad head size or split count");
   const int chunk = (a.max_ctx + a.splits - 1) / a.splits;
-  const size_t smem = sizeof(float) * size_t(4 * a.head_dim + std::max(8 * kDecodeThreads, a.head_dim) +
-                                             std::max(chunk, kMaxSplits));
+  const size_t smem = sizeof(float) * size_t(4 * a.head_dim + std::max(8 * kDecodeThreads, a.head_dim) + chunk);
   allow_dynamic_smem<attention_decode_kernel>(smem);
   launch_chained(attention_decode_kernel, dim3(unsigned(a.n_heads), unsigned(a.splits)), dim3(kDecodeThreads), smem,
                  static_cast<cudaStream_t>(stream), a);

@@ -13,6 +13,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <type_traits>
+
 #include <algorithm>
 
 #include "kernels/cuda/cuda_check.h"
@@ -225,6 +227,22 @@ __global__ void sparse_scatter_kernel(DeviceBitPlanes m, __half* __restrict__ ou
   for (int32_t i = m.sp_rowptr[r]; i < m.sp_rowptr[r + 1]; ++i) out[r * m.cols + m.sp_col[i]] = val[i];
 }
 
+// Calls f with the width as a compile-time constant (std::integral_constant<int, B>),
+// for the kernels templated on it; widths past 8 take 8 (the callers checked the range).
+template <class F>
+void with_width(int bits, F&& f) {
+  switch (bits) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 6: return f(std::integral_constant<int, 6>{});
+    case 7: return f(std::integral_constant<int, 7>{});
+    default: return f(std::integral_constant<int, 8>{});
+  }
+}
+
 template <int B>
 void launch_width(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
   // Four rows a warp: the staged input is read once per four weights. Narrow widths
@@ -248,16 +266,7 @@ void bitplane_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, cons
   PMPD_CUDA_REQUIRE(bits >= m.bits_min && bits <= m.bits_max && bits >= 1 && bits <= 8,
                     "bit-plane GEMV at a width the matrix does not hold");
   if (pair_lut_gemv(m, bits, in, out, stream)) return;
-  switch (bits) {
-    case 1: launch_width<1>(m, in, out, s); break;
-    case 2: launch_width<2>(m, in, out, s); break;
-    case 3: launch_width<3>(m, in, out, s); break;
-    case 4: launch_width<4>(m, in, out, s); break;
-    case 5: launch_width<5>(m, in, out, s); break;
-    case 6: launch_width<6>(m, in, out, s); break;
-    case 7: launch_width<7>(m, in, out, s); break;
-    default: launch_width<8>(m, in, out, s); break;
-  }
+  with_width(bits, [&](auto B) { launch_width<B()>(m, in, out, s); });
   PMPD_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -281,16 +290,7 @@ void bitplane_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, voi
   const int64_t n = m.rows * words_of(m);
   const unsigned blocks = unsigned((n + 255) / 256);
   __half* o = reinterpret_cast<__half*>(out);
-  switch (bits) {
-    case 1: dequant_kernel<1><<<blocks, 256, 0, s>>>(m, o); break;
-    case 2: dequant_kernel<2><<<blocks, 256, 0, s>>>(m, o); break;
-    case 3: dequant_kernel<3><<<blocks, 256, 0, s>>>(m, o); break;
-    case 4: dequant_kernel<4><<<blocks, 256, 0, s>>>(m, o); break;
-    case 5: dequant_kernel<5><<<blocks, 256, 0, s>>>(m, o); break;
-    case 6: dequant_kernel<6><<<blocks, 256, 0, s>>>(m, o); break;
-    case 7: dequant_kernel<7><<<blocks, 256, 0, s>>>(m, o); break;
-    default: dequant_kernel<8><<<blocks, 256, 0, s>>>(m, o); break;
-  }
+  with_width(bits, [&](auto B) { dequant_kernel<B()><<<blocks, 256, 0, s>>>(m, o); });
   PMPD_CUDA_CHECK(cudaGetLastError());
   if (m.nnz) {
     sparse_scatter_kernel<<<unsigned((m.rows + 255) / 256), 256, 0, s>>>(m, reinterpret_cast<__half*>(out));

@@ -65,6 +65,9 @@ __global__ void argmax_kernel(const float* x, int n, int* out) {
   auto take = [&](float v, int i) {
     if (v > best || (v == best && i < at)) best = v, at = i;
   };
+  auto take_warp = [&] {  // every lane ends with its warp's (best, at)
+    for (int o = 16; o > 0; o >>= 1) take(__shfl_xor_sync(0xffffffffu, best, o), __shfl_xor_sync(0xffffffffu, at, o));
+  };
   const bool vec = (reinterpret_cast<uintptr_t>(x) & 15) == 0;
   const int quads = vec ? n / 4 : 0;
   for (int q = threadIdx.x; q < quads; q += blockDim.x) {
@@ -72,11 +75,7 @@ __global__ void argmax_kernel(const float* x, int n, int* out) {
     take(v.x, 4 * q), take(v.y, 4 * q + 1), take(v.z, 4 * q + 2), take(v.w, 4 * q + 3);
   }
   for (int i = 4 * quads + threadIdx.x; i < n; i += blockDim.x) take(x[i], i);
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ob = __shfl_xor_sync(0xffffffffu, best, o);
-    const int oa = __shfl_xor_sync(0xffffffffu, at, o);
-    take(ob, oa);
-  }
+  take_warp();
   __shared__ float wb[32];
   __shared__ int wa[32];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -85,11 +84,7 @@ __global__ void argmax_kernel(const float* x, int n, int* out) {
   if (warp == 0) {
     best = -INFINITY, at = n;
     if (lane < int(blockDim.x) / 32) best = wb[lane], at = wa[lane];
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ob = __shfl_xor_sync(0xffffffffu, best, o);
-      const int oa = __shfl_xor_sync(0xffffffffu, at, o);
-      take(ob, oa);
-    }
+    take_warp();
     if (lane == 0) *out = at < n ? at : 0;
   }
 }

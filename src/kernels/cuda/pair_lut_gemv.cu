@@ -102,7 +102,6 @@ __device__ __forceinline__ uint32_t pack_half2(__half lo, __half hi) {
 // in(x)[c .. c+3] for a prologue known at compile time (zero past cols). Whole quads of
 // 16-byte aligned inputs are read as float4 (one load instead of four: staging x is the
 // block's start-up, and every block does it).
-template <GemvPrologue P>
 __device__ __forceinline__ float4 load_quad(const float* p, int cols, int c, bool vec) {
   if (vec && c + 3 < cols) return *reinterpret_cast<const float4*>(p + c);
   float4 v;
@@ -123,17 +122,15 @@ __device__ __forceinline__ float prologue_one(const GemvInput& in, float x, floa
 }
 
 template <GemvPrologue P>
-__device__ void store_fragments(const GemvInput& in, int cols, int padded, float scale, float mean,
+__device__ void store_fragments(const GemvInput& in, int cols, int padded, float scale, float mean, bool vec,
                                 uint32_t* xw) {
-  const bool vec = cols % 4 == 0 && (reinterpret_cast<uintptr_t>(in.x) & 15) == 0 &&
-                   (reinterpret_cast<uintptr_t>(in.norm_w) & 15) == 0 && (reinterpret_cast<uintptr_t>(in.norm_b) & 15) == 0;
   const bool norm = P == GemvPrologue::RmsNorm || P == GemvPrologue::LayerNorm;
 #pragma unroll 2
   for (int c = 4 * threadIdx.x; c < padded; c += 4 * blockDim.x) {
-    const float4 x = load_quad<P>(in.x, cols, c, vec);
-    const float4 x2 = P == GemvPrologue::GatedActivation ? load_quad<P>(in.x + cols, cols, c, vec) : float4{};
-    const float4 w = norm ? load_quad<P>(in.norm_w, cols, c, vec) : float4{};
-    const float4 b = P == GemvPrologue::LayerNorm && in.norm_b ? load_quad<P>(in.norm_b, cols, c, vec) : float4{};
+    const float4 x = load_quad(in.x, cols, c, vec);
+    const float4 x2 = P == GemvPrologue::GatedActivation ? load_quad(in.x + cols, cols, c, vec) : float4{};
+    const float4 w = norm ? load_quad(in.norm_w, cols, c, vec) : float4{};
+    const float4 b = P == GemvPrologue::LayerNorm && in.norm_b ? load_quad(in.norm_b, cols, c, vec) : float4{};
     // Zero past cols whatever the prologue (LayerNorm of a zero is not zero).
     auto value = [&](float xv, float x2v, float wv, float bv, int cc) {
       return cc < cols ? prologue_one<P>(in, xv, x2v, wv, bv, scale, mean) : 0.f;
@@ -150,12 +147,14 @@ __device__ void store_fragments(const GemvInput& in, int cols, int padded, float
 // 32-bit column indices: x fits in shared memory, so far below 2^31 columns.
 __device__ void stage_fragments(const GemvInput& in, int cols, int padded, __half* xs) {
   float scale = 1.f, mean = 0.f;
-  const bool vec = cols % 4 == 0 && (reinterpret_cast<uintptr_t>(in.x) & 15) == 0;
+  // float4 loads where every input row is 16-byte aligned and whole quads fit.
+  const bool vec = cols % 4 == 0 && (reinterpret_cast<uintptr_t>(in.x) & 15) == 0 &&
+                   (reinterpret_cast<uintptr_t>(in.norm_w) & 15) == 0 && (reinterpret_cast<uintptr_t>(in.norm_b) & 15) == 0;
   auto quad_sum = [&](auto term) {  // the block's sum of term(x) over the columns
     float s = 0.f;
 #pragma unroll 2
     for (int c = 4 * threadIdx.x; c < cols; c += 4 * blockDim.x) {
-      const float4 q = load_quad<GemvPrologue::None>(in.x, cols, c, vec);
+      const float4 q = load_quad(in.x, cols, c, vec);
       s += term(q.x, c) + term(q.y, c + 1) + term(q.z, c + 2) + term(q.w, c + 3);
     }
     return dev::block_sum(s);
@@ -169,13 +168,13 @@ __device__ void stage_fragments(const GemvInput& in, int cols, int padded, __hal
   }
   uint32_t* xw = reinterpret_cast<uint32_t*>(xs);
   switch (in.prologue) {  // one loop per operator: no branch per element
-    case GemvPrologue::None: store_fragments<GemvPrologue::None>(in, cols, padded, scale, mean, xw); break;
-    case GemvPrologue::RmsNorm: store_fragments<GemvPrologue::RmsNorm>(in, cols, padded, scale, mean, xw); break;
-    case GemvPrologue::LayerNorm: store_fragments<GemvPrologue::LayerNorm>(in, cols, padded, scale, mean, xw); break;
+    case GemvPrologue::None: store_fragments<GemvPrologue::None>(in, cols, padded, scale, mean, vec, xw); break;
+    case GemvPrologue::RmsNorm: store_fragments<GemvPrologue::RmsNorm>(in, cols, padded, scale, mean, vec, xw); break;
+    case GemvPrologue::LayerNorm: store_fragments<GemvPrologue::LayerNorm>(in, cols, padded, scale, mean, vec, xw); break;
     case GemvPrologue::GatedActivation:
-      store_fragments<GemvPrologue::GatedActivation>(in, cols, padded, scale, mean, xw);
+      store_fragments<GemvPrologue::GatedActivation>(in, cols, padded, scale, mean, vec, xw);
       break;
-    case GemvPrologue::Activation: store_fragments<GemvPrologue::Activation>(in, cols, padded, scale, mean, xw); break;
+    case GemvPrologue::Activation: store_fragments<GemvPrologue::Activation>(in, cols, padded, scale, mean, vec, xw); break;
   }
 }
 
