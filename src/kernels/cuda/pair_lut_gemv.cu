@@ -329,13 +329,17 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
   Item i0{int(blockIdx.x), warp}, i1 = advance(i0);
   uint2 w0[2][B], w1[2][B];
   load(i0, w0);
-  {
+  {  // asynchronous copies: no thread waits on these loads before it goes on to x
     const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
-    const int per_task = kRows << B;
-    for (int i = threadIdx.x; i < rounds * per_task; i += blockDim.x) {
-      const int64_t task = blockIdx.x + int64_t(i / per_task) * gridDim.x, row = task * kRows + (i % per_task >> B);
-      cent[i] = task < tasks && row < m.rows ? table[(row << B) + (i & ((1 << B) - 1))] : __half(0.f);
+    constexpr int kCopy = (2 << B) < 16 ? (2 << B) : 16, kCopies = (2 << B) / kCopy;  // bytes a copy, copies a row
+    for (int i = threadIdx.x; i < rounds * kRows * kCopies; i += blockDim.x) {
+      const int slot = i / kCopies, part = i % kCopies;
+      const int64_t task = blockIdx.x + int64_t(slot / kRows) * gridDim.x, row = task * kRows + slot % kRows;
+      const bool inside = task < tasks && row < m.rows;
+      dev::copy_async<kCopy>(reinterpret_cast<uint8_t*>(cent + (slot << B)) + part * kCopy,
+                             reinterpret_cast<const uint8_t*>(table + (inside ? row << B : 0)) + part * kCopy, inside);
     }
+    dev::copy_async_commit();
   }
   if (in.prologue == GemvPrologue::RmsNorm || in.prologue == GemvPrologue::LayerNorm)
     for (int c = 32 * threadIdx.x; c < int(m.cols); c += 32 * blockDim.x) {  // a 128-byte line each, into L1
@@ -344,6 +348,7 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
     }
   dev::wait_for_producer();  // the weight loads above are in flight; x is the previous kernel's output
   stage_fragments(in, int(m.cols), int(padded), xs);  // once per block
+  dev::copy_async_wait_all();
   __syncthreads();
   TableShare<B> share;
   share.load(cent);
