@@ -318,17 +318,21 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
     return it;
   };
   auto valid = [&](const Item& it) { return warp < cp32 && it.task < tasks32; };
-  auto load = [&](const Item& it, uint2 (&w)[2][B]) {
+  auto load = [&](const Item& it, uint2 (&dst)[2][B]) {
     if (!valid(it)) return;
     const uint2* base = tiled + ((uint32_t(it.task) * 2u * uint32_t(cp32) + uint32_t(it.cp)) * 32u + uint32_t(lane));
 #pragma unroll
     for (int q = 0; q < 2; ++q)
 #pragma unroll
-      for (int k = 0; k < B; ++k) w[q][k] = __ldg(base + (uint32_t(k) * plane_words + uint32_t(q * cp32 * 32)));
+      for (int k = 0; k < B; ++k) dst[q][k] = __ldg(base + (uint32_t(k) * plane_words + uint32_t(q * cp32 * 32)));
   };
-  Item i0{int(blockIdx.x), warp}, i1 = advance(i0);
-  uint2 w0[2][B], w1[2][B];
-  load(i0, w0);
+  // w[0]: the item being computed; w[1..Ahead]: the next ones, in flight. Four bits (one
+  // block an SM, 128 registers) keep two items ahead: they are the most bound by loads.
+  constexpr int Ahead = B == 4 ? 2 : 1;
+  uint2 w[Ahead + 1][2][B];
+  Item next{int(blockIdx.x), warp};  // the item loaded next
+#pragma unroll
+  for (int j = 0; j < Ahead; ++j) load(next, w[j]), next = advance(next);
   {  // asynchronous copies: no thread waits on these loads before it goes on to x
     const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
     constexpr int kCopy = (2 << B) < 16 ? (2 << B) : 16, kCopies = (2 << B) / kCopy;  // bytes a copy, copies a row
@@ -362,21 +366,23 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
     ta.set(tables_address + uint32_t(buf * table_bytes<B>()), tables + buf * table_bytes<B>(), lane);
     float acc[2][4] = {};  // two chains; D column 0 of each: rows g and 8 + g
     for (int cp = warp; cp < cp32; cp += kWarps) {
-      load(i1, w1);  // the warp's next item (this task's next chunk pair, or the next task's first)
+      load(next, w[Ahead]);  // a later item (of this task or of the next ones)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         uint32_t p[2][B];
 #pragma unroll
         for (int q = 0; q < 2; ++q)
 #pragma unroll
-          for (int k = 0; k < B; ++k) p[q][k] = h ? w0[q][k].y : w0[q][k].x;
+          for (int k = 0; k < B; ++k) p[q][k] = h ? w[0][q][k].y : w[0][q][k].x;
         chunk_mma<B>(p, xsv + (2 * cp + h) * 16 + (lane & 3), ta, acc);
       }
 #pragma unroll
       for (int q = 0; q < 2; ++q)
 #pragma unroll
-        for (int k = 0; k < B; ++k) w0[q][k] = w1[q][k];
-      i1 = advance(i1);
+        for (int k = 0; k < B; ++k)
+#pragma unroll
+          for (int j = 0; j < Ahead; ++j) w[j][q][k] = w[j + 1][q][k];
+      next = advance(next);
     }
     // D's columns are equal: lane 4g holds row g (c0) and row 8 + g (c2) in column 0.
     float* part = partial + buf * (kWarps + 1) * kRows;
