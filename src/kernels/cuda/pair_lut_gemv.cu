@@ -17,9 +17,10 @@
 //    shared-memory load fills for two k-blocks;
 //  - mma accumulates in f32; x enters in f16 (as the 16-bit cuBLAS path's does).
 // A block owns 16 rows at a time (a task); its 16 warps split the columns and share the
-// tables. Blocks are persistent: each stages x once, then loops over tasks while the next
-// task's planes and centroids are already in flight (a two-deep prefetch per warp that
-// runs across task boundaries, double-buffered tables and partial sums, one barrier a task).
+// tables. Blocks are persistent: each stages x once, then loops over tasks while later
+// items' planes are already in flight (a per-warp prefetch ring, one item ahead at 2-3 bits
+// and two at 4, that runs across task boundaries; all the block's centroids copied up front
+// with cp.async; double-buffered tables and partial sums, one barrier a task).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
