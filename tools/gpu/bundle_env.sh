@@ -1,4 +1,5 @@
-# Sourced by the GPU-machine scripts (run.sh, sweep.sh, quick.sh) from the repository root:
+# shellcheck shell=bash
+# Sourced by the GPU-machine scripts (run.sh, sweep.sh, quick.sh, ab.sh) from the repository root:
 # unpacks .gpu/bundle.tar.xz (tools/gpu/pack.sh) into a temporary folder and points the
 # loader at its libraries and at the machine's cuBLAS. Sets root (the unpacked bundle:
 # root/bin/pmpd, root/bin/pmpd_tests).

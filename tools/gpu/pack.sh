@@ -4,13 +4,22 @@
 # has CUDA but none of pmpd's other build dependencies and no network.
 #   bash tools/gpu/pack.sh          then, on the GPU machine (device tool, carry .gpu):
 #   bash tools/gpu/run.sh OUTDIR [SHAPES...]
+# With a NAME (bash tools/gpu/pack.sh NAME), only the two binaries go to .gpu/NAME.tar.xz:
+# a variant build for tools/gpu/ab.sh, which takes the libraries from the main bundle.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+variant=${1:-}
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPMPD_CUDA=ON >/dev/null
 cmake --build build -j"$(nproc)" --target pmpd pmpd_tests
 stage=$(mktemp -d)
 mkdir -p "$stage/bin" "$stage/lib" .gpu
 cp build/pmpd build/tests/pmpd_tests "$stage/bin/"
+if [ -n "$variant" ]; then
+  tar -C "$stage" -cJf ".gpu/$variant.tar.xz" bin
+  rm -rf "$stage"
+  ls -la ".gpu/$variant.tar.xz"
+  exit 0
+fi
 # Every shared library outside glibc, libstdc++ and CUDA (those come with the GPU machine).
 ldd build/pmpd build/tests/pmpd_tests | awk '$3 ~ /^\// {print $3}' | sort -u |
   grep -vE '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so|/usr/local/cuda' |
