@@ -5,7 +5,7 @@
 #   [SHAPE=vicuna-7b] [BITS=2:4] [EXTRA="--no-e2e"] bash tools/gpu/quick.sh [OUTDIR]
 # OUTDIR defaults to $OUT (the device tool's output folder).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 out=${1:-${OUT:?usage: quick.sh OUTDIR (or set OUT)}}
 mkdir -p "$out"
 source tools/gpu/bundle_env.sh

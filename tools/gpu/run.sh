@@ -4,7 +4,7 @@
 # shape; writes everything into OUTDIR (log.txt, tests.txt, bench.md, bench-SHAPE.json).
 #   bash tools/gpu/run.sh OUTDIR [vicuna-7b mobilellama-1.4b phi-1.5 zephyr-3b]
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 out=${1:?usage: run.sh OUTDIR [SHAPES...]}
 shift
 shapes=("$@")

@@ -6,7 +6,7 @@
 # Writes OUTDIR/sweep.md (the bench tables under a heading per setting) and one JSON each.
 # BENCH_ARGS adds options to every bench (default: --prompt-tokens 128).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 out=${1:?usage: sweep.sh OUTDIR SHAPE BITS SETTING...}
 shape=${2:?shape}
 bits=${3:?bits, e.g. 2:4}
@@ -19,6 +19,7 @@ for setting in "$@"; do
   vars=()
   [ "$setting" != default ] && read -ra vars <<<"$setting"
   echo "## setting $n: $setting" | tee -a "$out/sweep.md"
+  # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
   env "${vars[@]}" "$root/bin/pmpd" bench --backend cuda --shape "$shape" --bits "$bits" ${BENCH_ARGS:---prompt-tokens 128} \
     --json "$out/sweep-$n.json" 2>&1 | tee -a "$out/sweep.md"
 done
