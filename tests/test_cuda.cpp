@@ -130,6 +130,9 @@ struct DeviceMatrix {
 
 TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
   SKIP_WITHOUT_GPU();
+  struct ResetOneBlock {  // back to the default however the test ends
+    ~ResetOneBlock() { cuda::set_pair_lut_one_block_cols(0); }
+  } reset;
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 64}, {7, 100}, {37, 1000}, {300, 4096 + 17}, {513, 2048}};
   uint32_t seed = 1;
   for (auto [rows, cols] : shapes) {
@@ -142,9 +145,12 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
       for (auto& v : x) v = u(rng);
       Dev<float> dx(x), dy(static_cast<size_t>(rows));
       DeviceMatrix tiled(h, true);
-      for (int b = 2; b <= 8; ++b) for (bool tc : {false, true}) {
-        // tc: widths 2..4 on the tensor-core GEMV, which rounds x to f16 (|error| <= 2^-11 sum |w x|)
-        const bool f16_x = tc && b <= cuda::kTiledPlanesMax;
+      // mode 0: the bit-plane GEMV; 1: widths 2..4 on the tensor-core GEMV, which rounds x to
+      // f16 (|error| <= 2^-11 sum |w x|); 2: 3 bits on it as one block an SM
+      for (int b = 2; b <= 8; ++b) for (int mode : {0, 1, 2}) {
+        if (mode == 2 && b != 3) continue;
+        const bool tc = mode > 0, f16_x = tc && b <= cuda::kTiledPlanesMax;
+        cuda::set_pair_lut_one_block_cols(mode == 2 ? 1 << 30 : 0);
         cuda::bitplane_gemv(tc ? tiled.d : dm.d, b, dx.p, dy.p, nullptr);
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         std::vector<float> y = dy.get(static_cast<size_t>(rows)), ref(static_cast<size_t>(rows));
@@ -159,7 +165,7 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
         }
         for (int64_t r = 0; r < rows; ++r)
           ASSERT_NEAR(y[size_t(r)], ref[size_t(r)], (f16_x ? 6e-4 : 1e-5) * scale + 1e-6)
-              << rows << "x" << cols << " nnz " << nnz << " bits " << b << " tensor cores " << tc << " row " << r;
+              << rows << "x" << cols << " nnz " << nnz << " bits " << b << " mode " << mode << " row " << r;
       }
     }
   }

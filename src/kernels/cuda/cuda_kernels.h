@@ -57,6 +57,11 @@ void bitplane_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, cons
 // The tensor-core GEMV at `bits` (x rounded to f16, f32 accumulation); false (nothing
 // launched) where m has no tiles for that width. bitplane_gemv calls it first.
 bool pair_lut_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, const GemvOutput& out, void* stream);
+// 3-bit matrices of at most `cols` columns run the tensor-core GEMV as one block an SM with
+// two items in flight a warp instead of two blocks with one (0, the default: none; initial
+// value from PMPD_CUDA_GEMV_ONE_BLOCK_COLS). For comparisons: faster on the 2048-wide shapes,
+// slower on 2560- and 4096-wide ones (docs/cuda.md).
+void set_pair_lut_one_block_cols(int cols);
 // Plain form: y = W_b x.
 void bitplane_gemv(const DeviceBitPlanes& m, int bits, const float* x, float* y, void* stream);
 // in(x) written to out (cols floats): the prologue on its own (16-bit layers, tests).

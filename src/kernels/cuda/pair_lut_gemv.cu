@@ -25,6 +25,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -285,8 +286,16 @@ __device__ __forceinline__ void chunk_mma(const uint32_t (&p)[2][B], const uint4
   }
 }
 
+// Blocks an SM: two at 2-3 bits (64 registers a thread, one item ahead), one at 4 bits (its
+// tables take 64 KiB; 128 registers, two items ahead). 3 bits can also run as one block an
+// SM with two items ahead (set_pair_lut_one_block_cols).
 template <int B>
-__global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
+constexpr int default_blocks() {
+  return B <= 3 ? 2 : 1;
+}
+
+template <int B, int Blocks>
+__global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
   extern __shared__ __align__(16) uint8_t smem[];
   const Layout lay = layout_of(m);
   const int64_t padded = lay.chunk_pairs * 256, tasks = lay.row_blocks / 2, CP = lay.chunk_pairs;
@@ -327,9 +336,9 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
 #pragma unroll
       for (int k = 0; k < B; ++k) dst[q][k] = __ldg(base + (uint32_t(k) * plane_words + uint32_t(q * cp32 * 32)));
   };
-  // w[0]: the item being computed; w[1..Ahead]: the next ones, in flight. Four bits (one
-  // block an SM, 128 registers) keep two items ahead: they are the most bound by loads.
-  constexpr int Ahead = B == 4 ? 2 : 1;
+  // w[0]: the item being computed; w[1..Ahead]: the next ones, in flight. One block an SM
+  // (128 registers) keeps two items ahead; two blocks (64 registers) have room for one.
+  constexpr int Ahead = Blocks == 1 ? 2 : 1;
   uint2 w[Ahead + 1][2][B];
   Item next{int(blockIdx.x), warp};  // the item loaded next
 #pragma unroll
@@ -421,7 +430,12 @@ __global__ void __launch_bounds__(kThreads, B <= 3 ? 2 : 1) pair_lut_gemv_kernel
   }
 }
 
-template <int B>
+int one_block_cols = [] {
+  const char* e = std::getenv("PMPD_CUDA_GEMV_ONE_BLOCK_COLS");
+  return e ? std::max(0, std::atoi(e)) : 0;
+}();
+
+template <int B, int Blocks>
 bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
   const Layout lay = layout_of(m);
   const size_t align_pad = TableAddress<B>::kAbsolute ? table_bytes<B>() : 0;
@@ -431,14 +445,22 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
                       sizeof(float) * 2 * (kWarps + 1) * kRows + (size_t(rounds_max * kRows) << B) * 2;
   if (smem > 227 * 1024) return false;  // x too long for shared memory: the bit-plane GEMV serves it
   // Persistent blocks: as many as fit at once (each stages x once), looping over row tasks.
-  const int per_sm = blocks_per_sm<pair_lut_gemv_kernel<B>>(kThreads, smem);
+  const int per_sm = blocks_per_sm<pair_lut_gemv_kernel<B, Blocks>>(kThreads, smem);
   const int64_t resident = std::max(1, per_sm) * int64_t(multiprocessor_count());
   const int64_t rounds = (tasks + resident - 1) / resident;
   const int64_t blocks = (tasks + rounds - 1) / rounds;
   PMPD_CUDA_REQUIRE(rounds <= rounds_max, "pair-table GEMV: more tasks a block than staged");
   PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
-  launch_chained(pair_lut_gemv_kernel<B>, dim3(unsigned(blocks)), dim3(kThreads), smem, s, m, in, out, int(rounds));
+  launch_chained(pair_lut_gemv_kernel<B, Blocks>, dim3(unsigned(blocks)), dim3(kThreads), smem, s, m, in, out,
+                 int(rounds));
   return true;
+}
+
+template <int B>
+bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
+  if constexpr (B == 3)
+    if (m.cols <= one_block_cols) return launch<3, 1>(m, in, out, s);
+  return launch<B, default_blocks<B>()>(m, in, out, s);
 }
 
 // One thread per tiled word: gathers its 32 bits from the on-disk planes.
@@ -484,6 +506,8 @@ void tile_bitplanes(const DeviceBitPlanes& m, int planes, uint32_t* out, void* s
   tile_kernel<<<unsigned((n + 255) / 256), 256, 0, static_cast<cudaStream_t>(stream)>>>(m, planes, out);
   PMPD_CUDA_CHECK(cudaGetLastError());
 }
+
+void set_pair_lut_one_block_cols(int cols) { one_block_cols = std::max(0, cols); }
 
 bool pair_lut_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, const GemvOutput& out, void* stream) {
   if (!m.tiled || bits < 2 || bits > m.tiled_planes) return false;
