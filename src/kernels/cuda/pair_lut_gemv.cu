@@ -101,8 +101,8 @@ __device__ __forceinline__ uint32_t pack_half2(__half lo, __half hi) {
   return uint32_t(__half_as_ushort(lo)) | (uint32_t(__half_as_ushort(hi)) << 16);
 }
 
-// in(x)[c .. c+3] for a prologue known at compile time (zero past cols). Whole quads of
-// 16-byte aligned inputs are read as float4 (one load instead of four: staging x is the
+// p[c .. c+3] (zero past cols), one input row of the prologue. Whole quads of 16-byte
+// aligned inputs are read as float4 (one load instead of four: staging x is the
 // block's start-up, and every block does it).
 __device__ __forceinline__ float4 load_quad(const float* p, int cols, int c, bool vec) {
   if (vec && c + 3 < cols) return *reinterpret_cast<const float4*>(p + c);
