@@ -109,8 +109,10 @@ struct DeviceMatrix {
   Dev<uint16_t> val;
   std::unique_ptr<Dev<uint32_t>> tiled;
   cuda::DeviceBitPlanes d;
-  // tiles: also make the tile layout, so widths 2..4 run on the tensor-core GEMV.
-  explicit DeviceMatrix(const HostMatrix& h, bool tiles = false) : planes(h.planes), rowptr(h.rowptr), col(h.col), val(h.val) {
+  // tiles: also make the tile layout, so widths 2..4 run on the tensor-core GEMV;
+  // interleave: tiles with the row halves interleaved (DeviceBitPlanes::tiles_interleave).
+  explicit DeviceMatrix(const HostMatrix& h, bool tiles = false, int64_t interleave = 0)
+      : planes(h.planes), rowptr(h.rowptr), col(h.col), val(h.val) {
     d.rows = h.m.rows, d.cols = h.m.cols, d.plane_stride = h.m.plane_stride;
     d.bits_min = h.m.bits_min, d.bits_max = h.m.bits_max;
     d.planes = planes.p;
@@ -121,6 +123,7 @@ struct DeviceMatrix {
     if (h.m.nnz) d.sp_rowptr = rowptr.p, d.sp_col = col.p, d.sp_val = val.p, d.nnz = h.m.nnz;
     const int planes_tiled = std::min(cuda::kTiledPlanesMax, h.m.bits_max);
     if (tiles && planes_tiled >= h.m.bits_min) {
+      d.tiles_interleave = interleave;
       tiled = std::make_unique<Dev<uint32_t>>(size_t(cuda::tiled_words(d, planes_tiled)));
       cuda::tile_bitplanes(d, planes_tiled, tiled->p, nullptr);
       d.tiled = tiled->p, d.tiled_planes = planes_tiled;
@@ -192,6 +195,7 @@ TEST(Cuda, FusedPrologueAndEpilogueMatchCpuOperators) {
         case P::None: std::copy(x.begin(), x.begin() + cols, in.begin()); break;
         case P::RmsNorm: kernels::rmsnorm(in.data(), x.data(), nw.data(), int(cols), 1e-5f); break;
         case P::LayerNorm: kernels::layernorm(in.data(), x.data(), nw.data(), nb.data(), int(cols), 1e-5f); break;
+        case P::Fragments: break;  // produced by a GEMV: MlpFragmentsEqualTheFusedPrologue
         case P::GatedActivation:
         case P::Activation:
           std::copy(x.begin(), x.begin() + cols, in.begin());
@@ -221,6 +225,65 @@ TEST(Cuda, FusedPrologueAndEpilogueMatchCpuOperators) {
               << "prologue " << int(p) << " row " << r << " tensor cores " << tc;
         }
       }
+    }
+  }
+}
+
+// An MLP's first GEMV writing the second's input as f16 fragments (act(gate) * up from
+// interleaved gate|up tiles, or act(up)) gives the second GEMV the same input, bit for bit,
+// as computing it from the first's f32 output in every block; the first's output is
+// unchanged by the interleaving. Odd sizes leave a partial last task and padded columns.
+TEST(Cuda, MlpFragmentsEqualTheFusedPrologue) {
+  SKIP_WITHOUT_GPU();
+  const int64_t dim = 300, hidden = 100;  // hidden % 8 != 0: a task with 4 gate rows
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-2.f, 2.f);
+  std::vector<float> x(static_cast<size_t>(dim)), bias(static_cast<size_t>(2 * hidden));
+  for (auto* v : {&x, &bias})
+    for (auto& e : *v) e = u(rng);
+  Dev<float> dx(x), dbias(bias);
+  for (bool gated : {true, false}) {
+    const int64_t first_rows = gated ? 2 * hidden : hidden;
+    for (int nnz : {0, 2}) {
+      HostMatrix h1 = random_matrix(first_rows, dim, 2, 5, nnz, 20 + nnz), h2 = random_matrix(dim, hidden, 2, 5, nnz, 30 + nnz);
+      DeviceMatrix in_order(h1, true), mapped(h1, true, gated ? hidden : 0), down(h2, true);
+      for (int b = 2; b <= 4; ++b)
+        for (int act : {0, 1}) {
+          Dev<float> y1(static_cast<size_t>(first_rows)), y1m(static_cast<size_t>(first_rows)), y2(static_cast<size_t>(dim)),
+              y2f(static_cast<size_t>(dim));
+          Dev<uint16_t> frag(static_cast<size_t>(cuda::fragment_halves(hidden)));
+          ASSERT_EQ(cudaMemset(frag.p, 0, sizeof(uint16_t) * size_t(cuda::fragment_halves(hidden))), cudaSuccess);
+          cuda::GemvInput plain;
+          plain.x = dx.p;
+          cuda::GemvOutput o1;
+          o1.y = y1.p, o1.bias = dbias.p;
+          cuda::bitplane_gemv(in_order.d, b, plain, o1, nullptr);
+          cuda::GemvOutput o1m = o1;
+          o1m.y = y1m.p, o1m.fragments = frag.p, o1m.act = act;
+          o1m.fragment_op = gated ? cuda::GemvPrologue::GatedActivation : cuda::GemvPrologue::Activation;
+          ASSERT_TRUE(cuda::pair_lut_serves(mapped.d, b) && cuda::pair_lut_serves(down.d, b));
+          cuda::bitplane_gemv(mapped.d, b, plain, o1m, nullptr);
+          cuda::GemvInput act_in;  // the down projection computing its input itself
+          act_in.x = y1.p, act_in.act = act;
+          act_in.prologue = gated ? cuda::GemvPrologue::GatedActivation : cuda::GemvPrologue::Activation;
+          cuda::GemvOutput o2;
+          o2.y = y2.p;
+          cuda::bitplane_gemv(down.d, b, act_in, o2, nullptr);
+          cuda::GemvInput frag_in;
+          frag_in.prologue = cuda::GemvPrologue::Fragments, frag_in.fragments = frag.p;
+          o2.y = y2f.p;
+          cuda::bitplane_gemv(down.d, b, frag_in, o2, nullptr);
+          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+          const std::string what = fmt::format("gated {} nnz {} bits {} act {}", gated, nnz, b, act);
+          EXPECT_EQ(y1m.get(size_t(first_rows)), y1.get(size_t(first_rows))) << what;
+          const std::vector<float> want = y2.get(size_t(dim)), got = y2f.get(size_t(dim));
+          EXPECT_EQ(got, want) << what;
+          double largest = 0;  // a real input, not zeros on both sides
+          for (float v : want) largest = std::max(largest, double(std::fabs(v)));
+          EXPECT_GT(largest, 0.1) << what;
+          // The bit-plane GEMV (width 5 has no tiles) refuses fragments rather than misread them.
+          EXPECT_THROW(cuda::bitplane_gemv(down.d, 5, frag_in, o2, nullptr), std::exception) << what;
+        }
     }
   }
 }

@@ -153,7 +153,11 @@ double seconds_per_replay(cudaGraphExec_t exec, cudaStream_t stream, int reps) {
   return double(ms) * 1e-3 / reps;
 }
 
-DeviceLinear upload_linear(const std::vector<const Linear*>& parts, const std::string& what) {
+// interleave_halves: a fused gate|up matrix (two parts of equal rows) whose tiles put each
+// gate row's up row in the same task, so its GEMV can write act(gate) * up for the down
+// projection (GemvOutput::fragments).
+DeviceLinear upload_linear(const std::vector<const Linear*>& parts, const std::string& what,
+                           bool interleave_halves = false) {
   DeviceLinear d;
   const bool quantized = parts[0]->q != nullptr;
   d.quantized = quantized;
@@ -227,6 +231,7 @@ DeviceLinear upload_linear(const std::vector<const Linear*>& parts, const std::s
   const int tiled_planes = std::min(kTiledPlanesMax, q0.bits_max);
   const char* tiles_env = std::getenv("PMPD_CUDA_TILES");
   if (tiled_planes >= 2 && q0.bits_min <= tiled_planes && !(tiles_env && std::string(tiles_env) == "0")) {
+    if (interleave_halves && parts.size() == 2 && parts[0]->q->rows == parts[1]->q->rows) d.q.tiles_interleave = d.rows / 2;
     d.tiled.reserve(size_t(tiled_words(d.q, tiled_planes)));
     tile_bitplanes(d.q, tiled_planes, d.tiled.get(), nullptr);
     PMPD_CUDA_CHECK(cudaDeviceSynchronize());
@@ -333,7 +338,8 @@ class CudaModel : public DeviceModel {
       d.ffn_norm = {upload_floats(w.ffn_norm.weight), upload_floats(w.ffn_norm.bias)};
       d.qkv = upload_linear({&w.q, &w.k, &w.v}, what + " attention q|k|v");
       d.o = upload_linear({&w.o}, what + " attention output");
-      d.gate_up = c.gated_mlp ? upload_linear({&w.gate, &w.up}, what + " MLP gate|up") : upload_linear({&w.up}, what + " MLP up");
+      d.gate_up = c.gated_mlp ? upload_linear({&w.gate, &w.up}, what + " MLP gate|up", true)
+                              : upload_linear({&w.up}, what + " MLP up");
       d.down = upload_linear({&w.down}, what + " MLP down");
       layers_.push_back(std::move(d));
     }
@@ -373,6 +379,9 @@ class CudaModel : public DeviceModel {
       auto body = [&] {
         for (auto& l : layers_) {
           if (attn) linear(l.qkv, h_.get(), 1, qkv_.get(), bits), linear(l.o, att_.get(), 1, o_.get(), bits);
+          else if (mlp_fragments(l, bits))  // as the decode step runs them
+            gemv(l.gate_up, plain_input(h_.get()), gu_.get(), false, bits, mlp_fragments_.get()),
+                gemv(l.down, fragment_input(), mlp_.get(), false, bits);
           else linear(l.gate_up, h_.get(), 1, gu_.get(), bits), linear(l.down, mid_.get(), 1, mlp_.get(), bits);
         }
       };
@@ -504,6 +513,10 @@ class CudaModel : public DeviceModel {
     x_.reserve(N * D), h_.reserve(N * D), o_.reserve(N * D), mlp_.reserve(N * D);
     qkv_.reserve(N * (Q + 2 * KV)), att_.reserve(N * Q);
     gu_.reserve(N * F * (c.gated_mlp ? 2 : 1)), mid_.reserve(N * F);
+    if (!mlp_fragments_) {  // zero past F for good: the GEMVs write columns 0..F-1 only
+      mlp_fragments_.reserve(size_t(fragment_halves(int64_t(F))));
+      PMPD_CUDA_CHECK(cudaMemset(mlp_fragments_.get(), 0, mlp_fragments_.bytes()));
+    }
     tokens_.reserve(N);
     size_t max_cols = std::max({D, F, Q});
     pro_.reserve(max_cols);
@@ -568,10 +581,17 @@ class CudaModel : public DeviceModel {
 
   // A single-token layer: the bit-plane GEMV with the preceding operator fused into its
   // input and the residual add into its output; 16-bit layers run the same steps apart.
-  void gemv(const DeviceLinear& l, const GemvInput& in, float* y, bool accumulate, int bits) {
+  // fragments: also write the next GEMV's input (act(y), or act(gate) * up) there in the
+  // tensor-core GEMV's f16 order (only where mlp_fragments() says both GEMVs take it).
+  void gemv(const DeviceLinear& l, const GemvInput& in, float* y, bool accumulate, int bits,
+            uint16_t* fragments = nullptr) {
     if (l.quantized) {
       GemvOutput o;
       o.y = y, o.accumulate = accumulate, o.bias = l.bias.get();
+      if (fragments) {
+        o.fragments = fragments, o.act = c_.act == Activation::SiLU ? 0 : 1;
+        o.fragment_op = c_.gated_mlp ? GemvPrologue::GatedActivation : GemvPrologue::Activation;
+      }
       bitplane_gemv(l.q, bits, in, o, stream_);
       return;
     }
@@ -585,6 +605,14 @@ class CudaModel : public DeviceModel {
     if (accumulate) add_inplace(y, dst, l.rows, stream_);
   }
 
+  // Whether a decode step at `bits` has the gate|up GEMV write the down projection's input as
+  // f16 fragments: both on the tensor-core GEMV, the gate|up tiles interleaved where gated.
+  // Saves every down-projection block computing the activation of the whole input.
+  bool mlp_fragments(const DeviceLayer& w, int bits) const {
+    return w.gate_up.quantized && w.down.quantized && pair_lut_serves(w.gate_up.q, bits) &&
+           pair_lut_serves(w.down.q, bits) && (!c_.gated_mlp || w.gate_up.q.tiles_interleave > 0) && fragments_on_;
+  }
+
   GemvInput norm_input(const DeviceNorm& nm, const float* x) const {
     GemvInput in;
     in.x = x;
@@ -595,6 +623,11 @@ class CudaModel : public DeviceModel {
   static GemvInput plain_input(const float* x) {
     GemvInput in;
     in.x = x;
+    return in;
+  }
+  GemvInput fragment_input() const {
+    GemvInput in;
+    in.prologue = GemvPrologue::Fragments, in.fragments = mlp_fragments_.get();
     return in;
   }
 
@@ -643,10 +676,11 @@ class CudaModel : public DeviceModel {
         // Parallel block (Phi): the MLP reads the same normed input, kept in h.
         gemv(w.o, plain_input(att_.get()), x_.get(), true, bits);
         mark("output projection + residual");
+        const bool frag = mlp_fragments(w, bits);
         gemv(w.gate_up, c.parallel_residual ? plain_input(h_.get()) : norm_input(w.ffn_norm, x_.get()), gu_.get(), false,
-             bits);
+             bits, frag ? mlp_fragments_.get() : nullptr);
         mark("norm + gate/up projection");
-        gemv(w.down, act_in, x_.get(), true, bits);
+        gemv(w.down, frag ? fragment_input() : act_in, x_.get(), true, bits);
         mark("activation + down projection + residual");
         continue;
       }
@@ -690,6 +724,13 @@ class CudaModel : public DeviceModel {
   int capacity_ = 0, logit_rows_ = 0;
   DevArray<float> x_, h_, o_, mlp_, qkv_, att_, gu_, mid_, logits_, pro_, tmp_;
   DevArray<uint16_t> x16_;
+  // The down projection's input as f16 fragments, written by the gate|up GEMV (mlp_fragments).
+  DevArray<uint16_t> mlp_fragments_;
+  // PMPD_CUDA_MLP_FRAGMENTS=0: every down-projection block computes its input itself, for comparisons.
+  bool fragments_on_ = [] {
+    const char* e = std::getenv("PMPD_CUDA_MLP_FRAGMENTS");
+    return !(e && std::string(e) == "0");
+  }();
   DevArray<uint16_t> wscratch_;
   DevArray<int> tokens_;
   DevArray<StepState> step_;

@@ -58,6 +58,7 @@ __device__ void stage_input(const GemvInput& in, int64_t cols, int words, int pi
           break;
         case GemvPrologue::GatedActivation: v = dev::activation(in.x[c], in.act) * in.x[cols + c]; break;
         case GemvPrologue::Activation: v = dev::activation(in.x[c], in.act); break;
+        case GemvPrologue::Fragments: break;  // the tensor-core GEMV's alone (rejected on the host)
       }
     }
     xs[(c & 31) * pitch + (c >> 5)] = v;
@@ -265,6 +266,8 @@ void bitplane_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, cons
   PMPD_CUDA_REQUIRE(bits >= m.bits_min && bits <= m.bits_max && bits >= 1 && bits <= 8,
                     "bit-plane GEMV at a width the matrix does not hold");
   if (pair_lut_gemv(m, bits, in, out, stream)) return;
+  PMPD_CUDA_REQUIRE(in.prologue != GemvPrologue::Fragments && !out.fragments,
+                    "bit-plane GEMV: f16 fragments in or out need the tensor-core GEMV (pair_lut_serves)");
   with_width(bits, [&](auto B) { launch_width<B()>(m, in, out, s); });
   PMPD_CUDA_CHECK(cudaGetLastError());
 }
@@ -278,6 +281,7 @@ void bitplane_gemv(const DeviceBitPlanes& m, int bits, const float* x, float* y,
 }
 
 void apply_prologue(const GemvInput& in, int64_t cols, float* out, void* stream) {
+  PMPD_CUDA_REQUIRE(in.prologue != GemvPrologue::Fragments, "apply_prologue: fragments are already the input");
   const size_t smem = sizeof(float) * size_t(32) * size_t((cols + 31) / 32 + 1);
   allow_dynamic_smem<prologue_kernel>(smem);
   launch_chained(prologue_kernel, dim3(1), dim3(1024), smem, static_cast<cudaStream_t>(stream), in, cols, out);

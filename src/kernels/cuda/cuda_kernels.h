@@ -24,6 +24,11 @@ struct DeviceBitPlanes {
   // serves every width.
   const uint32_t* tiled = nullptr;
   int tiled_planes = 0;
+  // 0: the tiles hold the rows in order. H > 0 (rows == 2 H): they interleave the halves
+  // [0, H) and [H, 2 H) eight rows at a time (tile row blocks 2t, 2t + 1: rows 8t.., H + 8t..),
+  // so each 16-row task of the tensor-core GEMV has a fused gate|up matrix's gate rows and
+  // the up rows that go with them (GemvOutput::fragments). Set before tile_bitplanes.
+  int64_t tiles_interleave = 0;
 };
 
 // The tensor-core GEMV decodes widths up to this many planes.
@@ -32,15 +37,23 @@ constexpr int kTiledPlanesMax = 4;
 int64_t tiled_words(const DeviceBitPlanes& m, int planes);
 // Writes planes 0..planes-1 of m (read in its on-disk layout) in the tile layout.
 void tile_bitplanes(const DeviceBitPlanes& m, int planes, uint32_t* out, void* stream);
+// Whether the tensor-core GEMV serves m at `bits` (tiles for that width, x fits in shared
+// memory): only then may its GEMV write or read fragments (below).
+bool pair_lut_serves(const DeviceBitPlanes& m, int bits);
+// Halves of the f16 fragment buffer of a GEMV input of `cols` columns (padded to 256).
+int64_t fragment_halves(int64_t cols);
 
 
 // What the GEMV reads: x itself, or x passed through the operator that precedes the
 // layer, computed by each block while it stages x in shared memory (no extra kernel,
 // no round trip through device memory).
-enum class GemvPrologue { None, RmsNorm, LayerNorm, GatedActivation, Activation };
+// Fragments: the input was written, already through its operator and in the tensor-core
+// GEMV's f16 order, by the GEMV before (GemvOutput::fragments); the block copies it as is.
+enum class GemvPrologue { None, RmsNorm, LayerNorm, GatedActivation, Activation, Fragments };
 struct GemvInput {
   const float* x = nullptr;  // cols floats; GatedActivation: 2 * cols (gate, then up)
   GemvPrologue prologue = GemvPrologue::None;
+  const uint16_t* fragments = nullptr;  // Fragments: fragment_halves(cols) halves
   const float* norm_w = nullptr;  // RmsNorm / LayerNorm weight (and LayerNorm bias)
   const float* norm_b = nullptr;
   float eps = 0.f;
@@ -50,6 +63,14 @@ struct GemvOutput {
   float* y = nullptr;
   bool accumulate = false;      // y += W x (a residual add), else y = W x
   const float* bias = nullptr;  // added when set
+  // The tensor-core GEMV (pair_lut_serves) can also write the next GEMV's input as f16
+  // fragments (GemvPrologue::Fragments), so that GEMV's blocks need not each compute it:
+  // act(y) (fragment_op Activation; y's rows are its columns) or act(gate) * up
+  // (GatedActivation; a matrix tiled with tiles_interleave = rows / 2, gate rows first).
+  // The buffer holds fragment_halves(columns) halves, zero beyond the columns written.
+  uint16_t* fragments = nullptr;
+  GemvPrologue fragment_op = GemvPrologue::None;
+  int act = 0;  // 0: SiLU, 1: GELU-tanh
 };
 
 // The decode GEMV, reading planes 0..b-1: y[r] (+)= sum_j W_b[r, j] in(x)[j] (+ bias[r]).

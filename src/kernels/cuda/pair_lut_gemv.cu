@@ -83,7 +83,31 @@ struct Layout {
   int64_t row_blocks, chunk_pairs;  // RB (even), CP
 };
 __host__ __device__ inline Layout layout_of(const DeviceBitPlanes& m) {
-  return {(m.rows + kRows - 1) / kRows * 2, (m.cols + 255) / 256};
+  const int64_t H = m.tiles_interleave;
+  return {H ? (H + 7) / 8 * 2 : (m.rows + kRows - 1) / kRows * 2, (m.cols + 255) / 256};
+}
+// The matrix row that row g (0..7) of tile row block rb holds, or -1 (padding). Rows in
+// order, or two halves interleaved eight rows at a time (tiles_interleave).
+__host__ __device__ inline int64_t tile_row(const DeviceBitPlanes& m, int64_t rb, int g) {
+  if (const int64_t H = m.tiles_interleave) {
+    const int64_t i = (rb >> 1) * 8 + g;
+    return i < H ? (rb & 1) * H + i : -1;
+  }
+  const int64_t r = rb * 8 + g;
+  return r < m.rows ? r : -1;
+}
+// Row i (0..15) of a task: row g of its row block i / 8. 32-bit (the host checks the tiles
+// fit 32-bit indices): registers are scarce at two blocks an SM, so only the kernels built
+// for interleaved tiles (Mapped) look at tiles_interleave.
+template <bool Mapped>
+__device__ __forceinline__ int task_row(const DeviceBitPlanes& m, int task, int i) {
+  const int H = Mapped ? int(m.tiles_interleave) : 0, g = i % 8;
+  if (H) {
+    const int j = 8 * task + g;
+    return j < H ? (i / 8) * H + j : -1;
+  }
+  const int r = 16 * task + i;
+  return r < int(m.rows) ? r : -1;
 }
 
 // x (after the prologue) as f16 in mma B-fragment order: for column col (k-block
@@ -177,7 +201,22 @@ __device__ void stage_fragments(const GemvInput& in, int cols, int padded, __hal
       store_fragments<GemvPrologue::GatedActivation>(in, cols, padded, scale, mean, vec, xw);
       break;
     case GemvPrologue::Activation: store_fragments<GemvPrologue::Activation>(in, cols, padded, scale, mean, vec, xw); break;
+    case GemvPrologue::Fragments: break;  // copied by the kernel (copy_fragments)
   }
+}
+
+// The previous GEMV's fragments (GemvOutput::fragments) into xs as they are: 16 bytes a copy.
+__device__ __forceinline__ void copy_fragments(const uint16_t* fragments, int padded, __half* xs) {
+  const uint4* src = reinterpret_cast<const uint4*>(fragments);
+  uint4* dst = reinterpret_cast<uint4*>(xs);
+  for (int i = threadIdx.x; i < padded / 8; i += blockDim.x) dev::copy_async<16>(dst + i, src + i, true);
+  dev::copy_async_commit();
+}
+
+// Column c of the next GEMV's input, in its fragment order: act(v), or act(v) * up for a
+// gate row and its up row's output (as the down projection's prologue computes it).
+__device__ __forceinline__ void write_fragment(const GemvOutput& out, int c, float v, float up = 1.f) {
+  out.fragments[x_slot(c)] = __half_as_ushort(__float2half_rn(dev::activation(v, out.act, true) * up));
 }
 
 // This warp's share of the pair-table entries of both row blocks, for every lane's copy.
@@ -294,7 +333,9 @@ constexpr int default_blocks() {
   return B <= 3 ? 2 : 1;
 }
 
-template <int B, int Blocks>
+// Mapped: tiles that may interleave two halves of rows, and an output that may also be
+// written as the next GEMV's fragments (a fused gate|up or an MLP's first projection).
+template <int B, int Blocks, bool Mapped>
 __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
   extern __shared__ __align__(16) uint8_t smem[];
   const Layout lay = layout_of(m);
@@ -348,8 +389,9 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
     constexpr int kCopy = (2 << B) < 16 ? (2 << B) : 16, kCopies = (2 << B) / kCopy;  // bytes a copy, copies a row
     for (int i = threadIdx.x; i < rounds * kRows * kCopies; i += blockDim.x) {
       const int slot = i / kCopies, part = i % kCopies;
-      const int64_t task = blockIdx.x + int64_t(slot / kRows) * gridDim.x, row = task * kRows + slot % kRows;
-      const bool inside = task < tasks && row < m.rows;
+      const int64_t task = blockIdx.x + int64_t(slot / kRows) * gridDim.x;
+      const int row = task < tasks ? task_row<Mapped>(m, int(task), slot % kRows) : -1;
+      const bool inside = row >= 0;
       dev::copy_async<kCopy>(reinterpret_cast<uint8_t*>(cent + (slot << B)) + part * kCopy,
                              reinterpret_cast<const uint8_t*>(table + (inside ? row << B : 0)) + part * kCopy, inside);
     }
@@ -361,7 +403,8 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
       if (in.norm_b) dev::prefetch_l1(in.norm_b + c);
     }
   dev::wait_for_producer();  // the weight loads above are in flight; x is the previous kernel's output
-  stage_fragments(in, int(m.cols), int(padded), xs);  // once per block
+  if (in.prologue == GemvPrologue::Fragments) copy_fragments(in.fragments, int(padded), xs);
+  else stage_fragments(in, int(m.cols), int(padded), xs);  // once per block
   dev::copy_async_wait_all();
   __syncthreads();
   TableShare<B> share;
@@ -371,7 +414,7 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
 
   int buf = 0;
   for (int64_t task = blockIdx.x, n = 0; task < tasks; task += gridDim.x, buf ^= 1, ++n) {
-    const int64_t row0 = task * kRows, next_task = task + gridDim.x;
+    const int64_t next_task = task + gridDim.x;
     TableAddress<B> ta;
     ta.set(tables_address + uint32_t(buf * table_bytes<B>()), tables + buf * table_bytes<B>(), lane);
     float acc[2][4] = {};  // two chains; D column 0 of each: rows g and 8 + g
@@ -407,24 +450,35 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
     if (m.nnz) {  // DNS outliers replace the dense weight: + (value - dense) * x; warp w: row w
       const __half* val = reinterpret_cast<const __half*>(m.sp_val);
       const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
-      const int64_t r = row0 + warp;
+      const int r = task_row<Mapped>(m, int(task), warp);
       float s = 0.f;
-      if (r < m.rows)
+      if (r >= 0)
         for (int32_t i = m.sp_rowptr[r] + lane; i < m.sp_rowptr[r + 1]; i += 32) {
           const int64_t j = m.sp_col[i];
-          s += (__half2float(val[i]) - __half2float(table[(r << B) + dev::code_at(m, B, r, j)])) * __half2float(xs[x_slot(j)]);
+          s += (__half2float(val[i]) - __half2float(table[(int64_t(r) << B) + dev::code_at(m, B, r, j)])) * __half2float(xs[x_slot(j)]);
         }
       s = dev::warp_sum(s);
       if (lane == 0) part[kWarps * kRows + warp] = s;
     }
     __syncthreads();  // partial sums and the next task's tables are complete
     if (threadIdx.x < kRows) {
-      const int64_t r = row0 + threadIdx.x;
-      float s = m.nnz ? part[kWarps * kRows + threadIdx.x] : 0.f;
-      for (int w2i = 0; w2i < kWarps; ++w2i) s += part[w2i * kRows + threadIdx.x];
-      if (r < m.rows) {
-        const float v = s + (out.bias ? out.bias[r] : 0.f);
-        out.y[r] = out.accumulate ? out.y[r] + v : v;
+      // Row i's sum of the warps' partials (and its outliers' correction), plus its bias.
+      auto row_value = [&](int i, int r) {
+        float s = m.nnz ? part[kWarps * kRows + i] : 0.f;
+        for (int w2i = 0; w2i < kWarps; ++w2i) s += part[w2i * kRows + i];
+        return s + (out.bias && r >= 0 ? out.bias[r] : 0.f);
+      };
+      const int i = threadIdx.x;
+      const int r = task_row<Mapped>(m, int(task), i);
+      const float v = row_value(i, r);
+      if (r >= 0) out.y[r] = out.accumulate ? out.y[r] + v : v;
+      if constexpr (Mapped) {
+        // A gate row's lane sums its up row too (the same additions as that row's lane:
+        // a shuffle or a pass through shared memory instead made ptxas spill).
+        if (out.fragments && r >= 0) {
+          if (out.fragment_op != GemvPrologue::GatedActivation) write_fragment(out, r, v);
+          else if (i < 8) write_fragment(out, r, v, row_value(i + 8, task_row<Mapped>(m, int(task), i + 8)));
+        }
       }
     }
   }
@@ -435,32 +489,42 @@ int one_block_cols = [] {
   return e ? std::max(0, std::atoi(e)) : 0;
 }();
 
-template <int B, int Blocks>
-bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
+// Shared memory a block needs: tables (aligned), x, partial sums, the staged centroids.
+template <int B>
+size_t smem_bytes(const DeviceBitPlanes& m) {
   const Layout lay = layout_of(m);
   const size_t align_pad = TableAddress<B>::kAbsolute ? table_bytes<B>() : 0;
+  const int rounds_max = int((lay.row_blocks / 2 + multiprocessor_count() - 1) / multiprocessor_count());
+  return align_pad + 2 * table_bytes<B>() + size_t(lay.chunk_pairs) * 512 + sizeof(float) * 2 * (kWarps + 1) * kRows +
+         (size_t(rounds_max * kRows) << B) * 2;
+}
+constexpr size_t kSmemMax = 227 * 1024;
+
+template <int B, int Blocks, bool Mapped>
+bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
+  const Layout lay = layout_of(m);
   const int64_t tasks = lay.row_blocks / 2;
   const int rounds_max = int((tasks + multiprocessor_count() - 1) / multiprocessor_count());
-  const size_t smem = align_pad + 2 * table_bytes<B>() + size_t(lay.chunk_pairs) * 512 +
-                      sizeof(float) * 2 * (kWarps + 1) * kRows + (size_t(rounds_max * kRows) << B) * 2;
-  if (smem > 227 * 1024) return false;  // x too long for shared memory: the bit-plane GEMV serves it
+  const size_t smem = smem_bytes<B>(m);
+  if (smem > kSmemMax) return false;  // x too long for shared memory: the bit-plane GEMV serves it
   // Persistent blocks: as many as fit at once (each stages x once), looping over row tasks.
-  const int per_sm = blocks_per_sm<pair_lut_gemv_kernel<B, Blocks>>(kThreads, smem);
+  const int per_sm = blocks_per_sm<pair_lut_gemv_kernel<B, Blocks, Mapped>>(kThreads, smem);
   const int64_t resident = std::max(1, per_sm) * int64_t(multiprocessor_count());
   const int64_t rounds = (tasks + resident - 1) / resident;
   const int64_t blocks = (tasks + rounds - 1) / rounds;
   PMPD_CUDA_REQUIRE(rounds <= rounds_max, "pair-table GEMV: more tasks a block than staged");
   PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
-  launch_chained(pair_lut_gemv_kernel<B, Blocks>, dim3(unsigned(blocks)), dim3(kThreads), smem, s, m, in, out,
+  launch_chained(pair_lut_gemv_kernel<B, Blocks, Mapped>, dim3(unsigned(blocks)), dim3(kThreads), smem, s, m, in, out,
                  int(rounds));
   return true;
 }
 
 template <int B>
 bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
+  if (m.tiles_interleave || out.fragments) return launch<B, default_blocks<B>(), true>(m, in, out, s);
   if constexpr (B == 3)
-    if (m.cols <= one_block_cols) return launch<3, 1>(m, in, out, s);
-  return launch<B, default_blocks<B>()>(m, in, out, s);
+    if (m.cols <= one_block_cols) return launch<3, 1, false>(m, in, out, s);
+  return launch<B, default_blocks<B>(), false>(m, in, out, s);
 }
 
 // One thread per tiled word: gathers its 32 bits from the on-disk planes.
@@ -475,10 +539,10 @@ __global__ void tile_kernel(DeviceBitPlanes m, int planes, uint32_t* __restrict_
   rest /= lay.chunk_pairs;
   const int64_t rb = rest % lay.row_blocks;
   const int k = int(rest / lay.row_blocks);
-  const int64_t row = rb * 8 + lane / 4, c = 2 * cp + h;
+  const int64_t row = tile_row(m, rb, lane / 4), c = 2 * cp + h;
   const int t = lane % 4;
   uint32_t word = 0;
-  if (row < m.rows)
+  if (row >= 0)
     for (int r = 0; r < 4; ++r)
       for (int i = 0; i < 4; ++i) {
         const int p = 4 * r + i, j = p / 2, hh = p % 2;
@@ -509,8 +573,21 @@ void tile_bitplanes(const DeviceBitPlanes& m, int planes, uint32_t* out, void* s
 
 void set_pair_lut_one_block_cols(int cols) { one_block_cols = std::max(0, cols); }
 
+int64_t fragment_halves(int64_t cols) { return (cols + 255) / 256 * 256; }
+
+bool pair_lut_serves(const DeviceBitPlanes& m, int bits) {
+  if (!m.tiled || bits < 2 || bits > m.tiled_planes) return false;
+  const size_t smem = bits == 2 ? smem_bytes<2>(m) : bits == 3 ? smem_bytes<3>(m) : smem_bytes<4>(m);
+  return smem <= kSmemMax;
+}
+
 bool pair_lut_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, const GemvOutput& out, void* stream) {
   if (!m.tiled || bits < 2 || bits > m.tiled_planes) return false;
+  PMPD_CUDA_REQUIRE(!out.fragments || (!out.accumulate && (out.fragment_op == GemvPrologue::Activation ||
+                                                          (out.fragment_op == GemvPrologue::GatedActivation &&
+                                                           m.tiles_interleave * 2 == m.rows))),
+                    "pair-table GEMV: fragments need a plain output, and a gated activation tiles interleaving the halves");
+  PMPD_CUDA_REQUIRE(in.prologue != GemvPrologue::Fragments || in.fragments, "pair-table GEMV: no fragments to read");
   auto s = static_cast<cudaStream_t>(stream);
   const bool launched = bits == 2 ? launch<2>(m, in, out, s) : bits == 3 ? launch<3>(m, in, out, s) : launch<4>(m, in, out, s);
   PMPD_CUDA_CHECK(cudaGetLastError());
