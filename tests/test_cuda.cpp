@@ -148,8 +148,9 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
       for (auto& v : x) v = u(rng);
       Dev<float> dx(x), dy(static_cast<size_t>(rows));
       DeviceMatrix tiled(h, true);
-      // mode 0: the bit-plane GEMV; 1: widths 2..4 on the tensor-core GEMV, which rounds x to
-      // f16 (|error| <= 2^-11 sum |w x|); 2: 3 bits on it as one block an SM
+      // mode 0: the bit-plane GEMV; 1: the tensor-core GEMV (pair tables at 2..4 bits,
+      // single-weight tables at 5..8), which rounds x to f16 (|error| <= 2^-11 sum |w x|);
+      // 2: 3 bits on it as one block an SM
       for (int b = 2; b <= 8; ++b) for (int mode : {0, 1, 2}) {
         if (mode == 2 && b != 3) continue;
         const bool tc = mode > 0, f16_x = tc && b <= cuda::kTiledPlanesMax;
@@ -246,8 +247,8 @@ TEST(Cuda, MlpFragmentsEqualTheFusedPrologue) {
     const int64_t first_rows = gated ? 2 * hidden : hidden;
     for (int nnz : {0, 2}) {
       HostMatrix h1 = random_matrix(first_rows, dim, 2, 5, nnz, 20 + nnz), h2 = random_matrix(dim, hidden, 2, 5, nnz, 30 + nnz);
-      DeviceMatrix in_order(h1, true), mapped(h1, true, gated ? hidden : 0), down(h2, true);
-      for (int b = 2; b <= 4; ++b)
+      DeviceMatrix in_order(h1, true), mapped(h1, true, gated ? hidden : 0), down(h2, true), down_untiled(h2);
+      for (int b = 2; b <= 5; ++b)  // pair tables at 2..4 bits, single-weight tables at 5
         for (int act : {0, 1}) {
           Dev<float> y1(static_cast<size_t>(first_rows)), y1m(static_cast<size_t>(first_rows)), y2(static_cast<size_t>(dim)),
               y2f(static_cast<size_t>(dim));
@@ -281,8 +282,8 @@ TEST(Cuda, MlpFragmentsEqualTheFusedPrologue) {
           double largest = 0;  // a real input, not zeros on both sides
           for (float v : want) largest = std::max(largest, double(std::fabs(v)));
           EXPECT_GT(largest, 0.1) << what;
-          // The bit-plane GEMV (width 5 has no tiles) refuses fragments rather than misread them.
-          EXPECT_THROW(cuda::bitplane_gemv(down.d, 5, frag_in, o2, nullptr), std::exception) << what;
+          // The bit-plane GEMV (a matrix without tiles) refuses fragments rather than misread them.
+          EXPECT_THROW(cuda::bitplane_gemv(down_untiled.d, b, frag_in, o2, nullptr), std::exception) << what;
         }
     }
   }

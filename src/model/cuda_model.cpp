@@ -226,11 +226,12 @@ DeviceLinear upload_linear(const std::vector<const Linear*>& parts, const std::s
     }
     d.q.tables[b] = t.get();
   }
-  // Widths 2..4 decode on tensor cores from a tiled copy of the first planes
-  // (pair_lut_gemv.cu); PMPD_CUDA_TILES=0 keeps every width on the bit-plane GEMV.
-  const int tiled_planes = std::min(kTiledPlanesMax, q0.bits_max);
+  // Widths 2..8 decode on tensor cores from a tiled copy of the planes (pair_lut_gemv.cu;
+  // 8 more bits a weight on the device at 8 planes). PMPD_CUDA_TILES=N tiles only planes
+  // 0..N-1 (widths past N on the bit-plane GEMV, less memory); 0 keeps every width there.
   const char* tiles_env = std::getenv("PMPD_CUDA_TILES");
-  if (tiled_planes >= 2 && q0.bits_min <= tiled_planes && !(tiles_env && std::string(tiles_env) == "0")) {
+  const int tiled_planes = std::min({kTiledPlanesMax, q0.bits_max, tiles_env ? std::max(0, std::atoi(tiles_env)) : 8});
+  if (tiled_planes >= 2 && q0.bits_min <= tiled_planes) {
     if (interleave_halves && parts.size() == 2 && parts[0]->q->rows == parts[1]->q->rows) d.q.tiles_interleave = d.rows / 2;
     d.tiled.reserve(size_t(tiled_words(d.q, tiled_planes)));
     tile_bitplanes(d.q, tiled_planes, d.tiled.get(), nullptr);

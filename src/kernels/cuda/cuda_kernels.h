@@ -20,8 +20,8 @@ struct DeviceBitPlanes {
   const uint16_t* sp_val = nullptr;
   int64_t nnz = 0;
   // Planes 0..tiled_planes-1 again in the tile layout of the tensor-core GEMV
-  // (pair_lut_gemv.cu), which serves widths 2..tiled_planes; null: the bit-plane GEMV
-  // serves every width.
+  // (pair_lut_gemv.cu), which serves widths 2..tiled_planes (2..4 with pair tables, 5..8
+  // with single-weight tables); null: the bit-plane GEMV serves every width.
   const uint32_t* tiled = nullptr;
   int tiled_planes = 0;
   // 0: the tiles hold the rows in order. H > 0 (rows == 2 H): they interleave the halves
@@ -32,7 +32,7 @@ struct DeviceBitPlanes {
 };
 
 // The tensor-core GEMV decodes widths up to this many planes.
-constexpr int kTiledPlanesMax = 4;
+constexpr int kTiledPlanesMax = 8;
 // uint32 words of the tile layout of `planes` planes of m (rows padded to 16, columns to 256).
 int64_t tiled_words(const DeviceBitPlanes& m, int planes);
 // Writes planes 0..planes-1 of m (read in its on-disk layout) in the tile layout.

@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -70,6 +71,31 @@ __host__ __device__ constexpr int even_bits(int e) {
   return v;
 }
 __host__ __device__ constexpr int odd_bits(int e) { return even_bits(e >> 1); }
+
+// ---- Widths 5..8 (the wide decoder) -------------------------------------------------
+// A weight's code no longer fits a pair table (2^(2B) entries), so each weight is looked up
+// on its own, in a table of 256 f16 entries a row indexed by a byte that holds the code's
+// bits interleaved: planes 0..3 at the even bits 6, 4, 2, 0 (exactly where the 4-bit pair
+// decode leaves the pair's first weight), planes 4..7 at the odd bits 7, 5, 3, 1. Planes
+// 4..7 are tiled so that the bits of pair (r, i), column s, sit at
+//   Q(k, r, i, s) = 8 i + 2 (7 - k) + 1 + s + rho4(r)  (mod 32),
+// so one mask-merge and one rotation (the 4-bit pair decode's) give the first weights'
+// index bytes, and the same words rotated one bit further the second weights'.
+__host__ __device__ constexpr int wide_bit_position(int k, int r, int i, int s) {
+  return (8 * i + 2 * (7 - k) + 1 + s + 2 * (r - 3) + 64) % 32;
+}
+// The index bit that plane k of a B-bit code takes.
+__host__ __device__ constexpr int wide_index_bit(int k) { return k < 4 ? 2 * (3 - k) : 2 * (7 - k) + 1; }
+// The code an index byte stands for, or -1 where it sets a bit of a plane past B (never read).
+__host__ __device__ constexpr int wide_code(int e, int B) {
+  int code = 0;
+  for (int k = 0; k < 8; ++k) {
+    const int bit = (e >> wide_index_bit(k)) & 1;
+    if (k >= B && bit) return -1;
+    if (k < B) code |= bit << (B - 1 - k);
+  }
+  return code;
+}
 
 // Shared memory: pair tables first (entry e of row block q for lane L at byte
 // 256 e + 128 q + 4 L: the PRMT below builds that address), then x in mma fragment order,
@@ -325,12 +351,117 @@ __device__ __forceinline__ void chunk_mma(const uint32_t (&p)[2][B], const uint4
   }
 }
 
-// Blocks an SM: two at 2-3 bits (64 registers a thread, one item ahead), one at 4 bits (its
-// tables take 64 KiB; 128 registers, two items ahead). 3 bits can also run as one block an
-// SM with two items ahead (set_pair_lut_one_block_cols).
+__device__ __forceinline__ uint32_t load_shared_u16(uint32_t address) {
+  uint32_t v;
+  asm volatile("ld.shared.u16 %0, [%1];\n" : "=r"(v) : "r"(address));
+  return v;
+}
+__device__ __forceinline__ void store_shared_x4(uint32_t address, uint32_t v) {
+  asm volatile("st.shared.v4.b32 [%0], {%1, %1, %1, %1};\n" ::"r"(address), "r"(v) : "memory");
+}
+
+// The wide decoder's tables, both buffers in one 64 KiB region aligned to 64 KiB: entry e
+// of buffer u for lane L at byte 256 e + 128 u + 4 L holds the f16 centroids of the lane's
+// rows g and 8 + g (g = L / 4), so one PRMT of a lane base and an index byte makes the
+// address and a 16-bit load fetches one weight. Four lanes share a row: one 16-byte store
+// writes their copies.
+constexpr uint32_t kWideRegion = 65536;
+
+// One chunk of both row blocks at a width 5..8 (see wide_bit_position): per code register
+// and row block, 4 + (B - 4) mask-merges, two more for the two index words, two rotations;
+// per weight a PRMT and a 16-bit load; a PRMT pairs two weights into an mma operand.
+template <int B>
+__device__ __forceinline__ void chunk_mma_wide(const uint32_t (&p)[2][B], const uint4* xf, const uint32_t (&lane_base)[2],
+                                               float (&acc)[2][4]) {
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    const uint32_t first = rotl(0x55555555u, rho<4>(r));  // t's first weights, lw's second ones
+    uint32_t w1[2], w2[2];
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+      uint32_t t = p[q][0] & plane_mask<4>(0, r), lw = p[q][4] & rotl(rotl(0x03030303u, 2 * (7 - 4) + 1), rho<4>(r));
+#pragma unroll
+      for (int k = 1; k < 4; ++k) t |= p[q][k] & plane_mask<4>(k, r);
+#pragma unroll
+      for (int k = 5; k < B; ++k) lw |= p[q][k] & rotl(rotl(0x03030303u, 2 * (7 - k) + 1), rho<4>(r));
+      const uint32_t u1 = (t & first) | (lw & ~first), u2 = (t & ~first) | (lw & first);
+      w1[q] = __funnelshift_r(u1, u1, rho<4>(r)), w2[q] = __funnelshift_r(u2, u2, rho<4>(r) + 1);
+    }
+    const uint4 x = xf[4 * r];
+#pragma unroll
+    for (int i = 0; i < 4; i += 2) {
+      uint32_t a[2][2];
+#pragma unroll
+      for (int q = 0; q < 2; ++q)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const uint32_t sel = 0x3200u | ((4u + i + hh) << 4);
+          const uint32_t lo = load_shared_u16(__byte_perm(lane_base[q], w1[q], sel));
+          const uint32_t hi = load_shared_u16(__byte_perm(lane_base[q], w2[q], sel));
+          a[q][hh] = __byte_perm(lo, hi, 0x5410u);
+        }
+      mma_16816(acc[i / 2], a[0][0], a[1][0], a[0][1], a[1][1], i == 0 ? make_uint2(x.x, x.y) : make_uint2(x.z, x.w));
+    }
+  }
+}
+
+// A task's wide tables: thread t fills entries e = t / 8 + 64 j (j < 4) for rows g = t % 8
+// and 8 + g. Its centroids come straight from the device tables, loaded a task ahead (in
+// flight during the task before), so no centroids are staged in shared memory.
+template <int B, bool Mapped>
+struct WideTableFill {
+  static constexpr int kJobs = 256 * 8 / kThreads;
+  uint32_t codes = 0;  // byte j: the code of entry j (valid ones)
+  uint32_t valid = 0;  // bit j
+  unsigned short c0[kJobs], c1[kJobs];
+  __device__ void init() {
+#pragma unroll
+    for (int j = 0; j < kJobs; ++j) {
+      const int code = wide_code(int(threadIdx.x / 8) + 64 * j, B);
+      if (code >= 0) valid |= 1u << j, codes |= uint32_t(code) << (8 * j);
+    }
+  }
+  __device__ void load(const DeviceBitPlanes& m, int task) {
+    const unsigned short* table = reinterpret_cast<const unsigned short*>(m.tables[B]);
+    const int g = threadIdx.x % 8, r0 = task_row<Mapped>(m, task, g), r1 = task_row<Mapped>(m, task, 8 + g);
+#pragma unroll
+    for (int j = 0; j < kJobs; ++j) {
+      const int code = int((codes >> (8 * j)) & 0xffu);
+      const bool v = (valid >> j) & 1u;
+      c0[j] = v && r0 >= 0 ? __ldg(table + (int64_t(r0) << B) + code) : 0;
+      c1[j] = v && r1 >= 0 ? __ldg(table + (int64_t(r1) << B) + code) : 0;
+    }
+  }
+  __device__ void store(uint32_t region, int buf) const {
+    const uint32_t base = region + uint32_t(buf) * 128u + (threadIdx.x % 8) * 16u + (threadIdx.x / 8) * 256u;
+#pragma unroll
+    for (int j = 0; j < kJobs; ++j)
+      if ((valid >> j) & 1u) store_shared_x4(base + uint32_t(j) * 64u * 256u, uint32_t(c0[j]) | (uint32_t(c1[j]) << 16));
+  }
+};
+
+// Blocks an SM: two at 2-3 bits (64 registers a thread, one item ahead), one from 4 bits
+// (tables of 64 KiB; 128 registers; two items ahead at 4 bits, one at 5..8, whose items are
+// up to twice as many registers). 3 bits can also run as one block an SM with two items
+// ahead (set_pair_lut_one_block_cols).
 template <int B>
 constexpr int default_blocks() {
   return B <= 3 ? 2 : 1;
+}
+template <int B>
+__host__ __device__ constexpr bool is_wide() {
+  return B > 4;
+}
+// Shared memory for the tables (both buffers) and the alignment they need.
+template <int B>
+__host__ __device__ constexpr size_t table_region_bytes() {
+  if constexpr (is_wide<B>()) return kWideRegion;
+  else return 2 * table_bytes<B>();
+}
+template <int B>
+__host__ __device__ constexpr uint32_t table_align() {
+  if constexpr (is_wide<B>()) return kWideRegion;
+  else return TableAddress<B>::kAbsolute ? uint32_t(table_bytes<B>()) : 16u;
 }
 
 // Mapped: tiles that may interleave two halves of rows, and an output that may also be
@@ -340,14 +471,15 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
   extern __shared__ __align__(16) uint8_t smem[];
   const Layout lay = layout_of(m);
   const int64_t padded = lay.chunk_pairs * 256, tasks = lay.row_blocks / 2, CP = lay.chunk_pairs;
-  // [2][table_bytes], aligned to table_bytes (the absolute addresses need it)
+  constexpr bool Wide = is_wide<B>();
+  // The tables' two buffers, aligned as their absolute addresses need
   const uint32_t smem_address = uint32_t(__cvta_generic_to_shared(smem));
-  const uint32_t align = TableAddress<B>::kAbsolute ? uint32_t(table_bytes<B>()) : 16u;
+  const uint32_t align = table_align<B>();
   uint8_t* tables = smem + ((align - smem_address % align) % align);
   const uint32_t tables_address = uint32_t(__cvta_generic_to_shared(tables));
-  __half* xs = reinterpret_cast<__half*>(tables + 2 * table_bytes<B>());
-  float* partial = reinterpret_cast<float*>(tables + 2 * table_bytes<B>() + size_t(padded) * 2);  // [2][kWarps + 1][16]
-  // The centroids of all this block's tasks, [rounds][16 rows][2^B], loaded once up front.
+  __half* xs = reinterpret_cast<__half*>(tables + table_region_bytes<B>());
+  float* partial = reinterpret_cast<float*>(tables + table_region_bytes<B>() + size_t(padded) * 2);  // [2][kWarps + 1][16]
+  // 2..4 bits: the centroids of all this block's tasks, [rounds][16 rows][2^B], loaded once up front.
   __half* cent = reinterpret_cast<__half*>(partial + 2 * (kWarps + 1) * kRows);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint2* tiled = reinterpret_cast<const uint2*>(m.tiled);
@@ -379,12 +511,16 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
   };
   // w[0]: the item being computed; w[1..Ahead]: the next ones, in flight. One block an SM
   // (128 registers) keeps two items ahead; two blocks (64 registers) have room for one.
-  constexpr int Ahead = Blocks == 1 ? 2 : 1;
+  constexpr int Ahead = Blocks == 1 && !Wide ? 2 : 1;
   uint2 w[Ahead + 1][2][B];
   Item next{int(blockIdx.x), warp};  // the item loaded next
 #pragma unroll
   for (int j = 0; j < Ahead; ++j) load(next, w[j]), next = advance(next);
-  {  // asynchronous copies: no thread waits on these loads before it goes on to x
+  WideTableFill<B, Mapped> fill;
+  if constexpr (Wide) {  // the first task's centroids, straight into registers
+    fill.init();
+    fill.load(m, int(blockIdx.x));
+  } else {  // asynchronous copies: no thread waits on these loads before it goes on to x
     const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
     constexpr int kCopy = (2 << B) < 16 ? (2 << B) : 16, kCopies = (2 << B) / kCopy;  // bytes a copy, copies a row
     for (int i = threadIdx.x; i < rounds * kRows * kCopies; i += blockDim.x) {
@@ -407,16 +543,26 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
   else stage_fragments(in, int(m.cols), int(padded), xs);  // once per block
   dev::copy_async_wait_all();
   __syncthreads();
-  TableShare<B> share;
-  share.load(cent);
-  share.store(tables);
+  TableShare<Wide ? 4 : B> share;  // (unused by the wide decoder)
+  if constexpr (Wide) {
+    fill.store(tables_address, 0);
+  } else {
+    share.load(cent);
+    share.store(tables);
+  }
   __syncthreads();
 
   int buf = 0;
   for (int64_t task = blockIdx.x, n = 0; task < tasks; task += gridDim.x, buf ^= 1, ++n) {
     const int64_t next_task = task + gridDim.x;
-    TableAddress<B> ta;
-    ta.set(tables_address + uint32_t(buf * table_bytes<B>()), tables + buf * table_bytes<B>(), lane);
+    TableAddress<Wide ? 4 : B> ta;
+    uint32_t wide_base[2];  // the wide decoder's lane bases, per row block
+    if constexpr (Wide) {
+      wide_base[0] = tables_address | uint32_t(buf * 128 + 4 * lane), wide_base[1] = wide_base[0] | 2u;
+      if (next_task < tasks) fill.load(m, int(next_task));  // in flight during this task
+    } else {
+      ta.set(tables_address + uint32_t(buf * table_bytes<B>()), tables + buf * table_bytes<B>(), lane);
+    }
     float acc[2][4] = {};  // two chains; D column 0 of each: rows g and 8 + g
     for (int cp = warp; cp < cp32; cp += kWarps) {
       load(next, w[Ahead]);  // a later item (of this task or of the next ones)
@@ -427,7 +573,8 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
         for (int q = 0; q < 2; ++q)
 #pragma unroll
           for (int k = 0; k < B; ++k) p[q][k] = h ? w[0][q][k].y : w[0][q][k].x;
-        chunk_mma<B>(p, xsv + (2 * cp + h) * 16 + (lane & 3), ta, acc);
+        if constexpr (Wide) chunk_mma_wide<B>(p, xsv + (2 * cp + h) * 16 + (lane & 3), wide_base, acc);
+        else chunk_mma<B>(p, xsv + (2 * cp + h) * 16 + (lane & 3), ta, acc);
       }
 #pragma unroll
       for (int q = 0; q < 2; ++q)
@@ -444,8 +591,12 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
       part[warp * kRows + 8 + lane / 4] = acc[0][2] + acc[1][2];
     }
     if (next_task < tasks) {
-      share.load(cent + ((n + 1) * kRows << B));
-      share.store(tables + (buf ^ 1) * table_bytes<B>());
+      if constexpr (Wide) {
+        fill.store(tables_address, buf ^ 1);
+      } else {
+        share.load(cent + ((n + 1) * kRows << B));
+        share.store(tables + (buf ^ 1) * table_bytes<B>());
+      }
     }
     if (m.nnz) {  // DNS outliers replace the dense weight: + (value - dense) * x; warp w: row w
       const __half* val = reinterpret_cast<const __half*>(m.sp_val);
@@ -493,10 +644,11 @@ int one_block_cols = [] {
 template <int B>
 size_t smem_bytes(const DeviceBitPlanes& m) {
   const Layout lay = layout_of(m);
-  const size_t align_pad = TableAddress<B>::kAbsolute ? table_bytes<B>() : 0;
+  const size_t align_pad = table_align<B>() > 16 ? table_align<B>() : 0;
   const int rounds_max = int((lay.row_blocks / 2 + multiprocessor_count() - 1) / multiprocessor_count());
-  return align_pad + 2 * table_bytes<B>() + size_t(lay.chunk_pairs) * 512 + sizeof(float) * 2 * (kWarps + 1) * kRows +
-         (size_t(rounds_max * kRows) << B) * 2;
+  const size_t centroids = is_wide<B>() ? 0 : (size_t(rounds_max * kRows) << B) * 2;
+  return align_pad + table_region_bytes<B>() + size_t(lay.chunk_pairs) * 512 + sizeof(float) * 2 * (kWarps + 1) * kRows +
+         centroids;
 }
 constexpr size_t kSmemMax = 227 * 1024;
 
@@ -551,7 +703,7 @@ __global__ void tile_kernel(DeviceBitPlanes m, int planes, uint32_t* __restrict_
           const int64_t cc = col + second;
           if (cc >= m.cols) continue;
           const uint32_t bit = (m.planes[(size_t(k) * m.rows + row) * m.plane_stride + (cc >> 3)] >> (cc & 7)) & 1u;
-          word |= bit << (bit_position(k, r, i) + second);
+          word |= bit << (k < 4 ? bit_position(k, r, i) + second : wide_bit_position(k, r, i, int(second)));
         }
       }
   out[idx] = word;
@@ -575,10 +727,23 @@ void set_pair_lut_one_block_cols(int cols) { one_block_cols = std::max(0, cols);
 
 int64_t fragment_halves(int64_t cols) { return (cols + 255) / 256 * 256; }
 
+// f(std::integral_constant<int, bits>) for bits in 2..8.
+template <typename F>
+auto with_bits(int bits, F&& f) {
+  switch (bits) {
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 6: return f(std::integral_constant<int, 6>{});
+    case 7: return f(std::integral_constant<int, 7>{});
+    default: return f(std::integral_constant<int, 8>{});
+  }
+}
+
 bool pair_lut_serves(const DeviceBitPlanes& m, int bits) {
   if (!m.tiled || bits < 2 || bits > m.tiled_planes) return false;
-  const size_t smem = bits == 2 ? smem_bytes<2>(m) : bits == 3 ? smem_bytes<3>(m) : smem_bytes<4>(m);
-  return smem <= kSmemMax;
+  return with_bits(bits, [&](auto B) { return smem_bytes<B()>(m); }) <= kSmemMax;
 }
 
 bool pair_lut_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, const GemvOutput& out, void* stream) {
@@ -589,7 +754,7 @@ bool pair_lut_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, cons
                     "pair-table GEMV: fragments need a plain output, and a gated activation tiles interleaving the halves");
   PMPD_CUDA_REQUIRE(in.prologue != GemvPrologue::Fragments || in.fragments, "pair-table GEMV: no fragments to read");
   auto s = static_cast<cudaStream_t>(stream);
-  const bool launched = bits == 2 ? launch<2>(m, in, out, s) : bits == 3 ? launch<3>(m, in, out, s) : launch<4>(m, in, out, s);
+  const bool launched = with_bits(bits, [&](auto B) { return launch<B()>(m, in, out, s); });
   PMPD_CUDA_CHECK(cudaGetLastError());
   return launched;
 }
