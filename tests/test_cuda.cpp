@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <random>
+#include <tuple>
 
 #include "decode/generator.h"
 #include "kernels/cpu/bitplane.h"
@@ -373,17 +374,46 @@ TEST(Cuda, DecodeAttentionMatchesCpuAtEverySplit) {
 TEST(Cuda, DequantizedMatrixEqualsCpuRows) {
   SKIP_WITHOUT_GPU();
   HostMatrix h = random_matrix(45, 300, 2, 6, 2, 99);
-  DeviceMatrix dm(h);
+  DeviceMatrix dm(h), tiled(h, true);
+  cuda::DeviceBitPlanes tiles_only = tiled.d;  // as the model keeps it: no on-disk planes
+  tiles_only.planes = nullptr;
   Dev<uint16_t> out(size_t(45 * 300));
-  for (int b = 2; b <= 6; ++b) {
-    cuda::bitplane_dequant_f16(dm.d, b, out.p, nullptr);
+  for (int b = 2; b <= 6; ++b) for (bool from_tiles : {false, true}) {
+    cuda::bitplane_dequant_f16(from_tiles ? tiles_only : dm.d, b, out.p, nullptr);
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     std::vector<uint16_t> w = out.get(size_t(45 * 300));
     std::vector<float> row(300);
     for (int64_t r = 0; r < 45; ++r) {
       kernels::bitplane_dequant_row(h.m, b, r, row.data());
-      for (int64_t j = 0; j < 300; ++j) ASSERT_EQ(f16_to_f32(w[size_t(r * 300 + j)]), row[size_t(j)]) << b << " " << r << " " << j;
+      for (int64_t j = 0; j < 300; ++j)
+        ASSERT_EQ(f16_to_f32(w[size_t(r * 300 + j)]), row[size_t(j)]) << b << " " << r << " " << j << " tiles " << from_tiles;
     }
+  }
+}
+
+// The tile layout on the host (no GPU needed): every code of every width reads back from the
+// tiles as the on-disk planes hold it, rows in order and with the halves interleaved (a
+// fused gate|up), odd sizes included; and the tiles hold exactly the planes' set bits.
+TEST(CudaTiles, CodesReadBackFromTheTileLayout) {
+  for (auto [rows, cols, interleave] : {std::tuple<int64_t, int64_t, int64_t>{45, 300, 0}, {34, 513, 17}, {16, 256, 8}}) {
+    HostMatrix h = random_matrix(rows, cols, 2, 8, 0, uint32_t(rows + cols));
+    cuda::DeviceBitPlanes m;  // host pointers: the host twins read them
+    m.rows = rows, m.cols = cols, m.plane_stride = h.m.plane_stride, m.bits_min = 2, m.bits_max = 8;
+    m.planes = h.planes.data(), m.tiles_interleave = interleave;
+    const std::vector<uint32_t> tiles = cuda::tile_bitplanes_host(m, 8);
+    int64_t set_bits = 0, plane_bits = 0;
+    for (uint32_t w : tiles) set_bits += __builtin_popcount(w);
+    for (uint8_t b : h.planes) plane_bits += __builtin_popcount(b);
+    EXPECT_EQ(set_bits, plane_bits) << rows << "x" << cols;
+    for (int bits = 2; bits <= 8; ++bits)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < cols; ++j) {
+          int want = 0;
+          for (int k = 0; k < bits; ++k)
+            want = (want << 1) | ((h.planes[(size_t(k) * size_t(rows) + size_t(r)) * size_t(m.plane_stride) + size_t(j >> 3)] >> (j & 7)) & 1);
+          ASSERT_EQ(cuda::tiled_code_host(m, tiles.data(), bits, r, j), want)
+              << rows << "x" << cols << " interleave " << interleave << " bits " << bits << " at " << r << "," << j;
+        }
   }
 }
 
@@ -462,6 +492,20 @@ TEST(Cuda, QuantizedModelGivesCpuTokensAtEveryWidth) {
     opt.stop_at_eos = false;
     opt.bits = b;
     EXPECT_EQ(generate(t.gpu, prompt, opt).tokens, generate(t.cpu, prompt, opt).tokens) << "bits " << b;
+  }
+  // Only the tiles on the device (what a GPU short of memory gets): the prompt pass
+  // dequantizes from them, the DNS corrections read codes there; the same results.
+  setenv("PMPD_CUDA_PLANES", "drop", 1);
+  Transformer tiles_only(*t.m, Backend::CUDA);
+  unsetenv("PMPD_CUDA_PLANES");
+  for (int b = 2; b <= 8; ++b) {
+    auto a = run_passes(t.cpu, prompt, 2, b), g = run_passes(tiles_only, prompt, 2, b);
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_LT(test::rel_error(g[i], a[i]), 3e-3) << "tiles only, bits " << b << " pass " << i;
+    GenerateOptions opt;
+    opt.max_new_tokens = 24;
+    opt.stop_at_eos = false;
+    opt.bits = b;
+    EXPECT_EQ(generate(tiles_only, prompt, opt).tokens, generate(t.cpu, prompt, opt).tokens) << "tiles only, bits " << b;
   }
 }
 

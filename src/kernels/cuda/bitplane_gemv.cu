@@ -268,6 +268,7 @@ void bitplane_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, cons
   if (pair_lut_gemv(m, bits, in, out, stream)) return;
   PMPD_CUDA_REQUIRE(in.prologue != GemvPrologue::Fragments && !out.fragments,
                     "bit-plane GEMV: f16 fragments in or out need the tensor-core GEMV (pair_lut_serves)");
+  PMPD_CUDA_REQUIRE(m.planes, "bit-plane GEMV: the planes were not kept on the device (the tensor-core GEMV serves it)");
   with_width(bits, [&](auto B) { launch_width<B()>(m, in, out, s); });
   PMPD_CUDA_CHECK(cudaGetLastError());
 }
@@ -290,11 +291,15 @@ void apply_prologue(const GemvInput& in, int64_t cols, float* out, void* stream)
 void bitplane_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream) {
   auto s = static_cast<cudaStream_t>(stream);
   PMPD_CUDA_REQUIRE(bits >= m.bits_min && bits <= m.bits_max, "dequantization at a width the matrix does not hold");
-  const int64_t n = m.rows * words_of(m);
-  const unsigned blocks = unsigned((n + 255) / 256);
-  __half* o = reinterpret_cast<__half*>(out);
-  with_width(bits, [&](auto B) { dequant_kernel<B()><<<blocks, 256, 0, s>>>(m, o); });
-  PMPD_CUDA_CHECK(cudaGetLastError());
+  if (m.planes) {
+    const int64_t n = m.rows * words_of(m);
+    const unsigned blocks = unsigned((n + 255) / 256);
+    __half* o = reinterpret_cast<__half*>(out);
+    with_width(bits, [&](auto B) { dequant_kernel<B()><<<blocks, 256, 0, s>>>(m, o); });
+    PMPD_CUDA_CHECK(cudaGetLastError());
+  } else {
+    tiled_dequant_f16(m, bits, out, stream);
+  }
   if (m.nnz) {
     sparse_scatter_kernel<<<unsigned((m.rows + 255) / 256), 256, 0, s>>>(m, reinterpret_cast<__half*>(out));
     PMPD_CUDA_CHECK(cudaGetLastError());

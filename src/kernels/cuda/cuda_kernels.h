@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace pmpd::cuda {
 
@@ -13,7 +14,7 @@ namespace pmpd::cuda {
 struct DeviceBitPlanes {
   int64_t rows = 0, cols = 0, plane_stride = 0;
   int bits_min = 0, bits_max = 0;
-  const uint8_t* planes = nullptr;
+  const uint8_t* planes = nullptr;  // null where the tiles hold every plane (the model drops them)
   const uint16_t* tables[9] = {};  // tables[b]: [rows][2^b] f16 (b in bits_min..bits_max)
   const int32_t* sp_rowptr = nullptr;
   const int32_t* sp_col = nullptr;
@@ -42,6 +43,12 @@ void tile_bitplanes(const DeviceBitPlanes& m, int planes, uint32_t* out, void* s
 bool pair_lut_serves(const DeviceBitPlanes& m, int bits);
 // Halves of the f16 fragment buffer of a GEMV input of `cols` columns (padded to 256).
 int64_t fragment_halves(int64_t cols);
+// W_b as dense f16 rows from the tiles alone (m.planes may be null; bits <= tiled_planes).
+void tiled_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream);
+// Host twins of the tile layout, for tests without a GPU (m's planes in host memory): the
+// tiled words of planes 0..planes-1, and the code of weight (r, j) read back from them.
+std::vector<uint32_t> tile_bitplanes_host(const DeviceBitPlanes& m, int planes);
+int tiled_code_host(const DeviceBitPlanes& m, const uint32_t* tiled, int bits, int64_t r, int64_t j);
 
 
 // What the GEMV reads: x itself, or x passed through the operator that precedes the
@@ -87,7 +94,8 @@ void set_pair_lut_one_block_cols(int cols);
 void bitplane_gemv(const DeviceBitPlanes& m, int bits, const float* x, float* y, void* stream);
 // in(x) written to out (cols floats): the prologue on its own (16-bit layers, tests).
 void apply_prologue(const GemvInput& in, int64_t cols, float* out, void* stream);
-// W_b as a dense f16 matrix [rows][cols] (outliers included): the prefill path feeds it to cuBLAS.
+// W_b as a dense f16 matrix [rows][cols] (outliers included): the prefill path feeds it to
+// cuBLAS. From the on-disk planes, or from the tiles where the planes are not on the device.
 void bitplane_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream);
 
 // Element-wise and per-token operators. Shapes follow kernels/cpu/ops.h; n tokens.

@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -134,6 +135,61 @@ __device__ __forceinline__ int task_row(const DeviceBitPlanes& m, int task, int 
   }
   const int r = 16 * task + i;
   return r < int(m.rows) ? r : -1;
+}
+
+// ---- The tile layout word by word: the tiling kernel, its host twin (tests), the
+// dequantization for the prefill and the DNS corrections read it through these. ----
+// Tiled word idx (of tiled_words) of m: its 32 bits gathered from the on-disk planes.
+__host__ __device__ inline uint32_t tile_word(const DeviceBitPlanes& m, int64_t idx) {
+  const Layout lay = layout_of(m);
+  const int h = int(idx & 1), lane = int((idx >> 1) & 31);
+  int64_t rest = idx >> 6;
+  const int64_t cp = rest % lay.chunk_pairs;
+  rest /= lay.chunk_pairs;
+  const int64_t rb = rest % lay.row_blocks;
+  const int k = int(rest / lay.row_blocks);
+  const int64_t row = tile_row(m, rb, lane / 4), c = 2 * cp + h;
+  const int t = lane % 4;
+  uint32_t word = 0;
+  if (row >= 0)
+    for (int r = 0; r < 4; ++r)
+      for (int i = 0; i < 4; ++i) {
+        const int p = 4 * r + i, j = p / 2, hh = p % 2;
+        const int64_t col = c * 128 + 16 * j + 8 * hh + 2 * t;
+        for (int second = 0; second < 2; ++second) {
+          const int64_t cc = col + second;
+          if (cc >= m.cols) continue;
+          const uint32_t bit = (m.planes[(size_t(k) * m.rows + row) * m.plane_stride + (cc >> 3)] >> (cc & 7)) & 1u;
+          word |= bit << (k < 4 ? bit_position(k, r, i) + second : wide_bit_position(k, r, i, second));
+        }
+      }
+  return word;
+}
+
+// The code of weight (r, j) at `bits`, read from the tiles (plane 0 the most significant bit).
+__host__ __device__ inline int tiled_code(const DeviceBitPlanes& m, const uint32_t* tiled, int bits, int64_t r, int64_t j) {
+  const Layout lay = layout_of(m);
+  int64_t rb;
+  int g;
+  if (const int64_t H = m.tiles_interleave) {
+    const int q = r >= H ? 1 : 0;
+    const int64_t i = r - q * H;
+    rb = 2 * (i / 8) + q, g = int(i % 8);
+  } else {
+    rb = r / 8, g = int(r % 8);
+  }
+  const int64_t cp = j / 256;
+  const int h = int((j / 128) % 2), cc = int(j % 128);
+  const int kb = cc / 16, hh = (cc % 16) / 8, t = (cc % 8) / 2, second = cc % 2;
+  const int lane = 4 * g + t, p = 2 * kb + hh, reg = p / 4, i = p % 4;
+  const int64_t plane_words = lay.row_blocks * lay.chunk_pairs * 64;
+  const int64_t word = ((rb * lay.chunk_pairs + cp) * 32 + lane) * 2 + h;
+  int code = 0;
+  for (int k = 0; k < bits; ++k) {
+    const int bit = k < 4 ? bit_position(k, reg, i) + second : wide_bit_position(k, reg, i, second);
+    code = (code << 1) | int((tiled[k * plane_words + word] >> bit) & 1u);
+  }
+  return code;
 }
 
 // x (after the prologue) as f16 in mma B-fragment order: for column col (k-block
@@ -509,6 +565,20 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
 #pragma unroll
       for (int k = 0; k < B; ++k) dst[q][k] = __ldg(base + (uint32_t(k) * plane_words + uint32_t(q * cp32 * 32)));
   };
+  // The code of column j of task row i, read from the tiles (the DNS corrections: a few a
+  // row), in 32-bit arithmetic like the loads.
+  auto task_code = [&](int task, int i, int j) {
+    const int cc = j & 127, p = 2 * (cc >> 4) + ((cc >> 3) & 1), reg = p >> 2, pi = p & 3, second = cc & 1;
+    const uint32_t word = ((uint32_t(2 * task + i / 8) * uint32_t(cp32) + uint32_t(j >> 8)) * 32u +
+                           uint32_t(4 * (i % 8) + ((cc >> 1) & 3))) * 2u + uint32_t((j >> 7) & 1);
+    const uint32_t* tiles = reinterpret_cast<const uint32_t*>(m.tiled);
+    int code = 0;
+    for (int k = 0; k < B; ++k) {
+      const int bit = k < 4 ? bit_position(k, reg, pi) + second : wide_bit_position(k, reg, pi, second);
+      code = (code << 1) | int((tiles[uint32_t(k) * 2u * plane_words + word] >> bit) & 1u);
+    }
+    return code;
+  };
   // w[0]: the item being computed; w[1..Ahead]: the next ones, in flight. One block an SM
   // (128 registers) keeps two items ahead; two blocks (64 registers) have room for one.
   constexpr int Ahead = Blocks == 1 && !Wide ? 2 : 1;
@@ -606,7 +676,8 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
       if (r >= 0)
         for (int32_t i = m.sp_rowptr[r] + lane; i < m.sp_rowptr[r + 1]; i += 32) {
           const int64_t j = m.sp_col[i];
-          s += (__half2float(val[i]) - __half2float(table[(int64_t(r) << B) + dev::code_at(m, B, r, j)])) * __half2float(xs[x_slot(j)]);
+          s += (__half2float(val[i]) - __half2float(table[(int64_t(r) << B) + task_code(int(task), warp, int(j))])) *
+               __half2float(xs[x_slot(j)]);
         }
       s = dev::warp_sum(s);
       if (lane == 0) part[kWarps * kRows + warp] = s;
@@ -682,31 +753,71 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
 // One thread per tiled word: gathers its 32 bits from the on-disk planes.
 __global__ void tile_kernel(DeviceBitPlanes m, int planes, uint32_t* __restrict__ out) {
   const Layout lay = layout_of(m);
-  const int64_t words = int64_t(planes) * lay.row_blocks * lay.chunk_pairs * 64;
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (idx >= words) return;
-  const int h = int(idx & 1), lane = int((idx >> 1) & 31);
-  int64_t rest = idx >> 6;
-  const int64_t cp = rest % lay.chunk_pairs;
-  rest /= lay.chunk_pairs;
-  const int64_t rb = rest % lay.row_blocks;
-  const int k = int(rest / lay.row_blocks);
-  const int64_t row = tile_row(m, rb, lane / 4), c = 2 * cp + h;
-  const int t = lane % 4;
-  uint32_t word = 0;
-  if (row >= 0)
-    for (int r = 0; r < 4; ++r)
-      for (int i = 0; i < 4; ++i) {
-        const int p = 4 * r + i, j = p / 2, hh = p % 2;
-        const int64_t col = c * 128 + 16 * j + 8 * hh + 2 * t;
-        for (int second = 0; second < 2; ++second) {
-          const int64_t cc = col + second;
-          if (cc >= m.cols) continue;
-          const uint32_t bit = (m.planes[(size_t(k) * m.rows + row) * m.plane_stride + (cc >> 3)] >> (cc & 7)) & 1u;
-          word |= bit << (k < 4 ? bit_position(k, r, i) + second : wide_bit_position(k, r, i, int(second)));
-        }
-      }
-  out[idx] = word;
+  if (idx < int64_t(planes) * lay.row_blocks * lay.chunk_pairs * 64) out[idx] = tile_word(m, idx);
+}
+
+// W_b as f16 rows from the tiles alone (where the on-disk planes were not kept on the
+// device): one thread per row and 32 consecutive columns, so a warp's stores are whole
+// 64-byte runs. Those columns are k-blocks 2a, 2a + 1 of a chunk: register R = a % 4 of the
+// four lanes (t) of the row's tile words; the switch on R makes every bit position a constant.
+template <int B, int R>
+__device__ __forceinline__ void dequant_32(const uint32_t (&w)[B][4], const __half* table, __half* dst, int valid,
+                                           bool whole) {
+  uint32_t h[16];
+#pragma unroll
+  for (int u = 0; u < 32; u += 2) {
+    const int i = 2 * (u / 16) + (u % 16) / 8, t = (u % 8) / 2;  // byte of register R, lane
+    int code0 = 0, code1 = 0;
+#pragma unroll
+    for (int k = 0; k < B; ++k) {
+      const int b0 = k < 4 ? bit_position(k, R, i) : wide_bit_position(k, R, i, 0);
+      const int b1 = k < 4 ? bit_position(k, R, i) + 1 : wide_bit_position(k, R, i, 1);
+      code0 = (code0 << 1) | int((w[k][t] >> b0) & 1u), code1 = (code1 << 1) | int((w[k][t] >> b1) & 1u);
+    }
+    const __half v0 = __ldg(table + code0), v1 = __ldg(table + code1);
+    h[u / 2] = uint32_t(__half_as_ushort(v0)) | (uint32_t(__half_as_ushort(v1)) << 16);
+    if (!whole) {  // the row's last, partial run, or rows not 16-byte aligned
+      if (u < valid) dst[u] = v0;
+      if (u + 1 < valid) dst[u + 1] = v1;
+    }
+  }
+  if (whole)
+#pragma unroll
+    for (int q = 0; q < 4; ++q) reinterpret_cast<uint4*>(dst)[q] = make_uint4(h[4 * q], h[4 * q + 1], h[4 * q + 2], h[4 * q + 3]);
+}
+
+template <int B>
+__global__ void tiled_dequant_kernel(DeviceBitPlanes m, __half* __restrict__ out) {
+  const Layout lay = layout_of(m);
+  const int64_t runs = (m.cols + 31) / 32, idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= m.rows * runs) return;
+  const int64_t r = idx / runs, a = idx % runs;
+  int64_t rb;
+  int g;
+  if (const int64_t H = m.tiles_interleave) {
+    const int q = r >= H ? 1 : 0;
+    rb = 2 * ((r - q * H) / 8) + q, g = int((r - q * H) % 8);
+  } else {
+    rb = r / 8, g = int(r % 8);
+  }
+  const int64_t c = a / 4, plane_words = lay.row_blocks * lay.chunk_pairs * 64;
+  const int64_t word0 = ((rb * lay.chunk_pairs + c / 2) * 32 + 4 * g) * 2 + (c % 2);
+  uint32_t w[B][4];
+#pragma unroll
+  for (int k = 0; k < B; ++k)
+#pragma unroll
+    for (int t = 0; t < 4; ++t) w[k][t] = __ldg(m.tiled + k * plane_words + word0 + 2 * t);
+  const __half* table = reinterpret_cast<const __half*>(m.tables[B]) + (r << B);
+  __half* dst = out + r * m.cols + 32 * a;
+  const int valid = int(min(int64_t(32), m.cols - 32 * a));
+  const bool whole = valid == 32 && m.cols % 8 == 0;  // 16-byte stores stay aligned
+  switch (a % 4) {
+    case 0: dequant_32<B, 0>(w, table, dst, valid, whole); break;
+    case 1: dequant_32<B, 1>(w, table, dst, valid, whole); break;
+    case 2: dequant_32<B, 2>(w, table, dst, valid, whole); break;
+    default: dequant_32<B, 3>(w, table, dst, valid, whole); break;
+  }
 }
 
 }  // namespace
@@ -723,10 +834,6 @@ void tile_bitplanes(const DeviceBitPlanes& m, int planes, uint32_t* out, void* s
   PMPD_CUDA_CHECK(cudaGetLastError());
 }
 
-void set_pair_lut_one_block_cols(int cols) { one_block_cols = std::max(0, cols); }
-
-int64_t fragment_halves(int64_t cols) { return (cols + 255) / 256 * 256; }
-
 // f(std::integral_constant<int, bits>) for bits in 2..8.
 template <typename F>
 auto with_bits(int bits, F&& f) {
@@ -740,6 +847,31 @@ auto with_bits(int bits, F&& f) {
     default: return f(std::integral_constant<int, 8>{});
   }
 }
+
+void tiled_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream) {
+  PMPD_CUDA_REQUIRE(m.tiled && bits >= 2 && bits <= m.tiled_planes, "dequantization: no planes and no tiles at that width");
+  const int64_t n = m.rows * ((m.cols + 31) / 32);
+  __half* o = reinterpret_cast<__half*>(out);
+  with_bits(bits, [&](auto B) {
+    tiled_dequant_kernel<B()><<<unsigned((n + 255) / 256), 256, 0, static_cast<cudaStream_t>(stream)>>>(m, o);
+  });
+  PMPD_CUDA_CHECK(cudaGetLastError());
+}
+
+std::vector<uint32_t> tile_bitplanes_host(const DeviceBitPlanes& m, int planes) {
+  std::vector<uint32_t> out(size_t(tiled_words(m, planes)));
+  for (size_t i = 0; i < out.size(); ++i) out[i] = tile_word(m, int64_t(i));
+  return out;
+}
+
+int tiled_code_host(const DeviceBitPlanes& m, const uint32_t* tiled, int bits, int64_t r, int64_t j) {
+  return tiled_code(m, tiled, bits, r, j);
+}
+
+void set_pair_lut_one_block_cols(int cols) { one_block_cols = std::max(0, cols); }
+
+int64_t fragment_halves(int64_t cols) { return (cols + 255) / 256 * 256; }
+
 
 bool pair_lut_serves(const DeviceBitPlanes& m, int bits) {
   if (!m.tiled || bits < 2 || bits > m.tiled_planes) return false;
