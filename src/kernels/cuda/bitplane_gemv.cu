@@ -227,22 +227,6 @@ __global__ void sparse_scatter_kernel(DeviceBitPlanes m, __half* __restrict__ ou
   for (int32_t i = m.sp_rowptr[r]; i < m.sp_rowptr[r + 1]; ++i) out[r * m.cols + m.sp_col[i]] = val[i];
 }
 
-// Calls f with the width as a compile-time constant (std::integral_constant<int, B>),
-// for the kernels templated on it; widths past 8 take 8 (the callers checked the range).
-template <class F>
-void with_width(int bits, F&& f) {
-  switch (bits) {
-    case 1: return f(std::integral_constant<int, 1>{});
-    case 2: return f(std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<int, 3>{});
-    case 4: return f(std::integral_constant<int, 4>{});
-    case 5: return f(std::integral_constant<int, 5>{});
-    case 6: return f(std::integral_constant<int, 6>{});
-    case 7: return f(std::integral_constant<int, 7>{});
-    default: return f(std::integral_constant<int, 8>{});
-  }
-}
-
 template <int B>
 void launch_width(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
   // Four rows a warp: the staged input is read once per four weights. Narrow widths

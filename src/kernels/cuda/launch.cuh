@@ -3,11 +3,24 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 #include "kernels/cuda/cuda_check.h"
 
 namespace pmpd::cuda {
+
+// Calls f(std::integral_constant<int, B>{}) with B = bits, for the kernels templated on the
+// width: B runs over Lo..8 (the callers checked the range; past 8 takes 8).
+template <int Lo = 1, class F>
+auto with_width(int bits, F&& f) {
+  if constexpr (Lo < 8) {
+    if (bits <= Lo) return f(std::integral_constant<int, Lo>{});
+    return with_width<Lo + 1>(bits, std::forward<F>(f));
+  } else {
+    return f(std::integral_constant<int, 8>{});
+  }
+}
 
 // Raises `Kernel`'s dynamic shared-memory limit to `smem` where it needs more than the
 // default 48 KiB (once per kernel and size).

@@ -375,6 +375,23 @@ struct TableAddress {
   }
 };
 
+// The two mma of code register r of a chunk (k-blocks 2r and 2r + 1): operand(q, b) gives
+// row block q's A register for byte b of the register (b = i + hh: the pair at column 2t,
+// or 2t + 8, of k-block 2r + i / 2).
+template <class Operand>
+__device__ __forceinline__ void mma_register(const uint4* xf, int r, Operand&& operand, float (&acc)[2][4]) {
+  const uint4 x = xf[4 * r];  // k-blocks 2r and 2r + 1 of the chunk
+#pragma unroll
+  for (int i = 0; i < 4; i += 2) {
+    uint32_t a[2][2];
+#pragma unroll
+    for (int q = 0; q < 2; ++q)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) a[q][hh] = operand(q, i + hh);
+    mma_16816(acc[i / 2], a[0][0], a[1][0], a[0][1], a[1][1], i == 0 ? make_uint2(x.x, x.y) : make_uint2(x.z, x.w));
+  }
+}
+
 // One chunk of both row blocks: per code register, the B plane words of each row block
 // become 4 pair indices; per k-block, one mma takes both row blocks' weights (A rows 0..7:
 // row block 0, rows 8..15: row block 1). acc[i / 2]: two independent accumulation chains.
@@ -391,19 +408,9 @@ __device__ __forceinline__ void chunk_mma(const uint32_t (&p)[2][B], const uint4
       for (int k = 1; k < B; ++k) t |= p[q][k] & plane_mask<B>(k, r);
       c[q] = __funnelshift_r(t, t, rho<B>(r));
     }
-    const uint4 x = xf[4 * r];  // k-blocks 2r and 2r + 1 of the chunk
-#pragma unroll
-    for (int i = 0; i < 4; i += 2) {
-      // Byte i (i + 1) of c: the pair at column 2t (2t + 8) of k-block 2r + i / 2; it becomes
-      // byte 1 of the address (256 e); bytes 0, 2, 3 are the lane's.
-      uint32_t a[2][2];
-#pragma unroll
-      for (int q = 0; q < 2; ++q)
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh)
-          a[q][hh] = ta.load(__byte_perm(ta.lane_base[q], c[q], 0x3200u | ((4u + i + hh) << 4)));
-      mma_16816(acc[i / 2], a[0][0], a[1][0], a[0][1], a[1][1], i == 0 ? make_uint2(x.x, x.y) : make_uint2(x.z, x.w));
-    }
+    // Byte b of c becomes byte 1 of the table address (256 e); bytes 0, 2, 3 are the lane's.
+    mma_register(
+        xf, r, [&](int q, int b) { return ta.load(__byte_perm(ta.lane_base[q], c[q], 0x3200u | ((4u + b) << 4))); }, acc);
   }
 }
 
@@ -443,21 +450,15 @@ __device__ __forceinline__ void chunk_mma_wide(const uint32_t (&p)[2][B], const 
       const uint32_t u1 = (t & first) | (lw & ~first), u2 = (t & ~first) | (lw & first);
       w1[q] = __funnelshift_r(u1, u1, rho<4>(r)), w2[q] = __funnelshift_r(u2, u2, rho<4>(r) + 1);
     }
-    const uint4 x = xf[4 * r];
-#pragma unroll
-    for (int i = 0; i < 4; i += 2) {
-      uint32_t a[2][2];
-#pragma unroll
-      for (int q = 0; q < 2; ++q)
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          const uint32_t sel = 0x3200u | ((4u + i + hh) << 4);
+    mma_register(
+        xf, r,
+        [&](int q, int b) {
+          const uint32_t sel = 0x3200u | ((4u + b) << 4);
           const uint32_t lo = load_shared_u16(__byte_perm(lane_base[q], w1[q], sel));
           const uint32_t hi = load_shared_u16(__byte_perm(lane_base[q], w2[q], sel));
-          a[q][hh] = __byte_perm(lo, hi, 0x5410u);
-        }
-      mma_16816(acc[i / 2], a[0][0], a[1][0], a[0][1], a[1][1], i == 0 ? make_uint2(x.x, x.y) : make_uint2(x.z, x.w));
-    }
+          return __byte_perm(lo, hi, 0x5410u);
+        },
+        acc);
   }
 }
 
@@ -834,25 +835,11 @@ void tile_bitplanes(const DeviceBitPlanes& m, int planes, uint32_t* out, void* s
   PMPD_CUDA_CHECK(cudaGetLastError());
 }
 
-// f(std::integral_constant<int, bits>) for bits in 2..8.
-template <typename F>
-auto with_bits(int bits, F&& f) {
-  switch (bits) {
-    case 2: return f(std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<int, 3>{});
-    case 4: return f(std::integral_constant<int, 4>{});
-    case 5: return f(std::integral_constant<int, 5>{});
-    case 6: return f(std::integral_constant<int, 6>{});
-    case 7: return f(std::integral_constant<int, 7>{});
-    default: return f(std::integral_constant<int, 8>{});
-  }
-}
-
 void tiled_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream) {
   PMPD_CUDA_REQUIRE(m.tiled && bits >= 2 && bits <= m.tiled_planes, "dequantization: no planes and no tiles at that width");
   const int64_t n = m.rows * ((m.cols + 31) / 32);
   __half* o = reinterpret_cast<__half*>(out);
-  with_bits(bits, [&](auto B) {
+  with_width<2>(bits, [&](auto B) {
     tiled_dequant_kernel<B()><<<unsigned((n + 255) / 256), 256, 0, static_cast<cudaStream_t>(stream)>>>(m, o);
   });
   PMPD_CUDA_CHECK(cudaGetLastError());
@@ -875,7 +862,7 @@ int64_t fragment_halves(int64_t cols) { return (cols + 255) / 256 * 256; }
 
 bool pair_lut_serves(const DeviceBitPlanes& m, int bits) {
   if (!m.tiled || bits < 2 || bits > m.tiled_planes) return false;
-  return with_bits(bits, [&](auto B) { return smem_bytes<B()>(m); }) <= kSmemMax;
+  return with_width<2>(bits, [&](auto B) { return smem_bytes<B()>(m); }) <= kSmemMax;
 }
 
 bool pair_lut_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, const GemvOutput& out, void* stream) {
@@ -886,7 +873,7 @@ bool pair_lut_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, cons
                     "pair-table GEMV: fragments need a plain output, and a gated activation tiles interleaving the halves");
   PMPD_CUDA_REQUIRE(in.prologue != GemvPrologue::Fragments || in.fragments, "pair-table GEMV: no fragments to read");
   auto s = static_cast<cudaStream_t>(stream);
-  const bool launched = with_bits(bits, [&](auto B) { return launch<B()>(m, in, out, s); });
+  const bool launched = with_width<2>(bits, [&](auto B) { return launch<B()>(m, in, out, s); });
   PMPD_CUDA_CHECK(cudaGetLastError());
   return launched;
 }
