@@ -1,7 +1,8 @@
-// The decode GEMV for widths 2..4 on tensor cores (docs/cuda.md, kernels v4 and v5). The
+// The decode GEMV on tensor cores for every width 2..8 (docs/cuda.md, kernels v4 to v7). The
 // bit-plane GEMV of bitplane_gemv.cu spends ~6 integer instructions and 1.25 shared-memory
 // reads per weight and reaches a quarter of HBM bandwidth on an H100; here a weight costs
-// about one instruction:
+// about one instruction at 2..4 bits (pair tables, below) and about four at 5..8 (single-weight
+// tables: "Widths 5..8" further down):
 //  - the planes are re-tiled at load (tile_bitplanes) so that each lane's 32-bit word of a
 //    plane holds exactly the weights it feeds to mma.m16n8k16 (lane 4g + t: row g of its
 //    row block, the column pairs of fragment registers 2t and 2t + 8), in a bit order that
@@ -18,9 +19,13 @@
 //  - mma accumulates in f32; x enters in f16 (as the 16-bit cuBLAS path's does).
 // A block owns 16 rows at a time (a task); its 16 warps split the columns and share the
 // tables. Blocks are persistent: each stages x once, then loops over tasks while later
-// items' planes are already in flight (a per-warp prefetch ring, one item ahead at 2-3 bits
-// and two at 4, that runs across task boundaries; all the block's centroids copied up front
-// with cp.async; double-buffered tables and partial sums, one barrier a task).
+// items' planes are already in flight (a per-warp prefetch ring, one item ahead at 2-3 and
+// 5-8 bits and two at 4, that runs across task boundaries; at 2..4 bits all the block's
+// centroids copied up front with cp.async, at 5..8 a task's loaded a task ahead; double-
+// buffered tables and partial sums, one barrier a task). The tiles also serve the prompt
+// pass's dequantization and the DNS corrections where the on-disk planes are not kept.
+// A fused gate|up matrix's tiles interleave gate and up rows so that its GEMV can write the
+// down projection's input (act(gate) * up) as f16 fragments (GemvOutput::fragments).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
