@@ -417,6 +417,50 @@ TEST(CudaTiles, CodesReadBackFromTheTileLayout) {
   }
 }
 
+// The GEMV's decode on the host (the same index arithmetic the kernel runs): every lane's
+// tile words give, through the pair tables (2..4 bits) or the single-weight tables (5..8),
+// the codes the planes hold at the columns of its mma fragments; padding decodes to code 0.
+TEST(CudaTiles, DecodersGiveThePlanesCodes) {
+  for (auto [rows, cols, interleave] : {std::tuple<int64_t, int64_t, int64_t>{45, 300, 0}, {34, 513, 17}}) {
+    HostMatrix h = random_matrix(rows, cols, 2, 8, 0, uint32_t(3 * rows + cols));
+    cuda::DeviceBitPlanes m;
+    m.rows = rows, m.cols = cols, m.plane_stride = h.m.plane_stride, m.bits_min = 2, m.bits_max = 8;
+    m.planes = h.planes.data(), m.tiles_interleave = interleave;
+    const std::vector<uint32_t> tiles = cuda::tile_bitplanes_host(m, 8);
+    // The tile layout (pair_lut_gemv.cu): words (k, rb, cp, lane, h), RB row blocks of 8 rows.
+    const int64_t RB = interleave ? (interleave + 7) / 8 * 2 : (rows + 15) / 16 * 2, CP = (cols + 255) / 256;
+    const int64_t plane_words = RB * CP * 64;
+    ASSERT_EQ(int64_t(tiles.size()), 8 * plane_words);
+    for (int64_t idx = 0; idx < plane_words; ++idx) {
+      const int hh = int(idx & 1), lane = int((idx >> 1) & 31);
+      const int64_t cp = (idx >> 6) % CP, rb = (idx >> 6) / CP, g = lane / 4;
+      int64_t row = -1;
+      if (interleave) {
+        const int64_t i = (rb / 2) * 8 + g;
+        if (i < interleave) row = (rb % 2) * interleave + i;
+      } else if (rb * 8 + g < rows) {
+        row = rb * 8 + g;
+      }
+      for (int bits = 2; bits <= 8; ++bits) {
+        uint32_t words[8];
+        for (int k = 0; k < bits; ++k) words[k] = tiles[size_t(k * plane_words + idx)];
+        const std::vector<int> codes = cuda::decoded_codes_host(words, bits);
+        for (int p = 0; p < 16; ++p)
+          for (int sec = 0; sec < 2; ++sec) {
+            const int64_t col = (2 * cp + hh) * 128 + 16 * (p / 2) + 8 * (p % 2) + 2 * (lane % 4) + sec;
+            int want = 0;
+            if (row >= 0 && col < cols)
+              for (int k = 0; k < bits; ++k)
+                want = (want << 1) |
+                       ((h.planes[(size_t(k) * size_t(rows) + size_t(row)) * size_t(m.plane_stride) + size_t(col >> 3)] >> (col & 7)) & 1);
+            ASSERT_EQ(codes[size_t(2 * p + sec)], want)
+                << rows << "x" << cols << " bits " << bits << " word " << idx << " pair " << p << " column " << sec;
+          }
+      }
+    }
+  }
+}
+
 // Teacher-forced logits of a prompt (all positions) and `steps` single-token passes.
 std::vector<std::vector<float>> run_passes(Transformer& tf, const std::vector<int>& prompt, int steps, int bits) {
   const ModelConfig& c = tf.config();

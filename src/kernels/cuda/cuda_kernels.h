@@ -49,6 +49,10 @@ void tiled_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* 
 // tiled words of planes 0..planes-1, and the code of weight (r, j) read back from them.
 std::vector<uint32_t> tile_bitplanes_host(const DeviceBitPlanes& m, int planes);
 int tiled_code_host(const DeviceBitPlanes& m, const uint32_t* tiled, int bits, int64_t r, int64_t j);
+// The GEMV's decode on the host: from `bits` tile words of one lane and chunk half (plane 0
+// first), the codes its tables give for the 32 weights: index 2 p + s for pair p (a fragment
+// register's column pair, p = 4 r + i: register r, byte i), column s.
+std::vector<int> decoded_codes_host(const uint32_t* words, int bits);
 
 
 // What the GEMV reads: x itself, or x passed through the operator that precedes the

@@ -61,13 +61,21 @@ __host__ __device__ constexpr int bit_position(int k, int r, int i) {
   return 8 * ((i - (r < k ? 1 : 0) + 4) % 4) + 2 * ((r - k + 4) % 4);
 }
 template <int B>
-__device__ constexpr int rho(int r) {
+__host__ __device__ constexpr int rho(int r) {
   return ((2 * (r - B + 1)) % 32 + 32) % 32;
 }
-__device__ constexpr uint32_t rotl(uint32_t v, int s) { return s == 0 ? v : (v << s) | (v >> (32 - s)); }
+__host__ __device__ constexpr uint32_t rotl(uint32_t v, int s) { return s == 0 ? v : (v << s) | (v >> (32 - s)); }
+// Right rotation: one funnel shift on the device (the decoders' rotations).
+__host__ __device__ inline uint32_t rotr(uint32_t v, int s) {
+#ifdef __CUDA_ARCH__
+  return __funnelshift_r(v, v, s);
+#else
+  return rotl(v, (32 - s) % 32);
+#endif
+}
 // Bits of plane k that register r takes, before its rotation.
 template <int B>
-__device__ constexpr uint32_t plane_mask(int k, int r) {
+__host__ __device__ constexpr uint32_t plane_mask(int k, int r) {
   return rotl(0x03030303u << (2 * (B - 1 - k)), rho<B>(r));
 }
 // The code of the first (even bits) or second (odd bits) weight of a pair index.
@@ -397,6 +405,29 @@ __device__ __forceinline__ void mma_register(const uint4* xf, int r, Operand&& o
   }
 }
 
+// The decoders' index arithmetic, shared by the kernel and its host twin (tests). Pair
+// decode (2..4 bits): code register r's 4 pair indices (a byte each) from B plane words,
+// with `inject` merged in (the absolute table address bits; 0 on the host).
+template <int B>
+__host__ __device__ inline uint32_t pair_indices(const uint32_t (&p)[B], int r, uint32_t inject) {
+  uint32_t t = (p[0] & plane_mask<B>(0, r)) | inject;
+#pragma unroll
+  for (int k = 1; k < B; ++k) t |= p[k] & plane_mask<B>(k, r);
+  return rotr(t, rho<B>(r));
+}
+// Wide decode (5..8 bits): code register r's index bytes of the pairs' first (w1) and second
+// (w2) weights (see wide_bit_position).
+template <int B>
+__host__ __device__ inline void wide_indices(const uint32_t (&p)[B], int r, uint32_t& w1, uint32_t& w2) {
+  const uint32_t first = rotl(0x55555555u, rho<4>(r));  // t's first weights, lw's second ones
+  uint32_t t = p[0] & plane_mask<4>(0, r), lw = p[4] & rotl(rotl(0x03030303u, 2 * (7 - 4) + 1), rho<4>(r));
+#pragma unroll
+  for (int k = 1; k < 4; ++k) t |= p[k] & plane_mask<4>(k, r);
+#pragma unroll
+  for (int k = 5; k < B; ++k) lw |= p[k] & rotl(rotl(0x03030303u, 2 * (7 - k) + 1), rho<4>(r));
+  w1 = rotr((t & first) | (lw & ~first), rho<4>(r)), w2 = rotr((t & ~first) | (lw & first), rho<4>(r) + 1);
+}
+
 // One chunk of both row blocks: per code register, the B plane words of each row block
 // become 4 pair indices; per k-block, one mma takes both row blocks' weights (A rows 0..7:
 // row block 0, rows 8..15: row block 1). acc[i / 2]: two independent accumulation chains.
@@ -405,14 +436,7 @@ __device__ __forceinline__ void chunk_mma(const uint32_t (&p)[2][B], const uint4
                                           float (&acc)[2][4]) {
 #pragma unroll
   for (int r = 0; r < 4; ++r) {
-    uint32_t c[2];
-#pragma unroll
-    for (int q = 0; q < 2; ++q) {
-      uint32_t t = (p[q][0] & plane_mask<B>(0, r)) | ta.inject[r];
-#pragma unroll
-      for (int k = 1; k < B; ++k) t |= p[q][k] & plane_mask<B>(k, r);
-      c[q] = __funnelshift_r(t, t, rho<B>(r));
-    }
+    const uint32_t c[2] = {pair_indices<B>(p[0], r, ta.inject[r]), pair_indices<B>(p[1], r, ta.inject[r])};
     // Byte b of c becomes byte 1 of the table address (256 e); bytes 0, 2, 3 are the lane's.
     mma_register(
         xf, r, [&](int q, int b) { return ta.load(__byte_perm(ta.lane_base[q], c[q], 0x3200u | ((4u + b) << 4))); }, acc);
@@ -443,18 +467,9 @@ __device__ __forceinline__ void chunk_mma_wide(const uint32_t (&p)[2][B], const 
                                                float (&acc)[2][4]) {
 #pragma unroll
   for (int r = 0; r < 4; ++r) {
-    const uint32_t first = rotl(0x55555555u, rho<4>(r));  // t's first weights, lw's second ones
     uint32_t w1[2], w2[2];
 #pragma unroll
-    for (int q = 0; q < 2; ++q) {
-      uint32_t t = p[q][0] & plane_mask<4>(0, r), lw = p[q][4] & rotl(rotl(0x03030303u, 2 * (7 - 4) + 1), rho<4>(r));
-#pragma unroll
-      for (int k = 1; k < 4; ++k) t |= p[q][k] & plane_mask<4>(k, r);
-#pragma unroll
-      for (int k = 5; k < B; ++k) lw |= p[q][k] & rotl(rotl(0x03030303u, 2 * (7 - k) + 1), rho<4>(r));
-      const uint32_t u1 = (t & first) | (lw & ~first), u2 = (t & ~first) | (lw & first);
-      w1[q] = __funnelshift_r(u1, u1, rho<4>(r)), w2[q] = __funnelshift_r(u2, u2, rho<4>(r) + 1);
-    }
+    for (int q = 0; q < 2; ++q) wide_indices<B>(p[q], r, w1[q], w2[q]);
     mma_register(
         xf, r,
         [&](int q, int b) {
@@ -858,6 +873,28 @@ std::vector<uint32_t> tile_bitplanes_host(const DeviceBitPlanes& m, int planes) 
 
 int tiled_code_host(const DeviceBitPlanes& m, const uint32_t* tiled, int bits, int64_t r, int64_t j) {
   return tiled_code(m, tiled, bits, r, j);
+}
+
+std::vector<int> decoded_codes_host(const uint32_t* words, int bits) {
+  std::vector<int> codes(32);
+  with_width<2>(bits, [&](auto Bc) {
+    constexpr int B = Bc();
+    uint32_t p[B];
+    for (int k = 0; k < B; ++k) p[k] = words[k];
+    for (int r = 0; r < 4; ++r) {
+      uint32_t w1 = 0, w2 = 0;
+      if constexpr (B <= 4) w1 = pair_indices<B>(p, r, 0);
+      else wide_indices<B>(p, r, w1, w2);
+      for (int i = 0; i < 4; ++i) {
+        const int e1 = int((w1 >> (8 * i)) & 0xffu), e2 = int((w2 >> (8 * i)) & 0xffu);
+        // A pair table's entry e holds the centroids of codes even_bits(e) and odd_bits(e)
+        // (TableShare); a wide table's entry e that of wide_code(e).
+        codes[size_t(2 * (4 * r + i))] = B <= 4 ? even_bits(e1) : wide_code(e1, B);
+        codes[size_t(2 * (4 * r + i) + 1)] = B <= 4 ? odd_bits(e1) : wide_code(e2, B);
+      }
+    }
+  });
+  return codes;
 }
 
 void set_pair_lut_one_block_cols(int cols) { one_block_cols = std::max(0, cols); }
