@@ -150,8 +150,9 @@ __device__ __forceinline__ int task_row(const DeviceBitPlanes& m, int task, int 
   return r < int(m.rows) ? r : -1;
 }
 
-// ---- The tile layout word by word: the tiling kernel, its host twin (tests), the
-// dequantization for the prefill and the DNS corrections read it through these. ----
+// ---- The tile layout word by word: the tiling kernel and the host twins (tests) go
+// through these; the GEMV's DNS corrections (task_code) and the dequantization from the tiles
+// compute the same coordinates for their own thread layouts. ----
 // Tiled word idx (of tiled_words) of m: its 32 bits gathered from the on-disk planes.
 __host__ __device__ inline uint32_t tile_word(const DeviceBitPlanes& m, int64_t idx) {
   const Layout lay = layout_of(m);
