@@ -232,7 +232,7 @@ DeviceLinear upload_linear(const std::vector<const Linear*>& parts, const std::s
   // 8 more bits a weight on the device at 8 planes). PMPD_CUDA_TILES=N tiles only planes
   // 0..N-1 (widths past N on the bit-plane GEMV, less memory); 0 keeps every width there.
   const char* tiles_env = std::getenv("PMPD_CUDA_TILES");
-  const int tiled_planes = std::min({kTiledPlanesMax, q0.bits_max, tiles_env ? std::max(0, std::atoi(tiles_env)) : 8});
+  const int tiled_planes = std::min({kTiledPlanesMax, q0.bits_max, tiles_env ? std::max(0, std::atoi(tiles_env)) : kTiledPlanesMax});
   if (tiled_planes >= 2 && q0.bits_min <= tiled_planes) {
     if (interleave_halves && parts.size() == 2 && parts[0]->q->rows == parts[1]->q->rows) d.q.tiles_interleave = d.rows / 2;
     d.tiled.reserve(size_t(tiled_words(d.q, tiled_planes)));
@@ -627,7 +627,7 @@ class CudaModel : public DeviceModel {
       GemvOutput o;
       o.y = y, o.accumulate = accumulate, o.bias = l.bias.get();
       if (fragments) {
-        o.fragments = fragments, o.act = c_.act == Activation::SiLU ? 0 : 1;
+        o.fragments = fragments, o.act = act_code();
         o.fragment_op = c_.gated_mlp ? GemvPrologue::GatedActivation : GemvPrologue::Activation;
       }
       bitplane_gemv(l.q, bits, in, o, stream_);
@@ -663,6 +663,8 @@ class CudaModel : public DeviceModel {
     in.x = x;
     return in;
   }
+  // The kernels' activation code: 0 SiLU, 1 GELU-tanh.
+  int act_code() const { return c_.act == Activation::SiLU ? 0 : 1; }
   GemvInput fragment_input() const {
     GemvInput in;
     in.prologue = GemvPrologue::Fragments, in.fragments = mlp_fragments_.get();
@@ -688,7 +690,7 @@ class CudaModel : public DeviceModel {
     const bool fused = n == 1;  // a decode step; the prompt pass runs GEMMs
     GemvInput act_in = plain_input(gu_.get());
     act_in.prologue = c.gated_mlp ? GemvPrologue::GatedActivation : GemvPrologue::Activation;
-    act_in.act = c.act == Activation::SiLU ? 0 : 1;
+    act_in.act = act_code();
     mark("start");
     embed_rows_f16(embd_.get(), tokens_.get(), n, D, x_.get(), stream_);
     mark("embedding");
@@ -734,7 +736,7 @@ class CudaModel : public DeviceModel {
         norm(w.ffn_norm, x_.get(), h_.get(), n);
       }
       linear(w.gate_up, h_.get(), n, gu_.get(), bits);
-      mlp_activation(gu_.get(), n, F, int(w.gate_up.rows), c.gated_mlp, c.act == Activation::SiLU ? 0 : 1, mid_.get(),
+      mlp_activation(gu_.get(), n, F, int(w.gate_up.rows), c.gated_mlp, act_code(), mid_.get(),
                      stream_);
       linear(w.down, mid_.get(), n, mlp_.get(), bits);
       if (c.parallel_residual) add_inplace(x_.get(), o_.get(), int64_t(n) * D, stream_);

@@ -98,6 +98,13 @@ __host__ __device__ constexpr int odd_bits(int e) { return even_bits(e >> 1); }
 __host__ __device__ constexpr int wide_bit_position(int k, int r, int i, int s) {
   return (8 * i + 2 * (7 - k) + 1 + s + 2 * (r - 3) + 64) % 32;
 }
+// The bit of a tile word of plane k that holds pair (r, i), column s: the pair layout for
+// planes 0..3, the wide one for 4..7. Every reader of the tiles goes through it.
+__host__ __device__ constexpr int tile_bit(int k, int r, int i, int s) {
+  return k < 4 ? bit_position(k, r, i) + s : wide_bit_position(k, r, i, s);
+}
+// Bits of wide plane k that code register r takes, before its rotation.
+__host__ __device__ constexpr uint32_t wide_mask(int k, int r) { return rotl(rotl(0x03030303u, 2 * (7 - k) + 1), rho<4>(r)); }
 // The index bit that plane k of a B-bit code takes.
 __host__ __device__ constexpr int wide_index_bit(int k) { return k < 4 ? 2 * (3 - k) : 2 * (7 - k) + 1; }
 // The code an index byte stands for, or -1 where it sets a bit of a plane past B (never read).
@@ -135,6 +142,18 @@ __host__ __device__ inline int64_t tile_row(const DeviceBitPlanes& m, int64_t rb
   }
   const int64_t r = rb * 8 + g;
   return r < m.rows ? r : -1;
+}
+// Where matrix row r sits in the tiles: its row block and its row g (0..7) there (tile_row's inverse).
+struct TilePlace {
+  int64_t rb;
+  int g;
+};
+__host__ __device__ inline TilePlace tile_place(const DeviceBitPlanes& m, int64_t r) {
+  if (const int64_t H = m.tiles_interleave) {
+    const int q = r >= H ? 1 : 0;
+    return {2 * ((r - q * H) / 8) + q, int((r - q * H) % 8)};
+  }
+  return {r / 8, int(r % 8)};
 }
 // Row i (0..15) of a task: row g of its row block i / 8. 32-bit (the host checks the tiles
 // fit 32-bit indices): registers are scarce at two blocks an SM, so only the kernels built
@@ -174,7 +193,7 @@ __host__ __device__ inline uint32_t tile_word(const DeviceBitPlanes& m, int64_t 
           const int64_t cc = col + second;
           if (cc >= m.cols) continue;
           const uint32_t bit = (m.planes[(size_t(k) * m.rows + row) * m.plane_stride + (cc >> 3)] >> (cc & 7)) & 1u;
-          word |= bit << (k < 4 ? bit_position(k, r, i) + second : wide_bit_position(k, r, i, second));
+          word |= bit << tile_bit(k, r, i, second);
         }
       }
   return word;
@@ -183,15 +202,7 @@ __host__ __device__ inline uint32_t tile_word(const DeviceBitPlanes& m, int64_t 
 // The code of weight (r, j) at `bits`, read from the tiles (plane 0 the most significant bit).
 __host__ __device__ inline int tiled_code(const DeviceBitPlanes& m, const uint32_t* tiled, int bits, int64_t r, int64_t j) {
   const Layout lay = layout_of(m);
-  int64_t rb;
-  int g;
-  if (const int64_t H = m.tiles_interleave) {
-    const int q = r >= H ? 1 : 0;
-    const int64_t i = r - q * H;
-    rb = 2 * (i / 8) + q, g = int(i % 8);
-  } else {
-    rb = r / 8, g = int(r % 8);
-  }
+  const auto [rb, g] = tile_place(m, r);
   const int64_t cp = j / 256;
   const int h = int((j / 128) % 2), cc = int(j % 128);
   const int kb = cc / 16, hh = (cc % 16) / 8, t = (cc % 8) / 2, second = cc % 2;
@@ -200,8 +211,7 @@ __host__ __device__ inline int tiled_code(const DeviceBitPlanes& m, const uint32
   const int64_t word = ((rb * lay.chunk_pairs + cp) * 32 + lane) * 2 + h;
   int code = 0;
   for (int k = 0; k < bits; ++k) {
-    const int bit = k < 4 ? bit_position(k, reg, i) + second : wide_bit_position(k, reg, i, second);
-    code = (code << 1) | int((tiled[k * plane_words + word] >> bit) & 1u);
+    code = (code << 1) | int((tiled[k * plane_words + word] >> tile_bit(k, reg, i, second)) & 1u);
   }
   return code;
 }
@@ -421,11 +431,11 @@ __host__ __device__ inline uint32_t pair_indices(const uint32_t (&p)[B], int r, 
 template <int B>
 __host__ __device__ inline void wide_indices(const uint32_t (&p)[B], int r, uint32_t& w1, uint32_t& w2) {
   const uint32_t first = rotl(0x55555555u, rho<4>(r));  // t's first weights, lw's second ones
-  uint32_t t = p[0] & plane_mask<4>(0, r), lw = p[4] & rotl(rotl(0x03030303u, 2 * (7 - 4) + 1), rho<4>(r));
+  uint32_t t = p[0] & plane_mask<4>(0, r), lw = p[4] & wide_mask(4, r);
 #pragma unroll
   for (int k = 1; k < 4; ++k) t |= p[k] & plane_mask<4>(k, r);
 #pragma unroll
-  for (int k = 5; k < B; ++k) lw |= p[k] & rotl(rotl(0x03030303u, 2 * (7 - k) + 1), rho<4>(r));
+  for (int k = 5; k < B; ++k) lw |= p[k] & wide_mask(k, r);
   w1 = rotr((t & first) | (lw & ~first), rho<4>(r)), w2 = rotr((t & ~first) | (lw & first), rho<4>(r) + 1);
 }
 
@@ -596,8 +606,7 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
     const uint32_t* tiles = reinterpret_cast<const uint32_t*>(m.tiled);
     int code = 0;
     for (int k = 0; k < B; ++k) {
-      const int bit = k < 4 ? bit_position(k, reg, pi) + second : wide_bit_position(k, reg, pi, second);
-      code = (code << 1) | int((tiles[uint32_t(k) * 2u * plane_words + word] >> bit) & 1u);
+      code = (code << 1) | int((tiles[uint32_t(k) * 2u * plane_words + word] >> tile_bit(k, reg, pi, second)) & 1u);
     }
     return code;
   };
@@ -793,9 +802,8 @@ __device__ __forceinline__ void dequant_32(const uint32_t (&w)[B][4], const __ha
     int code0 = 0, code1 = 0;
 #pragma unroll
     for (int k = 0; k < B; ++k) {
-      const int b0 = k < 4 ? bit_position(k, R, i) : wide_bit_position(k, R, i, 0);
-      const int b1 = k < 4 ? bit_position(k, R, i) + 1 : wide_bit_position(k, R, i, 1);
-      code0 = (code0 << 1) | int((w[k][t] >> b0) & 1u), code1 = (code1 << 1) | int((w[k][t] >> b1) & 1u);
+      code0 = (code0 << 1) | int((w[k][t] >> tile_bit(k, R, i, 0)) & 1u);
+      code1 = (code1 << 1) | int((w[k][t] >> tile_bit(k, R, i, 1)) & 1u);
     }
     const __half v0 = __ldg(table + code0), v1 = __ldg(table + code1);
     h[u / 2] = uint32_t(__half_as_ushort(v0)) | (uint32_t(__half_as_ushort(v1)) << 16);
@@ -815,14 +823,7 @@ __global__ void tiled_dequant_kernel(DeviceBitPlanes m, __half* __restrict__ out
   const int64_t runs = (m.cols + 31) / 32, idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= m.rows * runs) return;
   const int64_t r = idx / runs, a = idx % runs;
-  int64_t rb;
-  int g;
-  if (const int64_t H = m.tiles_interleave) {
-    const int q = r >= H ? 1 : 0;
-    rb = 2 * ((r - q * H) / 8) + q, g = int((r - q * H) % 8);
-  } else {
-    rb = r / 8, g = int(r % 8);
-  }
+  const auto [rb, g] = tile_place(m, r);
   const int64_t c = a / 4, plane_words = lay.row_blocks * lay.chunk_pairs * 64;
   const int64_t word0 = ((rb * lay.chunk_pairs + c / 2) * 32 + 4 * g) * 2 + (c % 2);
   uint32_t w[B][4];
@@ -901,7 +902,6 @@ std::vector<int> decoded_codes_host(const uint32_t* words, int bits) {
 void set_pair_lut_one_block_cols(int cols) { one_block_cols = std::max(0, cols); }
 
 int64_t fragment_halves(int64_t cols) { return (cols + 255) / 256 * 256; }
-
 
 bool pair_lut_serves(const DeviceBitPlanes& m, int bits) {
   if (!m.tiled || bits < 2 || bits > m.tiled_planes) return false;
