@@ -349,7 +349,10 @@ TEST(Cuda, DecodeAttentionMatchesCpuAtEverySplit) {
         a.rotary_dim = sh.rotary_dim, a.interleaved = sh.interleaved, a.inv_freq = dfreq.p;
         a.k_off = Q, a.v_off = Q + kv_dim, a.kv_slots = slots.p, a.step = step.p, a.max_ctx = max_ctx;
         a.splits = splits, a.partial = partial.p, a.counters = counters.p, a.out = out.p;
+        const size_t halves = size_t(cuda::fragment_halves(Q));
+        Dev<uint16_t> frag(std::vector<uint16_t>(halves, 0));
         for (int rep = 0; rep < 2; ++rep) {  // twice: the counters are left ready for the next call
+          if (rep == 1) a.fragments = frag.p;  // the second call also writes the output projection's input
           cuda::attention_decode(a, nullptr);
           ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
           const std::string what = fmt::format("heads {}/{} dim {} rotary {} len {} splits {} call {}", sh.heads,
@@ -367,6 +370,12 @@ TEST(Cuda, DecodeAttentionMatchesCpuAtEverySplit) {
             EXPECT_LT(test::rel_error(a_new, b_new), 2e-3) << what;
           }
           EXPECT_EQ(counters.get(size_t(sh.heads)), std::vector<unsigned>(size_t(sh.heads), 0)) << what;
+          if (rep == 1) {  // the fragments: the output rounded to f16 at its slots, zero past Q
+            std::vector<uint16_t> want_frag(halves, 0);
+            const std::vector<float> got_out = out.get(size_t(Q));
+            for (int c = 0; c < Q; ++c) want_frag[size_t(cuda::fragment_slot(c))] = f32_to_f16(got_out[size_t(c)]);
+            EXPECT_EQ(frag.get(halves), want_frag) << what;
+          }
         }
       }
 }

@@ -416,10 +416,14 @@ class CudaModel : public DeviceModel {
     auto time = [&](bool attn) {
       auto body = [&] {
         for (auto& l : layers_) {
-          if (attn) linear(l.qkv, h_.get(), 1, qkv_.get(), bits), linear(l.o, att_.get(), 1, o_.get(), bits);
+          if (attn) {
+            linear(l.qkv, h_.get(), 1, qkv_.get(), bits);
+            if (o_fragments(l, bits)) gemv(l.o, fragment_input(att_fragments_.get()), o_.get(), false, bits);
+            else linear(l.o, att_.get(), 1, o_.get(), bits);
+          }
           else if (mlp_fragments(l, bits))  // as the decode step runs them
             gemv(l.gate_up, plain_input(h_.get()), gu_.get(), false, bits, mlp_fragments_.get()),
-                gemv(l.down, fragment_input(), mlp_.get(), false, bits);
+                gemv(l.down, fragment_input(mlp_fragments_.get()), mlp_.get(), false, bits);
           else linear(l.gate_up, h_.get(), 1, gu_.get(), bits), linear(l.down, mid_.get(), 1, mlp_.get(), bits);
         }
       };
@@ -551,9 +555,11 @@ class CudaModel : public DeviceModel {
     x_.reserve(N * D), h_.reserve(N * D), o_.reserve(N * D), mlp_.reserve(N * D);
     qkv_.reserve(N * (Q + 2 * KV)), att_.reserve(N * Q);
     gu_.reserve(N * F * (c.gated_mlp ? 2 : 1)), mid_.reserve(N * F);
-    if (!mlp_fragments_) {  // zero past F for good: the GEMVs write columns 0..F-1 only
+    if (!mlp_fragments_) {  // zero past F (and Q) for good: the kernels write columns 0..F-1 only
       mlp_fragments_.reserve(size_t(fragment_halves(int64_t(F))));
       PMPD_CUDA_CHECK(cudaMemset(mlp_fragments_.get(), 0, mlp_fragments_.bytes()));
+      att_fragments_.reserve(size_t(fragment_halves(int64_t(Q))));
+      PMPD_CUDA_CHECK(cudaMemset(att_fragments_.get(), 0, att_fragments_.bytes()));
     }
     tokens_.reserve(N);
     size_t max_cols = std::max({D, F, Q});
@@ -651,6 +657,13 @@ class CudaModel : public DeviceModel {
            pair_lut_serves(w.down.q, bits) && (!c_.gated_mlp || w.gate_up.q.tiles_interleave > 0) && fragments_on_;
   }
 
+  // Whether a decode step at `bits` has the attention write the output projection's input
+  // as f16 fragments (that GEMV on the tensor-core path): its blocks then copy x instead of
+  // each converting it.
+  bool o_fragments(const DeviceLayer& w, int bits) const {
+    return w.o.quantized && pair_lut_serves(w.o.q, bits) && att_fragments_on_;
+  }
+
   GemvInput norm_input(const DeviceNorm& nm, const float* x) const {
     GemvInput in;
     in.x = x;
@@ -665,9 +678,9 @@ class CudaModel : public DeviceModel {
   }
   // The kernels' activation code: 0 SiLU, 1 GELU-tanh.
   int act_code() const { return c_.act == Activation::SiLU ? 0 : 1; }
-  GemvInput fragment_input() const {
+  static GemvInput fragment_input(const uint16_t* fragments) {
     GemvInput in;
-    in.prologue = GemvPrologue::Fragments, in.fragments = mlp_fragments_.get();
+    in.prologue = GemvPrologue::Fragments, in.fragments = fragments;
     return in;
   }
 
@@ -711,16 +724,18 @@ class CudaModel : public DeviceModel {
         a.rotary_dim = c.rotary_dim, a.interleaved = c.rope_interleaved, a.inv_freq = inv_freq_.get();
         a.k_off = Q, a.v_off = Q + KV, a.kv_slots = slots, a.step = step_.get(), a.max_ctx = max_ctx_;
         a.splits = attn_splits_, a.partial = attn_partial_.get(), a.counters = attn_counters_.get(), a.out = att_.get();
+        const bool o_frag = o_fragments(w, bits);
+        a.fragments = o_frag ? att_fragments_.get() : nullptr;
         attention_decode(a, stream_);
         mark("RoPE + KV store + attention");
         // Parallel block (Phi): the MLP reads the same normed input, kept in h.
-        gemv(w.o, plain_input(att_.get()), x_.get(), true, bits);
+        gemv(w.o, o_frag ? fragment_input(att_fragments_.get()) : plain_input(att_.get()), x_.get(), true, bits);
         mark("output projection + residual");
         const bool frag = mlp_fragments(w, bits);
         gemv(w.gate_up, c.parallel_residual ? plain_input(h_.get()) : norm_input(w.ffn_norm, x_.get()), gu_.get(), false,
              bits, frag ? mlp_fragments_.get() : nullptr);
         mark("norm + gate/up projection");
-        gemv(w.down, frag ? fragment_input() : act_in, x_.get(), true, bits);
+        gemv(w.down, frag ? fragment_input(mlp_fragments_.get()) : act_in, x_.get(), true, bits);
         mark("activation + down projection + residual");
         continue;
       }
@@ -766,11 +781,16 @@ class CudaModel : public DeviceModel {
   DevArray<uint16_t> x16_;
   // The down projection's input as f16 fragments, written by the gate|up GEMV (mlp_fragments).
   DevArray<uint16_t> mlp_fragments_;
-  // PMPD_CUDA_MLP_FRAGMENTS=0: every down-projection block computes its input itself, for comparisons.
-  bool fragments_on_ = [] {
-    const char* e = std::getenv("PMPD_CUDA_MLP_FRAGMENTS");
+  // The output projection's input as f16 fragments, written by the decode attention (o_fragments).
+  DevArray<uint16_t> att_fragments_;
+  // For comparisons: PMPD_CUDA_MLP_FRAGMENTS=0, every down-projection block computes its input
+  // itself; PMPD_CUDA_ATTN_FRAGMENTS=0, every output-projection block converts its input.
+  static bool switched_on(const char* name) {
+    const char* e = std::getenv(name);
     return !(e && std::string(e) == "0");
-  }();
+  }
+  bool fragments_on_ = switched_on("PMPD_CUDA_MLP_FRAGMENTS");
+  bool att_fragments_on_ = switched_on("PMPD_CUDA_ATTN_FRAGMENTS");
   DevArray<uint16_t> wscratch_;
   DevArray<int> tokens_;
   DevArray<StepState> step_;

@@ -43,6 +43,8 @@ void tile_bitplanes(const DeviceBitPlanes& m, int planes, uint32_t* out, void* s
 bool pair_lut_serves(const DeviceBitPlanes& m, int bits);
 // Halves of the f16 fragment buffer of a GEMV input of `cols` columns (padded to 256).
 int64_t fragment_halves(int64_t cols);
+// Where column col sits in such a buffer (the half's index; host code, for tests).
+int64_t fragment_slot(int64_t col);
 // W_b as dense f16 rows from the tiles alone (m.planes may be null; bits <= tiled_planes).
 void tiled_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream);
 // Host twins of the tile layout, for tests without a GPU (m's planes in host memory): the
@@ -157,6 +159,12 @@ struct DecodeAttentionArgs {
   float* partial = nullptr;      // attention_decode_partial_floats floats
   unsigned* counters = nullptr;  // n_heads, zero before the first call (each call leaves them zero)
   float* out = nullptr;          // n_heads * head_dim
+  // Also the output as the output projection's input, f16 in the tensor-core GEMV's order
+  // (GemvPrologue::Fragments; fragment_halves(n_heads * head_dim) halves, zero past the end).
+  uint16_t* fragments = nullptr;
+  // Set by attention_decode: a head's splits merge through their cluster's shared memory
+  // (Hopper) instead of `partial` and `counters`.
+  bool cluster_merge = false;
 };
 // Splits a head for a device and context bound (PMPD_CUDA_ATTN_SPLITS overrides).
 int attention_decode_splits(int n_heads, int max_ctx);

@@ -52,17 +52,32 @@ int blocks_per_sm(int threads, size_t smem) {
 // blocks still run, doing what needs none of that kernel's output (fetching weights) until
 // they call dev::wait_for_producer(). A decode step is a chain of ~10 small kernels per
 // layer, so this hides most of each launch's ramp-up. Every kernel launched this way must
-// wait before it reads or writes memory that kernels before it touch.
+// wait before it reads or writes memory that kernels before it touch. A `cluster` other
+// than 1x1x1 groups the blocks into thread-block clusters of that shape (their shared
+// memory readable by one another).
+template <typename... Params, typename... Args>
+void launch_chained_clusters(void (*kernel)(Params...), dim3 grid, dim3 block, dim3 cluster, size_t smem,
+                             cudaStream_t stream, Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid, config.blockDim = block, config.dynamicSmemBytes = smem, config.stream = stream;
+  cudaLaunchAttribute attribute[2];
+  int n = 0;
+  if (chained_launches()) {
+    attribute[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute[n++].val.programmaticStreamSerializationAllowed = 1;
+  }
+  if (cluster.x * cluster.y * cluster.z > 1) {
+    attribute[n].id = cudaLaunchAttributeClusterDimension;
+    attribute[n].val.clusterDim.x = cluster.x, attribute[n].val.clusterDim.y = cluster.y;
+    attribute[n++].val.clusterDim.z = cluster.z;
+  }
+  config.attrs = attribute, config.numAttrs = unsigned(n);
+  PMPD_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+}
 template <typename... Params, typename... Args>
 void launch_chained(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                     Args&&... args) {
-  cudaLaunchConfig_t config{};
-  config.gridDim = grid, config.blockDim = block, config.dynamicSmemBytes = smem, config.stream = stream;
-  cudaLaunchAttribute attribute[1];
-  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute[0].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = attribute, config.numAttrs = chained_launches() ? 1 : 0;
-  PMPD_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+  launch_chained_clusters(kernel, grid, block, dim3(1, 1, 1), smem, stream, std::forward<Args>(args)...);
 }
 
 }  // namespace pmpd::cuda

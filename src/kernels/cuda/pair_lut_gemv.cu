@@ -37,6 +37,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/fragment_order.cuh"
 #include "kernels/cuda/launch.cuh"
 
 namespace pmpd::cuda {
@@ -214,17 +215,6 @@ __host__ __device__ inline int tiled_code(const DeviceBitPlanes& m, const uint32
     code = (code << 1) | int((tiled[k * plane_words + word] >> tile_bit(k, reg, i, second)) & 1u);
   }
   return code;
-}
-
-// x (after the prologue) as f16 in mma B-fragment order: for column col (k-block
-// kb = col / 16, kk = col % 16, t = kk % 8 / 2, hh = kk / 8), the 16-byte slot
-// (kb / 2) * 4 + t holds lane t's B registers (b0, b1) of k-blocks 2 (kb / 2) and
-// 2 (kb / 2) + 1: b0 = the pair at column 2t, b1 = the pair at 2t + 8. Lanes of one t
-// read the same slot (a broadcast), so one 16-byte load feeds two mma. Returns the
-// column's half position.
-__device__ __forceinline__ int x_slot(int64_t col) {
-  const int kb = int(col >> 4), kk = int(col & 15);
-  return (((kb >> 1) * 4 + ((kk & 7) >> 1)) * 4 + (kb & 1) * 2 + (kk >> 3)) * 2 + (kk & 1);
 }
 
 __device__ __forceinline__ uint32_t pack_half2(__half lo, __half hi) {
@@ -902,6 +892,8 @@ std::vector<int> decoded_codes_host(const uint32_t* words, int bits) {
 void set_pair_lut_one_block_cols(int cols) { one_block_cols = std::max(0, cols); }
 
 int64_t fragment_halves(int64_t cols) { return (cols + 255) / 256 * 256; }
+
+int64_t fragment_slot(int64_t col) { return x_slot(col); }
 
 bool pair_lut_serves(const DeviceBitPlanes& m, int bits) {
   if (!m.tiled || bits < 2 || bits > m.tiled_planes) return false;
