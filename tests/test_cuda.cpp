@@ -380,6 +380,56 @@ TEST(Cuda, DecodeAttentionMatchesCpuAtEverySplit) {
       }
 }
 
+// The prompt pass's causal attention (tiles of 64 queries and 32 keys) against a plain CPU
+// computation: prompts shorter than a tile, across tiles and past a cached prefix, with
+// grouped heads and head sizes that are not multiples of 8 or 32.
+TEST(Cuda, PrefillAttentionMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  struct Shape {
+    int heads, kv_heads, head_dim;
+  };
+  std::mt19937 rng(12);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (Shape sh : {Shape{4, 4, 64}, Shape{8, 2, 128}, Shape{6, 3, 80}, Shape{2, 1, 256}, Shape{3, 1, 36}})
+    for (int pos0 : {0, 37})
+      for (int n : {1, 5, 64, 130}) {
+        const int max_ctx = 200, kv_dim = sh.kv_heads * sh.head_dim, Q = sh.heads * sh.head_dim;
+        const int stride = Q + 2 * kv_dim, len = pos0 + n;
+        std::vector<float> qkv(size_t(n) * stride);
+        for (auto& v : qkv) v = 2.f * u(rng);
+        std::vector<uint16_t> kc(size_t(max_ctx) * kv_dim, 0), vc(kc.size(), 0);
+        for (size_t i = 0; i < size_t(len) * kv_dim; ++i) kc[i] = f32_to_f16(u(rng)), vc[i] = f32_to_f16(u(rng));
+        std::vector<float> want(size_t(n) * Q);
+        for (int t = 0; t < n; ++t)
+          for (int h = 0; h < sh.heads; ++h) {
+            const int kvh = h / (sh.heads / sh.kv_heads), seen = pos0 + t + 1;
+            std::vector<float> sc(static_cast<size_t>(seen));
+            for (int p = 0; p < seen; ++p) {
+              double d = 0;
+              for (int i = 0; i < sh.head_dim; ++i)
+                d += double(qkv[size_t(t) * stride + h * sh.head_dim + i]) *
+                     f16_to_f32(kc[size_t(p) * kv_dim + kvh * sh.head_dim + i]);
+              sc[size_t(p)] = float(d / std::sqrt(double(sh.head_dim)));
+            }
+            kernels::softmax(sc.data(), seen);
+            for (int i = 0; i < sh.head_dim; ++i) {
+              double o = 0;
+              for (int p = 0; p < seen; ++p) o += sc[size_t(p)] * f16_to_f32(vc[size_t(p) * kv_dim + kvh * sh.head_dim + i]);
+              want[size_t(t) * Q + h * sh.head_dim + i] = float(o);
+            }
+          }
+        Dev<float> dqkv(qkv), out(want.size());
+        Dev<uint16_t> dk(kc), dv(vc);
+        std::vector<uint16_t*> slot_list = {dk.p, dv.p};
+        Dev<uint16_t*> slots(slot_list);
+        Dev<cuda::StepState> step(std::vector<cuda::StepState>{{pos0}});
+        cuda::attention(dqkv.p, n, stride, sh.heads, sh.kv_heads, sh.head_dim, slots.p, max_ctx, step.p, out.p, nullptr);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        EXPECT_LT(test::rel_error(out.get(want.size()), want), 1e-4)
+            << fmt::format("heads {}/{} dim {} pos0 {} n {}", sh.heads, sh.kv_heads, sh.head_dim, pos0, n);
+      }
+}
+
 TEST(Cuda, DequantizedMatrixEqualsCpuRows) {
   SKIP_WITHOUT_GPU();
   HostMatrix h = random_matrix(45, 300, 2, 6, 2, 99);

@@ -338,6 +338,11 @@ int attention_decode_splits(int n_heads, int max_ctx) {
   return std::clamp(std::min(want, max_ctx / 32), 1, clusters_available() ? kMaxClusterSplits : kMaxSplits);
 }
 
+size_t attention_decode_smem_bytes(int head_dim, int max_ctx, int splits) {
+  const int chunk = (max_ctx + splits - 1) / splits;  // the score row of a split (heads not a multiple of 8)
+  return sizeof(float) * size_t(4 * head_dim + std::max(8 * kDecodeThreads, head_dim) + chunk);
+}
+
 size_t attention_decode_partial_floats(int n_heads, int head_dim, int splits) {
   return size_t(n_heads) * size_t(splits) * size_t(head_dim + 2);
 }
@@ -345,8 +350,7 @@ size_t attention_decode_partial_floats(int n_heads, int head_dim, int splits) {
 void attention_decode(const DecodeAttentionArgs& a, void* stream) {
   PMPD_CUDA_REQUIRE(a.head_dim <= kMaxHeadDim && a.splits >= 1 && a.splits <= kMaxSplits,
                     "decode attention: bad head size or split count");
-  const int chunk = (a.max_ctx + a.splits - 1) / a.splits;
-  const size_t smem = sizeof(float) * size_t(4 * a.head_dim + std::max(8 * kDecodeThreads, a.head_dim) + chunk);
+  const size_t smem = attention_decode_smem_bytes(a.head_dim, a.max_ctx, a.splits);
   allow_dynamic_smem<attention_decode_kernel>(smem);
   DecodeAttentionArgs args = a;
   args.cluster_merge = a.splits > 1 && a.splits <= kMaxClusterSplits && clusters_available();

@@ -138,8 +138,9 @@ void rope_and_store(float* qkv, int n, int stride, int n_heads, int n_kv_heads, 
                     const StepState* step, void* stream);
 // Causal attention of n query tokens (row stride `q_stride`) over positions
 // 0 .. pos0 + t of one layer's f16 caches; out: [n][n_heads * head_dim]. max_ctx bounds
-// pos0 + n (it sizes the shared memory that holds one row of scores).
-// Shared memory the attention kernel needs for a head size and a context bound.
+// pos0 + n (attention_prefill.cu: tiles of 64 queries and 32 keys).
+// Shared memory the attention kernels (prompt and decode) need at most for a head size and
+// a context bound (the decode kernel keeps a row of scores for heads not a multiple of 8).
 size_t attention_smem_bytes(int head_dim, int max_ctx);
 void attention(const float* q, int n, int q_stride, int n_heads, int n_kv_heads, int head_dim,
                uint16_t* const* kv_slots, int max_ctx, const StepState* step, float* out, void* stream);
@@ -169,6 +170,7 @@ struct DecodeAttentionArgs {
 // Splits a head for a device and context bound (PMPD_CUDA_ATTN_SPLITS overrides).
 int attention_decode_splits(int n_heads, int max_ctx);
 size_t attention_decode_partial_floats(int n_heads, int head_dim, int splits);
+size_t attention_decode_smem_bytes(int head_dim, int max_ctx, int splits);
 void attention_decode(const DecodeAttentionArgs& a, void* stream);
 
 }  // namespace pmpd::cuda

@@ -1,6 +1,6 @@
 // The small operators of a transformer layer on the device: embeddings, norms, RoPE with
-// the f16 KV-cache store and causal attention of the prompt pass, MLP activations (the
-// decode step's attention is in attention_decode.cu). Each mirrors its CPU twin in
+// the f16 KV-cache store of the prompt pass, MLP activations (the attention is in
+// attention_prefill.cu and attention_decode.cu). Each mirrors its CPU twin in
 // kernels/cpu/ops.cpp (same formulas, f32 arithmetic); only summation order differs.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -16,7 +16,6 @@ namespace {
 
 constexpr int kThreads = 256;
 using dev::activation;
-using dev::block_max;
 using dev::block_sum;
 using dev::rotate_head;
 using dev::warp_sum;
@@ -139,71 +138,6 @@ __global__ void rope_store_kernel(float* qkv, int stride, int n_heads, int n_kv_
   }
 }
 
-constexpr int kAttnThreads = 256;
-
-// One block per (head, token). Scores: a thread per position, its dot product over the
-// head in half2 loads (independent positions keep many loads in flight; no shuffles).
-// Values: the block splits into kAttnThreads / head_dim groups, each thread one dimension
-// of every group-th position; the groups' partial sums are added at the end.
-__global__ void attention_kernel(const float* q, int q_stride, int n_heads, int n_kv_heads, int head_dim,
-                                 uint16_t* const* kv_slots, const StepState* step, float* out) {
-  dev::chained_start();
-  const __half* k_cache = reinterpret_cast<const __half*>(kv_slots[0]);
-  const __half* v_cache = reinterpret_cast<const __half*>(kv_slots[1]);
-  extern __shared__ float smem[];
-  float* qh = smem;                       // head_dim
-  float* part = smem + head_dim;          // kAttnThreads
-  float* scores = part + kAttnThreads;    // len
-  const int h = blockIdx.x, t = blockIdx.y;
-  const int len = step->pos0 + t + 1;
-  const int kvh = h / (n_heads / n_kv_heads);
-  const int kv_dim = n_kv_heads * head_dim;
-  const float scale = rsqrtf(float(head_dim));
-  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) qh[d] = q[int64_t(t) * q_stride + h * head_dim + d];
-  __syncthreads();
-  for (int p = threadIdx.x; p < len; p += blockDim.x) {
-    const __half* k = k_cache + int64_t(p) * kv_dim + kvh * head_dim;
-    float s = 0.f;
-    if (head_dim % 2 == 0) {
-      const __half2* k2 = reinterpret_cast<const __half2*>(k);
-#pragma unroll 8
-      for (int i = 0; i < head_dim / 2; ++i) {
-        const float2 kf = __half22float2(k2[i]);
-        s += kf.x * qh[2 * i] + kf.y * qh[2 * i + 1];
-      }
-    } else {
-      for (int d = 0; d < head_dim; ++d) s += __half2float(k[d]) * qh[d];
-    }
-    scores[p] = s * scale;
-  }
-  __syncthreads();
-  float m = -INFINITY;
-  for (int p = threadIdx.x; p < len; p += blockDim.x) m = fmaxf(m, scores[p]);
-  m = block_max(m);
-  float sum = 0.f;
-  for (int p = threadIdx.x; p < len; p += blockDim.x) {
-    const float e = expf(scores[p] - m);
-    scores[p] = e;
-    sum += e;
-  }
-  sum = block_sum(sum);  // its barrier also publishes the exponentials
-  const int groups = kAttnThreads / head_dim, g = threadIdx.x / head_dim, d = threadIdx.x % head_dim;
-  if (g < groups) {
-    const __half* v = v_cache + kvh * head_dim + d;
-    float o = 0.f;
-#pragma unroll 4
-    for (int p = g; p < len; p += groups) o += scores[p] * __half2float(v[int64_t(p) * kv_dim]);
-    part[g * head_dim + d] = o;
-  }
-  __syncthreads();
-  const float inv = 1.f / sum;
-  for (int dd = threadIdx.x; dd < head_dim; dd += blockDim.x) {
-    float a = 0.f;
-    for (int gg = 0; gg < groups; ++gg) a += part[gg * head_dim + dd];
-    out[(int64_t(t) * n_heads + h) * head_dim + dd] = a * inv;
-  }
-}
-
 unsigned blocks_for(int64_t n, int threads = kThreads) { return unsigned((n + threads - 1) / threads); }
 
 }  // namespace
@@ -254,20 +188,6 @@ void rope_and_store(float* qkv, int n, int stride, int n_heads, int n_kv_heads, 
   dim3 grid{unsigned(n), unsigned(n_heads + 2 * n_kv_heads)};
   launch_chained(rope_store_kernel, grid, dim3(64), 0, static_cast<cudaStream_t>(stream), qkv, stride, n_heads,
                  n_kv_heads, head_dim, rotary_dim, interleaved, inv_freq, k_off, v_off, kv_slots, step);
-}
-
-size_t attention_smem_bytes(int head_dim, int max_ctx) {
-  return sizeof(float) * size_t(head_dim + kAttnThreads + max_ctx);  // q, the groups' partial sums, scores
-}
-
-void attention(const float* q, int n, int q_stride, int n_heads, int n_kv_heads, int head_dim,
-               uint16_t* const* kv_slots, int max_ctx, const StepState* step, float* out, void* stream) {
-  PMPD_CUDA_REQUIRE(head_dim <= kMaxHeadDim, "attention: head dimension above 256");
-  const size_t smem = attention_smem_bytes(head_dim, max_ctx);
-  allow_dynamic_smem<attention_kernel>(smem);
-  dim3 grid{unsigned(n_heads), unsigned(n)};
-  launch_chained(attention_kernel, grid, dim3(kAttnThreads), smem, static_cast<cudaStream_t>(stream), q, q_stride,
-                 n_heads, n_kv_heads, head_dim, kv_slots, step, out);
 }
 
 }  // namespace pmpd::cuda
