@@ -432,21 +432,27 @@ TEST(Cuda, PrefillAttentionMatchesCpu) {
 
 TEST(Cuda, DequantizedMatrixEqualsCpuRows) {
   SKIP_WITHOUT_GPU();
-  HostMatrix h = random_matrix(45, 300, 2, 6, 2, 99);
-  DeviceMatrix dm(h), tiled(h, true);
-  cuda::DeviceBitPlanes tiles_only = tiled.d;  // as the model keeps it: no on-disk planes
-  tiles_only.planes = nullptr;
-  Dev<uint16_t> out(size_t(45 * 300));
-  for (int b = 2; b <= 6; ++b) for (bool from_tiles : {false, true}) {
-    cuda::bitplane_dequant_f16(from_tiles ? tiles_only : dm.d, b, out.p, nullptr);
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    std::vector<uint16_t> w = out.get(size_t(45 * 300));
-    std::vector<float> row(300);
-    for (int64_t r = 0; r < 45; ++r) {
-      kernels::bitplane_dequant_row(h.m, b, r, row.data());
-      for (int64_t j = 0; j < 300; ++j)
-        ASSERT_EQ(f16_to_f32(w[size_t(r * 300 + j)]), row[size_t(j)]) << b << " " << r << " " << j << " tiles " << from_tiles;
-    }
+  // Rows in order and odd columns; a fused gate|up's interleaved halves and 16-byte rows.
+  for (auto [rows, cols, interleave] : {std::tuple<int64_t, int64_t, int64_t>{45, 300, 0}, {34, 513, 17}, {32, 520, 16}}) {
+    HostMatrix h = random_matrix(rows, cols, 2, 8, 2, 99);
+    DeviceMatrix dm(h), tiled(h, true, interleave);
+    cuda::DeviceBitPlanes tiles_only = tiled.d;  // as the model keeps it: no on-disk planes
+    tiles_only.planes = nullptr;
+    Dev<uint16_t> out(size_t(rows * cols));
+    for (int b = 2; b <= 8; ++b)
+      for (bool from_tiles : {false, true}) {
+        if (!from_tiles && interleave) continue;  // the planes know no interleaving
+        cuda::bitplane_dequant_f16(from_tiles ? tiles_only : dm.d, b, out.p, nullptr);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        std::vector<uint16_t> w = out.get(size_t(rows * cols));
+        std::vector<float> row(static_cast<size_t>(cols));
+        for (int64_t r = 0; r < rows; ++r) {
+          kernels::bitplane_dequant_row(h.m, b, r, row.data());
+          for (int64_t j = 0; j < cols; ++j)
+            ASSERT_EQ(f16_to_f32(w[size_t(r * cols + j)]), row[size_t(j)])
+                << rows << "x" << cols << " bits " << b << " row " << r << " col " << j << " tiles " << from_tiles;
+        }
+      }
   }
 }
 
@@ -596,19 +602,21 @@ TEST(Cuda, QuantizedModelGivesCpuTokensAtEveryWidth) {
     opt.bits = b;
     EXPECT_EQ(generate(t.gpu, prompt, opt).tokens, generate(t.cpu, prompt, opt).tokens) << "bits " << b;
   }
-  // Only the tiles on the device (what a GPU short of memory gets): the prompt pass
-  // dequantizes from them, the DNS corrections read codes there; the same results.
-  setenv("PMPD_CUDA_PLANES", "drop", 1);
-  Transformer tiles_only(*t.m, Backend::CUDA);
-  unsetenv("PMPD_CUDA_PLANES");
+  // The default above keeps only the tiles on the device (the prompt pass dequantizes from
+  // them, the DNS corrections read codes there). Widths 5..8 from the on-disk planes instead
+  // (tiles for planes 0..3 only, the planes kept): the bit-plane GEMV and the planes'
+  // dequantization; the same results.
+  setenv("PMPD_CUDA_TILES", "4", 1);
+  Transformer planes(*t.m, Backend::CUDA);
+  unsetenv("PMPD_CUDA_TILES");
   for (int b = 2; b <= 8; ++b) {
-    auto a = run_passes(t.cpu, prompt, 2, b), g = run_passes(tiles_only, prompt, 2, b);
-    for (size_t i = 0; i < a.size(); ++i) EXPECT_LT(test::rel_error(g[i], a[i]), 3e-3) << "tiles only, bits " << b << " pass " << i;
+    auto a = run_passes(t.cpu, prompt, 2, b), g = run_passes(planes, prompt, 2, b);
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_LT(test::rel_error(g[i], a[i]), 3e-3) << "planes, bits " << b << " pass " << i;
     GenerateOptions opt;
     opt.max_new_tokens = 24;
     opt.stop_at_eos = false;
     opt.bits = b;
-    EXPECT_EQ(generate(tiles_only, prompt, opt).tokens, generate(t.cpu, prompt, opt).tokens) << "tiles only, bits " << b;
+    EXPECT_EQ(generate(planes, prompt, opt).tokens, generate(t.cpu, prompt, opt).tokens) << "planes, bits " << b;
   }
 }
 

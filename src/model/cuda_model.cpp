@@ -269,33 +269,17 @@ DeviceLinear upload_linear(const std::vector<const Linear*>& parts, const std::s
   return d;
 }
 
-// Whether quantized layers keep their on-disk planes on the device beside the tiles (up to
-// 8 bits a weight each). The prefill dequantizes faster from the planes (Vicuna-7B, 3 bits,
-// 128-token prompt: 6.7k against 4.3k tokens/s from the tiles), so they stay where the
-// device has room: free memory at least 4x the planes (planes and tiles, then as much again
-// for the cache and the rest). PMPD_CUDA_PLANES=keep or drop decides instead.
-bool keep_planes_on_device(const Model& m) {
-  if (const char* e = std::getenv("PMPD_CUDA_PLANES")) {
-    const std::string v = e;
-    PMPD_CHECK(v == "keep" || v == "drop", "PMPD_CUDA_PLANES={}: expected keep or drop", v);
-    return v == "keep";
-  }
-  double bytes = 0;
-  auto add = [&](const Linear& l) {
-    if (l.q) bytes += double(l.q->rows) * double(l.q->plane_stride) * l.q->bits_max;
-  };
-  for (const LayerWeights& w : m.layers)
-    for (const Linear* l : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down}) add(*l);
-  add(m.output);
-  size_t free = 0, total = 0;
-  PMPD_CUDA_CHECK(cudaMemGetInfo(&free, &total));
-  const bool keep = double(free) >= 4 * bytes;
-  if (!keep && bytes > 0)
-    fmt::print(stderr,
-               "note: keeping only the tiled weights on the GPU ({:.1f} GiB free for {:.1f} GiB of planes): prompt "
-               "processing dequantizes from them, ~35% slower (PMPD_CUDA_PLANES=keep keeps both)\n",
-               double(free) / (1 << 30), bytes / (1 << 30));
-  return keep;
+// Whether quantized layers keep their on-disk planes on the device beside the tiles. Where
+// the tiles serve every width they are the only copy by default (half the weight memory):
+// the prompt pass dequantizes from them faster than from the planes (Vicuna-7B, 512-token
+// prompt, 3 bits: 18.9k against 16.5k tokens/s, docs/cuda.md). PMPD_CUDA_PLANES=keep keeps
+// both (for comparisons), drop is the default.
+bool keep_planes_on_device() {
+  const char* e = std::getenv("PMPD_CUDA_PLANES");
+  if (!e) return false;
+  const std::string v = e;
+  PMPD_CHECK(v == "keep" || v == "drop", "PMPD_CUDA_PLANES={}: expected keep or drop", v);
+  return v == "keep";
 }
 
 DevArray<float> upload_floats(const std::vector<float>& v) {
@@ -364,7 +348,7 @@ class CudaModel : public DeviceModel {
     workspace_.reserve(32u << 20);
     PMPD_CUBLAS_CHECK(cublasSetWorkspace(blas_, workspace_.get(), workspace_.bytes()));
 
-    const bool keep_planes = keep_planes_on_device(m);
+    const bool keep_planes = keep_planes_on_device();
     // Embeddings as f16 rows.
     embd_.reserve(size_t(m.token_embd.numel()));
     upload_as_f16(m.token_embd, embd_.get());

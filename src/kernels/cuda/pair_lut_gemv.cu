@@ -432,16 +432,22 @@ __host__ __device__ inline void wide_indices(const uint32_t (&p)[B], int r, uint
 // One chunk of both row blocks: per code register, the B plane words of each row block
 // become 4 pair indices; per k-block, one mma takes both row blocks' weights (A rows 0..7:
 // row block 0, rows 8..15: row block 1). acc[i / 2]: two independent accumulation chains.
-template <int B>
-__device__ __forceinline__ void chunk_mma(const uint32_t (&p)[2][B], const uint4* xf, const TableAddress<B>& ta,
-                                          float (&acc)[2][4]) {
+// The decode of one chunk of both row blocks at 2..4 bits, handed on register by register:
+// use(r, operand), operand(q, b) the A register (an f16 pair) of row block q for byte b of
+// code register r. The GEMV multiplies them (chunk_mma), the dequantization stores them.
+template <int B, class Use>
+__device__ __forceinline__ void pair_operands(const uint32_t (&p)[2][B], const TableAddress<B>& ta, Use&& use) {
 #pragma unroll
   for (int r = 0; r < 4; ++r) {
     const uint32_t c[2] = {pair_indices<B>(p[0], r, ta.inject[r]), pair_indices<B>(p[1], r, ta.inject[r])};
     // Byte b of c becomes byte 1 of the table address (256 e); bytes 0, 2, 3 are the lane's.
-    mma_register(
-        xf, r, [&](int q, int b) { return ta.load(__byte_perm(ta.lane_base[q], c[q], 0x3200u | ((4u + b) << 4))); }, acc);
+    use(r, [&](int q, int b) { return ta.load(__byte_perm(ta.lane_base[q], c[q], 0x3200u | ((4u + b) << 4))); });
   }
+}
+template <int B>
+__device__ __forceinline__ void chunk_mma(const uint32_t (&p)[2][B], const uint4* xf, const TableAddress<B>& ta,
+                                          float (&acc)[2][4]) {
+  pair_operands<B>(p, ta, [&](int r, auto&& operand) { mma_register(xf, r, operand, acc); });
 }
 
 __device__ __forceinline__ uint32_t load_shared_u16(uint32_t address) {
@@ -463,24 +469,25 @@ constexpr uint32_t kWideRegion = 65536;
 // One chunk of both row blocks at a width 5..8 (see wide_bit_position): per code register
 // and row block, 4 + (B - 4) mask-merges, two more for the two index words, two rotations;
 // per weight a PRMT and a 16-bit load; a PRMT pairs two weights into an mma operand.
-template <int B>
-__device__ __forceinline__ void chunk_mma_wide(const uint32_t (&p)[2][B], const uint4* xf, const uint32_t (&lane_base)[2],
-                                               float (&acc)[2][4]) {
+template <int B, class Use>
+__device__ __forceinline__ void wide_operands(const uint32_t (&p)[2][B], const uint32_t (&lane_base)[2], Use&& use) {
 #pragma unroll
   for (int r = 0; r < 4; ++r) {
     uint32_t w1[2], w2[2];
 #pragma unroll
     for (int q = 0; q < 2; ++q) wide_indices<B>(p[q], r, w1[q], w2[q]);
-    mma_register(
-        xf, r,
-        [&](int q, int b) {
-          const uint32_t sel = 0x3200u | ((4u + b) << 4);
-          const uint32_t lo = load_shared_u16(__byte_perm(lane_base[q], w1[q], sel));
-          const uint32_t hi = load_shared_u16(__byte_perm(lane_base[q], w2[q], sel));
-          return __byte_perm(lo, hi, 0x5410u);
-        },
-        acc);
+    use(r, [&](int q, int b) {
+      const uint32_t sel = 0x3200u | ((4u + b) << 4);
+      const uint32_t lo = load_shared_u16(__byte_perm(lane_base[q], w1[q], sel));
+      const uint32_t hi = load_shared_u16(__byte_perm(lane_base[q], w2[q], sel));
+      return __byte_perm(lo, hi, 0x5410u);
+    });
   }
+}
+template <int B>
+__device__ __forceinline__ void chunk_mma_wide(const uint32_t (&p)[2][B], const uint4* xf, const uint32_t (&lane_base)[2],
+                                               float (&acc)[2][4]) {
+  wide_operands<B>(p, lane_base, [&](int r, auto&& operand) { mma_register(xf, r, operand, acc); });
 }
 
 // A task's wide tables: thread t fills entries e = t / 8 + 64 j (j < 4) for rows g = t % 8
@@ -778,59 +785,107 @@ __global__ void tile_kernel(DeviceBitPlanes m, int planes, uint32_t* __restrict_
   if (idx < int64_t(planes) * lay.row_blocks * lay.chunk_pairs * 64) out[idx] = tile_word(m, idx);
 }
 
-// W_b as f16 rows from the tiles alone (where the on-disk planes were not kept on the
-// device): one thread per row and 32 consecutive columns, so a warp's stores are whole
-// 64-byte runs. Those columns are k-blocks 2a, 2a + 1 of a chunk: register R = a % 4 of the
-// four lanes (t) of the row's tile words; the switch on R makes every bit position a constant.
-template <int B, int R>
-__device__ __forceinline__ void dequant_32(const uint32_t (&w)[B][4], const __half* table, __half* dst, int valid,
-                                           bool whole) {
-  uint32_t h[16];
-#pragma unroll
-  for (int u = 0; u < 32; u += 2) {
-    const int i = 2 * (u / 16) + (u % 16) / 8, t = (u % 8) / 2;  // byte of register R, lane
-    int code0 = 0, code1 = 0;
-#pragma unroll
-    for (int k = 0; k < B; ++k) {
-      code0 = (code0 << 1) | int((w[k][t] >> tile_bit(k, R, i, 0)) & 1u);
-      code1 = (code1 << 1) | int((w[k][t] >> tile_bit(k, R, i, 1)) & 1u);
+// The dequantization's tables (and, at 2..4 bits, the task's centroids behind them).
+template <int B>
+__host__ __device__ constexpr size_t tile_dequant_table_bytes() {
+  if constexpr (is_wide<B>()) return kWideRegion;
+  else return table_bytes<B>() + (size_t(kRows) << B) * 2;
+}
+
+// W_b as f16 rows from the tiles, decoded as the GEMV decodes them: block t takes task t's
+// 16 rows, builds their tables in shared memory (pair tables at 2..4 bits, single-weight
+// tables at 5..8) and its warps walk the chunk pairs, storing each A register (an f16 pair
+// of a row) where the GEMV would multiply it. A thread a word, looking every weight up in
+// global memory (the kernel before this one), was ~35% slower than the planes' dequantization.
+template <int B>
+__global__ void __launch_bounds__(kThreads, is_wide<B>() ? 1 : 2) tile_dequant_kernel(DeviceBitPlanes m, __half* __restrict__ out) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  constexpr bool Wide = is_wide<B>();
+  const Layout lay = layout_of(m);
+  const int task = int(blockIdx.x), warp = threadIdx.x / 32, lane = threadIdx.x % 32, cp32 = int(lay.chunk_pairs);
+  const uint32_t smem_address = uint32_t(__cvta_generic_to_shared(smem));
+  const uint32_t align = table_align<B>();
+  uint8_t* tables = smem + ((align - smem_address % align) % align);
+  const uint32_t tables_address = uint32_t(__cvta_generic_to_shared(tables));
+  TableAddress<Wide ? 4 : B> ta;
+  uint32_t wide_base[2];
+  if constexpr (Wide) {
+    WideTableFill<B, true> fill;
+    fill.init();
+    fill.load(m, task);
+    fill.store(tables_address, 0);
+    wide_base[0] = tables_address | uint32_t(4 * lane), wide_base[1] = wide_base[0] | 2u;
+  } else {
+    __half* cent = reinterpret_cast<__half*>(tables + table_bytes<B>());  // the task's [16][2^B] centroids
+    const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
+    for (int i = threadIdx.x; i < kRows << B; i += blockDim.x) {
+      const int row = task_row<true>(m, task, i >> B);
+      cent[i] = row >= 0 ? table[(int64_t(row) << B) + (i & ((1 << B) - 1))] : __float2half(0.f);
     }
-    const __half v0 = __ldg(table + code0), v1 = __ldg(table + code1);
-    h[u / 2] = uint32_t(__half_as_ushort(v0)) | (uint32_t(__half_as_ushort(v1)) << 16);
-    if (!whole) {  // the row's last, partial run, or rows not 16-byte aligned
-      if (u < valid) dst[u] = v0;
-      if (u + 1 < valid) dst[u + 1] = v1;
+    __syncthreads();
+    TableShare<B> share;
+    share.load(cent);
+    share.store(tables);
+    ta.set(tables_address, tables, lane);
+  }
+  __syncthreads();
+  const uint2* tiled = reinterpret_cast<const uint2*>(m.tiled);
+  const uint32_t plane_words = uint32_t(lay.row_blocks) * uint32_t(cp32) * 32u;  // in uint2
+  // Each warp's half chunk (16 rows x 128 columns) passes through shared memory, so that
+  // its stores to the output are whole 256-byte row runs rather than 16-byte pieces of 8
+  // rows. Row pitch 136 halves: the A registers' stores (rows g, columns 2t) hit 32 banks.
+  constexpr int kPitch = 136;
+  __half* stage = reinterpret_cast<__half*>(tables + tile_dequant_table_bytes<B>()) + warp * kRows * kPitch;
+  const int64_t cols = m.cols;
+  const bool vec = cols % 8 == 0;  // 16-byte stores stay aligned
+  for (int cp = warp; cp < cp32; cp += kWarps) {
+    const uint2* base = tiled + ((uint32_t(task) * 2u * uint32_t(cp32) + uint32_t(cp)) * 32u + uint32_t(lane));
+    uint2 w[2][B];
+#pragma unroll
+    for (int q = 0; q < 2; ++q)
+#pragma unroll
+      for (int k = 0; k < B; ++k) w[q][k] = __ldg(base + (uint32_t(k) * plane_words + uint32_t(q * cp32 * 32)));
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      uint32_t p[2][B];
+#pragma unroll
+      for (int q = 0; q < 2; ++q)
+#pragma unroll
+        for (int k = 0; k < B; ++k) p[q][k] = h ? w[q][k].y : w[q][k].x;
+      // Byte b = i + hh of register r: columns 16 (2 r + i / 2) + 8 hh + 2 (lane % 4) of the half chunk.
+      auto use = [&](int r, auto&& operand) {
+#pragma unroll
+        for (int b = 0; b < 4; ++b) {
+          const int col = 16 * (2 * r + b / 2) + 8 * (b % 2) + 2 * (lane % 4);
+#pragma unroll
+          for (int q = 0; q < 2; ++q)
+            *reinterpret_cast<uint32_t*>(stage + (8 * q + lane / 4) * kPitch + col) = operand(q, b);
+        }
+      };
+      if constexpr (Wide) wide_operands<B>(p, wide_base, use);
+      else pair_operands<B>(p, ta, use);
+      __syncwarp();
+      // Out: 16 lanes a row, 8 columns (16 bytes) a lane.
+      const int64_t col0 = int64_t(2 * cp + h) * 128 + 8 * (lane % 16);
+#pragma unroll
+      for (int j = 0; j < kRows / 2; ++j) {
+        const int i = 2 * j + lane / 16, r = task_row<true>(m, task, i);
+        const __half* src = stage + i * kPitch + 8 * (lane % 16);
+        if (r < 0 || col0 >= cols) continue;
+        __half* dst = out + int64_t(r) * cols + col0;
+        if (vec) *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+        else
+          for (int c = 0; c < 8 && col0 + c < cols; ++c) dst[c] = src[c];
+      }
+      __syncwarp();  // copied out before the next half overwrites the stage
     }
   }
-  if (whole)
-#pragma unroll
-    for (int q = 0; q < 4; ++q) reinterpret_cast<uint4*>(dst)[q] = make_uint4(h[4 * q], h[4 * q + 1], h[4 * q + 2], h[4 * q + 3]);
 }
 
 template <int B>
-__global__ void tiled_dequant_kernel(DeviceBitPlanes m, __half* __restrict__ out) {
-  const Layout lay = layout_of(m);
-  const int64_t runs = (m.cols + 31) / 32, idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (idx >= m.rows * runs) return;
-  const int64_t r = idx / runs, a = idx % runs;
-  const auto [rb, g] = tile_place(m, r);
-  const int64_t c = a / 4, plane_words = lay.row_blocks * lay.chunk_pairs * 64;
-  const int64_t word0 = ((rb * lay.chunk_pairs + c / 2) * 32 + 4 * g) * 2 + (c % 2);
-  uint32_t w[B][4];
-#pragma unroll
-  for (int k = 0; k < B; ++k)
-#pragma unroll
-    for (int t = 0; t < 4; ++t) w[k][t] = __ldg(m.tiled + k * plane_words + word0 + 2 * t);
-  const __half* table = reinterpret_cast<const __half*>(m.tables[B]) + (r << B);
-  __half* dst = out + r * m.cols + 32 * a;
-  const int valid = int(min(int64_t(32), m.cols - 32 * a));
-  const bool whole = valid == 32 && m.cols % 8 == 0;  // 16-byte stores stay aligned
-  switch (a % 4) {
-    case 0: dequant_32<B, 0>(w, table, dst, valid, whole); break;
-    case 1: dequant_32<B, 1>(w, table, dst, valid, whole); break;
-    case 2: dequant_32<B, 2>(w, table, dst, valid, whole); break;
-    default: dequant_32<B, 3>(w, table, dst, valid, whole); break;
-  }
+size_t tile_dequant_smem() {
+  const size_t align_pad = table_align<B>() > 16 ? table_align<B>() : 0;
+  return align_pad + tile_dequant_table_bytes<B>() + size_t(kWarps) * kRows * 136 * 2;
 }
 
 }  // namespace
@@ -849,10 +904,13 @@ void tile_bitplanes(const DeviceBitPlanes& m, int planes, uint32_t* out, void* s
 
 void tiled_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream) {
   PMPD_CUDA_REQUIRE(m.tiled && bits >= 2 && bits <= m.tiled_planes, "dequantization: no planes and no tiles at that width");
-  const int64_t n = m.rows * ((m.cols + 31) / 32);
+  PMPD_CUDA_REQUIRE(tiled_words(m, bits) < (int64_t(1) << 32), "dequantization: a matrix beyond 32-bit tile indices");
+  const Layout lay = layout_of(m);
   __half* o = reinterpret_cast<__half*>(out);
   with_width<2>(bits, [&](auto B) {
-    tiled_dequant_kernel<B()><<<unsigned((n + 255) / 256), 256, 0, static_cast<cudaStream_t>(stream)>>>(m, o);
+    const size_t smem = tile_dequant_smem<B()>();
+    allow_dynamic_smem<tile_dequant_kernel<B()>>(smem);
+    tile_dequant_kernel<B()><<<unsigned(lay.row_blocks / 2), kThreads, smem, static_cast<cudaStream_t>(stream)>>>(m, o);
   });
   PMPD_CUDA_CHECK(cudaGetLastError());
 }
