@@ -31,7 +31,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -445,17 +444,6 @@ __device__ __forceinline__ void load_item(const uint2* tiled, uint32_t plane_wor
 #pragma unroll
     for (int k = 0; k < B; ++k) dst[q][k] = __ldg(base + (uint32_t(k) * plane_words + uint32_t(q * cp32 * 32)));
 }
-// The same for one chunk, 2 cp + h: a lane's 32-bit word of each row block and plane.
-template <int B>
-__device__ __forceinline__ void load_chunk(const uint32_t* tiled, uint32_t plane_words, int cp32, int task, int cp, int h,
-                                           int lane, uint32_t (&dst)[2][B]) {
-  const uint32_t* base =
-      tiled + ((uint32_t(task) * 2u * uint32_t(cp32) + uint32_t(cp)) * 32u + uint32_t(lane)) * 2u + uint32_t(h);
-#pragma unroll
-  for (int q = 0; q < 2; ++q)
-#pragma unroll
-    for (int k = 0; k < B; ++k) dst[q][k] = __ldg(base + 2u * (uint32_t(k) * plane_words + uint32_t(q * cp32 * 32)));
-}
 // The plane words of chunk half h (0: chunk 2 cp, 1: chunk 2 cp + 1) of a loaded item.
 template <int B>
 __device__ __forceinline__ void item_half(const uint2 (&w)[2][B], int h, uint32_t (&p)[2][B]) {
@@ -584,10 +572,7 @@ __host__ __device__ constexpr uint32_t table_align() {
 
 // Mapped: tiles that may interleave two halves of rows, and an output that may also be
 // written as the next GEMV's fragments (a fused gate|up or an MLP's first projection).
-// Halves: a warp's unit of work is one chunk (128 columns) instead of a chunk pair, for rows
-// of fewer than 16 chunk pairs (at most 3840 columns), which would otherwise leave warps of
-// every block idle (a 2048-wide row has 8 chunk pairs for 16 warps).
-template <int B, int Blocks, bool Mapped, bool Halves>
+template <int B, int Blocks, bool Mapped>
 __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
   extern __shared__ __align__(16) uint8_t smem[];
   const Layout lay = layout_of(m);
@@ -607,32 +592,23 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
   const uint4* xsv = reinterpret_cast<const uint4*>(xs);
   dev::let_next_start();  // the next kernel's blocks may start fetching as ours finish
 
-  // This warp's stream of work: (task, unit) for the block's tasks, unit u = warp, warp + 16,
-  // ...; loads run one item ahead of the computation, across tasks. A unit is a chunk pair
-  // (u = cp), or with Halves one chunk: u < CP its first half, else chunk pair u - CP's
-  // second, so a warp with two units of a pair reads both halves of its words.
+  // This warp's stream of work: (task, chunk pair) for the block's tasks, cp = warp,
+  // warp + 16, ...; loads run one item ahead of the computation, across tasks.
   // 32-bit indices (the host checks the tiles fit): 64-bit address arithmetic was a tenth
   // of the loop's instructions.
   struct Item {
-    int task, u;
+    int task, cp;
   };
-  using Word = std::conditional_t<Halves, uint32_t, uint2>;  // a lane's bits of a plane in a unit
-  const int tasks32 = int(tasks), cp32 = int(CP), units = Halves ? 2 * cp32 : cp32;
+  const int tasks32 = int(tasks), cp32 = int(CP);
   const uint32_t plane_words = uint32_t(lay.row_blocks) * uint32_t(CP) * 32u;  // in uint2
   auto advance = [&](Item it) {
-    it.u += kWarps;
-    if (it.u >= units) it.u = warp, it.task += int(gridDim.x);
+    it.cp += kWarps;
+    if (it.cp >= cp32) it.cp = warp, it.task += int(gridDim.x);
     return it;
   };
-  auto valid = [&](const Item& it) { return warp < units && it.task < tasks32; };
-  auto load = [&](const Item& it, Word (&dst)[2][B]) {
-    if (!valid(it)) return;
-    if constexpr (Halves) {
-      const int h = it.u >= cp32 ? 1 : 0;
-      load_chunk<B>(reinterpret_cast<const uint32_t*>(m.tiled), plane_words, cp32, it.task, it.u - h * cp32, h, lane, dst);
-    } else {
-      load_item<B>(tiled, plane_words, cp32, it.task, it.u, lane, dst);
-    }
+  auto valid = [&](const Item& it) { return warp < cp32 && it.task < tasks32; };
+  auto load = [&](const Item& it, uint2 (&dst)[2][B]) {
+    if (valid(it)) load_item<B>(tiled, plane_words, cp32, it.task, it.cp, lane, dst);
   };
   // The code of column j of task row i, read from the tiles (the DNS corrections: a few a
   // row), in 32-bit arithmetic like the loads.
@@ -650,7 +626,7 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
   // w[0]: the item being computed; w[1..Ahead]: the next ones, in flight. One block an SM
   // (128 registers) keeps two items ahead; two blocks (64 registers) have room for one.
   constexpr int Ahead = Blocks == 1 && !Wide ? 2 : 1;
-  Word w[Ahead + 1][2][B];
+  uint2 w[Ahead + 1][2][B];
   Item next{int(blockIdx.x), warp};  // the item loaded next
 #pragma unroll
   for (int j = 0; j < Ahead; ++j) load(next, w[j]), next = advance(next);
@@ -702,20 +678,14 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
       ta.set(tables_address + uint32_t(buf * table_bytes<B>()), tables + buf * table_bytes<B>(), lane);
     }
     float acc[2][4] = {};  // two chains; D column 0 of each: rows g and 8 + g
-    for (int u = warp; u < units; u += kWarps) {
+    for (int cp = warp; cp < cp32; cp += kWarps) {
       load(next, w[Ahead]);  // a later item (of this task or of the next ones)
-      if constexpr (Halves) {
-        const int h = u >= cp32 ? 1 : 0, c = 2 * (u - h * cp32) + h;  // the chunk
-        if constexpr (Wide) chunk_mma_wide<B>(w[0], xsv + c * 16 + (lane & 3), wide_base, acc);
-        else chunk_mma<B>(w[0], xsv + c * 16 + (lane & 3), ta, acc);
-      } else {
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          uint32_t p[2][B];
-          item_half<B>(w[0], h, p);
-          if constexpr (Wide) chunk_mma_wide<B>(p, xsv + (2 * u + h) * 16 + (lane & 3), wide_base, acc);
-          else chunk_mma<B>(p, xsv + (2 * u + h) * 16 + (lane & 3), ta, acc);
-        }
+      for (int h = 0; h < 2; ++h) {
+        uint32_t p[2][B];
+        item_half<B>(w[0], h, p);
+        if constexpr (Wide) chunk_mma_wide<B>(p, xsv + (2 * cp + h) * 16 + (lane & 3), wide_base, acc);
+        else chunk_mma<B>(p, xsv + (2 * cp + h) * 16 + (lane & 3), ta, acc);
       }
 #pragma unroll
       for (int q = 0; q < 2; ++q)
@@ -794,7 +764,7 @@ size_t smem_bytes(const DeviceBitPlanes& m) {
 }
 constexpr size_t kSmemMax = 227 * 1024;
 
-template <int B, int Blocks, bool Mapped, bool Halves>
+template <int B, int Blocks, bool Mapped>
 bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
   const Layout lay = layout_of(m);
   const int64_t tasks = lay.row_blocks / 2;
@@ -802,33 +772,23 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
   const size_t smem = smem_bytes<B>(m);
   if (smem > kSmemMax) return false;  // x too long for shared memory: the bit-plane GEMV serves it
   // Persistent blocks: as many as fit at once (each stages x once), looping over row tasks.
-  const int per_sm = blocks_per_sm<pair_lut_gemv_kernel<B, Blocks, Mapped, Halves>>(kThreads, smem);
+  const int per_sm = blocks_per_sm<pair_lut_gemv_kernel<B, Blocks, Mapped>>(kThreads, smem);
   const int64_t resident = std::max(1, per_sm) * int64_t(multiprocessor_count());
   const int64_t rounds = (tasks + resident - 1) / resident;
   const int64_t blocks = (tasks + rounds - 1) / rounds;
   PMPD_CUDA_REQUIRE(rounds <= rounds_max, "pair-table GEMV: more tasks a block than staged");
   PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
-  launch_chained(pair_lut_gemv_kernel<B, Blocks, Mapped, Halves>, dim3(unsigned(blocks)), dim3(kThreads), smem, s, m, in, out,
+  launch_chained(pair_lut_gemv_kernel<B, Blocks, Mapped>, dim3(unsigned(blocks)), dim3(kThreads), smem, s, m, in, out,
                  int(rounds));
   return true;
 }
 
 template <int B>
 bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
-  // Chunks rather than chunk pairs a warp where a row has fewer chunk pairs than a block has
-  // warps (PMPD_CUDA_GEMV_HALVES=0: never, for comparisons).
-  static const bool halves_on = [] {
-    const char* e = std::getenv("PMPD_CUDA_GEMV_HALVES");
-    return !(e && std::string(e) == "0");
-  }();
-  const bool halves = halves_on && layout_of(m).chunk_pairs < kWarps;
-  if (m.tiles_interleave || out.fragments)
-    return halves ? launch<B, default_blocks<B>(), true, true>(m, in, out, s)
-                  : launch<B, default_blocks<B>(), true, false>(m, in, out, s);
+  if (m.tiles_interleave || out.fragments) return launch<B, default_blocks<B>(), true>(m, in, out, s);
   if constexpr (B == 3)
-    if (m.cols <= one_block_cols) return launch<3, 1, false, false>(m, in, out, s);
-  return halves ? launch<B, default_blocks<B>(), false, true>(m, in, out, s)
-                : launch<B, default_blocks<B>(), false, false>(m, in, out, s);
+    if (m.cols <= one_block_cols) return launch<3, 1, false>(m, in, out, s);
+  return launch<B, default_blocks<B>(), false>(m, in, out, s);
 }
 
 // One thread per tiled word: gathers its 32 bits from the on-disk planes.
