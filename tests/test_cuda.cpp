@@ -482,6 +482,33 @@ TEST(CudaTiles, CodesReadBackFromTheTileLayout) {
   }
 }
 
+// The f16 fragment order every producer of a GEMV input writes (the gate|up GEMV, the decode
+// attention) and the GEMV stages x in: lane t of a quad reads one 16-byte slot per pair of
+// k-blocks, holding mma.m16n8k16's B registers b0 (rows 2t, 2t + 1 of the k-block) and b1
+// (rows 2t + 8, 2t + 9) of both k-blocks, as the PTX ISA lays out the B fragment; every
+// column lands in exactly one half of the padded buffer.
+TEST(CudaTiles, FragmentSlotsFollowTheMmaOperandLayout) {
+  for (int64_t cols : {int64_t(16), int64_t(300), int64_t(4096)}) {
+    const int64_t halves = cuda::fragment_halves(cols);
+    ASSERT_EQ(halves % 256, 0);
+    ASSERT_GE(halves, cols);
+    std::vector<int64_t> column_at(size_t(halves), -1);
+    for (int64_t c = 0; c < halves; ++c) {
+      const int64_t slot = cuda::fragment_slot(c);
+      ASSERT_TRUE(slot >= 0 && slot < halves) << c;
+      ASSERT_EQ(column_at[size_t(slot)], -1) << "two columns in half " << slot;
+      column_at[size_t(slot)] = c;
+    }
+    for (int64_t pair = 0; pair < halves / 32; ++pair)
+      for (int t = 0; t < 4; ++t) {
+        const int64_t base = 32 * pair + 2 * t, at = (4 * pair + t) * 8;
+        const int64_t want[8] = {base, base + 1, base + 8, base + 9, base + 16, base + 17, base + 24, base + 25};
+        for (int i = 0; i < 8; ++i)
+          EXPECT_EQ(column_at[size_t(at + i)], want[i]) << "cols " << cols << " k-block pair " << pair << " lane " << t;
+      }
+  }
+}
+
 // The GEMV's decode on the host (the same index arithmetic the kernel runs): every lane's
 // tile words give, through the pair tables (2..4 bits) or the single-weight tables (5..8),
 // the codes the planes hold at the columns of its mma fragments; padding decodes to code 0.
