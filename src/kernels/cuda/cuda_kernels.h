@@ -45,7 +45,8 @@ bool pair_lut_serves(const DeviceBitPlanes& m, int bits);
 int64_t fragment_halves(int64_t cols);
 // Where column col sits in such a buffer (the half's index; host code, for tests).
 int64_t fragment_slot(int64_t col);
-// W_b as dense f16 rows from the tiles alone (m.planes may be null; bits <= tiled_planes).
+// W_b as dense f16 rows from the tiles (m.planes may be null; bits <= tiled_planes), decoded
+// as the tensor-core GEMV decodes them.
 void tiled_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream);
 // Host twins of the tile layout, for tests without a GPU (m's planes in host memory): the
 // tiled words of planes 0..planes-1, and the code of weight (r, j) read back from them.
@@ -101,7 +102,7 @@ void bitplane_gemv(const DeviceBitPlanes& m, int bits, const float* x, float* y,
 // in(x) written to out (cols floats): the prologue on its own (16-bit layers, tests).
 void apply_prologue(const GemvInput& in, int64_t cols, float* out, void* stream);
 // W_b as a dense f16 matrix [rows][cols] (outliers included): the prefill path feeds it to
-// cuBLAS. From the on-disk planes, or from the tiles where the planes are not on the device.
+// cuBLAS. From the tiles where they hold the width (faster), else from the on-disk planes.
 void bitplane_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream);
 
 // Element-wise and per-token operators. Shapes follow kernels/cpu/ops.h; n tokens.

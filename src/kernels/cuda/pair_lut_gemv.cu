@@ -23,7 +23,8 @@
 // 5-8 bits and two at 4, that runs across task boundaries; at 2..4 bits all the block's
 // centroids copied up front with cp.async, at 5..8 a task's loaded a task ahead; double-
 // buffered tables and partial sums, one barrier a task). The tiles also serve the prompt
-// pass's dequantization and the DNS corrections where the on-disk planes are not kept.
+// pass's dequantization (tile_dequant_kernel, the same decode) and the DNS corrections, so
+// they are the only copy of a matrix on the device wherever they hold every width.
 // A fused gate|up matrix's tiles interleave gate and up rows so that its GEMV can write the
 // down projection's input (act(gate) * up) as f16 fragments (GemvOutput::fragments).
 #include <cuda_fp16.h>
