@@ -58,7 +58,7 @@ __device__ __forceinline__ void write_output(const DecodeAttentionArgs& a, int h
 // dimensions, reading every split's values from their shared memory. Against the merge
 // through global memory (a fence, a counter and two round trips for the last block: ~4 us
 // a layer of a 3-bit Vicuna-7B step) this is two barriers and one round trip inside a GPC.
-__device__ void merge_in_cluster(const DecodeAttentionArgs& a, float* part, int rows, float m, float l, int s) {
+__device__ void merge_in_cluster(const DecodeAttentionArgs& a, float* part, int rows, float m, float l, int h, int s) {
   namespace cg = cooperative_groups;
   __shared__ float max_sum[2];
   const int hd = a.head_dim, tid = threadIdx.x;
@@ -90,7 +90,7 @@ __device__ void merge_in_cluster(const DecodeAttentionArgs& a, float* part, int 
     for (int j = 0; j < kMaxClusterSplits; ++j) L += j < a.splits && lj[j] > 0.f ? lj[j] * expf(mj[j] - M) : 0.f;
 #pragma unroll
     for (int j = 0; j < kMaxClusterSplits; ++j) o += j < a.splits && lj[j] > 0.f ? oj[j] * (expf(mj[j] - M) / L) : 0.f;
-    write_output(a, int(blockIdx.x), d, o);
+    write_output(a, h, d, o);
   }
   cluster.sync();  // no block leaves while another still reads its shared memory
 }
@@ -263,7 +263,7 @@ __global__ void attention_decode_kernel(DecodeAttentionArgs a) {
   __syncthreads();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   if (a.cluster_merge) {
-    merge_in_cluster(a, part, rows, m, l, s);
+    merge_in_cluster(a, part, rows, m, l, h, s);
     return;
   }
 #endif
@@ -311,9 +311,6 @@ __global__ void attention_decode_kernel(DecodeAttentionArgs a) {
   if (tid == 0) a.counters[h] = 0;  // ready for the next step (graphs replay this kernel)
 }
 
-}  // namespace
-
-namespace {
 // Whether a head's splits can merge in a cluster: a device with cluster launches, a kernel
 // built for Hopper or later, and PMPD_CUDA_ATTN_CLUSTER not 0.
 bool clusters_available() {

@@ -30,7 +30,8 @@ constexpr int kThreads = 32 * kWarps;
 __host__ __device__ inline int row_pitch(int head_dim) { return (head_dim + 3) / 4 * 4 + 4; }
 
 // Rows [0, rows) of a tile from the f16 cache into shared memory as f32 (zero past the
-// head and past `rows`): 8 halves a load where rows are 16-byte aligned.
+// head and past `rows`): a float4 slot (two half2 loads) a thread where the head and its
+// offsets are multiples of 8, else a half a thread.
 __device__ void stage_rows(const __half* cache, int64_t first, int rows, int kv_dim, int col0, int hd, int pitch,
                            float* dst) {
   if (hd % 8 == 0 && kv_dim % 8 == 0 && col0 % 8 == 0) {

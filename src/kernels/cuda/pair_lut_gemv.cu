@@ -799,6 +799,10 @@ __global__ void tile_kernel(DeviceBitPlanes m, int planes, uint32_t* __restrict_
   if (idx < int64_t(planes) * lay.row_blocks * lay.chunk_pairs * 64) out[idx] = tile_word(m, idx);
 }
 
+// The dequantization stages each warp's half chunk (16 rows x 128 columns) in shared memory
+// at this row pitch (halves): the A registers' stores (rows g, columns 2t) hit 32 banks.
+constexpr int kStagePitch = 136;
+
 // The dequantization's tables (and, at 2..4 bits, the task's centroids behind them).
 template <int B>
 __host__ __device__ constexpr size_t tile_dequant_table_bytes() {
@@ -845,11 +849,9 @@ __global__ void __launch_bounds__(kThreads, is_wide<B>() ? 1 : 2) tile_dequant_k
   __syncthreads();
   const uint2* tiled = reinterpret_cast<const uint2*>(m.tiled);
   const uint32_t plane_words = uint32_t(lay.row_blocks) * uint32_t(cp32) * 32u;  // in uint2
-  // Each warp's half chunk (16 rows x 128 columns) passes through shared memory, so that
-  // its stores to the output are whole 256-byte row runs rather than 16-byte pieces of 8
-  // rows. Row pitch 136 halves: the A registers' stores (rows g, columns 2t) hit 32 banks.
-  constexpr int kPitch = 136;
-  __half* stage = reinterpret_cast<__half*>(tables + tile_dequant_table_bytes<B>()) + warp * kRows * kPitch;
+  // Each warp's half chunk passes through shared memory (kStagePitch), so that its stores to
+  // the output are whole 256-byte row runs rather than 16-byte pieces of 8 rows.
+  __half* stage = reinterpret_cast<__half*>(tables + tile_dequant_table_bytes<B>()) + warp * kRows * kStagePitch;
   const int64_t cols = m.cols;
   const bool vec = cols % 8 == 0;  // 16-byte stores stay aligned
   for (int cp = warp; cp < cp32; cp += kWarps) {
@@ -866,7 +868,7 @@ __global__ void __launch_bounds__(kThreads, is_wide<B>() ? 1 : 2) tile_dequant_k
           const int col = 16 * (2 * r + b / 2) + 8 * (b % 2) + 2 * (lane % 4);
 #pragma unroll
           for (int q = 0; q < 2; ++q)
-            *reinterpret_cast<uint32_t*>(stage + (8 * q + lane / 4) * kPitch + col) = operand(q, b);
+            *reinterpret_cast<uint32_t*>(stage + (8 * q + lane / 4) * kStagePitch + col) = operand(q, b);
         }
       };
       if constexpr (Wide) wide_operands<B>(p, wide_base, use);
@@ -877,7 +879,7 @@ __global__ void __launch_bounds__(kThreads, is_wide<B>() ? 1 : 2) tile_dequant_k
 #pragma unroll
       for (int j = 0; j < kRows / 2; ++j) {
         const int i = 2 * j + lane / 16, r = task_row<true>(m, task, i);
-        const __half* src = stage + i * kPitch + 8 * (lane % 16);
+        const __half* src = stage + i * kStagePitch + 8 * (lane % 16);
         if (r < 0 || col0 >= cols) continue;
         __half* dst = out + int64_t(r) * cols + col0;
         if (vec) *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
@@ -892,7 +894,7 @@ __global__ void __launch_bounds__(kThreads, is_wide<B>() ? 1 : 2) tile_dequant_k
 template <int B>
 size_t tile_dequant_smem() {
   const size_t align_pad = table_align<B>() > 16 ? table_align<B>() : 0;
-  return align_pad + tile_dequant_table_bytes<B>() + size_t(kWarps) * kRows * 136 * 2;
+  return align_pad + tile_dequant_table_bytes<B>() + size_t(kWarps) * kRows * kStagePitch * sizeof(__half);
 }
 
 }  // namespace
