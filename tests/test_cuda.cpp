@@ -456,59 +456,6 @@ TEST(Cuda, DequantizedMatrixEqualsCpuRows) {
   }
 }
 
-// The prompt pass dequantizes a large matrix a slab of tasks at a time (so that cuBLAS reads it
-// from L2): every slab's rows land where tile_slab_runs says, equal to the CPU's rows.
-TEST(Cuda, DequantizedSlabsHoldTheirRows) {
-  SKIP_WITHOUT_GPU();
-  for (auto [rows, cols, interleave] : {std::tuple<int64_t, int64_t, int64_t>{45, 300, 0}, {50, 264, 25}, {64, 520, 32}}) {
-    HostMatrix h = random_matrix(rows, cols, 2, 8, 0, 7);
-    DeviceMatrix tiled(h, true, interleave);
-    cuda::DeviceBitPlanes tiles_only = tiled.d;
-    tiles_only.planes = nullptr;
-    const int64_t tasks = cuda::tile_tasks(tiles_only);
-    Dev<uint16_t> out(size_t(rows * cols));
-    for (int b : {2, 3, 5, 8})
-      for (int64_t per : {int64_t(1), int64_t(2)})
-        for (int64_t t0 = 0; t0 < tasks; t0 += per) {
-          const int64_t t1 = std::min(tasks, t0 + per);
-          cuda::tiled_dequant_f16(tiles_only, b, out.p, nullptr, t0, t1);
-          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-          const std::vector<uint16_t> w = out.get(size_t(rows * cols));
-          std::vector<float> row(static_cast<size_t>(cols));
-          for (const cuda::SlabRun& run : cuda::tile_slab_runs(tiles_only, t0, t1))
-            for (int64_t k = 0; k < run.count; ++k) {
-              kernels::bitplane_dequant_row(h.m, b, run.row + k, row.data());
-              for (int64_t j = 0; j < cols; ++j)
-                ASSERT_EQ(f16_to_f32(w[size_t((run.at + k) * cols + j)]), row[size_t(j)])
-                    << rows << "x" << cols << " bits " << b << " slab " << t0 << ".." << t1 << " row " << run.row + k;
-            }
-        }
-  }
-}
-
-// Slabs of tasks cover every row once, packed from the slab's first row on (host only).
-TEST(CudaTiles, SlabRunsCoverEveryRowOnce) {
-  for (auto [rows, interleave] : {std::pair<int64_t, int64_t>{45, 0}, {50, 25}, {64, 32}, {16, 8}}) {
-    cuda::DeviceBitPlanes m;
-    m.rows = rows, m.cols = 256, m.tiles_interleave = interleave;
-    const int64_t tasks = cuda::tile_tasks(m);
-    EXPECT_EQ(tasks, interleave ? (interleave + 7) / 8 : (rows + 15) / 16);
-    for (int64_t per = 1; per <= tasks; ++per) {
-      std::vector<int> seen(size_t(rows), 0);
-      for (int64_t t0 = 0; t0 < tasks; t0 += per) {
-        int64_t packed = 0;
-        for (const cuda::SlabRun& run : cuda::tile_slab_runs(m, t0, std::min(tasks, t0 + per))) {
-          EXPECT_EQ(run.at, packed);
-          packed += run.count;
-          EXPECT_LE(packed, 16 * per);
-          for (int64_t k = 0; k < run.count; ++k) ++seen[size_t(run.row + k)];
-        }
-      }
-      for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(seen[size_t(r)], 1) << "row " << r << " slabs of " << per;
-    }
-  }
-}
-
 // The tile layout on the host (no GPU needed): every code of every width reads back from the
 // tiles as the on-disk planes hold it, rows in order and with the halves interleaved (a
 // fused gate|up), odd sizes included; and the tiles hold exactly the planes' set bits.

@@ -593,40 +593,18 @@ class CudaModel : public DeviceModel {
                                     reinterpret_cast<const float*>(l.dense.get()), int(l.cols), x, int(l.cols), &zero, y,
                                     int(l.rows)));
     } else {
+      const uint16_t* w = reinterpret_cast<const uint16_t*>(l.dense.get());
+      if (l.quantized) {
+        bitplane_dequant_f16(l.q, bits, wscratch_.get(), stream_);
+        w = wscratch_.get();
+      }
       uint16_t* x16 = x16_.get();
       f32_to_f16(x, x16, int64_t(n) * l.cols, stream_);
-      // y[:, row .. row + count) = x W[row .. row + count)^T, W's rows f16 from w.
-      auto gemm = [&](const uint16_t* w, int64_t row, int64_t count) {
-        PMPD_CUBLAS_CHECK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(count), n, int(l.cols), &one, w, CUDA_R_16F,
-                                       int(l.cols), x16, CUDA_R_16F, int(l.cols), &zero, y + row, CUDA_R_32F,
-                                       int(l.rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-      };
-      const int64_t slab_tasks = dequant_slab_tasks(l, bits);
-      if (!l.quantized) {
-        gemm(reinterpret_cast<const uint16_t*>(l.dense.get()), 0, l.rows);
-      } else if (slab_tasks == 0) {
-        bitplane_dequant_f16(l.q, bits, wscratch_.get(), stream_);
-        gemm(wscratch_.get(), 0, l.rows);
-      } else {  // a slab at a time, multiplied while it is still in L2
-        for (int64_t t0 = 0, tasks = tile_tasks(l.q); t0 < tasks; t0 += slab_tasks) {
-          const int64_t t1 = std::min(tasks, t0 + slab_tasks);
-          tiled_dequant_f16(l.q, bits, wscratch_.get(), stream_, t0, t1);
-          for (const SlabRun& run : tile_slab_runs(l.q, t0, t1))
-            gemm(wscratch_.get() + run.at * l.cols, run.row, run.count);
-        }
-      }
+      PMPD_CUBLAS_CHECK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(l.rows), n, int(l.cols), &one, w, CUDA_R_16F,
+                                     int(l.cols), x16, CUDA_R_16F, int(l.cols), &zero, y, CUDA_R_32F, int(l.rows),
+                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     }
     if (l.bias) add_bias(y, l.bias.get(), n, int(l.rows), stream_);
-  }
-
-  // Tasks (16 rows) a prompt pass dequantizes at once where the tiles serve the width: a slab
-  // of about PMPD_CUDA_DEQUANT_SLAB_MB MiB of f16 rows, multiplied while it is still in L2;
-  // 0: the whole matrix at once (also for DNS outliers, which the tiles do not hold).
-  int64_t dequant_slab_tasks(const DeviceLinear& l, int bits) const {
-    if (slab_bytes_ == 0 || !l.q.tiled || bits > l.q.tiled_planes || l.q.nnz) return 0;
-    const int64_t per_task = 16 * l.cols * 2;
-    const int64_t tasks = std::max<int64_t>(1, slab_bytes_ / per_task);
-    return tasks >= tile_tasks(l.q) ? 0 : tasks;
   }
 
   // A single-token layer: the bit-plane GEMV with the preceding operator fused into its
@@ -798,10 +776,6 @@ class CudaModel : public DeviceModel {
   bool fragments_on_ = switched_on("PMPD_CUDA_MLP_FRAGMENTS");
   bool att_fragments_on_ = switched_on("PMPD_CUDA_ATTN_FRAGMENTS");
   DevArray<uint16_t> wscratch_;
-  int64_t slab_bytes_ = [] {
-    const char* e = std::getenv("PMPD_CUDA_DEQUANT_SLAB_MB");
-    return e ? int64_t(std::max(0, std::atoi(e))) << 20 : int64_t(0);
-  }();
   DevArray<int> tokens_;
   DevArray<StepState> step_;
   DevArray<int> token_out_;  // the greedy token of forward_greedy

@@ -46,18 +46,8 @@ int64_t fragment_halves(int64_t cols);
 // Where column col sits in such a buffer (the half's index; host code, for tests).
 int64_t fragment_slot(int64_t col);
 // W_b as dense f16 rows from the tiles (m.planes may be null; bits <= tiled_planes), decoded
-// as the tensor-core GEMV decodes them. A slab: only tasks [t0, t1) (16 tile rows each; t1 < 0:
-// to the end), their rows packed from out's first row on as tile_slab_runs says, so that the
-// prompt pass can multiply a slab while it is still in L2.
-void tiled_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream, int64_t t0 = 0, int64_t t1 = -1);
-// The tasks of m's tiles (16 tile rows each).
-int64_t tile_tasks(const DeviceBitPlanes& m);
-// Matrix rows [row, row + count) of a slab sit at its rows [at, at + count): one run for rows in
-// order, two for interleaved halves (the first half's rows, then the second's).
-struct SlabRun {
-  int64_t row, count, at;
-};
-std::vector<SlabRun> tile_slab_runs(const DeviceBitPlanes& m, int64_t t0, int64_t t1);
+// as the tensor-core GEMV decodes them.
+void tiled_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream);
 // Host twins of the tile layout, for tests without a GPU (m's planes in host memory): the
 // tiled words of planes 0..planes-1, and the code of weight (r, j) read back from them.
 std::vector<uint32_t> tile_bitplanes_host(const DeviceBitPlanes& m, int planes);

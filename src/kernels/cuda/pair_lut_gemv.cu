@@ -815,15 +815,12 @@ __host__ __device__ constexpr size_t tile_dequant_table_bytes() {
 // tables at 5..8) and its warps walk the chunk pairs, storing each A register (an f16 pair
 // of a row) where the GEMV would multiply it. A thread a word, looking every weight up in
 // global memory (the kernel before this one), was ~35% slower than the planes' dequantization.
-// A slab of tasks [t0, t0 + gridDim.x) writes its rows at slab_row (tile_slab_runs): rows in
-// order from 16 t0 on, or interleaved halves as two runs (first half's rows, then the second's).
 template <int B>
-__global__ void __launch_bounds__(kThreads, is_wide<B>() ? 1 : 2) tile_dequant_kernel(DeviceBitPlanes m, __half* __restrict__ out,
-                                                                                   int t0, int half_rows) {
+__global__ void __launch_bounds__(kThreads, is_wide<B>() ? 1 : 2) tile_dequant_kernel(DeviceBitPlanes m, __half* __restrict__ out) {
   extern __shared__ __align__(16) uint8_t smem[];
   constexpr bool Wide = is_wide<B>();
   const Layout lay = layout_of(m);
-  const int task = t0 + int(blockIdx.x), warp = threadIdx.x / 32, lane = threadIdx.x % 32, cp32 = int(lay.chunk_pairs);
+  const int task = int(blockIdx.x), warp = threadIdx.x / 32, lane = threadIdx.x % 32, cp32 = int(lay.chunk_pairs);
   const uint32_t smem_address = uint32_t(__cvta_generic_to_shared(smem));
   const uint32_t align = table_align<B>();
   uint8_t* tables = smem + ((align - smem_address % align) % align);
@@ -884,8 +881,7 @@ __global__ void __launch_bounds__(kThreads, is_wide<B>() ? 1 : 2) tile_dequant_k
         const int i = 2 * j + lane / 16, r = task_row<true>(m, task, i);
         const __half* src = stage + i * kStagePitch + 8 * (lane % 16);
         if (r < 0 || col0 >= cols) continue;
-        const int slab_row = m.tiles_interleave ? (i / 8) * half_rows + 8 * (task - t0) + i % 8 : 16 * (task - t0) + i;
-        __half* dst = out + int64_t(slab_row) * cols + col0;
+        __half* dst = out + int64_t(r) * cols + col0;
         if (vec) *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
         else
           for (int c = 0; c < 8 && col0 + c < cols; ++c) dst[c] = src[c];
@@ -915,33 +911,15 @@ void tile_bitplanes(const DeviceBitPlanes& m, int planes, uint32_t* out, void* s
   PMPD_CUDA_CHECK(cudaGetLastError());
 }
 
-int64_t tile_tasks(const DeviceBitPlanes& m) { return layout_of(m).row_blocks / 2; }
-
-std::vector<SlabRun> tile_slab_runs(const DeviceBitPlanes& m, int64_t t0, int64_t t1) {
-  if (const int64_t H = m.tiles_interleave) {
-    const int64_t first = std::max<int64_t>(0, std::min(8 * t1, H) - 8 * t0);
-    if (first == 0) return {};
-    return {{8 * t0, first, 0}, {H + 8 * t0, first, first}};
-  }
-  const int64_t n = std::max<int64_t>(0, std::min(16 * t1, m.rows) - 16 * t0);
-  if (n == 0) return {};
-  return {{16 * t0, n, 0}};
-}
-
-void tiled_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream, int64_t t0, int64_t t1) {
+void tiled_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, void* stream) {
   PMPD_CUDA_REQUIRE(m.tiled && bits >= 2 && bits <= m.tiled_planes, "dequantization: no planes and no tiles at that width");
   PMPD_CUDA_REQUIRE(tiled_words(m, bits) < (int64_t(1) << 32), "dequantization: a matrix beyond 32-bit tile indices");
-  const int64_t tasks = tile_tasks(m);
-  if (t1 < 0) t1 = tasks;
-  PMPD_CUDA_REQUIRE(t0 >= 0 && t0 < t1 && t1 <= tasks, "dequantization: a slab outside the matrix's tasks");
-  const std::vector<SlabRun> runs = tile_slab_runs(m, t0, t1);
-  const int half_rows = runs.empty() ? 0 : int(runs[0].count);
+  const Layout lay = layout_of(m);
   __half* o = reinterpret_cast<__half*>(out);
   with_width<2>(bits, [&](auto B) {
     const size_t smem = tile_dequant_smem<B()>();
     allow_dynamic_smem<tile_dequant_kernel<B()>>(smem);
-    tile_dequant_kernel<B()><<<unsigned(t1 - t0), kThreads, smem, static_cast<cudaStream_t>(stream)>>>(m, o, int(t0),
-                                                                                                       half_rows);
+    tile_dequant_kernel<B()><<<unsigned(lay.row_blocks / 2), kThreads, smem, static_cast<cudaStream_t>(stream)>>>(m, o);
   });
   PMPD_CUDA_CHECK(cudaGetLastError());
 }
