@@ -293,6 +293,29 @@ TEST(Cuda, MlpFragmentsEqualTheFusedPrologue) {
 // The decode attention (RoPE, KV store and split softmax fused) against a plain CPU
 // computation, over contexts that leave some splits empty and some long, with grouped
 // heads, partial and interleaved rotation, and several split counts.
+// The decode attention's split count grows with the context (graphs are kept per count):
+// never fewer splits for a longer context, more from 1792 positions on, at least 32
+// positions a split at the context bound, at most 16.
+TEST(Cuda, DecodeAttentionSplitsFollowTheContext) {
+  SKIP_WITHOUT_GPU();
+  if (std::getenv("PMPD_CUDA_ATTN_SPLITS")) GTEST_SKIP() << "PMPD_CUDA_ATTN_SPLITS fixes the split count";
+  for (int heads : {8, 32, 64})
+    for (int max_ctx : {64, 2048, 4096}) {
+      int last = 0;
+      for (int ctx = 1; ctx <= max_ctx; ctx += 7) {
+        const int s = cuda::attention_decode_splits(heads, max_ctx, ctx);
+        EXPECT_GE(s, last) << heads << " heads, context " << ctx;
+        EXPECT_GE(s, 1);
+        EXPECT_LE(s, 16);
+        EXPECT_LE(s, std::max(1, max_ctx / 32));
+        last = s;
+      }
+      const int short_splits = cuda::attention_decode_splits(heads, max_ctx, 100);
+      if (max_ctx >= 2048 && short_splits <= 8)
+        EXPECT_EQ(cuda::attention_decode_splits(heads, max_ctx, 1800), std::min(16, 2 * short_splits)) << heads << " heads";
+    }
+}
+
 TEST(Cuda, DecodeAttentionMatchesCpuAtEverySplit) {
   SKIP_WITHOUT_GPU();
   struct Shape {

@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <tuple>
 
 #include "core/error.h"
 #include "kernels/cuda/cuda_check.h"
@@ -376,8 +377,10 @@ class CudaModel : public DeviceModel {
     step_.reserve(1);
     token_out_.reserve(1);
     slots_.reserve(size_t(2 * c.n_layers));
-    attn_splits_ = attention_decode_splits(c.n_heads, max_ctx_);
-    attn_partial_.reserve(attention_decode_partial_floats(c.n_heads, c.head_dim, attn_splits_));
+    attn_splits_ = attention_decode_splits(c.n_heads, max_ctx_, 1);
+    // Room for the most splits any context takes (attention_decode_splits grows with it).
+    attn_partial_.reserve(attention_decode_partial_floats(c.n_heads, c.head_dim,
+                                                          attention_decode_splits(c.n_heads, max_ctx_, max_ctx_)));
     attn_counters_.reserve(size_t(c.n_heads));
     PMPD_CUDA_CHECK(cudaMemset(attn_counters_.get(), 0, attn_counters_.bytes()));
     PMPD_CUDA_CHECK(cudaMallocHost(&pinned_, kPinnedBytes));
@@ -386,7 +389,7 @@ class CudaModel : public DeviceModel {
   }
 
   ~CudaModel() override {
-    for (auto& [bits, exec] : graphs_) cudaGraphExecDestroy(exec);
+    for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
     if (pinned_) cudaFreeHost(pinned_);
     if (blas_) cublasDestroy(blas_);
     if (stream_) cudaStreamDestroy(stream_);
@@ -438,6 +441,7 @@ class CudaModel : public DeviceModel {
     // The replays below decode the token at position `context` (the prompt pass left 0).
     auto* st = reinterpret_cast<StepState*>(pinned_);
     st->pos0 = context;
+    attn_splits_ = attention_decode_splits(c.n_heads, max_ctx_, context + 1);
     PMPD_CUDA_CHECK(cudaMemcpyAsync(step_.get(), st, sizeof(StepState), cudaMemcpyHostToDevice, stream_));
     // One step captured with its events, replayed once to warm up, once to time.
     std::vector<std::pair<std::string, cudaEvent_t>> marks;
@@ -517,6 +521,7 @@ class CudaModel : public DeviceModel {
     reserve(n, all_logits);
     auto* st = reinterpret_cast<StepState*>(pinned_);
     st->pos0 = pos0;
+    attn_splits_ = attention_decode_splits(c.n_heads, max_ctx_, pos0 + n);
     int* tok = reinterpret_cast<int*>(pinned_ + 64);
     std::memcpy(tok, tokens, sizeof(int) * size_t(n));
     PMPD_CUDA_CHECK(cudaMemcpyAsync(step_.get(), st, sizeof(StepState), cudaMemcpyHostToDevice, stream_));
@@ -571,10 +576,10 @@ class CudaModel : public DeviceModel {
   // whether it ends with the greedy token's argmax), anything else is launched directly.
   void run_pass(int n, int bits, bool all_logits, bool greedy) {
     if (n > 1 || !use_graphs_) return enqueue_pass(n, bits, all_logits, greedy);
-    auto it = graphs_.find({bits, greedy});
+    const GraphKey key{bits, greedy, attn_splits_};
+    auto it = graphs_.find(key);
     if (it == graphs_.end())
-      it = graphs_.emplace(std::pair{bits, greedy}, capture_graph(stream_, [&] { enqueue_pass(1, bits, false, greedy); }))
-               .first;
+      it = graphs_.emplace(key, capture_graph(stream_, [&] { enqueue_pass(1, bits, false, greedy); })).first;
     PMPD_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
   }
 
@@ -787,7 +792,10 @@ class CudaModel : public DeviceModel {
   uint64_t bound_kv_ = 0;
   uint8_t* pinned_ = nullptr;
   bool use_graphs_ = true;
-  std::map<std::pair<int, bool>, cudaGraphExec_t> graphs_;  // (width, greedy)
+  // One decode-step graph per width, per whether it ends with the greedy argmax, and per
+  // the attention's split count (which grows with the context).
+  using GraphKey = std::tuple<int, bool, int>;
+  std::map<GraphKey, cudaGraphExec_t> graphs_;
   std::mutex mu_;
   std::vector<std::pair<std::string, cudaEvent_t>>* marks_ = nullptr;
 };

@@ -168,8 +168,9 @@ struct DecodeAttentionArgs {
   // (Hopper) instead of `partial` and `counters`.
   bool cluster_merge = false;
 };
-// Splits a head for a device and context bound (PMPD_CUDA_ATTN_SPLITS overrides).
-int attention_decode_splits(int n_heads, int max_ctx);
+// Splits a head for a device, a context bound and the step's context (positions attended,
+// the new one included): more from 1792 positions on (PMPD_CUDA_ATTN_SPLITS overrides).
+int attention_decode_splits(int n_heads, int max_ctx, int context);
 size_t attention_decode_partial_floats(int n_heads, int head_dim, int splits);
 size_t attention_decode_smem_bytes(int head_dim, int max_ctx, int splits);
 void attention_decode(const DecodeAttentionArgs& a, void* stream);
