@@ -88,6 +88,45 @@ TEST(Simulator, ReadsRunJsonTraces) {
   EXPECT_THROW(sim::trace_from_run_json(R"({"prompt_ids": [1], "tokens": [{"id": 1}]})", "x"), Error);
 }
 
+// A dequantizing engine (pmpd's GPU backends) runs a quantized prompt pass as the 16-bit one
+// plus, per projection, the dequantization: read the b-bit weights and tables, write 16-bit
+// ones. Decode passes are untouched.
+TEST(Simulator, DequantizingPromptPassIsTheSixteenBitOnePlusTheDequantization) {
+  const std::string rates = R"("bandwidth_gbs": 1, "clock_ghz": 1, "macs_per_cycle": {"4": 1e9, "16": 1e9})";
+  auto native = hw("{" + rates + "}"), dequant = hw("{" + rates + R"(, "prompt_dequantizes": true})");
+  sim::Trace t{3, 4, {4, 4}};
+  sim::SimResult n = sim::simulate(small(), native, t), d = sim::simulate(small(), dequant, t);
+  sim::SimResult b = sim::simulate(small(), dequant, sim::as_16bit(t));
+  // weights 40960 * 4/8 + tables 576 * 2^4 * 2 read, 40960 * 2 written (and read back by the 16-bit pass)
+  EXPECT_NEAR(d.prefill_seconds - b.prefill_seconds, (20480 + 18432 + 81920) / 1e9, 1e-15);
+  EXPECT_DOUBLE_EQ(d.bytes.dequantized, 2 * 81920);
+  EXPECT_DOUBLE_EQ(n.bytes.dequantized, 0);
+  EXPECT_DOUBLE_EQ(d.token_seconds[0], n.token_seconds[0]);
+  EXPECT_DOUBLE_EQ(d.decode_seconds, n.decode_seconds);
+  EXPECT_THROW(hw("{" + rates + R"(, "prompt_dequantizes": 1})"), Error);
+}
+
+// The attention's products may run at their own rate (pmpd's prompt attention is not a GEMM).
+TEST(Simulator, AttentionRunsAtItsOwnRate) {
+  auto h = hw(R"({"bandwidth_gbs": 1e9, "clock_ghz": 1, "macs_per_cycle": {"4": 1, "16": 1}, "attention_macs_per_cycle": 0.5})");
+  EXPECT_DOUBLE_EQ(h.attention_mac_rate(), 0.5e9);
+  EXPECT_DOUBLE_EQ(hw(R"({"bandwidth_gbs": 1, "macs_per_cycle": {"16": 3}})").attention_mac_rate(), 3e9);
+  sim::SimResult r = sim::simulate(small(), h, sim::Trace{3, 4, {4, 4}});
+  // as ComputeBoundPassIsMacsOverRate, the attention's 512 MACs at half the rate
+  EXPECT_NEAR(r.token_seconds[0], (40960 + 2 * 512 + 6400) / 1e9, 1e-15);
+  EXPECT_NEAR(r.prefill_seconds, (3 * 40960 + 2 * (2 * 2 * 32 * 6) + 6400) / 1e9, 1e-15);
+}
+
+// Passes over several tokens pay a fixed cost a layer; single-token passes do not.
+TEST(Simulator, PromptPassesPayTheirLayerOverhead) {
+  const std::string rates = R"("bandwidth_gbs": 1, "macs_per_cycle": {"16": 1e12})";
+  auto plain = hw("{" + rates + "}"), slow = hw("{" + rates + R"(, "prompt_layer_overhead_us": 7})");
+  sim::Trace t{3, 4, {4, 4}};
+  sim::SimResult a = sim::simulate(small(), plain, t), b = sim::simulate(small(), slow, t);
+  EXPECT_NEAR(b.prefill_seconds - a.prefill_seconds, 7e-6, 1e-15);  // one layer
+  EXPECT_DOUBLE_EQ(b.decode_seconds, a.decode_seconds);
+}
+
 TEST(Simulator, RejectsBadHardwareAndTraces) {
   EXPECT_THROW(hw("{}"), Error);
   EXPECT_THROW(hw(R"({"bandwidth_gbs": 0, "macs_per_cycle": {"16": 1}})"), Error);

@@ -2,7 +2,8 @@
 """Checks `pmpd simulate` against measured `pmpd bench` end-to-end decode times: for every
 row of each bench JSON (16-bit, each width, the PMPD schedule, the alternating schedule) it
 simulates the same trace on a hardware description and prints measured vs predicted
-milliseconds per token, with the error.
+milliseconds per token, with the error; then the same rows' prompt passes (milliseconds of
+the bench's prompt, from its prompt tokens/s) in a second table.
 
   python3 tools/validate_sim.py build/pmpd h100-pmpd docs/data/h100/bench-*.json
 """
@@ -33,7 +34,7 @@ def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
     pmpd, hw, files = sys.argv[1], sys.argv[2], sys.argv[3:]
-    errors = []
+    errors, prompt_rows = [], []
     print(f"| shape | weights | measured ms/token | predicted ms/token | error |\n|---|---|---|---|---|")
     for f in files:
         bench = json.load(open(f))
@@ -51,7 +52,19 @@ def main():
             err = (predicted - measured) / measured
             errors.append(abs(err))
             print(f"| {shape} | {row['name']} | {measured:.3f} | {predicted:.3f} | {100 * err:+.1f}% |")
+            if row.get("prefill_tokens_per_second"):
+                prompt_rows.append((shape, row["name"], 1e3 * prompt / row["prefill_tokens_per_second"],
+                                    sim["prefill_seconds"] * 1e3))
     print(f"\nmean |error| {100 * sum(errors) / len(errors):.1f}%, max {100 * max(errors):.1f}% over {len(errors)} rows")
+    if prompt_rows:
+        print(f"\n| shape | weights | measured prompt ms | predicted prompt ms | error |\n|---|---|---|---|---|")
+        perr = []
+        for shape, name, measured, predicted in prompt_rows:
+            err = (predicted - measured) / measured
+            perr.append(abs(err))
+            print(f"| {shape} | {name} | {measured:.2f} | {predicted:.2f} | {100 * err:+.1f}% |")
+        print(f"\nprompt passes: mean |error| {100 * sum(perr) / len(perr):.1f}%, max {100 * max(perr):.1f}% "
+              f"over {len(perr)} rows")
 
 
 if __name__ == "__main__":

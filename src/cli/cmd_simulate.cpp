@@ -67,6 +67,8 @@ int simulate_cmd(const SimArgs& a) {
   std::printf("| KV cache read / written | %s / %s | %s / %s |\n", mib(r.bytes.kv_read).c_str(), mib(r.bytes.kv_write).c_str(),
               mib(base.bytes.kv_read).c_str(), mib(base.bytes.kv_write).c_str());
   std::printf("| LM head (16-bit) | %s | %s |\n", mib(r.bytes.head).c_str(), mib(base.bytes.head).c_str());
+  if (r.bytes.dequantized > 0)
+    std::printf("| prompt pass: 16-bit weights dequantized (written + read) | %s | - |\n", mib(r.bytes.dequantized).c_str());
   std::printf("| bandwidth utilisation | %.0f%% | %.0f%% |\n", 100 * r.bandwidth_utilization, 100 * base.bandwidth_utilization);
   std::printf("| operator time bound by memory | %.0f%% | %.0f%% |\n", 100 * r.memory_bound_fraction,
               100 * base.memory_bound_fraction);
@@ -83,7 +85,8 @@ int simulate_cmd(const SimArgs& a) {
               {"total_seconds", r.total_seconds},
               {"bytes",
                {{"weights", r.bytes.weights}, {"tables", r.bytes.tables}, {"table_loads", r.bytes.table_loads},
-                {"kv_read", r.bytes.kv_read}, {"kv_write", r.bytes.kv_write}, {"head", r.bytes.head}}},
+                {"kv_read", r.bytes.kv_read}, {"kv_write", r.bytes.kv_write}, {"head", r.bytes.head},
+                {"dequantized", r.bytes.dequantized}}},
               {"table_switches", r.table_switches},
               {"bandwidth_utilization", r.bandwidth_utilization},
               {"baseline_16bit", {{"decode_seconds", base.decode_seconds}, {"total_seconds", base.total_seconds},

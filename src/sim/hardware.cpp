@@ -16,6 +16,10 @@ double Hardware::mac_rate(int bits) const {
   return it->second * clock_ghz * 1e9;
 }
 
+double Hardware::attention_mac_rate() const {
+  return attention_macs_per_cycle > 0 ? attention_macs_per_cycle * clock_ghz * 1e9 : mac_rate(16);
+}
+
 Hardware hardware_from_json_text(const std::string& text, const std::string& what) {
   Json j = Json::parse(text, nullptr, false);
   PMPD_CHECK(!j.is_discarded() && j.is_object(), "{}: not a JSON object", what);
@@ -42,11 +46,17 @@ Hardware hardware_from_json_text(const std::string& text, const std::string& wha
   h.clock_ghz = num("clock_ghz", 1, false);
   PMPD_CHECK(h.clock_ghz > 0, "{}: clock_ghz must be > 0", what);
   h.table_buffer_kib = num("table_buffer_kib", 0, false);
+  h.attention_macs_per_cycle = num("attention_macs_per_cycle", 0, false);
   h.op_overhead_us = num("op_overhead_us", 0, false);
   h.extra_ops_per_layer = int(num("extra_ops_per_layer", 0, false));
   h.extra_ops_per_layer_16 = int(num("extra_ops_per_layer_16", h.extra_ops_per_layer, false));
   h.token_overhead_us = num("token_overhead_us", 0, false);
+  h.prompt_layer_overhead_us = num("prompt_layer_overhead_us", 0, false);
   h.kv_bits = int(num("kv_bits", 16, false));
+  if (j.contains("prompt_dequantizes")) {
+    PMPD_CHECK(j["prompt_dequantizes"].is_boolean(), "{}: \"prompt_dequantizes\" must be true or false", what);
+    h.prompt_dequantizes = j["prompt_dequantizes"].get<bool>();
+  }
   PMPD_CHECK(h.kv_bits >= 1 && h.kv_bits <= 32, "{}: kv_bits must be 1..32", what);
   PMPD_CHECK(j.contains("macs_per_cycle") && j["macs_per_cycle"].is_object() && !j["macs_per_cycle"].empty(),
              "{}: \"macs_per_cycle\" must map widths (\"2\".. \"8\", \"16\") to MACs a cycle", what);

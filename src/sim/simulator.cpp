@@ -33,12 +33,21 @@ class Machine {
     double t = hw_.token_overhead_us * 1e-6;
     t += switch_tables(bits);
     const bool stream_tables = !resident(bits);
+    // A quantized prompt pass on a dequantizing engine: each projection written out at 16
+    // bits (a memory-bound operator of its own), then multiplied as a 16-bit one.
+    const bool dequantize = n > 1 && bits < 16 && hw_.prompt_dequantizes;
     for (int l = 0; l < c_.n_layers; ++l) {
       for (auto& p : proj_) {
         const double w = bits >= 16 ? p.rows * p.cols * 2 : p.rows * p.cols * bits / 8.0;
         const double tb = bits < 16 && stream_tables ? table_bytes(p.rows, bits) : 0;
         r_.bytes.weights += w, r_.bytes.tables += tb;
-        t += op(w + tb, p.rows * p.cols * n, hw_.mac_rate(bits));
+        if (dequantize) {
+          const double w16 = p.rows * p.cols * 2;
+          r_.bytes.dequantized += 2 * w16;
+          t += op(w + tb + w16, 0, hw_.mac_rate(16)) + op(w16, p.rows * p.cols * n, hw_.mac_rate(16));
+        } else {
+          t += op(w + tb, p.rows * p.cols * n, hw_.mac_rate(bits));
+        }
       }
       // Attention: each token reads the keys and values before it and writes its own.
       const double kv_elem = hw_.kv_bits / 8.0, kv = c_.kv_dim();
@@ -46,8 +55,9 @@ class Machine {
       for (int i = 0; i < n; ++i) positions += pos0 + i + 1;
       const double read = 2 * kv * kv_elem * (n == 1 ? positions : pos0 + n), write = 2 * kv * kv_elem * n;
       r_.bytes.kv_read += read, r_.bytes.kv_write += write;
-      t += op(read + write, 2.0 * c_.n_heads * c_.head_dim * positions, hw_.mac_rate(16));
-      t += (bits >= 16 ? hw_.extra_ops_per_layer_16 : hw_.extra_ops_per_layer) * hw_.op_overhead_us * 1e-6;
+      t += op(read + write, 2.0 * c_.n_heads * c_.head_dim * positions, hw_.attention_mac_rate());
+      t += (bits >= 16 || dequantize ? hw_.extra_ops_per_layer_16 : hw_.extra_ops_per_layer) * hw_.op_overhead_us * 1e-6;
+      if (n > 1) t += hw_.prompt_layer_overhead_us * 1e-6;
     }
     // The LM head stays 16-bit; only the last position's logits are needed.
     const double head = double(c_.vocab_size) * c_.dim * 2;

@@ -24,7 +24,8 @@ struct Trace {
 
 struct Bytes {
   double weights = 0, tables = 0, table_loads = 0, kv_read = 0, kv_write = 0, head = 0;
-  double total() const { return weights + tables + table_loads + kv_read + kv_write + head; }
+  double dequantized = 0;  // 16-bit weights written and read back by dequantizing prompt passes
+  double total() const { return weights + tables + table_loads + kv_read + kv_write + head + dequantized; }
 };
 
 struct SimResult {
