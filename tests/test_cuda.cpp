@@ -290,9 +290,6 @@ TEST(Cuda, MlpFragmentsEqualTheFusedPrologue) {
   }
 }
 
-// The decode attention (RoPE, KV store and split softmax fused) against a plain CPU
-// computation, over contexts that leave some splits empty and some long, with grouped
-// heads, partial and interleaved rotation, and several split counts.
 // The decode attention's split count grows with the context (graphs are kept per count):
 // never fewer splits for a longer context, more from 1792 positions on, at least 32
 // positions a split at the context bound, at most 16.
@@ -316,6 +313,9 @@ TEST(Cuda, DecodeAttentionSplitsFollowTheContext) {
     }
 }
 
+// The decode attention (RoPE, KV store and split softmax fused) against a plain CPU
+// computation, over contexts that leave some splits empty and some long, with grouped
+// heads, partial and interleaved rotation, and several split counts.
 TEST(Cuda, DecodeAttentionMatchesCpuAtEverySplit) {
   SKIP_WITHOUT_GPU();
   struct Shape {
