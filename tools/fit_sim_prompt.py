@@ -13,19 +13,13 @@ Each measurement is PROMPT_TOKENS:MILLISECONDS of a 16-bit prompt pass (`pmpd be
 --prompt-tokens P` prints prompt tokens/s: milliseconds = 1000 P / that).
 """
 import json
-import os
-import subprocess
 import sys
-import tempfile
+
+from fit_sim_rates import simulate
 
 
 def prompt_ms(pmpd, hw, shape, prompt):
-    with tempfile.TemporaryDirectory() as d:
-        hw_file, out = os.path.join(d, "hw.json"), os.path.join(d, "s.json")
-        json.dump(hw, open(hw_file, "w"))
-        subprocess.run([pmpd, "simulate", "--shape", shape, "--hw", hw_file, "--schedule", "16", "-n", "2",
-                        "--prompt-tokens", str(prompt), "--json", out], check=True, stdout=subprocess.DEVNULL)
-        return json.load(open(out))["prefill_seconds"] * 1e3
+    return simulate(pmpd, hw, shape, "16", prompt, 2)["prefill_seconds"] * 1e3
 
 
 def bisect(predict, target, lo, hi, rising=False):

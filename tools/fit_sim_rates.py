@@ -16,13 +16,19 @@ import sys
 import tempfile
 
 
-def predicted_ms(pmpd, hw, shape, width, prompt, new):
+def simulate(pmpd, hw, shape, schedule, prompt, new):
+    """`pmpd simulate`'s JSON result for a hardware description given as a dict (also used by
+    fit_sim_prompt.py)."""
     with tempfile.TemporaryDirectory() as d:
         hw_file, out = os.path.join(d, "hw.json"), os.path.join(d, "s.json")
         json.dump(hw, open(hw_file, "w"))
-        subprocess.run([pmpd, "simulate", "--shape", shape, "--hw", hw_file, "--schedule", f"fixed:{width}", "-n",
+        subprocess.run([pmpd, "simulate", "--shape", shape, "--hw", hw_file, "--schedule", schedule, "-n",
                         str(new), "--prompt-tokens", str(prompt), "--json", out], check=True, stdout=subprocess.DEVNULL)
-        return json.load(open(out))["mean_token_seconds"] * 1e3
+        return json.load(open(out))
+
+
+def predicted_ms(pmpd, hw, shape, width, prompt, new):
+    return simulate(pmpd, hw, shape, f"fixed:{width}", prompt, new)["mean_token_seconds"] * 1e3
 
 
 def main():
