@@ -308,8 +308,9 @@ TEST(Cuda, DecodeAttentionSplitsFollowTheContext) {
         last = s;
       }
       const int short_splits = cuda::attention_decode_splits(heads, max_ctx, 100);
-      if (max_ctx >= 2048 && short_splits <= 8)
+      if (max_ctx >= 2048 && short_splits <= 8) {
         EXPECT_EQ(cuda::attention_decode_splits(heads, max_ctx, 1800), std::min(16, 2 * short_splits)) << heads << " heads";
+      }
     }
 }
 
