@@ -176,6 +176,49 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
   }
 }
 
+// The prompt pass's multi-token GEMM from the tiles (pair_lut_gemm) against the CPU's rows:
+// every width, 1 to 24 tokens (one and two token groups a block, partial groups, two token
+// blocks), DNS outliers, interleaved tiles, and 11008 columns (x split over several launches
+// that add up). It rounds x to f16 as the GEMV does: |error| <= 2^-11 sum |w x|.
+TEST(Cuda, TiledGemmMatchesCpuAtEveryWidth) {
+  SKIP_WITHOUT_GPU();
+  struct Shape {
+    int64_t rows, cols, interleave;
+    int nnz;
+  };
+  const std::vector<Shape> shapes = {{37, 1000, 0, 0}, {300, 4096 + 17, 0, 3}, {200, 640, 100, 2}, {24, 11008, 0, 1}};
+  uint32_t seed = 40;
+  for (const Shape& sh : shapes) {
+    HostMatrix h = random_matrix(sh.rows, sh.cols, 2, 8, sh.nnz, seed++);
+    DeviceMatrix tiled(h, true, sh.interleave);
+    for (int n : {1, 3, 9, 24}) {
+      std::mt19937 rng(seed + uint32_t(n));
+      std::uniform_real_distribution<float> u(-1.f, 1.f);
+      std::vector<float> x(size_t(n) * size_t(sh.cols));
+      for (auto& v : x) v = u(rng);
+      Dev<float> dx(x), dy(size_t(n) * size_t(sh.rows));
+      for (int b = 2; b <= 8; ++b) {
+        ASSERT_TRUE(cuda::pair_lut_gemm(tiled.d, b, dx.p, n, dy.p, nullptr));
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        const std::vector<float> y = dy.get(size_t(n) * size_t(sh.rows));
+        std::vector<float> w(size_t(sh.cols));
+        for (int64_t r = 0; r < sh.rows; ++r) {
+          kernels::bitplane_dequant_row(h.m, b, r, w.data());
+          for (int t = 0; t < n; ++t) {
+            const float* xt = x.data() + size_t(t) * size_t(sh.cols);
+            double scale = 0;
+            for (int64_t j = 0; j < sh.cols; ++j) scale += std::fabs(double(w[size_t(j)]) * xt[j]);
+            ASSERT_NEAR(y[size_t(t) * size_t(sh.rows) + size_t(r)], kernels::bitplane_dot_scalar(h.m, b, r, xt),
+                        6e-4 * scale + 1e-6)
+                << sh.rows << "x" << sh.cols << " interleave " << sh.interleave << " nnz " << sh.nnz << " tokens " << n
+                << " bits " << b << " row " << r << " token " << t;
+          }
+        }
+      }
+    }
+  }
+}
+
 // The operators fused into the GEMV's input and output against the CPU operators.
 TEST(Cuda, FusedPrologueAndEpilogueMatchCpuOperators) {
   SKIP_WITHOUT_GPU();

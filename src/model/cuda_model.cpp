@@ -1,7 +1,7 @@
 // The model resident on the GPU (see cuda_model.h). Linear layers that read the same
 // input are fused at upload (q|k|v, gate|up) so a decode step launches fewer, larger
-// GEMVs; a pass of one token uses the bit-plane GEMV, a longer one dequantizes the
-// layer to f16 and calls cuBLAS (prefill is compute-bound).
+// GEMVs; a pass of one token uses the GEMVs, a short prompt the tiled multi-token GEMM, a
+// longer one dequantizes the layer to f16 and calls cuBLAS (prefill is compute-bound).
 #include "model/cuda_model.h"
 
 #include <cublas_v2.h>
@@ -593,6 +593,8 @@ class CudaModel : public DeviceModel {
     const float one = 1.f, zero = 0.f;
     if (l.quantized && n == 1) {
       bitplane_gemv(l.q, bits, x, y, stream_);
+    } else if (l.quantized && n <= tiled_gemm_max_ && pair_lut_gemm(l.q, bits, x, n, y, stream_)) {
+      // a short prompt: straight from the tiles, no f16 copy of the layer
     } else if (!l.quantized && l.f32) {
       PMPD_CUBLAS_CHECK(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(l.rows), n, int(l.cols), &one,
                                     reinterpret_cast<const float*>(l.dense.get()), int(l.cols), x, int(l.cols), &zero, y,
@@ -779,6 +781,13 @@ class CudaModel : public DeviceModel {
     return !(e && std::string(e) == "0");
   }
   bool fragments_on_ = switched_on("PMPD_CUDA_MLP_FRAGMENTS");
+  // Prompt passes of up to this many tokens multiply straight from the tiles (pair_lut_gemm);
+  // longer ones dequantize each layer and call cuBLAS, which wins once the GEMM is large
+  // (docs/cuda.md, "Prompt processing"). PMPD_CUDA_TILED_GEMM_MAX overrides (0: never).
+  int tiled_gemm_max_ = [] {
+    const char* e = std::getenv("PMPD_CUDA_TILED_GEMM_MAX");
+    return e ? std::max(0, std::atoi(e)) : 64;
+  }();
   bool att_fragments_on_ = switched_on("PMPD_CUDA_ATTN_FRAGMENTS");
   DevArray<uint16_t> wscratch_;
   DevArray<int> tokens_;

@@ -92,6 +92,11 @@ void bitplane_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, cons
 // The tensor-core GEMV at `bits` (x rounded to f16, f32 accumulation); false (nothing
 // launched) where m has no tiles for that width. bitplane_gemv calls it first.
 bool pair_lut_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, const GemvOutput& out, void* stream);
+// The prompt pass's Y[n][rows] = X[n][cols] W_b^T on the tensor cores, decoding the tiles
+// as the GEMV does, 8 tokens a mma (pair_lut_gemm.cu): no f16 copy of the layer. X is f32,
+// rounded to f16 (as the cuBLAS path rounds it); f32 accumulation. False (nothing launched)
+// where m has no tiles for that width.
+bool pair_lut_gemm(const DeviceBitPlanes& m, int bits, const float* x, int n, float* y, void* stream);
 // 3-bit matrices of at most `cols` columns run the tensor-core GEMV as one block an SM with
 // two items in flight a warp instead of two blocks with one (0, the default: none; initial
 // value from PMPD_CUDA_GEMV_ONE_BLOCK_COLS). For comparisons: faster on the 2048-wide shapes,
