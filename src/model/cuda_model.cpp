@@ -782,11 +782,13 @@ class CudaModel : public DeviceModel {
   }
   bool fragments_on_ = switched_on("PMPD_CUDA_MLP_FRAGMENTS");
   // Prompt passes of up to this many tokens multiply straight from the tiles (pair_lut_gemm);
-  // longer ones dequantize each layer and call cuBLAS, which wins once the GEMM is large
-  // (docs/cuda.md, "Prompt processing"). PMPD_CUDA_TILED_GEMM_MAX overrides (0: never).
+  // longer ones dequantize each layer and call cuBLAS, which wins from about 64 tokens on
+  // (Vicuna-7B at 3 bits, tokens/s tiled against dequantized: 8 tokens 1490 / 769, 32 tokens
+  // 3337 / 2986, 64 tokens 3453 / 5594; docs/cuda.md, "Prompt processing").
+  // PMPD_CUDA_TILED_GEMM_MAX overrides (0: never).
   int tiled_gemm_max_ = [] {
     const char* e = std::getenv("PMPD_CUDA_TILED_GEMM_MAX");
-    return e ? std::max(0, std::atoi(e)) : 64;
+    return e ? std::max(0, std::atoi(e)) : 32;
   }();
   bool att_fragments_on_ = switched_on("PMPD_CUDA_ATTN_FRAGMENTS");
   DevArray<uint16_t> wscratch_;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine: unpacks .gpu/bundle.tar.xz (tools/gpu/pack.sh), runs the CUDA tests
 # against the CPU reference, a CLI check, and `pmpd bench --backend cuda` for each model
-# shape (then Vicuna-7B without graphs and at prompts of 128, 512 and 1920 tokens); writes
+# shape (then Vicuna-7B without graphs and at prompts of 32, 128, 512 and 1920 tokens); writes
 # everything into OUTDIR (log.txt, tests.txt, bench.md, bench-SHAPE.json).
 #   bash tools/gpu/run.sh OUTDIR [vicuna-7b mobilellama-1.4b phi-1.5 zephyr-3b]
 set -uo pipefail
@@ -30,8 +30,9 @@ PMPD="$root/bin/pmpd"
 {
   echo "== vicuna-7b end to end without CUDA graphs (launches from the host)"
   PMPD_CUDA_GRAPHS=0 "$PMPD" bench --backend cuda --shape vicuna-7b --no-ops --bits 3:4 --schedule ""
-  # Prompt processing at three lengths (docs/cuda.md, "Prompt processing").
-  for p in 128 512 1920; do
+  # Prompt processing at four lengths (docs/cuda.md, "Prompt processing"); 32 tokens take the
+  # tiled multi-token GEMM, the others dequantize and call cuBLAS.
+  for p in 32 128 512 1920; do
     echo "== vicuna-7b, $p-token prompt"
     "$PMPD" bench --backend cuda --shape vicuna-7b --no-ops --bits 3:4 --schedule "" --prompt-tokens "$p" --new-tokens 32
   done

@@ -31,6 +31,9 @@ namespace {
 
 constexpr int kGroup = 8;                           // tokens a token group (the mma's N)
 constexpr size_t kGroupBytesPerCp = 256 * kGroup * 2;  // a token group's f16 x for one chunk pair
+// A token group's partial sums: 16 rows of kGroup tokens, rows kPitch floats apart (odd: the
+// reduction's threads, one a row, read 16 different banks).
+constexpr int kPitch = kGroup + 1, kGroupPartial = kRows * kPitch;
 
 // Where token g (0..7) of a token group keeps column c (counted from the launch's first
 // column): 16 bytes a lane and k-block pair (kp = c / 32), lane 4 g + t holding its B registers
@@ -48,17 +51,23 @@ __host__ __device__ constexpr size_t gemm_table_bytes() {
   if constexpr (is_wide<B>()) return kWideRegion;
   else return table_bytes<B>();
 }
-// Shared memory: tables (aligned), x [G][ncp * 256 * 8] halves, partial sums [kWarps + 1][G][16][8].
+// Shared memory: tables (aligned), x [G][ncp * 256 * 8] halves, partial sums [kWarps + 1][G][16][kPitch].
 template <int B, int G>
 constexpr size_t fixed_smem() {
   const size_t align_pad = table_align<B>() > 16 ? table_align<B>() : 0;
-  return align_pad + gemm_table_bytes<B>() + sizeof(float) * (kWarps + 1) * G * kRows * kGroup;
+  return align_pad + gemm_table_bytes<B>() + sizeof(float) * (kWarps + 1) * G * kGroupPartial;
+}
+// Blocks an SM: two for one token group at 2..3 bits (64 registers a thread, as the GEMV),
+// else one (128 registers: the tables of 4..8 bits, or two groups' accumulators).
+template <int B, int G>
+constexpr int gemm_blocks() {
+  return G == 1 && B <= 3 ? 2 : 1;
 }
 
 // Block (bx, by) takes tokens [8 G by, 8 G (by + 1)) and the tasks bx, bx + gridDim.x, ...;
 // columns [256 cp_begin, 256 cp_end). y[t][r] = (or +=) the dot product of row r and x[t].
 template <int B, int G>
-__global__ void __launch_bounds__(kThreads, 1)
+__global__ void __launch_bounds__(kThreads, gemm_blocks<B, G>())
     pair_lut_gemm_kernel(DeviceBitPlanes m, const float* __restrict__ x, int n, float* __restrict__ y, int cp_begin,
                          int cp_end, bool accumulate) {
   extern __shared__ __align__(16) uint8_t smem[];
@@ -75,7 +84,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   __half* xs = reinterpret_cast<__half*>(tables + gemm_table_bytes<B>());
   const int group_halves = ncp * 256 * kGroup;
   float* partial = reinterpret_cast<float*>(xs + size_t(G) * group_halves);
-  float* dns = partial + kWarps * G * kRows * kGroup;  // [G][16][8]: the rows' outlier corrections
+  float* dns = partial + kWarps * G * kGroupPartial;  // [G][16][kPitch]: the rows' outlier corrections
 
   // x of the block's tokens as f16 B fragments: a thread converts two columns of a token at a
   // time (consecutive threads, consecutive column pairs: coalesced loads).
@@ -179,36 +188,38 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     // D: lane 4g + t holds rows g (d0, d1) and 8 + g (d2, d3) of tokens 2t and 2t + 1.
     {
-      float* part = partial + warp * G * kRows * kGroup;
+      float* part = partial + warp * G * kGroupPartial;
       const int g = lane / 4, t = lane % 4;
 #pragma unroll
       for (int gi = 0; gi < G; ++gi) {
-        float* pg = part + gi * kRows * kGroup;
+        float* pg = part + gi * kGroupPartial;
         float d[4];
 #pragma unroll
         for (int k = 0; k < 4; ++k) d[k] = C == 2 ? acc[gi][0][k] + acc[gi][C - 1][k] : acc[gi][0][k];
-        pg[g * kGroup + 2 * t] = d[0], pg[g * kGroup + 2 * t + 1] = d[1];
-        pg[(g + 8) * kGroup + 2 * t] = d[2], pg[(g + 8) * kGroup + 2 * t + 1] = d[3];
+        pg[g * kPitch + 2 * t] = d[0], pg[g * kPitch + 2 * t + 1] = d[1];
+        pg[(g + 8) * kPitch + 2 * t] = d[2], pg[(g + 8) * kPitch + 2 * t + 1] = d[3];
       }
     }
     if (m.nnz) {  // DNS outliers of this column range replace the dense weight; warp w: row w
+      // Lane l takes token l % 8 of each group and every fourth outlier from l / 8 on.
       const __half* val = reinterpret_cast<const __half*>(m.sp_val);
-      const int r = task_row<true>(m, task, warp), c1 = c0 + ncp * 256;
-      float s[T] = {};
+      const int r = task_row<true>(m, task, warp), c1 = c0 + ncp * 256, tk = lane % kGroup;
+      float s[G] = {};
       if (r >= 0)
-        for (int32_t i = m.sp_rowptr[r] + lane; i < m.sp_rowptr[r + 1]; i += 32) {
+        for (int32_t i = m.sp_rowptr[r] + lane / kGroup; i < m.sp_rowptr[r + 1]; i += 32 / kGroup) {
           const int j = m.sp_col[i];
           if (j < c0 || j >= c1) continue;
           const float d = __half2float(val[i]) -
                           __half2float(centroids[(int64_t(r) << B) + task_code<B>(m, plane_words, cp32, task, warp, j)]);
 #pragma unroll
-          for (int tok = 0; tok < T; ++tok)
-            s[tok] += d * __half2float(xs[size_t(tok / kGroup) * group_halves + group_slot(j - c0, tok % kGroup)]);
+          for (int gi = 0; gi < G; ++gi) s[gi] += d * __half2float(xs[size_t(gi) * group_halves + group_slot(j - c0, tk)]);
         }
 #pragma unroll
-      for (int tok = 0; tok < T; ++tok) {
-        const float v = dev::warp_sum(s[tok]);
-        if (lane == 0) dns[(tok / kGroup) * kRows * kGroup + warp * kGroup + tok % kGroup] = v;
+      for (int gi = 0; gi < G; ++gi) {
+        float v = s[gi];
+        v += __shfl_xor_sync(0xffffffffu, v, 8);
+        v += __shfl_xor_sync(0xffffffffu, v, 16);
+        if (lane < kGroup) dns[gi * kGroupPartial + warp * kPitch + tk] = v;
       }
     }
     __syncthreads();  // partial sums complete
@@ -216,9 +227,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int tok = o / kRows, i = o % kRows, t = tok0 + tok;
       const int r = task_row<true>(m, task, i);
       if (r < 0 || t >= n) continue;
-      const int at = (tok / kGroup) * kRows * kGroup + i * kGroup + tok % kGroup;
+      const int at = (tok / kGroup) * kGroupPartial + i * kPitch + tok % kGroup;
       float s = m.nnz ? dns[at] : 0.f;
-      for (int w2 = 0; w2 < kWarps; ++w2) s += partial[w2 * G * kRows * kGroup + at];
+      for (int w2 = 0; w2 < kWarps; ++w2) s += partial[w2 * G * kGroupPartial + at];
       float* dst = y + int64_t(t) * m.rows + r;
       *dst = accumulate ? *dst + s : s;
     }
@@ -229,15 +240,18 @@ template <int B, int G>
 void launch_gemm(const DeviceBitPlanes& m, const float* x, int n, float* y, cudaStream_t s) {
   const Layout lay = layout_of(m);
   const int cp_total = int(lay.chunk_pairs), tasks = int(lay.row_blocks / 2);
-  constexpr size_t kSmemMax = 227 * 1024;
+  // An SM has 228 KiB of shared memory, 1 KiB of it reserved for each block.
+  constexpr int Blocks = gemm_blocks<B, G>();
+  constexpr size_t kSmemMax = (228 * 1024) / Blocks - 1024;
   const size_t fixed = fixed_smem<B, G>();
   const int per_launch = int((kSmemMax - fixed) / (G * kGroupBytesPerCp));
   PMPD_CUDA_REQUIRE(per_launch >= 1, "multi-token GEMM: no room for x");
   const int launches = (cp_total + per_launch - 1) / per_launch;
   const int ncp = (cp_total + launches - 1) / launches;
   const int token_blocks = (n + kGroup * G - 1) / (kGroup * G);
-  // One block an SM (the tables and x fill its shared memory): the token blocks share the SMs.
-  const int bx = std::max(1, std::min(tasks, (multiprocessor_count() + token_blocks - 1) / token_blocks));
+  // The resident blocks (the tables and x fill the shared memory) shared by the token blocks.
+  const int resident = Blocks * multiprocessor_count();
+  const int bx = std::max(1, std::min(tasks, (resident + token_blocks - 1) / token_blocks));
   const size_t smem = fixed + size_t(ncp) * G * kGroupBytesPerCp;
   allow_dynamic_smem<pair_lut_gemm_kernel<B, G>>(smem);
   for (int l = 0; l < launches; ++l) {
@@ -255,10 +269,10 @@ bool pair_lut_gemm(const DeviceBitPlanes& m, int bits, const float* x, int n, fl
   PMPD_CUDA_REQUIRE(tiled_words(m, bits) < (int64_t(1) << 32), "multi-token GEMM: a matrix beyond 32-bit tile indices");
   auto s = static_cast<cudaStream_t>(stream);
   with_width<2>(bits, [&](auto B) {
-    // More token groups a block reuse each decoded weight more often, but take more shared
-    // memory for x (so more launches over column ranges): as many as the prompt fills.
-    if (n > 2 * kGroup) launch_gemm<B(), 4>(m, x, n, y, s);
-    else if (n > kGroup) launch_gemm<B(), 2>(m, x, n, y, s);
+    // Two token groups a block reuse each decoded weight twice. Four were slower at 32 tokens
+    // (2315 against 3337 tokens/s, Vicuna-7B, 3 bits): x then needs more launches over column
+    // ranges and the partial sums grow with the tokens (docs/cuda.md).
+    if (n > kGroup) launch_gemm<B(), 2>(m, x, n, y, s);
     else launch_gemm<B(), 1>(m, x, n, y, s);
   });
   PMPD_CUDA_CHECK(cudaGetLastError());
