@@ -593,7 +593,7 @@ class CudaModel : public DeviceModel {
     const float one = 1.f, zero = 0.f;
     if (l.quantized && n == 1) {
       bitplane_gemv(l.q, bits, x, y, stream_);
-    } else if (l.quantized && n <= tiled_gemm_max_ && pair_lut_gemm(l.q, bits, x, n, y, stream_)) {
+    } else if (l.quantized && n <= tiled_gemm_tokens(bits) && pair_lut_gemm(l.q, bits, x, n, y, stream_)) {
       // a short prompt: straight from the tiles, no f16 copy of the layer
     } else if (!l.quantized && l.f32) {
       PMPD_CUBLAS_CHECK(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(l.rows), n, int(l.cols), &one,
@@ -781,15 +781,21 @@ class CudaModel : public DeviceModel {
     return !(e && std::string(e) == "0");
   }
   bool fragments_on_ = switched_on("PMPD_CUDA_MLP_FRAGMENTS");
-  // Prompt passes of up to this many tokens multiply straight from the tiles (pair_lut_gemm);
-  // longer ones dequantize each layer and call cuBLAS, which wins from about 64 tokens on
-  // (Vicuna-7B at 3 bits, tokens/s tiled against dequantized: 8 tokens 1490 / 769, 32 tokens
-  // 3337 / 2986, 64 tokens 3453 / 5594; docs/cuda.md, "Prompt processing").
-  // PMPD_CUDA_TILED_GEMM_MAX overrides (0: never).
+  // Prompt passes of up to tiled_gemm_tokens(bits) tokens multiply straight from the tiles
+  // (pair_lut_gemm); longer ones dequantize each layer and call cuBLAS, which wins once the
+  // GEMM is large: Vicuna-7B, prompt tokens/s tiled against dequantized (docs/cuda.md,
+  // "Prompt processing"): 8 tokens 3 bits 1513 / 762, 8 bits 1012 / 618; 32 tokens 3 bits
+  // 3305 / 2961, 4 bits 2994 / 2791, 5 bits 2086 / 2669; 64 tokens 3 bits 4526 / 5553.
+  // PMPD_CUDA_TILED_GEMM_MAX sets one bound for every width (0: never).
   int tiled_gemm_max_ = [] {
     const char* e = std::getenv("PMPD_CUDA_TILED_GEMM_MAX");
-    return e ? std::max(0, std::atoi(e)) : 32;
+    return e ? std::max(0, std::atoi(e)) : -1;
   }();
+  int tiled_gemm_tokens(int bits) const {
+    if (tiled_gemm_max_ >= 0) return tiled_gemm_max_;
+    return bits <= 4 ? 32 : 8;
+  }
+
   bool att_fragments_on_ = switched_on("PMPD_CUDA_ATTN_FRAGMENTS");
   DevArray<uint16_t> wscratch_;
   DevArray<int> tokens_;

@@ -57,17 +57,10 @@ constexpr size_t fixed_smem() {
   const size_t align_pad = table_align<B>() > 16 ? table_align<B>() : 0;
   return align_pad + gemm_table_bytes<B>() + sizeof(float) * (kWarps + 1) * G * kGroupPartial;
 }
-// Blocks an SM: two for one token group at 2..3 bits (64 registers a thread, as the GEMV),
-// else one (128 registers: the tables of 4..8 bits, or two groups' accumulators).
-template <int B, int G>
-constexpr int gemm_blocks() {
-  return G == 1 && B <= 3 ? 2 : 1;
-}
-
 // Block (bx, by) takes tokens [8 G by, 8 G (by + 1)) and the tasks bx, bx + gridDim.x, ...;
 // columns [256 cp_begin, 256 cp_end). y[t][r] = (or +=) the dot product of row r and x[t].
 template <int B, int G>
-__global__ void __launch_bounds__(kThreads, gemm_blocks<B, G>())
+__global__ void __launch_bounds__(kThreads, 1)
     pair_lut_gemm_kernel(DeviceBitPlanes m, const float* __restrict__ x, int n, float* __restrict__ y, int cp_begin,
                          int cp_end, bool accumulate) {
   extern __shared__ __align__(16) uint8_t smem[];
@@ -240,9 +233,10 @@ template <int B, int G>
 void launch_gemm(const DeviceBitPlanes& m, const float* x, int n, float* y, cudaStream_t s) {
   const Layout lay = layout_of(m);
   const int cp_total = int(lay.chunk_pairs), tasks = int(lay.row_blocks / 2);
-  // An SM has 228 KiB of shared memory, 1 KiB of it reserved for each block.
-  constexpr int Blocks = gemm_blocks<B, G>();
-  constexpr size_t kSmemMax = (228 * 1024) / Blocks - 1024;
+  // One block an SM (128 registers a thread): two blocks of one token group at 2..3 bits (64
+  // registers, as the GEMV) were slower at 8 tokens (1369 against 1490 tokens/s, Vicuna-7B, 3
+  // bits). An SM has 228 KiB of shared memory, 1 KiB of it reserved for each block.
+  constexpr size_t kSmemMax = 227 * 1024;
   const size_t fixed = fixed_smem<B, G>();
   const int per_launch = int((kSmemMax - fixed) / (G * kGroupBytesPerCp));
   PMPD_CUDA_REQUIRE(per_launch >= 1, "multi-token GEMM: no room for x");
@@ -250,7 +244,7 @@ void launch_gemm(const DeviceBitPlanes& m, const float* x, int n, float* y, cuda
   const int ncp = (cp_total + launches - 1) / launches;
   const int token_blocks = (n + kGroup * G - 1) / (kGroup * G);
   // The resident blocks (the tables and x fill the shared memory) shared by the token blocks.
-  const int resident = Blocks * multiprocessor_count();
+  const int resident = multiprocessor_count();
   const int bx = std::max(1, std::min(tasks, (resident + token_blocks - 1) / token_blocks));
   const size_t smem = fixed + size_t(ncp) * G * kGroupBytesPerCp;
   allow_dynamic_smem<pair_lut_gemm_kernel<B, G>>(smem);
