@@ -177,9 +177,11 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
 }
 
 // The prompt pass's multi-token GEMM from the tiles (pair_lut_gemm) against the CPU's rows:
-// every width, 1 to 24 tokens (one and two token groups a block, partial groups, two token
+// every width, 1 to 70 tokens (one and two token groups a block, partial groups, several token
 // blocks), DNS outliers, interleaved tiles, and 11008 columns (x split over several launches
-// that add up). It rounds x to f16 as the GEMV does: |error| <= 2^-11 sum |w x|.
+// that add up); and the GEMM tile (pair_lut_gemm_tile) at 2..3 bits, 64 tokens a block (70: a
+// partial second tile), 43 chunk pairs at 11008 columns (an odd count for its two x buffers).
+// Both round x to f16 as the GEMV does: |error| <= 2^-11 sum |w x|.
 TEST(Cuda, TiledGemmMatchesCpuAtEveryWidth) {
   SKIP_WITHOUT_GPU();
   struct Shape {
@@ -191,14 +193,22 @@ TEST(Cuda, TiledGemmMatchesCpuAtEveryWidth) {
   for (const Shape& sh : shapes) {
     HostMatrix h = random_matrix(sh.rows, sh.cols, 2, 8, sh.nnz, seed++);
     DeviceMatrix tiled(h, true, sh.interleave);
-    for (int n : {1, 3, 9, 24}) {
+    for (int n : {1, 3, 9, 24, 70}) {
       std::mt19937 rng(seed + uint32_t(n));
       std::uniform_real_distribution<float> u(-1.f, 1.f);
       std::vector<float> x(size_t(n) * size_t(sh.cols));
       for (auto& v : x) v = u(rng);
       Dev<float> dx(x), dy(size_t(n) * size_t(sh.rows));
-      for (int b = 2; b <= 8; ++b) {
-        ASSERT_TRUE(cuda::pair_lut_gemm(tiled.d, b, dx.p, n, dy.p, nullptr));
+      Dev<uint16_t> scratch(size_t(cuda::tile_gemm_scratch_halves(n, sh.cols)));
+      // kernel 0: the multi-token GEMM at every width; 1: the GEMM tile at 2..3 bits
+      for (int b = 2; b <= 8; ++b) for (int kernel : {0, 1}) {
+        if (kernel == 1 && b > 3) {
+          EXPECT_FALSE(cuda::pair_lut_gemm_tile(tiled.d, b, dx.p, n, dy.p, scratch.p, nullptr));
+          continue;
+        }
+        ASSERT_EQ(cudaMemset(dy.p, 0xff, sizeof(float) * size_t(n) * size_t(sh.rows)), cudaSuccess);  // NaN
+        if (kernel == 0) ASSERT_TRUE(cuda::pair_lut_gemm(tiled.d, b, dx.p, n, dy.p, nullptr));
+        else ASSERT_TRUE(cuda::pair_lut_gemm_tile(tiled.d, b, dx.p, n, dy.p, scratch.p, nullptr));
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         const std::vector<float> y = dy.get(size_t(n) * size_t(sh.rows));
         std::vector<float> w(size_t(sh.cols));
@@ -211,7 +221,7 @@ TEST(Cuda, TiledGemmMatchesCpuAtEveryWidth) {
             ASSERT_NEAR(y[size_t(t) * size_t(sh.rows) + size_t(r)], kernels::bitplane_dot_scalar(h.m, b, r, xt),
                         6e-4 * scale + 1e-6)
                 << sh.rows << "x" << sh.cols << " interleave " << sh.interleave << " nnz " << sh.nnz << " tokens " << n
-                << " bits " << b << " row " << r << " token " << t;
+                << " bits " << b << " kernel " << kernel << " row " << r << " token " << t;
           }
         }
       }

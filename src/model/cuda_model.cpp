@@ -555,7 +555,8 @@ class CudaModel : public DeviceModel {
     pro_.reserve(max_cols);
     size_t max_rows = std::max({D, F * 2, Q + 2 * KV});
     tmp_.reserve(max_rows);
-    x16_.reserve(N * max_cols);  // the f16 copy of an activation for cuBLAS
+    // the f16 copy of an activation for cuBLAS, or the GEMM tile's x
+    x16_.reserve(std::max(N * max_cols, size_t(tile_gemm_scratch_halves(int(N), int64_t(max_cols)))));
     if (N > 1) {  // the prefill path dequantizes one (fused) layer at a time
       size_t w = output_.quantized ? size_t(output_.rows * output_.cols) : 0;
       for (auto& l : layers_)
@@ -595,6 +596,8 @@ class CudaModel : public DeviceModel {
       bitplane_gemv(l.q, bits, x, y, stream_);
     } else if (l.quantized && n <= tiled_gemm_tokens(bits) && pair_lut_gemm(l.q, bits, x, n, y, stream_)) {
       // a short prompt: straight from the tiles, no f16 copy of the layer
+    } else if (l.quantized && tile_gemm_on_ && pair_lut_gemm_tile(l.q, bits, x, n, y, x16_.get(), stream_)) {
+      // a longer prompt at 2..3 bits: the GEMM tile, also without an f16 copy
     } else if (!l.quantized && l.f32) {
       PMPD_CUBLAS_CHECK(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(l.rows), n, int(l.cols), &one,
                                     reinterpret_cast<const float*>(l.dense.get()), int(l.cols), x, int(l.cols), &zero, y,
@@ -790,6 +793,12 @@ class CudaModel : public DeviceModel {
   int tiled_gemm_max_ = [] {
     const char* e = std::getenv("PMPD_CUDA_TILED_GEMM_MAX");
     return e ? std::max(0, std::atoi(e)) : -1;
+  }();
+  // PMPD_CUDA_TILE_GEMM=1: longer prompts at 2..3 bits on the GEMM tile (pair_lut_gemm_tile)
+  // instead of dequantize + cuBLAS.
+  bool tile_gemm_on_ = [] {
+    const char* e = std::getenv("PMPD_CUDA_TILE_GEMM");
+    return e && std::atoi(e) != 0;
   }();
   int tiled_gemm_tokens(int bits) const {
     if (tiled_gemm_max_ >= 0) return tiled_gemm_max_;

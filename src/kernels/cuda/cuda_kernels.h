@@ -97,6 +97,13 @@ bool pair_lut_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, cons
 // rounded to f16 (as the cuBLAS path rounds it); f32 accumulation. False (nothing launched)
 // where m has no tiles for that width.
 bool pair_lut_gemm(const DeviceBitPlanes& m, int bits, const float* x, int n, float* y, void* stream);
+// The same product as a GEMM tile (widths 2..3): blocks of 128 rows x 64 tokens, each warp
+// owning 16 rows over the whole K with its own pair tables, x staged a chunk pair at a time.
+// scratch: tile_gemm_scratch_halves(n, cols) halves (x in the kernel's f16 order). False
+// (nothing launched) at other widths or without tiles.
+bool pair_lut_gemm_tile(const DeviceBitPlanes& m, int bits, const float* x, int n, float* y, uint16_t* scratch,
+                        void* stream);
+int64_t tile_gemm_scratch_halves(int n, int64_t cols);
 // 3-bit matrices of at most `cols` columns run the tensor-core GEMV as one block an SM with
 // two items in flight a warp instead of two blocks with one (0, the default: none; initial
 // value from PMPD_CUDA_GEMV_ONE_BLOCK_COLS). For comparisons: faster on the 2048-wide shapes,

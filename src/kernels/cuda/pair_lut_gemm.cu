@@ -14,6 +14,8 @@
 // The other prompt path, dequantizing the layer to f16 and calling cuBLAS, writes and reads
 // 2 bytes a weight whatever the prompt's length: for a few tokens that dominates, while for
 // hundreds of tokens cuBLAS's tiling wins (docs/cuda.md, "Prompt processing", measures both).
+// A second kernel below (pair_lut_gemm_tile) is a real GEMM tile for 2..3 bits: 64 tokens of x
+// resident, each warp owning one task's tables over the whole K.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -256,6 +258,154 @@ void launch_gemm(const DeviceBitPlanes& m, const float* x, int n, float* y, cuda
   }
 }
 
+// ---- Longer prompts: a GEMM tile -------------------------------------------------------
+// The kernel above splits a task's columns over 16 warps that share one task's tables, so x
+// of 8-16 tokens is all a block can keep and every 16 tokens decode the weights again. Here
+// each warp owns one 16-row task for the whole K, with its own pair tables (16 KiB at 3 bits,
+// so 2..3 bits only), and a block of 8 such warps walks the chunk pairs with 64 tokens of x
+// staged a chunk pair at a time (double-buffered, 32 KiB each): one decode of the weights
+// serves 64 tokens, and no partial sums cross warps.
+constexpr int kTileWarps = 8;                  // 16-row tasks a block (128 rows)
+constexpr int kTileGroups = 8;                 // token groups a block (64 tokens)
+constexpr int kTileTokens = kTileGroups * kGroup;
+constexpr int kTileThreads = 32 * kTileWarps;
+constexpr size_t kTileXBytes = size_t(kTileGroups) * kGroupBytesPerCp;  // x of one chunk pair: 32 KiB
+
+// X (f32 [n][cols]) in the tile kernel's order: [token tile][chunk pair][group][group_slot],
+// zero past n and past cols; a thread a column pair of a token.
+__global__ void tile_x_kernel(const float* __restrict__ x, int n, int cols, int cp32, int tiles, uint16_t* __restrict__ out) {
+  const int pairs = cp32 * 128;
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= int64_t(tiles) * kTileTokens * pairs) return;
+  const int tok = int(idx / pairs), c = 2 * int(idx % pairs);
+  const int tile = tok / kTileTokens, gi = (tok % kTileTokens) / kGroup, cp = c / 256;
+  float2 v = {0.f, 0.f};
+  if (tok < n) {
+    const float* row = x + int64_t(tok) * cols;
+    v = {c < cols ? row[c] : 0.f, c + 1 < cols ? row[c + 1] : 0.f};
+  }
+  const int64_t base = ((int64_t(tile) * cp32 + cp) * kTileGroups + gi) * (kGroupBytesPerCp / 2);
+  reinterpret_cast<uint32_t*>(out + base)[group_slot(c % 256, tok % kGroup) / 2] =
+      pack_half2(__float2half_rn(v.x), __float2half_rn(v.y));
+}
+
+// Block (bx, by): tasks 8 bx .. 8 bx + 7 (one a warp), tokens 64 by .. 64 by + 63.
+template <int B>
+__global__ void __launch_bounds__(kTileThreads, 1)
+    pair_lut_gemm_tile_kernel(DeviceBitPlanes m, const uint16_t* __restrict__ xt, const float* __restrict__ x, int n,
+                              float* __restrict__ y) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  const Layout lay = layout_of(m);
+  const int tasks = int(lay.row_blocks / 2), cp32 = int(lay.chunk_pairs), cols = int(m.cols);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int task = int(blockIdx.x) * kTileWarps + warp, tile = int(blockIdx.y), tok0 = tile * kTileTokens;
+  const bool active = task < tasks;  // idle warps still stage x and meet the barriers
+  // The warps' tables, each aligned to its size (absolute addresses), then x's two buffers.
+  const uint32_t smem_address = uint32_t(__cvta_generic_to_shared(smem));
+  constexpr uint32_t kAlign = uint32_t(table_bytes<B>());
+  uint8_t* tables = smem + ((kAlign - smem_address % kAlign) % kAlign);
+  uint8_t* own = tables + size_t(warp) * table_bytes<B>();
+  uint8_t* xbuf = tables + size_t(kTileWarps) * table_bytes<B>();
+
+  const uint4* xsrc = reinterpret_cast<const uint4*>(xt) + size_t(tile) * cp32 * (kTileXBytes / 16);
+  auto stage = [&](int cp) {  // x of chunk pair cp into buffer cp & 1, 16 bytes a copy
+    const uint4* src = xsrc + size_t(cp) * (kTileXBytes / 16);
+    uint4* dst = reinterpret_cast<uint4*>(xbuf + (cp & 1) * kTileXBytes);
+    for (int i = threadIdx.x; i < int(kTileXBytes / 16); i += kTileThreads) dev::copy_async<16>(dst + i, src + i, true);
+    dev::copy_async_commit();
+  };
+  stage(0);
+
+  // The warp's pair tables, every entry once: lane L's copy of entry e at 256 e + 128 q + 4 L.
+  const __half* centroids = reinterpret_cast<const __half*>(m.tables[B]);
+  if (active) {
+    __half c[2][1 << B];
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+      const int r = task_row<true>(m, task, 8 * q + lane / 4);
+#pragma unroll
+      for (int k = 0; k < (1 << B); ++k) c[q][k] = r >= 0 ? centroids[(int64_t(r) << B) + k] : __float2half(0.f);
+    }
+    uint32_t* dst = reinterpret_cast<uint32_t*>(own);
+#pragma unroll
+    for (int e = 0; e < (1 << (2 * B)); ++e)
+#pragma unroll
+      for (int q = 0; q < 2; ++q) dst[e * 64 + 32 * q + lane] = pack_half2(c[q][even_bits(e)], c[q][odd_bits(e)]);
+  }
+  TableAddress<B> ta;
+  ta.set(uint32_t(__cvta_generic_to_shared(own)), own, lane);
+
+  const uint2* tiled = reinterpret_cast<const uint2*>(m.tiled);
+  const uint32_t plane_words = uint32_t(lay.row_blocks) * uint32_t(cp32) * 32u;  // in uint2
+  uint2 w[2][2][B];  // this chunk pair's plane words and the next one's, in flight
+  if (active) load_item<B>(tiled, plane_words, cp32, task, 0, lane, w[0]);
+  float acc[kTileGroups][4] = {};
+  for (int cp = 0; cp < cp32; ++cp) {
+    dev::copy_async_wait_all();  // this thread's copies of chunk pair cp have landed
+    __syncthreads();             // everyone's have (and the tables); chunk pair cp - 1 is done
+    if (cp + 1 < cp32) {
+      stage(cp + 1);  // into the buffer chunk pair cp - 1 used
+      if (active) load_item<B>(tiled, plane_words, cp32, task, cp + 1, lane, w[1]);
+    }
+    if (!active) continue;
+    const uint4* xs = reinterpret_cast<const uint4*>(xbuf + (cp & 1) * kTileXBytes);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      uint32_t p[2][B];
+      item_half<B>(w[0], h, p);
+      // Code register r: k-blocks 2r and 2r + 1 of chunk 2 cp + h, both row blocks; one
+      // 16-byte load of x a token group feeds both k-blocks' mma.
+      pair_operands<B>(p, ta, [&](int r, auto&& operand) {
+        uint32_t a[2][2][2];  // [k-block][row block][column half]
+#pragma unroll
+        for (int kb = 0; kb < 2; ++kb)
+#pragma unroll
+          for (int q = 0; q < 2; ++q)
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh) a[kb][q][hh] = operand(q, 2 * kb + hh);
+#pragma unroll
+        for (int gi = 0; gi < kTileGroups; ++gi) {
+          const uint4 xv = xs[(gi * 8 + 4 * h + r) * 32 + lane];
+          mma_16816(acc[gi], a[0][0][0], a[0][1][0], a[0][0][1], a[0][1][1], make_uint2(xv.x, xv.y));
+          mma_16816(acc[gi], a[1][0][0], a[1][1][0], a[1][0][1], a[1][1][1], make_uint2(xv.z, xv.w));
+        }
+      });
+    }
+#pragma unroll
+    for (int q = 0; q < 2; ++q)
+#pragma unroll
+      for (int k = 0; k < B; ++k) w[0][q][k] = w[1][q][k];
+  }
+  if (!active) return;
+  // D: lane 4g + t holds rows g (d0, d1) and 8 + g (d2, d3) of tokens 2t and 2t + 1 of each group.
+  const int g = lane / 4, t = lane % 4;
+  const int64_t rows = m.rows;
+  const int r0 = task_row<true>(m, task, g), r1 = task_row<true>(m, task, 8 + g);
+#pragma unroll
+  for (int gi = 0; gi < kTileGroups; ++gi)
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+      const int tok = tok0 + gi * kGroup + 2 * t + s;
+      if (tok >= n) continue;
+      if (r0 >= 0) y[tok * rows + r0] = acc[gi][s];
+      if (r1 >= 0) y[tok * rows + r1] = acc[gi][2 + s];
+    }
+  if (m.nnz) {  // DNS outliers replace the dense weight: + (value - dense) x[j], a lane per token
+    __syncwarp();  // the stores above are visible to the warp's other lanes
+    const __half* val = reinterpret_cast<const __half*>(m.sp_val);
+    for (int i = 0; i < kRows; ++i) {
+      const int r = task_row<true>(m, task, i);
+      if (r < 0) continue;
+      for (int32_t o = m.sp_rowptr[r]; o < m.sp_rowptr[r + 1]; ++o) {
+        const int j = m.sp_col[o];
+        const float d =
+            __half2float(val[o]) - __half2float(centroids[(int64_t(r) << B) + task_code<B>(m, plane_words, cp32, task, i, j)]);
+        for (int tok = tok0 + lane; tok < min(n, tok0 + kTileTokens); tok += 32) y[tok * rows + r] += d * x[int64_t(tok) * cols + j];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool pair_lut_gemm(const DeviceBitPlanes& m, int bits, const float* x, int n, float* y, void* stream) {
@@ -268,6 +418,32 @@ bool pair_lut_gemm(const DeviceBitPlanes& m, int bits, const float* x, int n, fl
     // ranges and the partial sums grow with the tokens (docs/cuda.md).
     if (n > kGroup) launch_gemm<B(), 2>(m, x, n, y, s);
     else launch_gemm<B(), 1>(m, x, n, y, s);
+  });
+  PMPD_CUDA_CHECK(cudaGetLastError());
+  return true;
+}
+
+int64_t tile_gemm_scratch_halves(int n, int64_t cols) {
+  return int64_t((n + kTileTokens - 1) / kTileTokens) * ((cols + 255) / 256) * int64_t(kTileXBytes / 2);
+}
+
+bool pair_lut_gemm_tile(const DeviceBitPlanes& m, int bits, const float* x, int n, float* y, uint16_t* scratch,
+                        void* stream) {
+  if (!m.tiled || bits < 2 || bits > 3 || bits > m.tiled_planes || n < 1) return false;
+  PMPD_CUDA_REQUIRE(tiled_words(m, bits) < (int64_t(1) << 32), "tile GEMM: a matrix beyond 32-bit tile indices");
+  auto s = static_cast<cudaStream_t>(stream);
+  const Layout lay = layout_of(m);
+  const int cp32 = int(lay.chunk_pairs), tasks = int(lay.row_blocks / 2), tiles = (n + kTileTokens - 1) / kTileTokens;
+  const int64_t threads = int64_t(tiles) * kTileTokens * cp32 * 128;
+  tile_x_kernel<<<unsigned((threads + 255) / 256), 256, 0, s>>>(x, n, int(m.cols), cp32, tiles, scratch);
+  with_width<2>(bits, [&](auto B) {
+    if constexpr (B() <= 3) {
+      // The tables' alignment (one table's size at most), the warps' tables, x's two buffers.
+      const size_t smem = (kTileWarps + 1) * table_bytes<B()>() + 2 * kTileXBytes;
+      allow_dynamic_smem<pair_lut_gemm_tile_kernel<B()>>(smem);
+      pair_lut_gemm_tile_kernel<B()><<<dim3(unsigned((tasks + kTileWarps - 1) / kTileWarps), unsigned(tiles)), kTileThreads,
+                                       smem, s>>>(m, scratch, x, n, y);
+    }
   });
   PMPD_CUDA_CHECK(cudaGetLastError());
   return true;
