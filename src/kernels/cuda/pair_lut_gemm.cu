@@ -162,10 +162,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
           for (int i = 0; i < 4; i += 2) {
             uint32_t a[2][2];
-#pragma unroll
-            for (int q = 0; q < 2; ++q)
-#pragma unroll
-              for (int hh = 0; hh < 2; ++hh) a[q][hh] = operand(q, i + hh);
+            a_registers(operand, i, a);
 #pragma unroll
             for (int gi = 0; gi < G; ++gi)
               mma_16816(acc[gi][(i / 2) % C], a[0][0], a[1][0], a[0][1], a[1][1],
@@ -357,12 +354,8 @@ __global__ void __launch_bounds__(kTileThreads, 1)
       // 16-byte load of x a token group feeds both k-blocks' mma.
       pair_operands<B>(p, ta, [&](int r, auto&& operand) {
         uint32_t a[2][2][2];  // [k-block][row block][column half]
-#pragma unroll
-        for (int kb = 0; kb < 2; ++kb)
-#pragma unroll
-          for (int q = 0; q < 2; ++q)
-#pragma unroll
-            for (int hh = 0; hh < 2; ++hh) a[kb][q][hh] = operand(q, 2 * kb + hh);
+        a_registers(operand, 0, a[0]);
+        a_registers(operand, 2, a[1]);
 #pragma unroll
         for (int gi = 0; gi < kTileGroups; ++gi) {
           const uint4 xv = xs[(gi * 8 + 4 * h + r) * 32 + lane];

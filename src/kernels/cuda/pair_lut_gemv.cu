@@ -150,10 +150,7 @@ __device__ __forceinline__ void mma_register(const uint4* xf, int r, Operand&& o
 #pragma unroll
   for (int i = 0; i < 4; i += 2) {
     uint32_t a[2][2];
-#pragma unroll
-    for (int q = 0; q < 2; ++q)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) a[q][hh] = operand(q, i + hh);
+    a_registers(operand, i, a);
     mma_16816(acc[i / 2], a[0][0], a[1][0], a[0][1], a[1][1], i == 0 ? make_uint2(x.x, x.y) : make_uint2(x.z, x.w));
   }
 }

@@ -287,6 +287,17 @@ struct TableAddress {
   }
 };
 
+// The A registers of k-block 2r + i / 2 of code register r (i = 0 or 2) from a decoder's
+// operand(q, b): a[q][hh] for row block q and column half hh (columns 2t or 2t + 8), passed to
+// mma_16816 as a[0][0], a[1][0], a[0][1], a[1][1].
+template <class Operand>
+__device__ __forceinline__ void a_registers(Operand&& operand, int i, uint32_t (&a)[2][2]) {
+#pragma unroll
+  for (int q = 0; q < 2; ++q)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) a[q][hh] = operand(q, i + hh);
+}
+
 // The decoders' index arithmetic, shared by the kernel and its host twin (tests). Pair
 // decode (2..4 bits): code register r's 4 pair indices (a byte each) from B plane words,
 // with `inject` merged in (the absolute table address bits; 0 on the host).
