@@ -1,5 +1,7 @@
-// The prompt pass's quantized layers for short prompts: Y = X W_b^T straight from the tiles,
-// on the tensor cores, without writing W_b out as f16 first.
+// The prompt pass's quantized layers straight from the tiles: Y = X W_b^T on the tensor cores,
+// without writing W_b out as f16 first. Two kernels: a multi-token GEMM for short prompts (the
+// default up to 32 tokens at 2..4 bits, 8 at 5..8) and a GEMM tile for longer ones at 2..3 bits
+// (opt-in: slower than dequantize + cuBLAS so far).
 //
 // The decode GEMV (pair_lut_gemv.cu) multiplies each 16 x 16 block of decoded weights (the
 // mma's A operand) by a B operand whose 8 columns all hold the one token's x. Here the 8
@@ -14,8 +16,6 @@
 // The other prompt path, dequantizing the layer to f16 and calling cuBLAS, writes and reads
 // 2 bytes a weight whatever the prompt's length: for a few tokens that dominates, while for
 // hundreds of tokens cuBLAS's tiling wins (docs/cuda.md, "Prompt processing", measures both).
-// A second kernel below (pair_lut_gemm_tile) is a real GEMM tile for 2..3 bits: 64 tokens of x
-// resident, each warp owning one task's tables over the whole K.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
