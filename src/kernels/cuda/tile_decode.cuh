@@ -92,9 +92,9 @@ __host__ __device__ constexpr int wide_code(int e, int B) {
   return code;
 }
 
-// Shared memory: pair tables first (entry e of row block q for lane L at byte
-// 256 e + 128 q + 4 L: the PRMT below builds that address), then x in mma fragment order,
-// then the warps' partial sums.
+// Bytes of one task's pair tables in shared memory: entry e of row block q for lane L at byte
+// 256 e + 128 q + 4 L (the PRMT of pair_operands builds that address). The kernels place them
+// first in their shared memory, aligned as TableAddress needs.
 template <int B>
 __host__ __device__ constexpr size_t table_bytes() {
   return size_t(256) << (2 * B);
