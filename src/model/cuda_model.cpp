@@ -555,8 +555,9 @@ class CudaModel : public DeviceModel {
     pro_.reserve(max_cols);
     size_t max_rows = std::max({D, F * 2, Q + 2 * KV});
     tmp_.reserve(max_rows);
-    // the f16 copy of an activation for cuBLAS, or the GEMM tile's x
-    x16_.reserve(std::max(N * max_cols, size_t(tile_gemm_scratch_halves(int(N), int64_t(max_cols)))));
+    // the f16 copy of an activation for cuBLAS, or (PMPD_CUDA_TILE_GEMM=1) the GEMM tile's x
+    const size_t tile_x = tile_gemm_on_ ? size_t(tile_gemm_scratch_halves(int(N), int64_t(max_cols))) : 0;
+    x16_.reserve(std::max(N * max_cols, tile_x));
     if (N > 1) {  // the prefill path dequantizes one (fused) layer at a time
       size_t w = output_.quantized ? size_t(output_.rows * output_.cols) : 0;
       for (auto& l : layers_)
@@ -784,6 +785,7 @@ class CudaModel : public DeviceModel {
     return !(e && std::string(e) == "0");
   }
   bool fragments_on_ = switched_on("PMPD_CUDA_MLP_FRAGMENTS");
+  bool att_fragments_on_ = switched_on("PMPD_CUDA_ATTN_FRAGMENTS");
   // Prompt passes of up to tiled_gemm_tokens(bits) tokens multiply straight from the tiles
   // (pair_lut_gemm); longer ones dequantize each layer and call cuBLAS, which wins once the
   // GEMM is large: Vicuna-7B, prompt tokens/s tiled against dequantized (docs/cuda.md,
@@ -805,7 +807,6 @@ class CudaModel : public DeviceModel {
     return bits <= 4 ? 32 : 8;
   }
 
-  bool att_fragments_on_ = switched_on("PMPD_CUDA_ATTN_FRAGMENTS");
   DevArray<uint16_t> wscratch_;
   DevArray<int> tokens_;
   DevArray<StepState> step_;
