@@ -46,6 +46,21 @@ __device__ __forceinline__ int group_slot(int c, int g) {
   return ((((kb >> 1) * 32 + 4 * g + ((kk & 7) >> 1)) * 4 + (kb & 1) * 2 + (kk >> 3)) * 2) + (kk & 1);
 }
 
+// Columns col and col + 1 of token t of X (f32 [n][cols]) as an f16 pair, zero past n and past
+// cols; one 8-byte load where `aligned` (cols even and X 8-byte aligned).
+__device__ __forceinline__ uint32_t token_pair(const float* x, int n, int cols, int t, int col, bool aligned) {
+  float2 v = {0.f, 0.f};
+  if (t < n) {
+    const float* row = x + int64_t(t) * cols;
+    if (aligned && col + 1 < cols) v = *reinterpret_cast<const float2*>(row + col);
+    else v = {col < cols ? row[col] : 0.f, col + 1 < cols ? row[col + 1] : 0.f};
+  }
+  return pack_half2(__float2half_rn(v.x), __float2half_rn(v.y));
+}
+__device__ __forceinline__ bool pairs_aligned(const float* x, int cols) {
+  return cols % 2 == 0 && (reinterpret_cast<uintptr_t>(x) & 7) == 0;
+}
+
 // One buffer of tables (a task's are stored after the barrier that ends the task before); the
 // wide decoder's two buffers interleave in one region, so it keeps the region.
 template <int B>
@@ -83,18 +98,12 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   // x of the block's tokens as f16 B fragments: a thread converts two columns of a token at a
   // time (consecutive threads, consecutive column pairs: coalesced loads).
-  const bool pairs_aligned = cols % 2 == 0 && (reinterpret_cast<uintptr_t>(x) & 7) == 0;
+  const bool aligned = pairs_aligned(x, cols);
   const int pairs = ncp * 128;
   for (int i = threadIdx.x; i < T * pairs; i += blockDim.x) {
-    const int tok = i / pairs, c = 2 * (i % pairs), col = c0 + c, t = tok0 + tok;
-    float2 v = {0.f, 0.f};
-    if (t < n) {
-      const float* row = x + int64_t(t) * cols;
-      if (pairs_aligned && col + 1 < cols) v = *reinterpret_cast<const float2*>(row + col);
-      else v = {col < cols ? row[col] : 0.f, col + 1 < cols ? row[col + 1] : 0.f};
-    }
+    const int tok = i / pairs, c = 2 * (i % pairs);
     reinterpret_cast<uint32_t*>(xs + size_t(tok / kGroup) * group_halves)[group_slot(c, tok % kGroup) / 2] =
-        pack_half2(__float2half_rn(v.x), __float2half_rn(v.y));
+        token_pair(x, n, cols, tok0 + tok, c0 + c, aligned);
   }
 
   // A task's tables: their centroids are loaded into registers a task ahead (in flight during
@@ -194,15 +203,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     if (m.nnz) {  // DNS outliers of this column range replace the dense weight; warp w: row w
       // Lane l takes token l % 8 of each group and every fourth outlier from l / 8 on.
-      const __half* val = reinterpret_cast<const __half*>(m.sp_val);
       const int r = task_row<true>(m, task, warp), c1 = c0 + ncp * 256, tk = lane % kGroup;
       float s[G] = {};
       if (r >= 0)
         for (int32_t i = m.sp_rowptr[r] + lane / kGroup; i < m.sp_rowptr[r + 1]; i += 32 / kGroup) {
           const int j = m.sp_col[i];
           if (j < c0 || j >= c1) continue;
-          const float d = __half2float(val[i]) -
-                          __half2float(centroids[(int64_t(r) << B) + task_code<B>(m, plane_words, cp32, task, warp, j)]);
+          const float d = outlier_delta<B>(m, plane_words, cp32, task, warp, r, i, j);
 #pragma unroll
           for (int gi = 0; gi < G; ++gi) s[gi] += d * __half2float(xs[size_t(gi) * group_halves + group_slot(j - c0, tk)]);
         }
@@ -276,14 +283,9 @@ __global__ void tile_x_kernel(const float* __restrict__ x, int n, int cols, int 
   if (idx >= int64_t(tiles) * kTileTokens * pairs) return;
   const int tok = int(idx / pairs), c = 2 * int(idx % pairs);
   const int tile = tok / kTileTokens, gi = (tok % kTileTokens) / kGroup, cp = c / 256;
-  float2 v = {0.f, 0.f};
-  if (tok < n) {
-    const float* row = x + int64_t(tok) * cols;
-    v = {c < cols ? row[c] : 0.f, c + 1 < cols ? row[c + 1] : 0.f};
-  }
   const int64_t base = ((int64_t(tile) * cp32 + cp) * kTileGroups + gi) * (kGroupBytesPerCp / 2);
   reinterpret_cast<uint32_t*>(out + base)[group_slot(c % 256, tok % kGroup) / 2] =
-      pack_half2(__float2half_rn(v.x), __float2half_rn(v.y));
+      token_pair(x, n, cols, tok, c, pairs_aligned(x, cols));
 }
 
 // Block (bx, by): tasks 8 bx .. 8 bx + 7 (one a warp), tokens 64 by .. 64 by + 63.
@@ -385,14 +387,12 @@ __global__ void __launch_bounds__(kTileThreads, 1)
     }
   if (m.nnz) {  // DNS outliers replace the dense weight: + (value - dense) x[j], a lane per token
     __syncwarp();  // the stores above are visible to the warp's other lanes
-    const __half* val = reinterpret_cast<const __half*>(m.sp_val);
     for (int i = 0; i < kRows; ++i) {
       const int r = task_row<true>(m, task, i);
       if (r < 0) continue;
       for (int32_t o = m.sp_rowptr[r]; o < m.sp_rowptr[r + 1]; ++o) {
         const int j = m.sp_col[o];
-        const float d =
-            __half2float(val[o]) - __half2float(centroids[(int64_t(r) << B) + task_code<B>(m, plane_words, cp32, task, i, j)]);
+        const float d = outlier_delta<B>(m, plane_words, cp32, task, i, r, o, j);
         for (int tok = tok0 + lane; tok < min(n, tok0 + kTileTokens); tok += 32) y[tok * rows + r] += d * x[int64_t(tok) * cols + j];
       }
     }

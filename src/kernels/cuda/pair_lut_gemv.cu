@@ -304,15 +304,12 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
       }
     }
     if (m.nnz) {  // DNS outliers replace the dense weight: + (value - dense) * x; warp w: row w
-      const __half* val = reinterpret_cast<const __half*>(m.sp_val);
-      const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
       const int r = task_row<Mapped>(m, int(task), warp);
       float s = 0.f;
       if (r >= 0)
         for (int32_t i = m.sp_rowptr[r] + lane; i < m.sp_rowptr[r + 1]; i += 32) {
           const int64_t j = m.sp_col[i];
-          s += (__half2float(val[i]) - __half2float(table[(int64_t(r) << B) + task_code<B>(m, plane_words, cp32, int(task), warp, int(j))])) *
-               __half2float(xs[x_slot(j)]);
+          s += outlier_delta<B>(m, plane_words, cp32, int(task), warp, r, i, int(j)) * __half2float(xs[x_slot(j)]);
         }
       s = dev::warp_sum(s);
       if (lane == 0) part[kWarps * kRows + warp] = s;

@@ -205,6 +205,16 @@ __device__ __forceinline__ int task_code(const DeviceBitPlanes& m, uint32_t plan
   return code;
 }
 
+// Outlier o (CSR index, column j) of matrix row r, task row i: its value less the dense B-bit
+// weight it replaces, the DNS correction's factor for x[j].
+template <int B>
+__device__ __forceinline__ float outlier_delta(const DeviceBitPlanes& m, uint32_t plane_words, int cp32, int task, int i,
+                                               int r, int32_t o, int j) {
+  const __half* val = reinterpret_cast<const __half*>(m.sp_val);
+  const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
+  return __half2float(val[o]) - __half2float(table[(int64_t(r) << B) + task_code<B>(m, plane_words, cp32, task, i, j)]);
+}
+
 __device__ __forceinline__ uint32_t pack_half2(__half lo, __half hi) {
   return uint32_t(__half_as_ushort(lo)) | (uint32_t(__half_as_ushort(hi)) << 16);
 }
