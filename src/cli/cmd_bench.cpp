@@ -26,7 +26,7 @@ struct BenchArgs {
   std::string model, shape = "vicuna-7b", backend = "cpu", bits = "2:8", schedule = "auto", json;
   int prefill_bits = 0, prompt_tokens = 32, new_tokens = 128, threads = 0;
   double min_seconds = 0.5;
-  bool no_e2e = false, no_ops = false;
+  bool no_e2e = false, no_ops = false, gemv_ceiling = false;
 };
 
 using clock_type = std::chrono::steady_clock;
@@ -114,6 +114,25 @@ DecodeResult time_decode(Transformer& tf, const std::vector<int>& prompt, int n,
   return d;
 }
 
+// --gemv-ceiling: the tensor-core GEMV's decode alone at widths 2..4 (no model needed).
+int bench_ceilings(int lo, int hi) {
+  lo = std::max(lo, 2), hi = std::min(hi, 4);
+  PMPD_CHECK(lo <= hi, "--gemv-ceiling measures widths 2..4 (the pair-table decoder); --bits has none of them");
+  const double ceiling = cuda::copy_bandwidth_gbs();
+  std::printf("# pmpd bench --gemv-ceiling: %s, measured copy bandwidth %.0f GB/s\n\n"
+              "The tensor-core GEMV's decode of 16 x 256 items with nothing around it (no row tasks, table\n"
+              "rebuilds, partial sums, barriers or start-up): items from shared memory (the decode alone) or\n"
+              "streamed from device memory one group ahead (decode and loads). GB/s: the items' plane bytes.\n\n"
+              "| width | items from | warps a block | blocks an SM | items side by side | registers (spilled bytes) | G weights/s | GB/s | of copy BW |\n"
+              "|---|---|---|---|---|---|---|---|---|\n",
+              cuda::device_name().c_str(), ceiling);
+  std::fflush(stdout);
+  for (const cuda::DecodeCeiling& r : cuda::measure_decode_ceilings(lo, hi))
+    std::printf("| %d | %s | %d | %d | %d | %d (%d) | %.0f | %.0f | %.0f%% |\n", r.bits, r.feed, r.warps, r.blocks_per_sm,
+                r.group, r.registers, r.local_bytes, r.weights_per_second / 1e9, r.bytes_per_second / 1e9, 100 * r.bytes_per_second / 1e9 / ceiling);
+  return 0;
+}
+
 int bench(const BenchArgs& a) {
   set_threads(a.threads);
   const Backend backend = parse_backend(a.backend);
@@ -121,6 +140,10 @@ int bench(const BenchArgs& a) {
   // Before building a synthetic model (a minute and gigabytes for the 7B shape).
   if (backend == Backend::CUDA)
     PMPD_CHECK(cuda::compiled() && cuda::device_count() > 0, "--backend cuda: no usable GPU ({})", cuda::device_name());
+  if (a.gemv_ceiling) {
+    PMPD_CHECK(backend == Backend::CUDA, "--gemv-ceiling measures the CUDA GEMV's decode: add --backend cuda");
+    return bench_ceilings(lo, hi);
+  }
   std::unique_ptr<Model> quantized;
   std::string source;
   if (!a.model.empty()) {
@@ -304,6 +327,9 @@ Action add_bench(CLI::App& app) {
   cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all cores)")->capture_default_str();
   cmd->add_flag("--no-e2e", a->no_e2e, "Skip the end-to-end decode timing");
   cmd->add_flag("--no-ops", a->no_ops, "Skip the per-operator timing");
+  cmd->add_flag("--gemv-ceiling", a->gemv_ceiling,
+                "CUDA: only measure the tensor-core GEMV's decode alone at widths 2..4 (no tasks, barriers or start-up; "
+                "docs/cuda.md), the ceiling a reorganised GEMV could reach");
   cmd->add_option("--json", a->json, "Also write the results as JSON to this file");
   return [a]() { return bench(*a); };
 }

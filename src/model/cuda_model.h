@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/cuda/decode_ceiling.h"
+
 namespace pmpd {
 
 class KVCache;

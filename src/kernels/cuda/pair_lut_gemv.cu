@@ -141,33 +141,6 @@ __device__ __forceinline__ void write_fragment(const GemvOutput& out, int c, flo
 }
 
 
-// The two mma of code register r of a chunk (k-blocks 2r and 2r + 1): operand(q, b) gives
-// row block q's A register for byte b of the register (b = i + hh: the pair at column 2t,
-// or 2t + 8, of k-block 2r + i / 2).
-template <class Operand>
-__device__ __forceinline__ void mma_register(const uint4* xf, int r, Operand&& operand, float (&acc)[2][4]) {
-  const uint4 x = xf[4 * r];  // k-blocks 2r and 2r + 1 of the chunk
-#pragma unroll
-  for (int i = 0; i < 4; i += 2) {
-    uint32_t a[2][2];
-    a_registers(operand, i, a);
-    mma_16816(acc[i / 2], a[0][0], a[1][0], a[0][1], a[1][1], i == 0 ? make_uint2(x.x, x.y) : make_uint2(x.z, x.w));
-  }
-}
-
-template <int B>
-__device__ __forceinline__ void chunk_mma(const uint32_t (&p)[2][B], const uint4* xf, const TableAddress<B>& ta,
-                                          float (&acc)[2][4]) {
-  pair_operands<B>(p, ta, [&](int r, auto&& operand) { mma_register(xf, r, operand, acc); });
-}
-
-template <int B>
-__device__ __forceinline__ void chunk_mma_wide(const uint32_t (&p)[2][B], const uint4* xf, const uint32_t (&lane_base)[2],
-                                               float (&acc)[2][4]) {
-  wide_operands<B>(p, lane_base, [&](int r, auto&& operand) { mma_register(xf, r, operand, acc); });
-}
-
-
 // Blocks an SM: two at 2-3 bits (64 registers a thread, one item ahead), one from 4 bits
 // (tables of 64 KiB; 128 registers; two items ahead at 4 bits, one at 5..8, whose items are
 // up to twice as many registers). 3 bits can also run as one block an SM with two items
