@@ -129,7 +129,31 @@ int bench_ceilings(int lo, int hi) {
   std::fflush(stdout);
   for (const cuda::DecodeCeiling& r : cuda::measure_decode_ceilings(lo, hi))
     std::printf("| %d | %s | %d | %d | %d | %d (%d) | %.0f | %.0f | %.0f%% |\n", r.bits, r.feed, r.warps, r.blocks_per_sm,
-                r.group, r.registers, r.local_bytes, r.weights_per_second / 1e9, r.bytes_per_second / 1e9, 100 * r.bytes_per_second / 1e9 / ceiling);
+                r.group, r.registers, r.local_bytes, r.weights_per_second / 1e9, r.bytes_per_second / 1e9,
+                100 * r.bytes_per_second / 1e9 / ceiling);
+  std::printf("\nThe GEMV itself (RMSNorm prologue, as for q|k|v) on random tiles of R x 4096 and R x 16384, chained\n"
+              "as in a decode step, through copies that exceed the L2 cache; the fit t = fixed + bytes / rate over R\n"
+              "separates a fixed cost a GEMV from its streaming rate (one item a warp a task at 4096 columns, four\n"
+              "at 16384).\n\n"
+              "| width | rows x columns | MB | us | GB/s | of copy BW |\n|---|---|---|---|---|---|\n");
+  // Rows chosen so both column counts span the same bytes.
+  const std::vector<long long> rows_4096{4096, 12288, 22016, 49152, 98304}, rows_16384{1024, 3072, 5504, 12288, 24576};
+  for (int b = lo; b <= hi; ++b)
+    for (long long cols : {4096LL, 16384LL}) {
+      double sx = 0, sy = 0, sxx = 0, sxy = 0;
+      const auto runs = cuda::measure_gemv_scaling(b, cols, cols == 4096 ? rows_4096 : rows_16384);
+      for (const cuda::GemvScaling& r : runs) {
+        const double gbs = r.bytes / r.seconds / 1e9;
+        std::printf("| %d | %lld x %lld | %.1f | %.1f | %.0f | %.0f%% |\n", r.bits, r.rows, r.cols, r.bytes / 1e6,
+                    r.seconds * 1e6, gbs, 100 * gbs / ceiling);
+        sx += r.bytes, sy += r.seconds, sxx += r.bytes * r.bytes, sxy += r.bytes * r.seconds;
+      }
+      const double n = double(runs.size()), slope = (n * sxy - sx * sy) / (n * sxx - sx * sx);
+      const double fixed = (sy - slope * sx) / n;
+      std::printf("| %d | fit, %lld columns | | fixed %.1f us | rate %.0f | %.0f%% |\n", b, cols, fixed * 1e6,
+                  1 / slope / 1e9, 100 / slope / 1e9 / ceiling);
+      std::fflush(stdout);
+    }
   return 0;
 }
 

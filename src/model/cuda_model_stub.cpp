@@ -10,6 +10,9 @@ std::string device_name() { return "none (pmpd was built without CUDA)"; }
 
 double copy_bandwidth_gbs() { fail("this pmpd was built without CUDA"); }
 std::vector<DecodeCeiling> measure_decode_ceilings(int, int) { fail("this pmpd was built without CUDA"); }
+std::vector<GemvScaling> measure_gemv_scaling(int, long long, const std::vector<long long>&) {
+  fail("this pmpd was built without CUDA");
+}
 
 std::unique_ptr<DeviceModel> DeviceModel::create(const Model&) {
   fail("this pmpd was built without CUDA; rebuild with nvcc on the PATH (cmake -DPMPD_CUDA=ON) for --backend cuda");

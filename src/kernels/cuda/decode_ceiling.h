@@ -17,4 +17,15 @@ struct DecodeCeiling {
 // Every configuration at widths bits_lo..bits_hi (2..4: the pair-table decoder).
 std::vector<DecodeCeiling> measure_decode_ceilings(int bits_lo, int bits_hi);
 
+// The GEMV itself (pair_lut_gemv, RMSNorm prologue, as for q|k|v) on random tiles of
+// `rows` x `cols` at `bits`, chained back to back as in a decode step, cycling through
+// copies that together exceed the L2 cache: the time of one GEMV. Fitting time against
+// bytes over several row counts separates a fixed cost per GEMV from the streaming rate.
+struct GemvScaling {
+  int bits = 0;
+  long long rows = 0, cols = 0;
+  double bytes = 0, seconds = 0;  // bytes: the tiles' planes read (tables not counted)
+};
+std::vector<GemvScaling> measure_gemv_scaling(int bits, long long cols, const std::vector<long long>& rows);
+
 }  // namespace pmpd::cuda

@@ -12,6 +12,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "kernels/cuda/cuda_check.h"
@@ -223,6 +225,65 @@ std::vector<DecodeCeiling> measure_decode_ceilings(int bits_lo, int bits_hi) {
     });
   cudaFree(words), cudaFree(out), cudaFree(done);
   return rows;
+}
+
+std::vector<GemvScaling> measure_gemv_scaling(int bits, long long cols, const std::vector<long long>& rows_list) {
+  PMPD_CUDA_REQUIRE(bits >= 2 && bits <= 8 && cols >= 1, "GEMV scaling: widths 2..8");
+  std::vector<GemvScaling> out;
+  float *x = nullptr, *ones = nullptr, *y = nullptr;
+  const long long widest = *std::max_element(rows_list.begin(), rows_list.end());
+  PMPD_CUDA_CHECK(cudaMalloc(&x, cols * sizeof(float)));
+  PMPD_CUDA_CHECK(cudaMalloc(&ones, cols * sizeof(float)));
+  PMPD_CUDA_CHECK(cudaMalloc(&y, widest * sizeof(float)));
+  std::vector<float> host(size_t(cols), 1.f);
+  PMPD_CUDA_CHECK(cudaMemcpy(ones, host.data(), cols * sizeof(float), cudaMemcpyHostToDevice));
+  for (size_t i = 0; i < host.size(); ++i) host[i] = float(int(i % 17) - 8) / 16.f;
+  PMPD_CUDA_CHECK(cudaMemcpy(x, host.data(), cols * sizeof(float), cudaMemcpyHostToDevice));
+  cudaStream_t stream;
+  PMPD_CUDA_CHECK(cudaStreamCreate(&stream));
+  for (long long rows : rows_list) {
+    DeviceBitPlanes m;
+    m.rows = rows, m.cols = cols, m.plane_stride = (cols + 7) / 8, m.bits_min = 2, m.bits_max = bits;
+    m.tiled_planes = bits;
+    const int64_t words = tiled_words(m, bits);
+    const double bytes = double(words) * 4.0;
+    // Enough copies to exceed the L2 cache three times over, so every GEMV reads device memory.
+    const int copies = int(std::max(1.0, std::ceil(3.0 * 64e6 / bytes)));
+    uint32_t* tiles = nullptr;
+    uint16_t* table = nullptr;
+    PMPD_CUDA_CHECK(cudaMalloc(&tiles, size_t(words) * copies * 4));
+    PMPD_CUDA_CHECK(cudaMalloc(&table, size_t(rows << bits) * 2));
+    PMPD_CUDA_CHECK(cudaMemset(tiles, 0x6b, size_t(words) * copies * 4));
+    PMPD_CUDA_CHECK(cudaMemset(table, 0x21, size_t(rows << bits) * 2));  // 0x2121: a small f16
+    GemvInput in;
+    in.x = x, in.prologue = GemvPrologue::RmsNorm, in.norm_w = ones, in.eps = 1e-5f;
+    GemvOutput o;
+    o.y = y;
+    m.tables[bits] = table;
+    auto pass = [&] {
+      for (int c = 0; c < copies; ++c) {
+        m.tiled = tiles + size_t(words) * c;
+        PMPD_CUDA_REQUIRE(pair_lut_gemv(m, bits, in, o, stream), "GEMV scaling: the tensor-core GEMV declined");
+      }
+    };
+    pass();  // warm-up (launch attributes, shared-memory limits)
+    cudaEvent_t e0, e1;
+    PMPD_CUDA_CHECK(cudaEventCreate(&e0));
+    PMPD_CUDA_CHECK(cudaEventCreate(&e1));
+    const int reps = std::max(3, 400 / copies);
+    PMPD_CUDA_CHECK(cudaEventRecord(e0, stream));
+    for (int r = 0; r < reps; ++r) pass();
+    PMPD_CUDA_CHECK(cudaEventRecord(e1, stream));
+    PMPD_CUDA_CHECK(cudaEventSynchronize(e1));
+    float ms = 0;
+    PMPD_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    out.push_back({bits, rows, cols, bytes, double(ms) * 1e-3 / (double(reps) * copies)});
+    cudaFree(tiles), cudaFree(table);
+  }
+  cudaStreamDestroy(stream);
+  cudaFree(x), cudaFree(ones), cudaFree(y);
+  return out;
 }
 
 }  // namespace pmpd::cuda

@@ -219,10 +219,9 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
       dev::prefetch_l1(in.norm_w + c);
       if (in.norm_b) dev::prefetch_l1(in.norm_b + c);
     }
-  dev::wait_for_producer();  // the weight loads above are in flight; x is the previous kernel's output
-  if (in.prologue == GemvPrologue::Fragments) copy_fragments(in.fragments, int(padded), xs);
-  else stage_fragments(in, int(m.cols), int(padded), xs);  // once per block
-  dev::copy_async_wait_all();
+  // The first task's tables need none of x: built before the wait, while the kernel before
+  // this one finishes, so that only staging x is left between its end and our first item.
+  dev::copy_async_wait_all();  // the centroids
   __syncthreads();
   TableShare<Wide ? 4 : B> share;  // (unused by the wide decoder)
   if constexpr (Wide) {
@@ -231,6 +230,10 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
     share.load(cent);
     share.store(tables);
   }
+  dev::wait_for_producer();  // the weight loads above are in flight; x is the previous kernel's output
+  if (in.prologue == GemvPrologue::Fragments) copy_fragments(in.fragments, int(padded), xs);
+  else stage_fragments(in, int(m.cols), int(padded), xs);  // once per block
+  dev::copy_async_wait_all();
   __syncthreads();
 
   int buf = 0;
