@@ -219,14 +219,14 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
       dev::prefetch_l1(in.norm_w + c);
       if (in.norm_b) dev::prefetch_l1(in.norm_b + c);
     }
-  // The first task's tables need none of x: built before the wait, while the kernel before
-  // this one finishes, so that only staging x is left between its end and our first item.
-  dev::copy_async_wait_all();  // the centroids
-  __syncthreads();
+  // 2..4 bits: the first task's tables need none of x, so they are built before the wait,
+  // while the kernel before this one finishes (1-2% end to end, stop 22). The wide tables
+  // wait for their centroids' loads first, and built there they cost 1-3% at 8 bits: they
+  // follow x, as before.
   TableShare<Wide ? 4 : B> share;  // (unused by the wide decoder)
-  if constexpr (Wide) {
-    fill.store(tables_address, 0);
-  } else {
+  if constexpr (!Wide) {
+    dev::copy_async_wait_all();  // the centroids
+    __syncthreads();
     share.load(cent);
     share.store(tables);
   }
@@ -235,6 +235,10 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
   else stage_fragments(in, int(m.cols), int(padded), xs);  // once per block
   dev::copy_async_wait_all();
   __syncthreads();
+  if constexpr (Wide) {
+    fill.store(tables_address, 0);
+    __syncthreads();
+  }
 
   int buf = 0;
   for (int64_t task = blockIdx.x, n = 0; task < tasks; task += gridDim.x, buf ^= 1, ++n) {
