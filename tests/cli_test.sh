@@ -42,7 +42,9 @@ if ! command -v nvidia-smi >/dev/null || ! nvidia-smi >/dev/null 2>&1; then
   expect_error "cuda without a GPU" "CUDA" "$PMPD" run -m "$FX/llama" --prompt-ids 1,2 -n 2 --backend cuda
   # before building the 7B synthetic model: at once, not after a minute
   expect_error "bench cuda without a GPU" "no usable GPU" timeout 20 "$PMPD" bench --backend cuda --shape vicuna-7b
+  expect_error "gemv ceiling without a GPU" "no usable GPU" timeout 20 "$PMPD" bench --backend cuda --gemv-ceiling
 fi
+expect_error "gemv ceiling on the CPU" "add --backend cuda" "$PMPD" bench --gemv-ceiling
 expect_error "missing model" "no such file" "$PMPD" run -m "$tmp/none" --prompt-ids 1
 expect_error "bad ids" "not a token id" "$PMPD" run -m "$FX/llama" --prompt-ids 1,x
 expect_error "id out of range" "outside the vocabulary" "$PMPD" run -m "$FX/llama" --prompt-ids 1,99999
