@@ -42,6 +42,14 @@ __device__ __forceinline__ uint2 load_shared_u2(uint32_t address) {
 template <int B>
 constexpr int kItemWords = 2 * B * 32;  // uint2 an item
 
+template <int B>
+__device__ __forceinline__ void copy_item(const uint2 (&from)[2][B], uint2 (&to)[2][B]) {
+#pragma unroll
+  for (int q = 0; q < 2; ++q)
+#pragma unroll
+    for (int k = 0; k < B; ++k) to[q][k] = from[q][k];
+}
+
 template <int B, int Warps, int MinBlocks, int Group, bool Stream, bool XRegisters = false>
 __global__ void __launch_bounds__(32 * Warps, MinBlocks)
     decode_core_kernel(const uint2* __restrict__ words, int items, int stride, float* __restrict__ out,
@@ -119,11 +127,7 @@ __global__ void __launch_bounds__(32 * Warps, MinBlocks)
       }
     if constexpr (Stream)
 #pragma unroll
-      for (int j = 0; j < Group; ++j)
-#pragma unroll
-        for (int q = 0; q < 2; ++q)
-#pragma unroll
-          for (int k = 0; k < B; ++k) cur[j][q][k] = next[j % (Stream ? Group : 1)][q][k];
+      for (int j = 0; j < Group; ++j) copy_item<B>(next[j % (Stream ? Group : 1)], cur[j]);
   }
   float s = 0.f;
 #pragma unroll
