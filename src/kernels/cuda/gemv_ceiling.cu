@@ -207,6 +207,7 @@ void measure_width(const uint2* words, size_t stream_words, float* out, unsigned
   add("device", 16, 2, time_core<B, 16, 1, 2, true>(words, stream_words, out, done));
   add("device", 8, 2, time_core<B, 8, 1, 2, true>(words, stream_words, out, done));
   add("device", 8, 2, time_core<B, 8, 2, 2, true>(words, stream_words, out, done));
+  add("device, x in registers", 16, 1, time_core<B, 16, 1, 1, true, true>(words, stream_words, out, done));
   add("device, x in registers", 8, 2, time_core<B, 8, 1, 2, true, true>(words, stream_words, out, done));
 }
 
