@@ -134,10 +134,14 @@ struct DeviceMatrix {
 
 TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
   SKIP_WITHOUT_GPU();
-  struct ResetOneBlock {  // back to the default however the test ends
-    ~ResetOneBlock() { cuda::set_pair_lut_one_block_cols(0); }
+  struct ResetOneBlock {  // back to the defaults however the test ends
+    ~ResetOneBlock() {
+      cuda::set_pair_lut_one_block_cols(0), cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(8);
+    }
   } reset;
-  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 64}, {7, 100}, {37, 1000}, {300, 4096 + 17}, {513, 2048}};
+  // 3900 columns: 16 chunk pairs, the streaming GEMV's shapes (at 3 bits whatever the tasks a block, below)
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 64}, {7, 100}, {37, 1000}, {300, 4096 + 17}, {513, 2048},
+                                                           {45, 3900}};
   uint32_t seed = 1;
   for (auto [rows, cols] : shapes) {
     for (int nnz : {0, 3}) {
@@ -150,12 +154,14 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
       Dev<float> dx(x), dy(static_cast<size_t>(rows));
       DeviceMatrix tiled(h, true);
       // mode 0: the bit-plane GEMV; 1: the tensor-core GEMV (pair tables at 2..4 bits,
-      // single-weight tables at 5..8), which rounds x to f16 (|error| <= 2^-11 sum |w x|);
-      // 2: 3 bits on it as one block an SM
-      for (int b = 2; b <= 8; ++b) for (int mode : {0, 1, 2}) {
-        if (mode == 2 && b != 3) continue;
+      // single-weight tables at 5..8; at 2..3 bits and up to 4096 columns the streaming
+      // GEMV), which rounds x to f16 (|error| <= 2^-11 sum |w x|); 2: 3 bits on the task loop
+      // as one block an SM; 3: 2..3 bits on the task loop
+      for (int b = 2; b <= 8; ++b) for (int mode : {0, 1, 2, 3}) {
+        if ((mode == 2 && b != 3) || (mode == 3 && b > 3)) continue;
         const bool tc = mode > 0, f16_x = tc && b <= cuda::kTiledPlanesMax;
         cuda::set_pair_lut_one_block_cols(mode == 2 ? 1 << 30 : 0);
+        cuda::set_pair_lut_stream(mode == 1), cuda::set_pair_lut_stream_rounds_3bit(1);
         cuda::bitplane_gemv(tc ? tiled.d : dm.d, b, dx.p, dy.p, nullptr);
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         std::vector<float> y = dy.get(static_cast<size_t>(rows)), ref(static_cast<size_t>(rows));
@@ -232,8 +238,9 @@ TEST(Cuda, TiledGemmMatchesCpuAtEveryWidth) {
 // The operators fused into the GEMV's input and output against the CPU operators.
 TEST(Cuda, FusedPrologueAndEpilogueMatchCpuOperators) {
   SKIP_WITHOUT_GPU();
-  const int64_t rows = 70, cols = 333;
+  const int64_t rows = 70, cols = 3900;  // 16 chunk pairs: the streaming GEMV takes it
   HostMatrix h = random_matrix(rows, cols, 2, 4, 1, 5);
+  cuda::set_pair_lut_stream_rounds_3bit(1);
   DeviceMatrix plain(h), tiled(h, true);
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(-2.f, 2.f);
@@ -261,7 +268,10 @@ TEST(Cuda, FusedPrologueAndEpilogueMatchCpuOperators) {
       }
       cuda::GemvInput gi;
       gi.x = dx.p, gi.prologue = p, gi.norm_w = dw.p, gi.norm_b = db.p, gi.eps = 1e-5f, gi.act = act;
-      for (bool tc : {false, true}) {  // the bit-plane GEMV, the tensor-core GEMV (x in f16)
+      // the bit-plane GEMV; the tensor-core GEMV (x in f16): streaming, then the task loop
+      for (int mode : {0, 1, 2}) {
+        const bool tc = mode > 0;
+        cuda::set_pair_lut_stream(mode != 2);
         Dev<float> dy(y0), dp(static_cast<size_t>(cols));
         cuda::GemvOutput go;
         go.y = dy.p, go.accumulate = true, go.bias = dbias.p;
@@ -277,11 +287,12 @@ TEST(Cuda, FusedPrologueAndEpilogueMatchCpuOperators) {
           double scale = 0;
           for (int64_t j = 0; j < cols; ++j) scale += std::fabs(double(w[size_t(j)]) * in[size_t(j)]);
           ASSERT_NEAR(y[size_t(r)], want, 1e-4 * (1 + std::fabs(want)) + (tc ? 6e-4 * scale : 0.0))
-              << "prologue " << int(p) << " row " << r << " tensor cores " << tc;
+              << "prologue " << int(p) << " row " << r << " mode " << mode;
         }
       }
     }
   }
+  cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(8);
 }
 
 // An MLP's first GEMV writing the second's input as f16 fragments (act(gate) * up from
@@ -290,7 +301,9 @@ TEST(Cuda, FusedPrologueAndEpilogueMatchCpuOperators) {
 // unchanged by the interleaving. Odd sizes leave a partial last task and padded columns.
 TEST(Cuda, MlpFragmentsEqualTheFusedPrologue) {
   SKIP_WITHOUT_GPU();
-  const int64_t dim = 300, hidden = 100;  // hidden % 8 != 0: a task with 4 gate rows
+  // hidden % 8 != 0: a task with 4 gate rows; dim: 16 chunk pairs, the first GEMV streaming
+  const int64_t dim = 3900, hidden = 100;
+  cuda::set_pair_lut_stream_rounds_3bit(1);
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> u(-2.f, 2.f);
   std::vector<float> x(static_cast<size_t>(dim)), bias(static_cast<size_t>(2 * hidden));
@@ -302,8 +315,12 @@ TEST(Cuda, MlpFragmentsEqualTheFusedPrologue) {
     for (int nnz : {0, 2}) {
       HostMatrix h1 = random_matrix(first_rows, dim, 2, 5, nnz, 20 + nnz), h2 = random_matrix(dim, hidden, 2, 5, nnz, 30 + nnz);
       DeviceMatrix in_order(h1, true), mapped(h1, true, gated ? hidden : 0), down(h2, true), down_untiled(h2);
-      for (int b = 2; b <= 5; ++b)  // pair tables at 2..4 bits, single-weight tables at 5
-        for (int act : {0, 1}) {
+      // pair tables at 2..4 bits, single-weight tables at 5; 2..3 bits streaming and not
+      for (int b = 2; b <= 5; ++b)
+        for (int act : {0, 1})
+          for (bool stream : {true, false}) {
+          if (!stream && b > 3) continue;
+          cuda::set_pair_lut_stream(stream);
           Dev<float> y1(static_cast<size_t>(first_rows)), y1m(static_cast<size_t>(first_rows)), y2(static_cast<size_t>(dim)),
               y2f(static_cast<size_t>(dim));
           Dev<uint16_t> frag(static_cast<size_t>(cuda::fragment_halves(hidden)));
@@ -329,7 +346,7 @@ TEST(Cuda, MlpFragmentsEqualTheFusedPrologue) {
           o2.y = y2f.p;
           cuda::bitplane_gemv(down.d, b, frag_in, o2, nullptr);
           ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-          const std::string what = fmt::format("gated {} nnz {} bits {} act {}", gated, nnz, b, act);
+          const std::string what = fmt::format("gated {} nnz {} bits {} act {} streaming {}", gated, nnz, b, act, stream);
           EXPECT_EQ(y1m.get(size_t(first_rows)), y1.get(size_t(first_rows))) << what;
           const std::vector<float> want = y2.get(size_t(dim)), got = y2f.get(size_t(dim));
           EXPECT_EQ(got, want) << what;
@@ -341,6 +358,7 @@ TEST(Cuda, MlpFragmentsEqualTheFusedPrologue) {
         }
     }
   }
+  cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(8);
 }
 
 // The decode attention's split count grows with the context (graphs are kept per count):

@@ -318,6 +318,135 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
   }
 }
 
+// ---- The streaming GEMV (2..3 bits, at most 16 chunk pairs of columns; stop 22) ----
+// The task loop above has each warp decode one item of a 16-row task, then do its share of
+// the task's work (the next task's tables, partial sums, the barrier): at 4096 columns its
+// streaming rate is ~50% of copy bandwidth at 3 bits, while the same decode streamed with x
+// in registers and nothing in between reaches ~91% (`pmpd bench --gemv-ceiling`). Here each
+// warp owns one chunk pair of columns, keeps its x in registers and walks every task of its
+// block, one item each, with nothing in between: all the block's tables are built once, before
+// the wait on the kernel before, and every task's partial sums are kept and summed after one
+// barrier at the end. One block an SM (the tables of all its tasks fill shared memory).
+template <int B, bool Mapped>
+__global__ void __launch_bounds__(kThreads, 1)
+    pair_lut_stream_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  const Layout lay = layout_of(m);
+  const int64_t padded = lay.chunk_pairs * 256;
+  const int cp32 = int(lay.chunk_pairs), tasks32 = int(lay.row_blocks / 2);
+  constexpr uint32_t kTable = uint32_t(table_bytes<B>());
+  // `rounds` tables, each aligned to its size (their absolute addresses), then x, the partial
+  // sums [rounds][kWarps + 1][16] and the centroids [rounds][16][2^B].
+  const uint32_t smem_address = uint32_t(__cvta_generic_to_shared(smem));
+  uint8_t* tables = smem + ((kTable - smem_address % kTable) % kTable);
+  const uint32_t tables_address = uint32_t(__cvta_generic_to_shared(tables));
+  __half* xs = reinterpret_cast<__half*>(tables + size_t(rounds) * kTable);
+  float* partial = reinterpret_cast<float*>(xs + padded);
+  __half* cent = reinterpret_cast<__half*>(partial + size_t(rounds) * (kWarps + 1) * kRows);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const uint2* tiled = reinterpret_cast<const uint2*>(m.tiled);
+  const uint32_t plane_words = uint32_t(lay.row_blocks) * uint32_t(cp32) * 32u;  // in uint2
+  dev::let_next_start();
+
+  // This block's tasks: blockIdx.x + i gridDim.x for i < n; this warp's columns: chunk pair `warp`.
+  const int n = (tasks32 - 1 - int(blockIdx.x)) / int(gridDim.x) + 1;
+  auto task_of = [&](int i) { return int(blockIdx.x) + i * int(gridDim.x); };
+  const bool mine = warp < cp32;
+  uint2 cur[2][B], nxt[2][B];  // the item decoded, the next one in flight
+  if (mine) load_item<B>(tiled, plane_words, cp32, task_of(0), warp, lane, cur);
+  {  // every task's centroids, asynchronously
+    const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
+    constexpr int kCopy = 2 << B;  // bytes of a row's centroids: 8 or 16, one copy
+    for (int slot = threadIdx.x; slot < n * kRows; slot += blockDim.x) {
+      const int row = task_row<Mapped>(m, task_of(slot / kRows), slot % kRows);
+      dev::copy_async<kCopy>(cent + (slot << B), table + (row >= 0 ? row << B : 0), row >= 0);
+    }
+    dev::copy_async_commit();
+  }
+  if (in.prologue == GemvPrologue::RmsNorm || in.prologue == GemvPrologue::LayerNorm)
+    for (int c = 32 * threadIdx.x; c < int(m.cols); c += 32 * blockDim.x) {
+      dev::prefetch_l1(in.norm_w + c);
+      if (in.norm_b) dev::prefetch_l1(in.norm_b + c);
+    }
+  dev::copy_async_wait_all();
+  __syncthreads();
+  TableShare<B> share;
+  for (int i = 0; i < n; ++i) {  // need none of x: built while the kernel before finishes
+    share.load(cent + (i * kRows << B));
+    share.store(tables + size_t(i) * kTable);
+  }
+  dev::wait_for_producer();
+  if (in.prologue == GemvPrologue::Fragments) copy_fragments(in.fragments, int(padded), xs);
+  else stage_fragments(in, int(m.cols), int(padded), xs);
+  dev::copy_async_wait_all();
+  __syncthreads();
+  // x of this warp's chunk pair, at the indices chunk_mma reads (4 r of each half).
+  const uint4* xsv = reinterpret_cast<const uint4*>(xs);
+  uint4 xr[2][16];
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) xr[h][4 * r] = mine ? xsv[(2 * warp + h) * 16 + (lane & 3) + 4 * r] : uint4{};
+
+  for (int i = 0; i < n; ++i) {
+    float* part = partial + size_t(i) * (kWarps + 1) * kRows;
+    if (mine) {
+      if (i + 1 < n) load_item<B>(tiled, plane_words, cp32, task_of(i + 1), warp, lane, nxt);
+      TableAddress<B> ta;
+      ta.set(tables_address + uint32_t(i) * kTable, tables + size_t(i) * kTable, lane);
+      float acc[2][4] = {};
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        uint32_t p[2][B];
+        item_half<B>(cur, h, p);
+        chunk_mma<B>(p, xr[h], ta, acc);
+      }
+      // D's columns are equal: lane 4g holds row g (c0) and row 8 + g (c2) in column 0.
+      if ((lane & 3) == 0) {
+        part[warp * kRows + lane / 4] = acc[0][0] + acc[1][0];
+        part[warp * kRows + 8 + lane / 4] = acc[0][2] + acc[1][2];
+      }
+#pragma unroll
+      for (int q = 0; q < 2; ++q)
+#pragma unroll
+        for (int k = 0; k < B; ++k) cur[q][k] = nxt[q][k];
+    }
+    if (m.nnz) {  // DNS outliers replace the dense weight: + (value - dense) * x; warp w: row w
+      const int task = task_of(i), r = task_row<Mapped>(m, task, warp);
+      float s = 0.f;
+      if (r >= 0)
+        for (int32_t o = m.sp_rowptr[r] + lane; o < m.sp_rowptr[r + 1]; o += 32) {
+          const int j = int(m.sp_col[o]);
+          s += outlier_delta<B>(m, plane_words, cp32, task, warp, r, o, j) * __half2float(xs[x_slot(j)]);
+        }
+      s = dev::warp_sum(s);
+      if (lane == 0) part[kWarps * kRows + warp] = s;
+    }
+  }
+  __syncthreads();  // every task's partial sums are in
+  const int busy = cp32 < kWarps ? cp32 : kWarps;  // warps that wrote partial sums
+  for (int i = warp; i < n; i += kWarps) {
+    if (lane >= kRows) continue;
+    const float* part = partial + size_t(i) * (kWarps + 1) * kRows;
+    const int task = task_of(i);
+    // Row l's sum of the warps' partials (and its outliers' correction), plus its bias.
+    auto row_value = [&](int l, int r) {
+      float v = m.nnz ? part[kWarps * kRows + l] : 0.f;
+      for (int w2i = 0; w2i < busy; ++w2i) v += part[w2i * kRows + l];
+      return v + (out.bias && r >= 0 ? out.bias[r] : 0.f);
+    };
+    const int r = task_row<Mapped>(m, task, lane);
+    const float v = row_value(lane, r);
+    if (r >= 0) out.y[r] = out.accumulate ? out.y[r] + v : v;
+    if constexpr (Mapped) {
+      if (out.fragments && r >= 0) {
+        if (out.fragment_op != GemvPrologue::GatedActivation) write_fragment(out, r, v);
+        else if (lane < 8) write_fragment(out, r, v, row_value(lane + 8, task_row<Mapped>(m, task, lane + 8)));
+      }
+    }
+  }
+}
+
 int one_block_cols = [] {
   const char* e = std::getenv("PMPD_CUDA_GEMV_ONE_BLOCK_COLS");
   return e ? std::max(0, std::atoi(e)) : 0;
@@ -354,8 +483,48 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
   return true;
 }
 
+// The streaming GEMV serves 2..3 bits on matrices of exactly kWarps chunk pairs (3841 to 4096
+// columns: every warp busy) whose tasks' tables fit shared memory at one block an SM; at 3 bits
+// only where a block has at least 8 tasks (Vicuna-7B's gate|up: 11; its q|k|v, 6 tasks a block,
+// and o, 2, ran slower: each block builds a 16 KiB table a task before its first item, against
+// 4 KiB at 2 bits; stop 22, docs/cuda.md). PMPD_CUDA_GEMV_STREAM=0: never, for comparisons;
+// PMPD_CUDA_GEMV_STREAM_ROUNDS3=N: the 3-bit bound.
+bool stream_enabled = [] {
+  const char* e = std::getenv("PMPD_CUDA_GEMV_STREAM");
+  return !(e && std::atoi(e) == 0);
+}();
+int stream_rounds_3bit = [] {
+  const char* e = std::getenv("PMPD_CUDA_GEMV_STREAM_ROUNDS3");
+  return e ? std::max(1, std::atoi(e)) : 8;
+}();
+template <int B>
+size_t stream_smem_bytes(const DeviceBitPlanes& m, int rounds) {
+  const Layout lay = layout_of(m);
+  return table_bytes<B>() + size_t(rounds) * table_bytes<B>() + size_t(lay.chunk_pairs) * 512 +
+         sizeof(float) * size_t(rounds) * (kWarps + 1) * kRows + (size_t(rounds * kRows) << B) * 2;
+}
+template <int B, bool Mapped>
+bool launch_stream(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
+  const Layout lay = layout_of(m);
+  const int64_t tasks = lay.row_blocks / 2;
+  if (!stream_enabled || lay.chunk_pairs != kWarps || tasks < 1) return false;
+  const int64_t blocks = std::min<int64_t>(tasks, multiprocessor_count());
+  const int rounds = int((tasks + blocks - 1) / blocks);
+  if (B == 3 && rounds < stream_rounds_3bit) return false;
+  const size_t smem = stream_smem_bytes<B>(m, rounds);
+  if (smem > kSmemMax) return false;
+  PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
+  allow_dynamic_smem<pair_lut_stream_kernel<B, Mapped>>(smem);
+  launch_chained(pair_lut_stream_kernel<B, Mapped>, dim3(unsigned(blocks)), dim3(kThreads), smem, s, m, in, out, rounds);
+  return true;
+}
+
 template <int B>
 bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
+  if constexpr (B <= 3) {
+    const bool mapped = m.tiles_interleave || out.fragments;
+    if (mapped ? launch_stream<B, true>(m, in, out, s) : launch_stream<B, false>(m, in, out, s)) return true;
+  }
   if (m.tiles_interleave || out.fragments) return launch<B, default_blocks<B>(), true>(m, in, out, s);
   if constexpr (B == 3)
     if (m.cols <= one_block_cols) return launch<3, 1, false>(m, in, out, s);
@@ -527,6 +696,10 @@ std::vector<int> decoded_codes_host(const uint32_t* words, int bits) {
 }
 
 void set_pair_lut_one_block_cols(int cols) { one_block_cols = std::max(0, cols); }
+
+void set_pair_lut_stream(bool on) { stream_enabled = on; }
+
+void set_pair_lut_stream_rounds_3bit(int rounds) { stream_rounds_3bit = std::max(1, rounds); }
 
 int64_t fragment_halves(int64_t cols) { return (cols + 255) / 256 * 256; }
 
