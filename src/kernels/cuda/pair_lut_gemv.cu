@@ -27,6 +27,9 @@
 // they are the only copy of a matrix on the device wherever they hold every width.
 // A fused gate|up matrix's tiles interleave gate and up rows so that its GEMV can write the
 // down projection's input (act(gate) * up) as f16 fragments (GemvOutput::fragments).
+// Further down, the streaming GEMV (pair_lut_stream_kernel, stop 22) serves 2..3-bit matrices
+// of 4096 columns: each warp keeps its columns of x in registers and walks every task of its
+// block with nothing between items.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
