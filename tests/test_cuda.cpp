@@ -319,43 +319,44 @@ TEST(Cuda, MlpFragmentsEqualTheFusedPrologue) {
       for (int b = 2; b <= 5; ++b)
         for (int act : {0, 1})
           for (bool stream : {true, false}) {
-          if (!stream && b > 3) continue;
-          cuda::set_pair_lut_stream(stream);
-          Dev<float> y1(static_cast<size_t>(first_rows)), y1m(static_cast<size_t>(first_rows)), y2(static_cast<size_t>(dim)),
-              y2f(static_cast<size_t>(dim));
-          Dev<uint16_t> frag(static_cast<size_t>(cuda::fragment_halves(hidden)));
-          ASSERT_EQ(cudaMemset(frag.p, 0, sizeof(uint16_t) * size_t(cuda::fragment_halves(hidden))), cudaSuccess);
-          cuda::GemvInput plain;
-          plain.x = dx.p;
-          cuda::GemvOutput o1;
-          o1.y = y1.p, o1.bias = dbias.p;
-          cuda::bitplane_gemv(in_order.d, b, plain, o1, nullptr);
-          cuda::GemvOutput o1m = o1;
-          o1m.y = y1m.p, o1m.fragments = frag.p, o1m.act = act;
-          o1m.fragment_op = gated ? cuda::GemvPrologue::GatedActivation : cuda::GemvPrologue::Activation;
-          ASSERT_TRUE(cuda::pair_lut_serves(mapped.d, b) && cuda::pair_lut_serves(down.d, b));
-          cuda::bitplane_gemv(mapped.d, b, plain, o1m, nullptr);
-          cuda::GemvInput act_in;  // the down projection computing its input itself
-          act_in.x = y1.p, act_in.act = act;
-          act_in.prologue = gated ? cuda::GemvPrologue::GatedActivation : cuda::GemvPrologue::Activation;
-          cuda::GemvOutput o2;
-          o2.y = y2.p;
-          cuda::bitplane_gemv(down.d, b, act_in, o2, nullptr);
-          cuda::GemvInput frag_in;
-          frag_in.prologue = cuda::GemvPrologue::Fragments, frag_in.fragments = frag.p;
-          o2.y = y2f.p;
-          cuda::bitplane_gemv(down.d, b, frag_in, o2, nullptr);
-          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-          const std::string what = fmt::format("gated {} nnz {} bits {} act {} streaming {}", gated, nnz, b, act, stream);
-          EXPECT_EQ(y1m.get(size_t(first_rows)), y1.get(size_t(first_rows))) << what;
-          const std::vector<float> want = y2.get(size_t(dim)), got = y2f.get(size_t(dim));
-          EXPECT_EQ(got, want) << what;
-          double largest = 0;  // a real input, not zeros on both sides
-          for (float v : want) largest = std::max(largest, double(std::fabs(v)));
-          EXPECT_GT(largest, 0.1) << what;
-          // The bit-plane GEMV (a matrix without tiles) refuses fragments rather than misread them.
-          EXPECT_THROW(cuda::bitplane_gemv(down_untiled.d, b, frag_in, o2, nullptr), std::exception) << what;
-        }
+            if (!stream && b > 3) continue;
+            cuda::set_pair_lut_stream(stream);
+            Dev<float> y1(static_cast<size_t>(first_rows)), y1m(static_cast<size_t>(first_rows)),
+                y2(static_cast<size_t>(dim)), y2f(static_cast<size_t>(dim));
+            Dev<uint16_t> frag(static_cast<size_t>(cuda::fragment_halves(hidden)));
+            ASSERT_EQ(cudaMemset(frag.p, 0, sizeof(uint16_t) * size_t(cuda::fragment_halves(hidden))), cudaSuccess);
+            cuda::GemvInput plain;
+            plain.x = dx.p;
+            cuda::GemvOutput o1;
+            o1.y = y1.p, o1.bias = dbias.p;
+            cuda::bitplane_gemv(in_order.d, b, plain, o1, nullptr);
+            cuda::GemvOutput o1m = o1;
+            o1m.y = y1m.p, o1m.fragments = frag.p, o1m.act = act;
+            o1m.fragment_op = gated ? cuda::GemvPrologue::GatedActivation : cuda::GemvPrologue::Activation;
+            ASSERT_TRUE(cuda::pair_lut_serves(mapped.d, b) && cuda::pair_lut_serves(down.d, b));
+            cuda::bitplane_gemv(mapped.d, b, plain, o1m, nullptr);
+            cuda::GemvInput act_in;  // the down projection computing its input itself
+            act_in.x = y1.p, act_in.act = act;
+            act_in.prologue = gated ? cuda::GemvPrologue::GatedActivation : cuda::GemvPrologue::Activation;
+            cuda::GemvOutput o2;
+            o2.y = y2.p;
+            cuda::bitplane_gemv(down.d, b, act_in, o2, nullptr);
+            cuda::GemvInput frag_in;
+            frag_in.prologue = cuda::GemvPrologue::Fragments, frag_in.fragments = frag.p;
+            o2.y = y2f.p;
+            cuda::bitplane_gemv(down.d, b, frag_in, o2, nullptr);
+            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+            const std::string what =
+                fmt::format("gated {} nnz {} bits {} act {} streaming {}", gated, nnz, b, act, stream);
+            EXPECT_EQ(y1m.get(size_t(first_rows)), y1.get(size_t(first_rows))) << what;
+            const std::vector<float> want = y2.get(size_t(dim)), got = y2f.get(size_t(dim));
+            EXPECT_EQ(got, want) << what;
+            double largest = 0;  // a real input, not zeros on both sides
+            for (float v : want) largest = std::max(largest, double(std::fabs(v)));
+            EXPECT_GT(largest, 0.1) << what;
+            // The bit-plane GEMV (a matrix without tiles) refuses fragments rather than misread them.
+            EXPECT_THROW(cuda::bitplane_gemv(down_untiled.d, b, frag_in, o2, nullptr), std::exception) << what;
+          }
     }
   }
   cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(8);
