@@ -42,14 +42,6 @@ __device__ __forceinline__ uint2 load_shared_u2(uint32_t address) {
 template <int B>
 constexpr int kItemWords = 2 * B * 32;  // uint2 an item
 
-template <int B>
-__device__ __forceinline__ void copy_item(const uint2 (&from)[2][B], uint2 (&to)[2][B]) {
-#pragma unroll
-  for (int q = 0; q < 2; ++q)
-#pragma unroll
-    for (int k = 0; k < B; ++k) to[q][k] = from[q][k];
-}
-
 template <int B, int Warps, int MinBlocks, int Group, bool Stream, bool XRegisters = false>
 __global__ void __launch_bounds__(32 * Warps, MinBlocks)
     decode_core_kernel(const uint2* __restrict__ words, int items, int stride, float* __restrict__ out,

@@ -144,6 +144,55 @@ __device__ __forceinline__ void write_fragment(const GemvOutput& out, int c, flo
 }
 
 
+// The norm's weights (and bias) into L1 before the wait on the kernel before: they do not
+// depend on it, and staging x reads them right after. A 128-byte line a thread.
+__device__ __forceinline__ void prefetch_norm(const GemvInput& in, int cols) {
+  if (in.prologue == GemvPrologue::RmsNorm || in.prologue == GemvPrologue::LayerNorm)
+    for (int c = 32 * threadIdx.x; c < cols; c += 32 * blockDim.x) {
+      dev::prefetch_l1(in.norm_w + c);
+      if (in.norm_b) dev::prefetch_l1(in.norm_b + c);
+    }
+}
+
+// DNS outliers replace the dense weight: warp w's sum, over the outliers of row w of the task,
+// of (value - dense) * x (x as staged in xs).
+template <int B, bool Mapped>
+__device__ __forceinline__ float outlier_correction(const DeviceBitPlanes& m, uint32_t plane_words, int cp32, int task,
+                                                    int warp, int lane, const __half* xs) {
+  const int r = task_row<Mapped>(m, task, warp);
+  float s = 0.f;
+  if (r >= 0)
+    for (int32_t i = m.sp_rowptr[r] + lane; i < m.sp_rowptr[r + 1]; i += 32) {
+      const int64_t j = m.sp_col[i];
+      s += outlier_delta<B>(m, plane_words, cp32, task, warp, r, i, int(j)) * __half2float(xs[x_slot(j)]);
+    }
+  return dev::warp_sum(s);
+}
+
+// Row i (0..15) of a task from its partial sums part[w * kRows + i] of `warps` warps (and, with
+// DNS outliers, part[kWarps * kRows + i]), plus its bias: into y (added to it where
+// out.accumulate) and, where asked, into the next GEMV's fragments.
+template <bool Mapped>
+__device__ __forceinline__ void write_task_row(const DeviceBitPlanes& m, const GemvOutput& out, const float* part,
+                                               int task, int i, int warps) {
+  auto row_value = [&](int l, int r) {
+    float s = m.nnz ? part[kWarps * kRows + l] : 0.f;
+    for (int w2i = 0; w2i < warps; ++w2i) s += part[w2i * kRows + l];
+    return s + (out.bias && r >= 0 ? out.bias[r] : 0.f);
+  };
+  const int r = task_row<Mapped>(m, task, i);
+  const float v = row_value(i, r);
+  if (r >= 0) out.y[r] = out.accumulate ? out.y[r] + v : v;
+  if constexpr (Mapped) {
+    // A gate row's lane sums its up row too (the same additions as that row's lane:
+    // a shuffle or a pass through shared memory instead made ptxas spill).
+    if (out.fragments && r >= 0) {
+      if (out.fragment_op != GemvPrologue::GatedActivation) write_fragment(out, r, v);
+      else if (i < 8) write_fragment(out, r, v, row_value(i + 8, task_row<Mapped>(m, task, i + 8)));
+    }
+  }
+}
+
 // Blocks an SM: two at 2-3 bits (64 registers a thread, one item ahead), one from 4 bits
 // (tables of 64 KiB; 128 registers; two items ahead at 4 bits, one at 5..8, whose items are
 // up to twice as many registers). 3 bits can also run as one block an SM with two items
@@ -217,11 +266,7 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
     }
     dev::copy_async_commit();
   }
-  if (in.prologue == GemvPrologue::RmsNorm || in.prologue == GemvPrologue::LayerNorm)
-    for (int c = 32 * threadIdx.x; c < int(m.cols); c += 32 * blockDim.x) {  // a 128-byte line each, into L1
-      dev::prefetch_l1(in.norm_w + c);
-      if (in.norm_b) dev::prefetch_l1(in.norm_b + c);
-    }
+  prefetch_norm(in, int(m.cols));
   // 2..4 bits: the first task's tables need none of x, so they are built before the wait,
   // while the kernel before this one finishes (1-2% end to end, stop 22). The wide tables
   // wait for their centroids' loads first, and built there they cost 1-3% at 8 bits: they
@@ -286,38 +331,12 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
         share.store(tables + (buf ^ 1) * table_bytes<B>());
       }
     }
-    if (m.nnz) {  // DNS outliers replace the dense weight: + (value - dense) * x; warp w: row w
-      const int r = task_row<Mapped>(m, int(task), warp);
-      float s = 0.f;
-      if (r >= 0)
-        for (int32_t i = m.sp_rowptr[r] + lane; i < m.sp_rowptr[r + 1]; i += 32) {
-          const int64_t j = m.sp_col[i];
-          s += outlier_delta<B>(m, plane_words, cp32, int(task), warp, r, i, int(j)) * __half2float(xs[x_slot(j)]);
-        }
-      s = dev::warp_sum(s);
+    if (m.nnz) {  // warp w: row w's DNS outliers
+      const float s = outlier_correction<B, Mapped>(m, plane_words, cp32, int(task), warp, lane, xs);
       if (lane == 0) part[kWarps * kRows + warp] = s;
     }
     __syncthreads();  // partial sums and the next task's tables are complete
-    if (threadIdx.x < kRows) {
-      // Row i's sum of the warps' partials (and its outliers' correction), plus its bias.
-      auto row_value = [&](int i, int r) {
-        float s = m.nnz ? part[kWarps * kRows + i] : 0.f;
-        for (int w2i = 0; w2i < kWarps; ++w2i) s += part[w2i * kRows + i];
-        return s + (out.bias && r >= 0 ? out.bias[r] : 0.f);
-      };
-      const int i = threadIdx.x;
-      const int r = task_row<Mapped>(m, int(task), i);
-      const float v = row_value(i, r);
-      if (r >= 0) out.y[r] = out.accumulate ? out.y[r] + v : v;
-      if constexpr (Mapped) {
-        // A gate row's lane sums its up row too (the same additions as that row's lane:
-        // a shuffle or a pass through shared memory instead made ptxas spill).
-        if (out.fragments && r >= 0) {
-          if (out.fragment_op != GemvPrologue::GatedActivation) write_fragment(out, r, v);
-          else if (i < 8) write_fragment(out, r, v, row_value(i + 8, task_row<Mapped>(m, int(task), i + 8)));
-        }
-      }
-    }
+    if (threadIdx.x < kRows) write_task_row<Mapped>(m, out, part, int(task), threadIdx.x, kWarps);
   }
 }
 
@@ -366,11 +385,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     dev::copy_async_commit();
   }
-  if (in.prologue == GemvPrologue::RmsNorm || in.prologue == GemvPrologue::LayerNorm)
-    for (int c = 32 * threadIdx.x; c < int(m.cols); c += 32 * blockDim.x) {
-      dev::prefetch_l1(in.norm_w + c);
-      if (in.norm_b) dev::prefetch_l1(in.norm_b + c);
-    }
+  prefetch_norm(in, int(m.cols));
   dev::copy_async_wait_all();
   __syncthreads();
   TableShare<B> share;
@@ -409,45 +424,17 @@ __global__ void __launch_bounds__(kThreads, 1)
         part[warp * kRows + lane / 4] = acc[0][0] + acc[1][0];
         part[warp * kRows + 8 + lane / 4] = acc[0][2] + acc[1][2];
       }
-#pragma unroll
-      for (int q = 0; q < 2; ++q)
-#pragma unroll
-        for (int k = 0; k < B; ++k) cur[q][k] = nxt[q][k];
+      copy_item<B>(nxt, cur);
     }
-    if (m.nnz) {  // DNS outliers replace the dense weight: + (value - dense) * x; warp w: row w
-      const int task = task_of(i), r = task_row<Mapped>(m, task, warp);
-      float s = 0.f;
-      if (r >= 0)
-        for (int32_t o = m.sp_rowptr[r] + lane; o < m.sp_rowptr[r + 1]; o += 32) {
-          const int j = int(m.sp_col[o]);
-          s += outlier_delta<B>(m, plane_words, cp32, task, warp, r, o, j) * __half2float(xs[x_slot(j)]);
-        }
-      s = dev::warp_sum(s);
+    if (m.nnz) {  // warp w: row w's DNS outliers
+      const float s = outlier_correction<B, Mapped>(m, plane_words, cp32, task_of(i), warp, lane, xs);
       if (lane == 0) part[kWarps * kRows + warp] = s;
     }
   }
   __syncthreads();  // every task's partial sums are in
   const int busy = cp32 < kWarps ? cp32 : kWarps;  // warps that wrote partial sums
-  for (int i = warp; i < n; i += kWarps) {
-    if (lane >= kRows) continue;
-    const float* part = partial + size_t(i) * (kWarps + 1) * kRows;
-    const int task = task_of(i);
-    // Row l's sum of the warps' partials (and its outliers' correction), plus its bias.
-    auto row_value = [&](int l, int r) {
-      float v = m.nnz ? part[kWarps * kRows + l] : 0.f;
-      for (int w2i = 0; w2i < busy; ++w2i) v += part[w2i * kRows + l];
-      return v + (out.bias && r >= 0 ? out.bias[r] : 0.f);
-    };
-    const int r = task_row<Mapped>(m, task, lane);
-    const float v = row_value(lane, r);
-    if (r >= 0) out.y[r] = out.accumulate ? out.y[r] + v : v;
-    if constexpr (Mapped) {
-      if (out.fragments && r >= 0) {
-        if (out.fragment_op != GemvPrologue::GatedActivation) write_fragment(out, r, v);
-        else if (lane < 8) write_fragment(out, r, v, row_value(lane + 8, task_row<Mapped>(m, task, lane + 8)));
-      }
-    }
-  }
+  for (int i = warp; i < n; i += kWarps)
+    if (lane < kRows) write_task_row<Mapped>(m, out, partial + size_t(i) * (kWarps + 1) * kRows, task_of(i), lane, busy);
 }
 
 int one_block_cols = [] {

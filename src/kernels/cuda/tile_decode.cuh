@@ -355,6 +355,15 @@ __device__ __forceinline__ void item_half(const uint2 (&w)[2][B], int h, uint32_
     for (int k = 0; k < B; ++k) p[q][k] = h ? w[q][k].y : w[q][k].x;
 }
 
+// A loaded item's words into another item's registers (a prefetch ring's step).
+template <int B>
+__device__ __forceinline__ void copy_item(const uint2 (&from)[2][B], uint2 (&to)[2][B]) {
+#pragma unroll
+  for (int q = 0; q < 2; ++q)
+#pragma unroll
+    for (int k = 0; k < B; ++k) to[q][k] = from[q][k];
+}
+
 // The decode of one chunk of both row blocks at 2..4 bits, handed on register by register:
 // use(r, operand), operand(q, b) the A register (an f16 pair) of row block q for byte b of
 // code register r. The GEMV multiplies them (chunk_mma), the dequantization stores them.
