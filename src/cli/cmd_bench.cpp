@@ -352,8 +352,9 @@ Action add_bench(CLI::App& app) {
   cmd->add_flag("--no-e2e", a->no_e2e, "Skip the end-to-end decode timing");
   cmd->add_flag("--no-ops", a->no_ops, "Skip the per-operator timing");
   cmd->add_flag("--gemv-ceiling", a->gemv_ceiling,
-                "CUDA: only measure the tensor-core GEMV's decode alone at widths 2..4 (no tasks, barriers or start-up; "
-                "docs/cuda.md), the ceiling a reorganised GEMV could reach");
+                "CUDA, nothing else: the tensor-core GEMV's decode alone at widths 2..4 (no tasks, barriers or "
+                "start-up), then the GEMV on random matrices of growing size with a fitted fixed cost and streaming "
+                "rate (docs/cuda.md)");
   cmd->add_option("--json", a->json, "Also write the results as JSON to this file");
   return [a]() { return bench(*a); };
 }
