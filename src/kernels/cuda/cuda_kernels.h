@@ -110,11 +110,14 @@ int64_t tile_gemm_scratch_halves(int n, int64_t cols);
 // slower on 2560- and 4096-wide ones (docs/cuda.md).
 void set_pair_lut_one_block_cols(int cols);
 // Whether 2..3-bit matrices of 3841 to 4096 columns may run the streaming GEMV (each warp keeps
-// its 256 columns of x in registers and walks every task of its block; at 3 bits only where a
-// block has 8 tasks or more; on by default, initial value from PMPD_CUDA_GEMV_STREAM) or always
-// the task loop (off), for comparisons and tests. set_pair_lut_stream_rounds_3bit: that bound.
+// its 256 columns of x in registers and walks every task of its block; on by default, initial
+// value from PMPD_CUDA_GEMV_STREAM) or always the task loop (off), for comparisons and tests.
+// set_pair_lut_stream_rounds_3bit(N): at 3 bits only where a block has N tasks or more (default 1).
 void set_pair_lut_stream(bool on);
 void set_pair_lut_stream_rounds_3bit(int rounds);
+// Items each warp of the streaming GEMV keeps in flight: 1, 2, or 0 (the default, initial
+// value from PMPD_CUDA_GEMV_STREAM_AHEAD): two at 3 bits, one at 2. Returns the setting it replaces.
+int set_pair_lut_stream_ahead(int items);
 // Plain form: y = W_b x.
 void bitplane_gemv(const DeviceBitPlanes& m, int bits, const float* x, float* y, void* stream);
 // in(x) written to out (cols floats): the prologue on its own (16-bit layers, tests).

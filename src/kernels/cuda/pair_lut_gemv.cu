@@ -36,6 +36,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kernels/cuda/cuda_check.h"
@@ -348,8 +349,11 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
 // warp owns one chunk pair of columns, keeps its x in registers and walks every task of its
 // block, one item each, with nothing in between: all the block's tables are built once, before
 // the wait on the kernel before, and every task's partial sums are kept and summed after one
-// barrier at the end. One block an SM (the tables of all its tasks fill shared memory).
-template <int B, bool Mapped>
+// barrier at the end. One block an SM (the tables of all its tasks fill shared memory). Each
+// warp keeps Ahead items in flight: with one, a warp's next item is all a 16-warp SM has in
+// flight while it decodes (~24 KiB at 3 bits), short of what hides device memory's latency
+// under load.
+template <int B, bool Mapped, int Ahead>
 __global__ void __launch_bounds__(kThreads, 1)
     pair_lut_stream_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
   extern __shared__ __align__(16) uint8_t smem[];
@@ -374,8 +378,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int n = (tasks32 - 1 - int(blockIdx.x)) / int(gridDim.x) + 1;
   auto task_of = [&](int i) { return int(blockIdx.x) + i * int(gridDim.x); };
   const bool mine = warp < cp32;
-  uint2 cur[2][B], nxt[2][B];  // the item decoded, the next one in flight
-  if (mine) load_item<B>(tiled, plane_words, cp32, task_of(0), warp, lane, cur);
+  uint2 ring[Ahead + 1][2][B];  // ring[0]: the item decoded; ring[1..Ahead]: the next ones, in flight
+#pragma unroll
+  for (int j = 0; j < Ahead; ++j)
+    if (mine && j < n) load_item<B>(tiled, plane_words, cp32, task_of(j), warp, lane, ring[j]);
   {  // every task's centroids, asynchronously
     const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
     constexpr int kCopy = 2 << B;  // bytes of a row's centroids: 8 or 16, one copy
@@ -409,14 +415,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int i = 0; i < n; ++i) {
     float* part = partial + size_t(i) * (kWarps + 1) * kRows;
     if (mine) {
-      if (i + 1 < n) load_item<B>(tiled, plane_words, cp32, task_of(i + 1), warp, lane, nxt);
+      if (i + Ahead < n) load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead), warp, lane, ring[Ahead]);
       TableAddress<B> ta;
       ta.set(tables_address + uint32_t(i) * kTable, tables + size_t(i) * kTable, lane);
       float acc[2][4] = {};
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         uint32_t p[2][B];
-        item_half<B>(cur, h, p);
+        item_half<B>(ring[0], h, p);
         chunk_mma<B>(p, xr[h], ta, acc);
       }
       // D's columns are equal: lane 4g holds row g (c0) and row 8 + g (c2) in column 0.
@@ -424,7 +430,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         part[warp * kRows + lane / 4] = acc[0][0] + acc[1][0];
         part[warp * kRows + 8 + lane / 4] = acc[0][2] + acc[1][2];
       }
-      copy_item<B>(nxt, cur);
+#pragma unroll
+      for (int j = 0; j < Ahead; ++j) copy_item<B>(ring[j + 1], ring[j]);
     }
     if (m.nnz) {  // warp w: row w's DNS outliers
       const float s = outlier_correction<B, Mapped>(m, plane_words, cp32, task_of(i), warp, lane, xs);
@@ -474,18 +481,25 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
 }
 
 // The streaming GEMV serves 2..3 bits on matrices of exactly kWarps chunk pairs (3841 to 4096
-// columns: every warp busy) whose tasks' tables fit shared memory at one block an SM; at 3 bits
-// only where a block has at least 8 tasks (Vicuna-7B's gate|up: 11; its q|k|v, 6 tasks a block,
-// and o, 2, ran slower: each block builds a 16 KiB table a task before its first item, against
-// 4 KiB at 2 bits; stop 22, docs/cuda.md). PMPD_CUDA_GEMV_STREAM=0: never, for comparisons;
-// PMPD_CUDA_GEMV_STREAM_ROUNDS3=N: the 3-bit bound.
+// columns: every warp busy) whose tasks' tables fit shared memory at one block an SM. Stop 22
+// kept 3 bits to blocks of 8 tasks or more (Vicuna-7B's q|k|v, 6 tasks a block, and o, 2, ran
+// slower with one item in flight); with two (stop 23) every such matrix gains: attention
+// projections 15.3 -> 14.6 us. PMPD_CUDA_GEMV_STREAM=0: never, for comparisons;
+// PMPD_CUDA_GEMV_STREAM_ROUNDS3=N: 3 bits only where a block has at least N tasks (default 1).
 bool stream_enabled = [] {
   const char* e = std::getenv("PMPD_CUDA_GEMV_STREAM");
   return !(e && std::atoi(e) == 0);
 }();
+// Items in flight a warp: 1 or 2, or 0: by width, two at 3 bits and one at 2 (stop 23:
+// Vicuna-7B 3 bits 558.4 -> 590.8 tok/s with two, 2 bits 669.6 -> 650.5; three at 2 bits
+// 631.2). PMPD_CUDA_GEMV_STREAM_AHEAD.
+int stream_ahead = [] {
+  const char* e = std::getenv("PMPD_CUDA_GEMV_STREAM_AHEAD");
+  return e ? std::clamp(std::atoi(e), 0, 2) : 0;
+}();
 int stream_rounds_3bit = [] {
   const char* e = std::getenv("PMPD_CUDA_GEMV_STREAM_ROUNDS3");
-  return e ? std::max(1, std::atoi(e)) : 8;
+  return e ? std::max(1, std::atoi(e)) : 1;
 }();
 template <int B>
 size_t stream_smem_bytes(const DeviceBitPlanes& m, int rounds) {
@@ -504,8 +518,15 @@ bool launch_stream(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutp
   const size_t smem = stream_smem_bytes<B>(m, rounds);
   if (smem > kSmemMax) return false;
   PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
-  allow_dynamic_smem<pair_lut_stream_kernel<B, Mapped>>(smem);
-  launch_chained(pair_lut_stream_kernel<B, Mapped>, dim3(unsigned(blocks)), dim3(kThreads), smem, s, m, in, out, rounds);
+  if ((stream_ahead ? stream_ahead : B == 3 ? 2 : 1) == 2) {
+    allow_dynamic_smem<pair_lut_stream_kernel<B, Mapped, 2>>(smem);
+    launch_chained(pair_lut_stream_kernel<B, Mapped, 2>, dim3(unsigned(blocks)), dim3(kThreads), smem, s, m, in, out,
+                   rounds);
+  } else {
+    allow_dynamic_smem<pair_lut_stream_kernel<B, Mapped, 1>>(smem);
+    launch_chained(pair_lut_stream_kernel<B, Mapped, 1>, dim3(unsigned(blocks)), dim3(kThreads), smem, s, m, in, out,
+                   rounds);
+  }
   return true;
 }
 
@@ -690,6 +711,8 @@ void set_pair_lut_one_block_cols(int cols) { one_block_cols = std::max(0, cols);
 void set_pair_lut_stream(bool on) { stream_enabled = on; }
 
 void set_pair_lut_stream_rounds_3bit(int rounds) { stream_rounds_3bit = std::max(1, rounds); }
+
+int set_pair_lut_stream_ahead(int items) { return std::exchange(stream_ahead, std::clamp(items, 0, 2)); }
 
 int64_t fragment_halves(int64_t cols) { return (cols + 255) / 256 * 256; }
 
