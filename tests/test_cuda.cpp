@@ -135,7 +135,7 @@ struct DeviceMatrix {
 TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
   SKIP_WITHOUT_GPU();
   struct ResetOneBlock {  // back to the defaults however the test ends
-    int ahead = cuda::set_pair_lut_stream_ahead(0);
+    int ahead = cuda::set_pair_lut_stream_ahead(1);
     ~ResetOneBlock() {
       cuda::set_pair_lut_one_block_cols(0), cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1);
       cuda::set_pair_lut_stream_ahead(ahead);
@@ -143,9 +143,11 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
   } reset;
   // 3900 columns: 16 chunk pairs, the streaming GEMV's shapes (at 3 bits whatever the tasks a
   // block, below); 6400 x 3900 (2..3 bits only): 400 tasks, 3 or 4 a block, so that every item
-  // of the streaming GEMV's prefetch ring is loaded inside its loop.
-  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 64}, {7, 100}, {37, 1000}, {300, 4096 + 17}, {513, 2048},
-                                                           {45, 3900}, {6400, 3900}};
+  // of the streaming GEMV's prefetch ring is loaded inside its loop; 4300 x 2000: 8 chunk pairs,
+  // two groups of warps, one with two tasks of a block and the other with one (1000 and 2048
+  // columns: 4 and 8 chunk pairs, one task a block).
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 64},     {7, 100},   {37, 1000},   {300, 4096 + 17},
+                                                           {513, 2048}, {45, 3900}, {6400, 3900}, {4300, 2000}};
   uint32_t seed = 1;
   for (auto [rows, cols] : shapes) {
     for (int nnz : {0, 3}) {
@@ -160,11 +162,11 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
       // mode 0: the bit-plane GEMV; 1: the tensor-core GEMV (pair tables at 2..4 bits,
       // single-weight tables at 5..8; at 2..3 bits and up to 4096 columns the streaming
       // GEMV), which rounds x to f16 (|error| <= 2^-11 sum |w x|); 2: 3 bits on the task loop
-      // as one block an SM; 3: 2..3 bits on the task loop; 4 and 5: the streaming GEMV with one
-      // and with two items in flight a warp (mode 1: its default, by width)
-      for (int b = 2; b <= (rows > 5000 ? 3 : 8); ++b) for (int mode : {0, 1, 2, 3, 4, 5}) {
+      // as one block an SM; 3: 2..3 bits on the task loop; 4: the streaming GEMV with two items
+      // in flight a warp (mode 1: one)
+      for (int b = 2; b <= (rows * cols > 10'000'000 ? 3 : 8); ++b) for (int mode : {0, 1, 2, 3, 4}) {
         if ((mode == 2 && b != 3) || (mode >= 3 && b > 3)) continue;
-        cuda::set_pair_lut_stream_ahead(mode == 4 ? 1 : mode == 5 ? 2 : 0);
+        cuda::set_pair_lut_stream_ahead(mode == 4 ? 2 : 1);
         const bool tc = mode > 0, f16_x = tc && b <= cuda::kTiledPlanesMax;
         cuda::set_pair_lut_one_block_cols(mode == 2 ? 1 << 30 : 0);
         cuda::set_pair_lut_stream(mode == 1 || mode >= 4), cuda::set_pair_lut_stream_rounds_3bit(1);

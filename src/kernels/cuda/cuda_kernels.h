@@ -109,14 +109,16 @@ int64_t tile_gemm_scratch_halves(int n, int64_t cols);
 // value from PMPD_CUDA_GEMV_ONE_BLOCK_COLS). For comparisons: faster on the 2048-wide shapes,
 // slower on 2560- and 4096-wide ones (docs/cuda.md).
 void set_pair_lut_one_block_cols(int cols);
-// Whether 2..3-bit matrices of 3841 to 4096 columns may run the streaming GEMV (each warp keeps
-// its 256 columns of x in registers and walks every task of its block; on by default, initial
-// value from PMPD_CUDA_GEMV_STREAM) or always the task loop (off), for comparisons and tests.
-// set_pair_lut_stream_rounds_3bit(N): at 3 bits only where a block has N tasks or more (default 1).
-void set_pair_lut_stream(bool on);
+// Whether 2..3-bit matrices of up to 4096 columns (1, 2, 4, 8 or 16 chunk pairs of 256) may run
+// the streaming GEMV (each warp keeps its 256 columns of x in registers and walks its share of
+// the block's tasks; on by default, initial value from PMPD_CUDA_GEMV_STREAM) or always the task
+// loop (off), for comparisons and tests; shared: also where fewer than 16 chunk pairs make the
+// warps share them (PMPD_CUDA_GEMV_STREAM_SHARED). set_pair_lut_stream_rounds_3bit(N): at 3
+// bits only where a block has N tasks or more (default 1).
+void set_pair_lut_stream(bool on, bool shared = true);
 void set_pair_lut_stream_rounds_3bit(int rounds);
-// Items each warp of the streaming GEMV keeps in flight: 1, 2, or 0 (the default, initial
-// value from PMPD_CUDA_GEMV_STREAM_AHEAD): two at 3 bits, one at 2. Returns the setting it replaces.
+// Items each warp of the streaming GEMV keeps in flight: 1 (the default) or 2 (initial value
+// from PMPD_CUDA_GEMV_STREAM_AHEAD). Returns the setting it replaces.
 int set_pair_lut_stream_ahead(int items);
 // Plain form: y = W_b x.
 void bitplane_gemv(const DeviceBitPlanes& m, int bits, const float* x, float* y, void* stream);

@@ -170,6 +170,15 @@ __device__ __forceinline__ float outlier_correction(const DeviceBitPlanes& m, ui
   return dev::warp_sum(s);
 }
 
+// A warp's partial sums of a task's 16 rows from its two mma chains: D's columns are equal, and
+// lane 4g holds row g (c0) and row 8 + g (c2) in column 0.
+__device__ __forceinline__ void write_warp_partials(float* part, int warp, int lane, const float (&acc)[2][4]) {
+  if ((lane & 3) == 0) {
+    part[warp * kRows + lane / 4] = acc[0][0] + acc[1][0];
+    part[warp * kRows + 8 + lane / 4] = acc[0][2] + acc[1][2];
+  }
+}
+
 // Row i (0..15) of a task from its partial sums part[w * kRows + i] of `warps` warps (and, with
 // DNS outliers, part[kWarps * kRows + i]), plus its bias: into y (added to it where
 // out.accumulate) and, where asked, into the next GEMV's fragments.
@@ -341,19 +350,18 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
   }
 }
 
-// ---- The streaming GEMV (2..3 bits, at most 16 chunk pairs of columns; stop 22) ----
+// ---- The streaming GEMV (2..3 bits, 1, 2, 4, 8 or 16 chunk pairs of columns; stops 22-23) ----
 // The task loop above has each warp decode one item of a 16-row task, then do its share of
 // the task's work (the next task's tables, partial sums, the barrier): at 4096 columns its
 // streaming rate is ~50% of copy bandwidth at 3 bits, while the same decode streamed with x
 // in registers and nothing in between reaches ~91% (`pmpd bench --gemv-ceiling`). Here each
-// warp owns one chunk pair of columns, keeps its x in registers and walks every task of its
-// block, one item each, with nothing in between: all the block's tables are built once, before
-// the wait on the kernel before, and every task's partial sums are kept and summed after one
-// barrier at the end. One block an SM (the tables of all its tasks fill shared memory). Each
-// warp keeps Ahead items in flight: with one, a warp's next item is all a 16-warp SM has in
-// flight while it decodes (~24 KiB at 3 bits), short of what hides device memory's latency
-// under load.
-template <int B, bool Mapped, int Ahead>
+// warp owns one chunk pair of columns, keeps its x in registers and walks its share of the
+// block's tasks, one item each, with nothing in between: all the block's tables are built once,
+// before the wait on the kernel before, and every task's partial sums are kept and summed after
+// one barrier at the end. One block an SM (the tables of all its tasks fill shared memory).
+// Grouped: fewer than 16 chunk pairs (2048 columns: 8), the warps form 16 / CP groups that
+// share out the tasks. Each warp keeps Ahead items in flight (1 or 2: stream_ahead).
+template <int B, bool Mapped, int Ahead, bool Grouped>
 __global__ void __launch_bounds__(kThreads, 1)
     pair_lut_stream_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
   extern __shared__ __align__(16) uint8_t smem[];
@@ -374,14 +382,33 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint32_t plane_words = uint32_t(lay.row_blocks) * uint32_t(cp32) * 32u;  // in uint2
   dev::let_next_start();
 
-  // This block's tasks: blockIdx.x + i gridDim.x for i < n; this warp's columns: chunk pair `warp`.
+  // This block's tasks: blockIdx.x + i gridDim.x for i < n. Grouped (fewer than 16 chunk
+  // pairs): warp w takes chunk pair cp = w % CP and tasks group, group + groups, ... (group =
+  // w / CP, groups = 16 / CP); else chunk pair w and every task.
   const int n = (tasks32 - 1 - int(blockIdx.x)) / int(gridDim.x) + 1;
   auto task_of = [&](int i) { return int(blockIdx.x) + i * int(gridDim.x); };
-  const bool mine = warp < cp32;
+  const int per = warp < cp32 ? (cp32 - 1 - warp) / kWarps + 1 : 0, items = n * per;  // (not Grouped)
+  struct Cursor {  // an item of this warp: task i (j = 0: one chunk pair)
+    int i = 0, j = 0;
+  };
+  auto step = [&](Cursor& c) {
+    if (++c.j == per) c.j = 0, ++c.i;
+  };
+  auto load = [&](const Cursor& c, uint2 (&dst)[2][B]) {
+    load_item<B>(tiled, plane_words, cp32, task_of(c.i), warp + kWarps * c.j, lane, dst);
+  };
+  const int groups = Grouped ? kWarps / cp32 : 1, group = Grouped ? warp / cp32 : 0, cp = Grouped ? warp % cp32 : warp;
   uint2 ring[Ahead + 1][2][B];  // ring[0]: the item decoded; ring[1..Ahead]: the next ones, in flight
+  Cursor next;  // the item loaded next
+  if constexpr (Grouped) {
 #pragma unroll
-  for (int j = 0; j < Ahead; ++j)
-    if (mine && j < n) load_item<B>(tiled, plane_words, cp32, task_of(j), warp, lane, ring[j]);
+    for (int a = 0; a < Ahead; ++a)
+      if (group + a * groups < n) load_item<B>(tiled, plane_words, cp32, task_of(group + a * groups), cp, lane, ring[a]);
+  } else {
+#pragma unroll
+    for (int a = 0; a < Ahead; ++a)
+      if (a < items) load(next, ring[a]), step(next);
+  }
   {  // every task's centroids, asynchronously
     const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
     constexpr int kCopy = 2 << B;  // bytes of a row's centroids: 8 or 16, one copy
@@ -404,17 +431,19 @@ __global__ void __launch_bounds__(kThreads, 1)
   else stage_fragments(in, int(m.cols), int(padded), xs);
   dev::copy_async_wait_all();
   __syncthreads();
-  // x of this warp's chunk pair, at the indices chunk_mma reads (4 r of each half).
   const uint4* xsv = reinterpret_cast<const uint4*>(xs);
+  // x of this warp's chunk pair, at the indices chunk_mma reads (4 r of each half).
   uint4 xr[2][16];
 #pragma unroll
   for (int h = 0; h < 2; ++h)
 #pragma unroll
-    for (int r = 0; r < 4; ++r) xr[h][4 * r] = mine ? xsv[(2 * warp + h) * 16 + (lane & 3) + 4 * r] : uint4{};
+    for (int r = 0; r < 4; ++r) xr[h][4 * r] = Grouped || per ? xsv[(2 * cp + h) * 16 + (lane & 3) + 4 * r] : uint4{};
 
-  for (int i = 0; i < n; ++i) {
-    float* part = partial + size_t(i) * (kWarps + 1) * kRows;
-    if (mine) {
+  if constexpr (!Grouped) {
+    // 16 chunk pairs: an item a task a warp. This loop's exact form is the one measured fastest
+    // (with the stride of the grouped loop below it ran 16% slower on Vicuna-7B's 3-bit q|k|v
+    // and o, stop 23): keep its code as it is.
+    for (int i = 0; i < n; ++i) {
       if (i + Ahead < n) load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead), warp, lane, ring[Ahead]);
       TableAddress<B> ta;
       ta.set(tables_address + uint32_t(i) * kTable, tables + size_t(i) * kTable, lane);
@@ -425,21 +454,35 @@ __global__ void __launch_bounds__(kThreads, 1)
         item_half<B>(ring[0], h, p);
         chunk_mma<B>(p, xr[h], ta, acc);
       }
-      // D's columns are equal: lane 4g holds row g (c0) and row 8 + g (c2) in column 0.
-      if ((lane & 3) == 0) {
-        part[warp * kRows + lane / 4] = acc[0][0] + acc[1][0];
-        part[warp * kRows + 8 + lane / 4] = acc[0][2] + acc[1][2];
-      }
+      write_warp_partials(partial + size_t(i) * (kWarps + 1) * kRows, warp, lane, acc);
 #pragma unroll
-      for (int j = 0; j < Ahead; ++j) copy_item<B>(ring[j + 1], ring[j]);
+      for (int a = 0; a < Ahead; ++a) copy_item<B>(ring[a + 1], ring[a]);
     }
-    if (m.nnz) {  // warp w: row w's DNS outliers
-      const float s = outlier_correction<B, Mapped>(m, plane_words, cp32, task_of(i), warp, lane, xs);
-      if (lane == 0) part[kWarps * kRows + warp] = s;
+  } else {
+    for (int i = group; i < n; i += groups) {
+      if (i + Ahead * groups < n)
+        load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead * groups), cp, lane, ring[Ahead]);
+      TableAddress<B> ta;
+      ta.set(tables_address + uint32_t(i) * kTable, tables + size_t(i) * kTable, lane);
+      float acc[2][4] = {};
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        uint32_t p[2][B];
+        item_half<B>(ring[0], h, p);
+        chunk_mma<B>(p, xr[h], ta, acc);
+      }
+      write_warp_partials(partial + size_t(i) * (kWarps + 1) * kRows, cp, lane, acc);
+#pragma unroll
+      for (int a = 0; a < Ahead; ++a) copy_item<B>(ring[a + 1], ring[a]);
     }
   }
+  if (m.nnz)  // warp w: row w's DNS outliers, for every task
+    for (int i = 0; i < n; ++i) {
+      const float s = outlier_correction<B, Mapped>(m, plane_words, cp32, task_of(i), warp, lane, xs);
+      if (lane == 0) partial[(size_t(i) * (kWarps + 1) + kWarps) * kRows + warp] = s;
+    }
   __syncthreads();  // every task's partial sums are in
-  const int busy = cp32 < kWarps ? cp32 : kWarps;  // warps that wrote partial sums
+  const int busy = Grouped ? cp32 : cp32 < kWarps ? cp32 : kWarps;  // warps that wrote partial sums a task
   for (int i = warp; i < n; i += kWarps)
     if (lane < kRows) write_task_row<Mapped>(m, out, partial + size_t(i) * (kWarps + 1) * kRows, task_of(i), lane, busy);
 }
@@ -480,22 +523,27 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
   return true;
 }
 
-// The streaming GEMV serves 2..3 bits on matrices of exactly kWarps chunk pairs (3841 to 4096
-// columns: every warp busy) whose tasks' tables fit shared memory at one block an SM. Stop 22
-// kept 3 bits to blocks of 8 tasks or more (Vicuna-7B's q|k|v, 6 tasks a block, and o, 2, ran
-// slower with one item in flight); with two (stop 23) every such matrix gains: attention
-// projections 15.3 -> 14.6 us. PMPD_CUDA_GEMV_STREAM=0: never, for comparisons;
-// PMPD_CUDA_GEMV_STREAM_ROUNDS3=N: 3 bits only where a block has at least N tasks (default 1).
+// The streaming GEMV serves 2..3 bits on matrices of 1, 2, 4, 8 or 16 chunk pairs (up to 4096
+// columns, a divisor of the warps) whose tasks' tables fit shared memory at one block an SM.
+// Stop 22 kept 3 bits to blocks of 8 tasks or more (Vicuna-7B's q|k|v, 6 tasks a block, and o,
+// 2, ran slower); in stop 23's form (the DNS outliers after the items, one item in flight) every
+// 4096-column matrix gains at both widths. PMPD_CUDA_GEMV_STREAM=0: never, for comparisons;
+// PMPD_CUDA_GEMV_STREAM_ROUNDS3=N: 3 bits only where a block has at least N tasks (default 1);
+// PMPD_CUDA_GEMV_STREAM_SHARED=0: only on 16 chunk pairs (no warp groups).
 bool stream_enabled = [] {
   const char* e = std::getenv("PMPD_CUDA_GEMV_STREAM");
   return !(e && std::atoi(e) == 0);
 }();
-// Items in flight a warp: 1 or 2, or 0: by width, two at 3 bits and one at 2 (stop 23:
-// Vicuna-7B 3 bits 558.4 -> 590.8 tok/s with two, 2 bits 669.6 -> 650.5; three at 2 bits
-// 631.2). PMPD_CUDA_GEMV_STREAM_AHEAD.
+bool stream_shared = [] {
+  const char* e = std::getenv("PMPD_CUDA_GEMV_STREAM_SHARED");
+  return !(e && std::atoi(e) == 0);
+}();
+// Items in flight a warp, 1 or 2 (PMPD_CUDA_GEMV_STREAM_AHEAD). Stop 23, Vicuna-7B, one call:
+// 3 bits 602.5 tok/s with one, 587.8 with two (an earlier form of the loop, the DNS outliers
+// inside it, ran 558.4 with one and 590.8 with two); at 2 bits one is faster in every form.
 int stream_ahead = [] {
   const char* e = std::getenv("PMPD_CUDA_GEMV_STREAM_AHEAD");
-  return e ? std::clamp(std::atoi(e), 0, 2) : 0;
+  return e ? std::clamp(std::atoi(e), 1, 2) : 1;
 }();
 int stream_rounds_3bit = [] {
   const char* e = std::getenv("PMPD_CUDA_GEMV_STREAM_ROUNDS3");
@@ -507,26 +555,29 @@ size_t stream_smem_bytes(const DeviceBitPlanes& m, int rounds) {
   return table_bytes<B>() + size_t(rounds) * table_bytes<B>() + size_t(lay.chunk_pairs) * 512 +
          sizeof(float) * size_t(rounds) * (kWarps + 1) * kRows + (size_t(rounds * kRows) << B) * 2;
 }
+template <auto Kernel>
+void launch_stream_kernel(dim3 grid, size_t smem, cudaStream_t s, const DeviceBitPlanes& m, const GemvInput& in,
+                          const GemvOutput& out, int rounds) {
+  allow_dynamic_smem<Kernel>(smem);
+  launch_chained(Kernel, grid, dim3(kThreads), smem, s, m, in, out, rounds);
+}
 template <int B, bool Mapped>
 bool launch_stream(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
   const Layout lay = layout_of(m);
-  const int64_t tasks = lay.row_blocks / 2;
-  if (!stream_enabled || lay.chunk_pairs != kWarps || tasks < 1) return false;
+  const int64_t tasks = lay.row_blocks / 2, cp = lay.chunk_pairs;
+  const bool grouped = cp < kWarps;
+  if (!stream_enabled || tasks < 1 || cp > kWarps || kWarps % cp != 0 || (grouped && !stream_shared)) return false;
   const int64_t blocks = std::min<int64_t>(tasks, multiprocessor_count());
   const int rounds = int((tasks + blocks - 1) / blocks);
   if (B == 3 && rounds < stream_rounds_3bit) return false;
   const size_t smem = stream_smem_bytes<B>(m, rounds);
   if (smem > kSmemMax) return false;
   PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
-  if ((stream_ahead ? stream_ahead : B == 3 ? 2 : 1) == 2) {
-    allow_dynamic_smem<pair_lut_stream_kernel<B, Mapped, 2>>(smem);
-    launch_chained(pair_lut_stream_kernel<B, Mapped, 2>, dim3(unsigned(blocks)), dim3(kThreads), smem, s, m, in, out,
-                   rounds);
-  } else {
-    allow_dynamic_smem<pair_lut_stream_kernel<B, Mapped, 1>>(smem);
-    launch_chained(pair_lut_stream_kernel<B, Mapped, 1>, dim3(unsigned(blocks)), dim3(kThreads), smem, s, m, in, out,
-                   rounds);
-  }
+  const dim3 grid{unsigned(blocks)};
+  if (stream_ahead == 2 && grouped) launch_stream_kernel<pair_lut_stream_kernel<B, Mapped, 2, true>>(grid, smem, s, m, in, out, rounds);
+  else if (stream_ahead == 2) launch_stream_kernel<pair_lut_stream_kernel<B, Mapped, 2, false>>(grid, smem, s, m, in, out, rounds);
+  else if (grouped) launch_stream_kernel<pair_lut_stream_kernel<B, Mapped, 1, true>>(grid, smem, s, m, in, out, rounds);
+  else launch_stream_kernel<pair_lut_stream_kernel<B, Mapped, 1, false>>(grid, smem, s, m, in, out, rounds);
   return true;
 }
 
@@ -708,11 +759,11 @@ std::vector<int> decoded_codes_host(const uint32_t* words, int bits) {
 
 void set_pair_lut_one_block_cols(int cols) { one_block_cols = std::max(0, cols); }
 
-void set_pair_lut_stream(bool on) { stream_enabled = on; }
+void set_pair_lut_stream(bool on, bool shared) { stream_enabled = on, stream_shared = shared; }
 
 void set_pair_lut_stream_rounds_3bit(int rounds) { stream_rounds_3bit = std::max(1, rounds); }
 
-int set_pair_lut_stream_ahead(int items) { return std::exchange(stream_ahead, std::clamp(items, 0, 2)); }
+int set_pair_lut_stream_ahead(int items) { return std::exchange(stream_ahead, std::clamp(items, 1, 2)); }
 
 int64_t fragment_halves(int64_t cols) { return (cols + 255) / 256 * 256; }
 
