@@ -439,42 +439,24 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
     for (int r = 0; r < 4; ++r) xr[h][4 * r] = Grouped || per ? xsv[(2 * cp + h) * 16 + (lane & 3) + 4 * r] : uint4{};
 
-  if constexpr (!Grouped) {
-    // 16 chunk pairs: an item a task a warp. This loop's exact form is the one measured fastest
-    // (with the stride of the grouped loop below it ran 16% slower on Vicuna-7B's 3-bit q|k|v
-    // and o, stop 23): keep its code as it is.
-    for (int i = 0; i < n; ++i) {
-      if (i + Ahead < n) load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead), warp, lane, ring[Ahead]);
-      TableAddress<B> ta;
-      ta.set(tables_address + uint32_t(i) * kTable, tables + size_t(i) * kTable, lane);
-      float acc[2][4] = {};
+  // The stride is a constant 1 unless Grouped: with the grouped loop's runtime stride the
+  // 16-chunk-pair kernel ran 16% slower on Vicuna-7B's 3-bit q|k|v and o (stop 23), so its
+  // instantiation must keep this loop's constant step.
+  const int first = Grouped ? group : 0, stride = Grouped ? groups : 1;
+  for (int i = first; i < n; i += stride) {
+    if (i + Ahead * stride < n) load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead * stride), cp, lane, ring[Ahead]);
+    TableAddress<B> ta;
+    ta.set(tables_address + uint32_t(i) * kTable, tables + size_t(i) * kTable, lane);
+    float acc[2][4] = {};
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        uint32_t p[2][B];
-        item_half<B>(ring[0], h, p);
-        chunk_mma<B>(p, xr[h], ta, acc);
-      }
-      write_warp_partials(partial + size_t(i) * (kWarps + 1) * kRows, warp, lane, acc);
-#pragma unroll
-      for (int a = 0; a < Ahead; ++a) copy_item<B>(ring[a + 1], ring[a]);
+    for (int h = 0; h < 2; ++h) {
+      uint32_t p[2][B];
+      item_half<B>(ring[0], h, p);
+      chunk_mma<B>(p, xr[h], ta, acc);
     }
-  } else {
-    for (int i = group; i < n; i += groups) {
-      if (i + Ahead * groups < n)
-        load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead * groups), cp, lane, ring[Ahead]);
-      TableAddress<B> ta;
-      ta.set(tables_address + uint32_t(i) * kTable, tables + size_t(i) * kTable, lane);
-      float acc[2][4] = {};
+    write_warp_partials(partial + size_t(i) * (kWarps + 1) * kRows, cp, lane, acc);
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        uint32_t p[2][B];
-        item_half<B>(ring[0], h, p);
-        chunk_mma<B>(p, xr[h], ta, acc);
-      }
-      write_warp_partials(partial + size_t(i) * (kWarps + 1) * kRows, cp, lane, acc);
-#pragma unroll
-      for (int a = 0; a < Ahead; ++a) copy_item<B>(ring[a + 1], ring[a]);
-    }
+    for (int a = 0; a < Ahead; ++a) copy_item<B>(ring[a + 1], ring[a]);
   }
   if (m.nnz)  // warp w: row w's DNS outliers, for every task
     for (int i = 0; i < n; ++i) {
