@@ -145,9 +145,11 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
   // block, below); 6400 x 3900 (2..3 bits only): 400 tasks, 3 or 4 a block, so that every item
   // of the streaming GEMV's prefetch ring is loaded inside its loop; 4300 x 2000: 8 chunk pairs,
   // two groups of warps, one with two tasks of a block and the other with one (1000 and 2048
-  // columns: 4 and 8 chunk pairs, one task a block).
-  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 64},     {7, 100},   {37, 1000},   {300, 4096 + 17},
-                                                           {513, 2048}, {45, 3900}, {6400, 3900}, {4300, 2000}};
+  // columns: 4 and 8 chunk pairs, one task a block); 4300 x 2500 (2..3 bits): 10 chunk pairs,
+  // one group, 6 warps idle.
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 64},      {7, 100},     {37, 1000},
+                                                           {300, 4096 + 17}, {513, 2048}, {45, 3900},
+                                                           {6400, 3900}, {4300, 2000}, {4300, 2500}};
   uint32_t seed = 1;
   for (auto [rows, cols] : shapes) {
     for (int nnz : {0, 3}) {

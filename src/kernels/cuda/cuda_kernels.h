@@ -109,7 +109,7 @@ int64_t tile_gemm_scratch_halves(int n, int64_t cols);
 // value from PMPD_CUDA_GEMV_ONE_BLOCK_COLS). For comparisons: faster on the 2048-wide shapes,
 // slower on 2560- and 4096-wide ones (docs/cuda.md).
 void set_pair_lut_one_block_cols(int cols);
-// Whether 2..3-bit matrices of up to 4096 columns (1, 2, 4, 8 or 16 chunk pairs of 256) may run
+// Whether 2..3-bit matrices of up to 4096 columns (16 chunk pairs of 256 columns) may run
 // the streaming GEMV (each warp keeps its 256 columns of x in registers and walks its share of
 // the block's tasks; on by default, initial value from PMPD_CUDA_GEMV_STREAM) or always the task
 // loop (off), for comparisons and tests; shared: also where fewer than 16 chunk pairs make the

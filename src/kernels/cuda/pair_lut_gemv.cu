@@ -350,7 +350,7 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
   }
 }
 
-// ---- The streaming GEMV (2..3 bits, 1, 2, 4, 8 or 16 chunk pairs of columns; stops 22-23) ----
+// ---- The streaming GEMV (2..3 bits, up to 16 chunk pairs of columns; stops 22-23) ----
 // The task loop above has each warp decode one item of a 16-row task, then do its share of
 // the task's work (the next task's tables, partial sums, the barrier): at 4096 columns its
 // streaming rate is ~50% of copy bandwidth at 3 bits, while the same decode streamed with x
@@ -359,8 +359,8 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
 // block's tasks, one item each, with nothing in between: all the block's tables are built once,
 // before the wait on the kernel before, and every task's partial sums are kept and summed after
 // one barrier at the end. One block an SM (the tables of all its tasks fill shared memory).
-// Grouped: fewer than 16 chunk pairs (2048 columns: 8), the warps form 16 / CP groups that
-// share out the tasks. Each warp keeps Ahead items in flight (1 or 2: stream_ahead).
+// Grouped: fewer than 16 chunk pairs (2048 columns: 8), the warps form floor(16 / CP) groups
+// that share out the tasks (the rest idle: 2560 columns, 10 chunk pairs, leaves 6). Each warp keeps Ahead items in flight (1 or 2: stream_ahead).
 template <int B, bool Mapped, int Ahead, bool Grouped>
 __global__ void __launch_bounds__(kThreads, 1)
     pair_lut_stream_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
@@ -442,7 +442,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   // The stride is a constant 1 unless Grouped: with the grouped loop's runtime stride the
   // 16-chunk-pair kernel ran 16% slower on Vicuna-7B's 3-bit q|k|v and o (stop 23), so its
   // instantiation must keep this loop's constant step.
-  const int first = Grouped ? group : 0, stride = Grouped ? groups : 1;
+  // Grouped: warps past groups * CP (CP not a divisor of 16: 2560 columns, 10 chunk pairs) idle.
+  const int first = Grouped ? (group < groups ? group : n) : 0, stride = Grouped ? groups : 1;
   for (int i = first; i < n; i += stride) {
     if (i + Ahead * stride < n) load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead * stride), cp, lane, ring[Ahead]);
     TableAddress<B> ta;
@@ -505,8 +506,8 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
   return true;
 }
 
-// The streaming GEMV serves 2..3 bits on matrices of 1, 2, 4, 8 or 16 chunk pairs (up to 4096
-// columns, a divisor of the warps) whose tasks' tables fit shared memory at one block an SM.
+// The streaming GEMV serves 2..3 bits on matrices of up to 16 chunk pairs (4096 columns) whose
+// tasks' tables fit shared memory at one block an SM.
 // Stop 22 kept 3 bits to blocks of 8 tasks or more (Vicuna-7B's q|k|v, 6 tasks a block, and o,
 // 2, ran slower); in stop 23's form (the DNS outliers after the items, one item in flight) every
 // 4096-column matrix gains at both widths. PMPD_CUDA_GEMV_STREAM=0: never, for comparisons;
@@ -548,7 +549,7 @@ bool launch_stream(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutp
   const Layout lay = layout_of(m);
   const int64_t tasks = lay.row_blocks / 2, cp = lay.chunk_pairs;
   const bool grouped = cp < kWarps;
-  if (!stream_enabled || tasks < 1 || cp > kWarps || kWarps % cp != 0 || (grouped && !stream_shared)) return false;
+  if (!stream_enabled || tasks < 1 || cp > kWarps || (grouped && !stream_shared)) return false;
   const int64_t blocks = std::min<int64_t>(tasks, multiprocessor_count());
   const int rounds = int((tasks + blocks - 1) / blocks);
   if (B == 3 && rounds < stream_rounds_3bit) return false;
