@@ -360,7 +360,10 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
 // before the wait on the kernel before, and every task's partial sums are kept and summed after
 // one barrier at the end. One block an SM (the tables of all its tasks fill shared memory).
 // Grouped: fewer than 16 chunk pairs (2048 columns: 8), the warps form floor(16 / CP) groups
-// that share out the tasks (the rest idle: 2560 columns, 10 chunk pairs, leaves 6). Each warp keeps Ahead items in flight (1 or 2: stream_ahead).
+// that share out the tasks (the rest idle: 2560 columns, 10 chunk pairs, leaves 6). Each warp
+// keeps Ahead items in flight (1 or 2: stream_ahead). Its speed proved sensitive to the form of
+// its code (forms doing the same work ran up to 16% apart at 3 bits, stop 23), so the
+// 16-chunk-pair instantiations are kept PTX for PTX as measured; see the notes below.
 template <int B, bool Mapped, int Ahead, bool Grouped>
 __global__ void __launch_bounds__(kThreads, 1)
     pair_lut_stream_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
@@ -387,7 +390,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   // w / CP, groups = 16 / CP); else chunk pair w and every task.
   const int n = (tasks32 - 1 - int(blockIdx.x)) / int(gridDim.x) + 1;
   auto task_of = [&](int i) { return int(blockIdx.x) + i * int(gridDim.x); };
-  const int per = warp < cp32 ? (cp32 - 1 - warp) / kWarps + 1 : 0, items = n * per;  // (not Grouped)
+  // Not Grouped: the first loads go through this cursor, the remnant of a walk over several
+  // chunk pairs a warp (dropped: no faster); kept as it is, it keeps the measured PTX.
+  const int per = warp < cp32 ? (cp32 - 1 - warp) / kWarps + 1 : 0, items = n * per;
   struct Cursor {  // an item of this warp: task i (j = 0: one chunk pair)
     int i = 0, j = 0;
   };
