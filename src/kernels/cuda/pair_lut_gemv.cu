@@ -327,12 +327,8 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
           for (int j = 0; j < Ahead; ++j) w[j][q][k] = w[j + 1][q][k];
       next = advance(next);
     }
-    // D's columns are equal: lane 4g holds row g (c0) and row 8 + g (c2) in column 0.
     float* part = partial + buf * (kWarps + 1) * kRows;
-    if ((lane & 3) == 0) {
-      part[warp * kRows + lane / 4] = acc[0][0] + acc[1][0];
-      part[warp * kRows + 8 + lane / 4] = acc[0][2] + acc[1][2];
-    }
+    write_warp_partials(part, warp, lane, acc);
     if (next_task < tasks) {
       if constexpr (Wide) {
         fill.store(tables_address, buf ^ 1);
