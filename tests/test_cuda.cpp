@@ -372,6 +372,73 @@ TEST(Cuda, MlpFragmentsEqualTheFusedPrologue) {
   cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1);  // the defaults
 }
 
+// The next GEMV's RMSNorm folded into a residual GEMV (GemvOutput::norm_fragments): the
+// producer's y is unchanged, and the consumer reading the f16 fragments of norm_w * y and the
+// tasks' sums of squares matches the CPU on the normed y, as the RMSNorm prologue does (both
+// round to f16 once: within 6e-4 of the sum of |w x|). Producers of 16 chunk pairs and of 2
+// (the streaming GEMV's warp groups) and the task loop, consumers streaming and on the task
+// loop, with and without DNS outliers.
+TEST(Cuda, FoldedNormMatchesTheNormPrologue) {
+  SKIP_WITHOUT_GPU();
+  const int64_t dim = 3900, rows = 70;
+  cuda::set_pair_lut_stream_rounds_3bit(1);
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> u(-2.f, 2.f);
+  std::vector<float> x(static_cast<size_t>(dim)), y0(static_cast<size_t>(dim)), nw(static_cast<size_t>(dim));
+  for (auto* v : {&x, &y0, &nw})
+    for (auto& e : *v) e = u(rng);
+  Dev<float> dx(x), dnw(nw);
+  const float eps = 1e-5f;
+  for (int64_t pcols : {dim, int64_t(300)})
+    for (int nnz : {0, 2}) {
+      HostMatrix hp = random_matrix(dim, pcols, 2, 5, nnz, 40 + nnz), hc = random_matrix(rows, dim, 2, 5, nnz, 50 + nnz);
+      DeviceMatrix producer(hp, true), consumer(hc, true);
+      for (int b = 2; b <= 5; ++b)
+        for (bool stream : {true, false}) {  // the streaming GEMV (2..3 bits) or the task loop
+          if (!stream && b > 3) continue;
+          cuda::set_pair_lut_stream(stream);
+          const std::string what = fmt::format("producer cols {} nnz {} bits {} streaming {}", pcols, nnz, b, stream);
+          Dev<float> y_plain(y0), y_fold(y0), sums(static_cast<size_t>((dim + 15) / 16)), out_ref(static_cast<size_t>(rows)),
+              out_fold(static_cast<size_t>(rows));
+          Dev<uint16_t> frag(static_cast<size_t>(cuda::fragment_halves(dim)));
+          ASSERT_EQ(cudaMemset(frag.p, 0, sizeof(uint16_t) * size_t(cuda::fragment_halves(dim))), cudaSuccess);
+          cuda::GemvInput plain;
+          plain.x = dx.p;
+          cuda::GemvOutput op;
+          op.y = y_plain.p, op.accumulate = true;
+          cuda::bitplane_gemv(producer.d, b, plain, op, nullptr);
+          cuda::GemvOutput of = op;
+          of.y = y_fold.p, of.norm_w = dnw.p, of.norm_fragments = frag.p, of.sumsq_partials = sums.p;
+          cuda::bitplane_gemv(producer.d, b, plain, of, nullptr);
+          cuda::GemvInput normed;  // the consumer norming y itself
+          normed.x = y_plain.p, normed.prologue = cuda::GemvPrologue::RmsNorm, normed.norm_w = dnw.p, normed.eps = eps;
+          cuda::GemvOutput oc;
+          oc.y = out_ref.p;
+          cuda::bitplane_gemv(consumer.d, b, normed, oc, nullptr);
+          cuda::GemvInput folded;
+          folded.prologue = cuda::GemvPrologue::Fragments, folded.fragments = frag.p, folded.sumsq_partials = sums.p;
+          folded.eps = eps;
+          oc.y = out_fold.p;
+          cuda::bitplane_gemv(consumer.d, b, folded, oc, nullptr);
+          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+          const std::vector<float> yp = y_plain.get(size_t(dim));
+          EXPECT_EQ(y_fold.get(size_t(dim)), yp) << what;
+          std::vector<float> xn(static_cast<size_t>(dim)), w(static_cast<size_t>(dim));
+          kernels::rmsnorm(xn.data(), yp.data(), nw.data(), int(dim), eps);
+          const std::vector<float> ref = out_ref.get(size_t(rows)), got = out_fold.get(size_t(rows));
+          for (int64_t r = 0; r < rows; ++r) {
+            const float want = kernels::bitplane_dot_scalar(hc.m, b, r, xn.data());
+            kernels::bitplane_dequant_row(hc.m, b, r, w.data());
+            double scale = 0;
+            for (int64_t j = 0; j < dim; ++j) scale += std::fabs(double(w[size_t(j)]) * xn[size_t(j)]);
+            ASSERT_NEAR(got[size_t(r)], want, 1e-4 * (1 + std::fabs(want)) + 6e-4 * scale) << what << " row " << r;
+            ASSERT_NEAR(ref[size_t(r)], want, 1e-4 * (1 + std::fabs(want)) + 6e-4 * scale) << what << " row " << r;
+          }
+        }
+    }
+  cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1);  // the defaults
+}
+
 // The decode attention's split count grows with the context (graphs are kept per count):
 // never fewer splits for a longer context, more from 1792 positions on, at least 32
 // positions a split at the context bound, at most 16.

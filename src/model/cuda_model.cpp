@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/timeline.h"
 #include "model/model_loader.h"
 #include "model/transformer.h"
 
@@ -549,6 +550,9 @@ class CudaModel : public DeviceModel {
       PMPD_CUDA_CHECK(cudaMemset(mlp_fragments_.get(), 0, mlp_fragments_.bytes()));
       att_fragments_.reserve(size_t(fragment_halves(int64_t(Q))));
       PMPD_CUDA_CHECK(cudaMemset(att_fragments_.get(), 0, att_fragments_.bytes()));
+      norm_fragments_.reserve(size_t(fragment_halves(int64_t(D))));
+      PMPD_CUDA_CHECK(cudaMemset(norm_fragments_.get(), 0, norm_fragments_.bytes()));
+      norm_sumsq_.reserve(size_t(2 * c.n_layers) * ((D + 15) / 16));
     }
     tokens_.reserve(N);
     size_t max_cols = std::max({D, F, Q});
@@ -582,7 +586,22 @@ class CudaModel : public DeviceModel {
     auto it = graphs_.find(key);
     if (it == graphs_.end())
       it = graphs_.emplace(key, capture_graph(stream_, [&] { enqueue_pass(1, bits, false, greedy); })).first;
+    const bool record = timeline_replay(key);
+    if (record) timeline::begin_capture();
     PMPD_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+    if (record) {
+      const char* out = std::getenv("PMPD_CUDA_TIMELINE_OUT");
+      timeline::write_csv(std::string(out) + "-b" + std::to_string(bits) + ".csv", timeline::end_capture());
+    }
+  }
+
+  // Diagnostic builds (timeline.h): whether this replay of a decode graph is the one to record,
+  // the PMPD_CUDA_TIMELINE_STEP-th (default 16) of its graph where PMPD_CUDA_TIMELINE_OUT names
+  // where the records go (OUT-b<bits>.csv).
+  bool timeline_replay(const std::tuple<int, bool, int>& key) {  // a GraphKey
+    if (!timeline::compiled() || !std::getenv("PMPD_CUDA_TIMELINE_OUT")) return false;
+    const char* step = std::getenv("PMPD_CUDA_TIMELINE_STEP");
+    return ++timeline_replays_[key] == (step ? std::atoi(step) : 16);
   }
 
   void norm(const DeviceNorm& nm, const float* x, float* out, int n) {
@@ -622,14 +641,20 @@ class CudaModel : public DeviceModel {
   // input and the residual add into its output; 16-bit layers run the same steps apart.
   // fragments: also write the next GEMV's input (act(y), or act(gate) * up) there in the
   // tensor-core GEMV's f16 order (only where mlp_fragments() says both GEMVs take it).
+  // fold_norm: also write the input of the next GEMV, normed by that RMSNorm, as the
+  // norm_fragments_ and the sums of squares of norm_sumsq_'s slot `fold_slot` (norm_folds).
   void gemv(const DeviceLinear& l, const GemvInput& in, float* y, bool accumulate, int bits,
-            uint16_t* fragments = nullptr) {
+            uint16_t* fragments = nullptr, const DeviceNorm* fold_norm = nullptr, int fold_slot = 0) {
     if (l.quantized) {
       GemvOutput o;
       o.y = y, o.accumulate = accumulate, o.bias = l.bias.get();
       if (fragments) {
         o.fragments = fragments, o.act = act_code();
         o.fragment_op = c_.gated_mlp ? GemvPrologue::GatedActivation : GemvPrologue::Activation;
+      }
+      if (fold_norm) {
+        o.norm_w = fold_norm->w.get(), o.norm_fragments = norm_fragments_.get();
+        o.sumsq_partials = norm_sumsq_.get() + size_t(fold_slot) * sumsq_slot_floats();
       }
       bitplane_gemv(l.q, bits, in, o, stream_);
       return;
@@ -657,6 +682,25 @@ class CudaModel : public DeviceModel {
   // each converting it.
   bool o_fragments(const DeviceLayer& w, int bits) const {
     return w.o.quantized && pair_lut_serves(w.o.q, bits) && att_fragments_on_;
+  }
+
+  // Whether a decode step at `bits` folds the RMSNorm between `producer` (a residual add) and
+  // `consumer` into the producer (GemvOutput::norm_fragments): both on the tensor-core GEMV.
+  // Saves every block of the consumer reading x and reducing its norm after the wait
+  // (PMPD_CUDA_NORM_FOLD=0 turns it off).
+  bool norm_folds(const DeviceLinear& producer, const DeviceLinear& consumer, int bits) const {
+    return norm_fold_on_ && c_.norm == NormKind::RMSNorm && producer.quantized && consumer.quantized &&
+           pair_lut_serves(producer.q, bits) && pair_lut_serves(consumer.q, bits) && consumer.cols == c_.dim;
+  }
+  size_t sumsq_slot_floats() const { return size_t(c_.dim + 15) / 16; }
+  // The input of layer w's q|k|v (slot 0: its attention norm) or gate|up (1: its MLP norm),
+  // written folded by the GEMV before (norm_folds).
+  GemvInput folded_input(const DeviceLayer& w, int which) {
+    GemvInput in = fragment_input(norm_fragments_.get());
+    const int l = int(&w - layers_.data());
+    in.sumsq_partials = norm_sumsq_.get() + size_t(2 * l + which) * sumsq_slot_floats();
+    in.eps = c_.norm_eps;
+    return in;
   }
 
   GemvInput norm_input(const DeviceNorm& nm, const float* x) const {
@@ -705,7 +749,9 @@ class CudaModel : public DeviceModel {
     for (int l = 0; l < c.n_layers; ++l) {
       DeviceLayer& w = layers_[size_t(l)];
       if (fused && !c.parallel_residual) {
-        gemv(w.qkv, norm_input(w.attn_norm, x_.get()), qkv_.get(), false, bits);
+        // The attention norm folded into the layer before's down projection, or done here.
+        gemv(w.qkv, l > 0 && norm_folds(layers_[size_t(l - 1)].down, w.qkv, bits) ? folded_input(w, 0) : norm_input(w.attn_norm, x_.get()),
+             qkv_.get(), false, bits);
       } else {
         norm(w.attn_norm, x_.get(), h_.get(), n);
         if (fused) gemv(w.qkv, plain_input(h_.get()), qkv_.get(), false, bits);
@@ -724,13 +770,18 @@ class CudaModel : public DeviceModel {
         attention_decode(a, stream_);
         mark("RoPE + KV store + attention");
         // Parallel block (Phi): the MLP reads the same normed input, kept in h.
-        gemv(w.o, o_frag ? fragment_input(att_fragments_.get()) : plain_input(att_.get()), x_.get(), true, bits);
+        const bool ffn_fold = !c.parallel_residual && norm_folds(w.o, w.gate_up, bits);
+        gemv(w.o, o_frag ? fragment_input(att_fragments_.get()) : plain_input(att_.get()), x_.get(), true, bits, nullptr,
+             ffn_fold ? &w.ffn_norm : nullptr, 2 * l + 1);
         mark("output projection + residual");
         const bool frag = mlp_fragments(w, bits);
-        gemv(w.gate_up, c.parallel_residual ? plain_input(h_.get()) : norm_input(w.ffn_norm, x_.get()), gu_.get(), false,
-             bits, frag ? mlp_fragments_.get() : nullptr);
+        gemv(w.gate_up,
+             c.parallel_residual ? plain_input(h_.get()) : ffn_fold ? folded_input(w, 1) : norm_input(w.ffn_norm, x_.get()),
+             gu_.get(), false, bits, frag ? mlp_fragments_.get() : nullptr);
         mark("norm + gate/up projection");
-        gemv(w.down, frag ? fragment_input(mlp_fragments_.get()) : act_in, x_.get(), true, bits);
+        const bool attn_fold = l + 1 < c.n_layers && norm_folds(w.down, layers_[size_t(l + 1)].qkv, bits);
+        gemv(w.down, frag ? fragment_input(mlp_fragments_.get()) : act_in, x_.get(), true, bits, nullptr,
+             attn_fold ? &layers_[size_t(l + 1)].attn_norm : nullptr, 2 * (l + 1));
         mark("activation + down projection + residual");
         continue;
       }
@@ -778,6 +829,10 @@ class CudaModel : public DeviceModel {
   DevArray<uint16_t> mlp_fragments_;
   // The output projection's input as f16 fragments, written by the decode attention (o_fragments).
   DevArray<uint16_t> att_fragments_;
+  // A folded RMSNorm's output (norm_folds): the next GEMV's input as f16 fragments of norm_w * x,
+  // and per norm site (2 a layer: attention, MLP) the sums of x^2 of the producer's tasks.
+  DevArray<uint16_t> norm_fragments_;
+  DevArray<float> norm_sumsq_;
   // For comparisons: PMPD_CUDA_MLP_FRAGMENTS=0, every down-projection block computes its input
   // itself; PMPD_CUDA_ATTN_FRAGMENTS=0, every output-projection block converts its input.
   static bool switched_on(const char* name) {
@@ -786,6 +841,7 @@ class CudaModel : public DeviceModel {
   }
   bool fragments_on_ = switched_on("PMPD_CUDA_MLP_FRAGMENTS");
   bool att_fragments_on_ = switched_on("PMPD_CUDA_ATTN_FRAGMENTS");
+  bool norm_fold_on_ = switched_on("PMPD_CUDA_NORM_FOLD");
   // Prompt passes of up to tiled_gemm_tokens(bits) tokens multiply straight from the tiles
   // (pair_lut_gemm); longer ones dequantize each layer and call cuBLAS, which wins once the
   // GEMM is large: Vicuna-7B, prompt tokens/s tiled against dequantized (docs/cuda.md,
@@ -823,6 +879,7 @@ class CudaModel : public DeviceModel {
   // the attention's split count (which grows with the context).
   using GraphKey = std::tuple<int, bool, int>;
   std::map<GraphKey, cudaGraphExec_t> graphs_;
+  std::map<GraphKey, int> timeline_replays_;  // decode graph replays, for timeline_replay
   std::mutex mu_;
   std::vector<std::pair<std::string, cudaEvent_t>>* marks_ = nullptr;
 };

@@ -6,14 +6,22 @@
 #   bash tools/gpu/run.sh OUTDIR [SHAPES...]
 # With a NAME (bash tools/gpu/pack.sh NAME), only the two binaries go to .gpu/NAME.tar.xz:
 # a variant build for tools/gpu/ab.sh, which takes the libraries from the main bundle.
+# PMPD_PACK_CMAKE: extra CMake options (a variant's, e.g. -DPMPD_CUDA_TIMELINE=ON for
+# tools/gpu/timeline.sh; the next pack without them builds the default again).
+# PMPD_PACK_ONLY_PMPD=1: the variant holds bin/pmpd alone (smaller: the device tool carries
+# at most 64 MiB, the working tree included).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 variant=${1:-}
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPMPD_CUDA=ON >/dev/null
-cmake --build build -j"$(nproc)" --target pmpd pmpd_tests
+# shellcheck disable=SC2086  # PMPD_PACK_CMAKE is a list of options
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPMPD_CUDA=ON -DPMPD_CUDA_TIMELINE=OFF ${PMPD_PACK_CMAKE:-} >/dev/null
+targets=(pmpd pmpd_tests)
+[ -n "$variant" ] && [ "${PMPD_PACK_ONLY_PMPD:-0}" = 1 ] && targets=(pmpd)
+cmake --build build -j"$(nproc)" --target "${targets[@]}"
 stage=$(mktemp -d)
 mkdir -p "$stage/bin" "$stage/lib" .gpu
-cp build/pmpd build/tests/pmpd_tests "$stage/bin/"
+cp build/pmpd "$stage/bin/"
+[ "${#targets[@]}" = 2 ] && cp build/tests/pmpd_tests "$stage/bin/"
 if [ -n "$variant" ]; then
   tar -C "$stage" -cJf ".gpu/$variant.tar.xz" bin
   rm -rf "$stage"

@@ -15,8 +15,11 @@
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/fragment_order.cuh"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/timeline.cuh"
 
 namespace pmpd::cuda {
+
+PMPD_TIMELINE_UNIT(attention_decode)
 
 namespace {
 
@@ -70,7 +73,9 @@ __device__ void merge_in_cluster(const DecodeAttentionArgs& a, float* part, int 
   }
   if (tid == 0) max_sum[0] = m, max_sum[1] = l;
   cg::cluster_group cluster = cg::this_cluster();
+  PMPD_TIMELINE_MARK(4);
   cluster.sync();  // every split's row, max and sum are in place (release / acquire)
+  PMPD_TIMELINE_MARK(5);
   const int share = (hd + a.splits - 1) / a.splits, d_end = min(hd, (s + 1) * share);
   for (int d = s * share + tid; d < d_end; d += blockDim.x) {
     float mj[kMaxClusterSplits], lj[kMaxClusterSplits], oj[kMaxClusterSplits];
@@ -93,6 +98,7 @@ __device__ void merge_in_cluster(const DecodeAttentionArgs& a, float* part, int 
     for (int j = 0; j < kMaxClusterSplits; ++j) o += j < a.splits && lj[j] > 0.f ? oj[j] * (expf(mj[j] - M) / L) : 0.f;
     write_output(a, h, d, o);
   }
+  PMPD_TIMELINE_MARK(6);
   cluster.sync();  // no block leaves while another still reads its shared memory
 }
 #endif
@@ -115,6 +121,7 @@ __global__ void attention_decode_kernel(DecodeAttentionArgs a) {
   __shared__ float split_weight[kMaxSplits], split_sum[kMaxSplits];  // the merge's per-split values
   const int h = blockIdx.x, s = blockIdx.y, tid = threadIdx.x;
   const int group = a.n_heads / a.n_kv_heads, kvh = h / group, kv_dim = a.n_kv_heads * hd;
+  PMPD_TIMELINE_BEGIN(timeline::DecodeAttention, 16, reinterpret_cast<uintptr_t>(a.kv_slots));
   dev::let_next_start();
   // The step state (copied before the step), the rotation of this position and the cache
   // rows before it (written by earlier steps) need nothing from the kernel before this one:
@@ -161,6 +168,7 @@ __global__ void attention_decode_kernel(DecodeAttentionArgs a) {
     rot[i] = make_float2(cs, sn);
   }
   dev::wait_for_producer();  // q, k, v of this token come from the projection before
+  PMPD_TIMELINE_MARK(1);
   const bool stores_kv = has_new && h % group == 0;  // one head of the group stores its kv head
   __half* k_store = reinterpret_cast<__half*>(a.kv_slots[0]) + int64_t(pos) * kv_dim + kvh * hd;
   __half* v_store = reinterpret_cast<__half*>(a.kv_slots[1]) + int64_t(pos) * kv_dim + kvh * hd;
@@ -301,9 +309,11 @@ __global__ void attention_decode_kernel(DecodeAttentionArgs a) {
     }
   }
   __syncthreads();
+  PMPD_TIMELINE_MARK(2);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   if (a.cluster_merge) {
     merge_in_cluster(a, part, rows, m, l, h, s);
+    PMPD_TIMELINE_MARK(3);
     return;
   }
 #endif

@@ -250,7 +250,7 @@ void bitplane_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, cons
   PMPD_CUDA_REQUIRE(bits >= m.bits_min && bits <= m.bits_max && bits >= 1 && bits <= 8,
                     "bit-plane GEMV at a width the matrix does not hold");
   if (pair_lut_gemv(m, bits, in, out, stream)) return;
-  PMPD_CUDA_REQUIRE(in.prologue != GemvPrologue::Fragments && !out.fragments,
+  PMPD_CUDA_REQUIRE(in.prologue != GemvPrologue::Fragments && !out.fragments && !out.norm_fragments,
                     "bit-plane GEMV: f16 fragments in or out need the tensor-core GEMV (pair_lut_serves)");
   PMPD_CUDA_REQUIRE(m.planes, "bit-plane GEMV: the planes were not kept on the device (the tensor-core GEMV serves it)");
   with_width(bits, [&](auto B) { launch_width<B()>(m, in, out, s); });

@@ -72,6 +72,10 @@ struct GemvInput {
   const float* norm_b = nullptr;
   float eps = 0.f;
   int act = 0;  // 0: SiLU, 1: GELU-tanh
+  // A folded RMSNorm (GemvOutput::norm_fragments): with prologue Fragments, the fragments hold
+  // f16(norm_w[c] * x[c]) and these the sums of x[c]^2 over each 16-row task of the GEMV that
+  // wrote them ((cols + 15) / 16 floats); every row sum is scaled by rsqrt(mean x^2 + eps).
+  const float* sumsq_partials = nullptr;
 };
 struct GemvOutput {
   float* y = nullptr;
@@ -85,6 +89,13 @@ struct GemvOutput {
   uint16_t* fragments = nullptr;
   GemvPrologue fragment_op = GemvPrologue::None;
   int act = 0;  // 0: SiLU, 1: GELU-tanh
+  // The next GEMV's RMSNorm folded into this one (a residual add's output, decode steps): with
+  // norm_fragments set, y's final rows (after the add) are also written as f16(norm_w[r] * y[r])
+  // in fragment order, and each 16-row task's sum of y[r]^2 into sumsq_partials[task]; the next
+  // GEMV reads both (GemvInput::sumsq_partials) instead of normalizing x in every block.
+  const float* norm_w = nullptr;
+  uint16_t* norm_fragments = nullptr;
+  float* sumsq_partials = nullptr;
 };
 
 // The decode GEMV, reading planes 0..b-1: y[r] (+)= sum_j W_b[r, j] in(x)[j] (+ bias[r]).

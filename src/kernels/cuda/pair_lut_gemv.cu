@@ -45,8 +45,11 @@
 #include "kernels/cuda/fragment_order.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/tile_decode.cuh"
+#include "kernels/cuda/timeline.cuh"
 
 namespace pmpd::cuda {
+
+PMPD_TIMELINE_UNIT(pair_lut_gemv)
 
 namespace {
 
@@ -180,19 +183,20 @@ __device__ __forceinline__ void write_warp_partials(float* part, int warp, int l
 }
 
 // Row i (0..15) of a task from its partial sums part[w * kRows + i] of `warps` warps (and, with
-// DNS outliers, part[kWarps * kRows + i]), plus its bias: into y (added to it where
-// out.accumulate) and, where asked, into the next GEMV's fragments.
+// DNS outliers, part[kWarps * kRows + i]), times `scale` (a folded RMSNorm's, else 1), plus
+// its bias: into y (added to y_old, the row's value loaded before, where out.accumulate) and,
+// where asked, into the next GEMV's fragments. Returns the row's final value (0 past the rows).
 template <bool Mapped>
-__device__ __forceinline__ void write_task_row(const DeviceBitPlanes& m, const GemvOutput& out, const float* part,
-                                               int task, int i, int warps) {
+__device__ __forceinline__ float write_task_row(const DeviceBitPlanes& m, const GemvOutput& out, const float* part,
+                                                int task, int i, int warps, float scale, float y_old) {
   auto row_value = [&](int l, int r) {
     float s = m.nnz ? part[kWarps * kRows + l] : 0.f;
     for (int w2i = 0; w2i < warps; ++w2i) s += part[w2i * kRows + l];
-    return s + (out.bias && r >= 0 ? out.bias[r] : 0.f);
+    return s * scale + (out.bias && r >= 0 ? out.bias[r] : 0.f);
   };
   const int r = task_row<Mapped>(m, task, i);
-  const float v = row_value(i, r);
-  if (r >= 0) out.y[r] = out.accumulate ? out.y[r] + v : v;
+  const float v = row_value(i, r), y = out.accumulate ? y_old + v : v;
+  if (r >= 0) out.y[r] = y;
   if constexpr (Mapped) {
     // A gate row's lane sums its up row too (the same additions as that row's lane:
     // a shuffle or a pass through shared memory instead made ptxas spill).
@@ -201,6 +205,46 @@ __device__ __forceinline__ void write_task_row(const DeviceBitPlanes& m, const G
       else if (i < 8) write_fragment(out, r, v, row_value(i + 8, task_row<Mapped>(m, task, i + 8)));
     }
   }
+  return r >= 0 ? y : 0.f;
+}
+
+// The row's value before a residual add (out.accumulate), loaded ahead of write_task_row: only
+// after the wait on the kernel before, which may write it.
+template <bool Mapped>
+__device__ __forceinline__ float residual_of(const DeviceBitPlanes& m, const GemvOutput& out, int task, int i) {
+  const int r = task_row<Mapped>(m, task, i);
+  return out.accumulate && r >= 0 ? __ldcg(out.y + r) : 0.f;
+}
+// The folded norm's weight of the row (GemvOutput::norm_w), loaded ahead: it needs no wait.
+template <bool Mapped>
+__device__ __forceinline__ float norm_weight_of(const DeviceBitPlanes& m, const GemvOutput& out, int task, int i) {
+  const int r = task_row<Mapped>(m, task, i);
+  return out.norm_fragments && r >= 0 ? __ldg(out.norm_w + r) : 0.f;
+}
+
+// The next GEMV's folded RMSNorm (GemvOutput::norm_fragments) from row i of a task, by lanes
+// 0..15 of one warp together: f16(norm weight * y) into the fragments, and the task's sum of
+// y^2 (in a fixed order: the same bits every run) into sumsq_partials.
+template <bool Mapped>
+__device__ __forceinline__ void write_norm_fold(const DeviceBitPlanes& m, const GemvOutput& out, int task, int i,
+                                                float y, float norm_w) {
+  const int r = task_row<Mapped>(m, task, i);
+  if (r >= 0) out.norm_fragments[x_slot(r)] = __half_as_ushort(__float2half_rn(norm_w * y));
+  float sq = y * y;
+#pragma unroll
+  for (int o = 8; o > 0; o /= 2) sq += __shfl_xor_sync(0xffffu, sq, o);
+  if (i == 0) out.sumsq_partials[task] = sq;
+}
+
+// A folded RMSNorm's scale, 1 / sqrt(mean x^2 + eps), from the tasks' sums of squares
+// (GemvInput::sumsq_partials), into *scale by the last warp, in a fixed order; called after
+// the wait, while x's fragments are on their way (their barrier publishes it).
+__device__ __forceinline__ void stage_norm_scale(const GemvInput& in, int cols, int warp, int lane, float* scale) {
+  if (!in.sumsq_partials || warp != kWarps - 1) return;
+  float s = 0.f;
+  for (int t = lane; t < (cols + kRows - 1) / kRows; t += 32) s += __ldcg(in.sumsq_partials + t);
+  s = dev::warp_sum(s);
+  if (lane == 0) *scale = rsqrtf(s / float(cols) + in.eps);
 }
 
 // Blocks an SM: two at 2-3 bits (64 registers a thread, one item ahead), one from 4 bits
@@ -232,6 +276,7 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint2* tiled = reinterpret_cast<const uint2*>(m.tiled);
   const uint4* xsv = reinterpret_cast<const uint4*>(xs);
+  PMPD_TIMELINE_BEGIN(timeline::TaskLoopGemv, B, reinterpret_cast<uintptr_t>(m.tiled));
   dev::let_next_start();  // the next kernel's blocks may start fetching as ours finish
 
   // This warp's stream of work: (task, chunk pair) for the block's tasks, cp = warp,
@@ -288,19 +333,28 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
     share.load(cent);
     share.store(tables);
   }
+  PMPD_TIMELINE_MARK(1);
   dev::wait_for_producer();  // the weight loads above are in flight; x is the previous kernel's output
+  PMPD_TIMELINE_MARK(2);
   if (in.prologue == GemvPrologue::Fragments) copy_fragments(in.fragments, int(padded), xs);
   else stage_fragments(in, int(m.cols), int(padded), xs);  // once per block
+  __shared__ float norm_scale;
+  stage_norm_scale(in, int(m.cols), warp, lane, &norm_scale);
   dev::copy_async_wait_all();
   __syncthreads();
   if constexpr (Wide) {
     fill.store(tables_address, 0);
     __syncthreads();
   }
+  PMPD_TIMELINE_MARK(3);
 
   int buf = 0;
   for (int64_t task = blockIdx.x, n = 0; task < tasks; task += gridDim.x, buf ^= 1, ++n) {
     const int64_t next_task = task + gridDim.x;
+    // The epilogue's loads of this task's rows, in flight during its items.
+    const bool writer = threadIdx.x < kRows;
+    const float y_old = writer ? residual_of<Mapped>(m, out, int(task), threadIdx.x) : 0.f;
+    const float norm_w = writer ? norm_weight_of<Mapped>(m, out, int(task), threadIdx.x) : 0.f;
     TableAddress<Wide ? 4 : B> ta;
     uint32_t wide_base[2];  // the wide decoder's lane bases, per row block
     if constexpr (Wide) {
@@ -342,8 +396,15 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
       if (lane == 0) part[kWarps * kRows + warp] = s;
     }
     __syncthreads();  // partial sums and the next task's tables are complete
-    if (threadIdx.x < kRows) write_task_row<Mapped>(m, out, part, int(task), threadIdx.x, kWarps);
+    if (n == 0) PMPD_TIMELINE_MARK(4);
+    PMPD_TIMELINE_MARK(5);
+    if (writer) {
+      const float scale = in.sumsq_partials ? norm_scale : 1.f;
+      const float y = write_task_row<Mapped>(m, out, part, int(task), threadIdx.x, kWarps, scale, y_old);
+      if (out.norm_fragments) write_norm_fold<Mapped>(m, out, int(task), threadIdx.x, y, norm_w);
+    }
   }
+  PMPD_TIMELINE_MARK(6);
 }
 
 // ---- The streaming GEMV (2..3 bits, up to 16 chunk pairs of columns; stops 22-23) ----
@@ -379,6 +440,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint2* tiled = reinterpret_cast<const uint2*>(m.tiled);
   const uint32_t plane_words = uint32_t(lay.row_blocks) * uint32_t(cp32) * 32u;  // in uint2
+  PMPD_TIMELINE_BEGIN(timeline::StreamGemv, B, reinterpret_cast<uintptr_t>(m.tiled));
   dev::let_next_start();
 
   // This block's tasks: blockIdx.x + i gridDim.x for i < n. Grouped (fewer than 16 chunk
@@ -420,18 +482,29 @@ __global__ void __launch_bounds__(kThreads, 1)
     dev::copy_async_commit();
   }
   prefetch_norm(in, int(m.cols));
+  // The epilogue's first rows (warp w, lanes 0..15: task w's): a folded norm's weights now,
+  // their residual after the wait; both in flight until the end.
+  const bool writer = lane < kRows && warp < n;
+  const float norm_w = writer ? norm_weight_of<Mapped>(m, out, task_of(warp), lane) : 0.f;
   dev::copy_async_wait_all();
   __syncthreads();
+  PMPD_TIMELINE_MARK(1);
   TableShare<B> share;
   for (int i = 0; i < n; ++i) {  // need none of x: built while the kernel before finishes
     share.load(cent + (i * kRows << B));
     share.store(tables + size_t(i) * kTable);
   }
+  PMPD_TIMELINE_MARK(2);
   dev::wait_for_producer();
+  PMPD_TIMELINE_MARK(3);
+  const float y_old = writer ? residual_of<Mapped>(m, out, task_of(warp), lane) : 0.f;
   if (in.prologue == GemvPrologue::Fragments) copy_fragments(in.fragments, int(padded), xs);
   else stage_fragments(in, int(m.cols), int(padded), xs);
+  __shared__ float norm_scale;
+  stage_norm_scale(in, int(m.cols), warp, lane, &norm_scale);
   dev::copy_async_wait_all();
   __syncthreads();
+  PMPD_TIMELINE_MARK(4);
   const uint4* xsv = reinterpret_cast<const uint4*>(xs);
   // x of this warp's chunk pair, at the indices chunk_mma reads (4 r of each half).
   uint4 xr[2][16];
@@ -457,18 +530,31 @@ __global__ void __launch_bounds__(kThreads, 1)
       chunk_mma<B>(p, xr[h], ta, acc);
     }
     write_warp_partials(partial + size_t(i) * (kWarps + 1) * kRows, cp, lane, acc);
+    if (i == first) PMPD_TIMELINE_MARK(5);
 #pragma unroll
     for (int a = 0; a < Ahead; ++a) copy_item<B>(ring[a + 1], ring[a]);
   }
+  PMPD_TIMELINE_MARK(6);
   if (m.nnz)  // warp w: row w's DNS outliers, for every task
     for (int i = 0; i < n; ++i) {
       const float s = outlier_correction<B, Mapped>(m, plane_words, cp32, task_of(i), warp, lane, xs);
       if (lane == 0) partial[(size_t(i) * (kWarps + 1) + kWarps) * kRows + warp] = s;
     }
   __syncthreads();  // every task's partial sums are in
+  PMPD_TIMELINE_MARK(7);
   const int busy = Grouped ? cp32 : cp32 < kWarps ? cp32 : kWarps;  // warps that wrote partial sums a task
+  const float scale = in.sumsq_partials ? norm_scale : 1.f;
   for (int i = warp; i < n; i += kWarps)
-    if (lane < kRows) write_task_row<Mapped>(m, out, partial + size_t(i) * (kWarps + 1) * kRows, task_of(i), lane, busy);
+    if (lane < kRows) {
+      const bool first_rows = i == warp;  // loaded ahead
+      const int task = task_of(i);
+      const float y = write_task_row<Mapped>(m, out, partial + size_t(i) * (kWarps + 1) * kRows, task, lane, busy, scale,
+                                             first_rows ? y_old : residual_of<Mapped>(m, out, task, lane));
+      if (first_rows) PMPD_TIMELINE_MARK(9);
+      if (out.norm_fragments)
+        write_norm_fold<Mapped>(m, out, task, lane, y, first_rows ? norm_w : norm_weight_of<Mapped>(m, out, task, lane));
+    }
+  PMPD_TIMELINE_MARK(8);
 }
 
 int one_block_cols = [] {
@@ -486,7 +572,7 @@ size_t smem_bytes(const DeviceBitPlanes& m) {
   return align_pad + table_region_bytes<B>() + size_t(lay.chunk_pairs) * 512 + sizeof(float) * 2 * (kWarps + 1) * kRows +
          centroids;
 }
-constexpr size_t kSmemMax = 227 * 1024;
+constexpr size_t kSmemMax = 227 * 1024 - 256;  // the opt-in limit, less room for static shared memory (reductions)
 
 template <int B, int Blocks, bool Mapped>
 bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Summarizes a decode step's kernel timeline (timeline.sh: PMPD_CUDA_TIMELINE_OUT CSVs).
+
+Each CSV holds one record per block of the instrumented kernels (the GEMVs and the decode
+attention) of one decode step: %globaltimer stamps in ns (kernels/cuda/timeline.cuh marks).
+Per launch (the blocks of one kernel on one matrix or layer): when its first block started,
+when the kernel before it let it go on (the earliest return from griddepcontrol.wait), when
+its last block ended; and inside the blocks, the median time of each phase. Then the same per
+role in a layer (q|k|v, attention, o, gate|up, down), as medians over the layers.
+    python3 timeline.py OUT-b3.csv [...]
+"""
+import csv
+import statistics
+import sys
+
+KINDS = {1: "stream", 2: "taskloop", 3: "attention"}
+# For each kind: the mark returned from the wait on the kernel before, the marks in the order
+# a block reaches them (the last ends the block), and the phases between them.
+PHASES = {
+    1: (3, [0, 1, 2, 3, 4, 5, 6, 7, 9, 8],
+        ["centroids", "tables", "wait", "x staged", "first item", "rest of warp 0's items", "other warps",
+         "row sums", "norm fold"]),
+    2: (2, [0, 1, 2, 3, 4, 5, 6], ["tables", "wait", "x staged", "first task", "other tasks", "last rows"]),
+    3: (1, [0, 1, 2, 4, 5, 6, 3], ["before wait", "scores", "local sums", "cluster barrier", "merge",
+                                   "cluster barrier"]),
+}
+
+
+def load(path):
+    launches = {}
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            kind = int(r["kind"])
+            t = [int(r[f"t{i}"]) for i in range(10)]
+            launches.setdefault((kind, r["key"], r["bits"]), []).append(t)
+    out = []
+    for (kind, key, bits), blocks in launches.items():
+        wait_mark, order, _ = PHASES[kind]
+        begin = min(b[0] for b in blocks)
+        released = min(b[wait_mark] for b in blocks if b[wait_mark] >= 0)
+        end = max(max(b[i] for i in order if b[i] >= 0) for b in blocks)
+        phases = []
+        for a, z in zip(order, order[1:]):
+            d = [b[z] - b[a] for b in blocks if b[a] >= 0 and b[z] >= 0]
+            phases.append(statistics.median(d) if d else float("nan"))
+        out.append(dict(kind=kind, bits=bits, blocks=len(blocks), begin=begin, released=released, end=end,
+                        phases=phases))
+    out.sort(key=lambda l: l["begin"])
+    return out
+
+
+def us(ns):
+    return f"{ns / 1000:.2f}"
+
+
+def summarize(path):
+    launches = load(path)
+    print(f"## {path}\n")
+    if not launches:
+        print("(no records)\n")
+        return
+    step = launches[-1]["end"] - launches[0]["begin"]
+    print(f"{len(launches)} launches, first block start to last block end: {us(step)} us\n")
+    # Roles by position: a layer is q|k|v, attention, o, gate|up, down (Llama-like shapes).
+    roles = ["q|k|v", "attention", "o", "gate|up", "down"]
+    per_role = {}
+    prev_end = None
+    for i, l in enumerate(launches):
+        role = roles[i % 5] if len(launches) % 5 == 0 else str(i)
+        gap = l["released"] - prev_end if prev_end is not None else float("nan")
+        per_role.setdefault((role, l["kind"]), []).append(
+            dict(gap=gap, busy=l["end"] - l["released"], early=l["released"] - l["begin"], phases=l["phases"],
+                 blocks=l["blocks"]))
+        prev_end = l["end"]
+    print("Per role, medians over the layers (us). gap: the kernel before's last block end to the first"
+          " return from this kernel's wait; busy: that return to this kernel's last block end; early:"
+          " its first block's start to that return.\n")
+    print("| role | kernel | blocks | gap | busy | early | phases (median over blocks) |")
+    print("|---|---|---|---|---|---|---|")
+    total_gap = total_busy = 0.0
+    for (role, kind), rows in per_role.items():
+        med = lambda k: statistics.median(r[k] for r in rows if r[k] == r[k]) if any(r[k] == r[k] for r in rows) else float("nan")
+        names = PHASES[kind][2]
+        ph = ", ".join(f"{n} {us(statistics.median(r['phases'][j] for r in rows))}" for j, n in enumerate(names))
+        g, b = med("gap"), med("busy")
+        total_gap += g * len(rows) if g == g else 0
+        total_busy += b * len(rows)
+        print(f"| {role} | {KINDS[kind]} | {rows[0]['blocks']} | {us(g)} | {us(b)} | {us(med('early'))} | {ph} |")
+    print(f"\nSummed over the step: gaps {us(total_gap)} us, busy {us(total_busy)} us"
+          f" (of {us(step)}; the rest: kernels not instrumented, e.g. the LM head)\n")
+
+
+for p in sys.argv[1:]:
+    summarize(p)
