@@ -23,7 +23,7 @@ mkdir -p "$stage/bin" "$stage/lib" .gpu
 cp build/pmpd "$stage/bin/"
 [ "${#targets[@]}" = 2 ] && cp build/tests/pmpd_tests "$stage/bin/"
 if [ -n "$variant" ]; then
-  tar -C "$stage" -cJf ".gpu/$variant.tar.xz" bin
+  XZ_OPT=-9e tar -C "$stage" -cJf ".gpu/$variant.tar.xz" bin
   rm -rf "$stage"
   ls -la ".gpu/$variant.tar.xz"
   exit 0
@@ -32,6 +32,6 @@ fi
 ldd build/pmpd build/tests/pmpd_tests | awk '$3 ~ /^\// {print $3}' | sort -u |
   grep -vE '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so|/usr/local/cuda' |
   while read -r lib; do cp -L "$lib" "$stage/lib/"; done
-tar -C "$stage" -cJf .gpu/bundle.tar.xz bin lib
+XZ_OPT=-9e tar -C "$stage" -cJf .gpu/bundle.tar.xz bin lib
 rm -rf "$stage"
 ls -la .gpu/bundle.tar.xz

@@ -241,8 +241,17 @@ __device__ __forceinline__ void write_norm_fold(const DeviceBitPlanes& m, const 
 // the wait, while x's fragments are on their way (their barrier publishes it).
 __device__ __forceinline__ void stage_norm_scale(const GemvInput& in, int cols, int warp, int lane, float* scale) {
   if (!in.sumsq_partials || warp != kWarps - 1) return;
+  // Unconditional loads (indices clamped, the extra ones dropped after) so that all are in
+  // flight at once: one round trip up to 8192 columns (a loop with a bound ran one a load).
+  constexpr int kLoads = 16;
+  const int count = (cols + kRows - 1) / kRows;
+  float v[kLoads];
+#pragma unroll
+  for (int k = 0; k < kLoads; ++k) v[k] = __ldcg(in.sumsq_partials + min(lane + 32 * k, count - 1));
   float s = 0.f;
-  for (int t = lane; t < (cols + kRows - 1) / kRows; t += 32) s += __ldcg(in.sumsq_partials + t);
+#pragma unroll
+  for (int k = 0; k < kLoads; ++k) s += lane + 32 * k < count ? v[k] : 0.f;
+  for (int t = lane + 32 * kLoads; t < count; t += 32) s += __ldcg(in.sumsq_partials + t);
   s = dev::warp_sum(s);
   if (lane == 0) *scale = rsqrtf(s / float(cols) + in.eps);
 }

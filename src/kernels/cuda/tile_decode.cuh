@@ -243,9 +243,31 @@ struct TableShare {
       for (int i = 0; i < kSecond; ++i) s[q][i] = centroid(q, second_w + i);
     }
   }
-  // cent: the task's 16 rows of 2^B centroids, staged in shared memory.
+  // cent: the task's 16 rows of 2^B centroids, staged in shared memory (4-byte aligned). A
+  // lane's centroids come in runs of kFirst and kSecond from even codes: read two at a time
+  // where the runs allow (half the shared-memory loads: building the tables is a GEMV's
+  // start-up, on its critical path where a block starts after the kernel before has ended).
   __device__ void load(const __half* cent) {
-    load_by([&](int q, int c) { return cent[((8 * q + (threadIdx.x % 32) / 4) << B) + c]; });
+    if constexpr (kFirst % 2 == 0 && kSecond % 2 == 0) {
+      const int e0 = (threadIdx.x / 32) * kPerWarp;
+      const int first_w = even_bits(e0), second_w = odd_bits(e0);
+#pragma unroll
+      for (int q = 0; q < 2; ++q) {
+        const __half* row = cent + ((8 * q + (threadIdx.x % 32) / 4) << B);
+#pragma unroll
+        for (int i = 0; i < kFirst; i += 2) {
+          const __half2 v = *reinterpret_cast<const __half2*>(row + first_w + i);
+          f[q][i] = __low2half(v), f[q][i + 1] = __high2half(v);
+        }
+#pragma unroll
+        for (int i = 0; i < kSecond; i += 2) {
+          const __half2 v = *reinterpret_cast<const __half2*>(row + second_w + i);
+          s[q][i] = __low2half(v), s[q][i + 1] = __high2half(v);
+        }
+      }
+    } else {
+      load_by([&](int q, int c) { return cent[((8 * q + (threadIdx.x % 32) / 4) << B) + c]; });
+    }
   }
   __device__ void store(uint8_t* tables) const {
     const int e0 = (threadIdx.x / 32) * kPerWarp, lane = threadIdx.x % 32;
@@ -337,6 +359,17 @@ __host__ __device__ inline void wide_indices(const uint32_t (&p)[B], int r, uint
 // A lane's words of item (task, cp): for each row block q and plane k, the 64 bits of chunks
 // 2 cp (.x) and 2 cp + 1 (.y). 32-bit indices (the host checks the tiles fit): 64-bit address
 // arithmetic was a tenth of the GEMV loop's instructions.
+// A word of weights: read once a decode step, so evict-first in L1 and L2 (ld.global.cs):
+// streaming a step's weights through L2 would otherwise evict what the kernels read again
+// soon (their code, x, the centroids, the norm weights, the attention's q, k, v).
+__device__ __forceinline__ uint2 load_weights(const uint2* p) {
+#ifdef PMPD_CUDA_WEIGHTS_LDG  // for comparisons: the read-only path with normal eviction
+  return __ldg(p);
+#else
+  return __ldcs(p);
+#endif
+}
+
 template <int B>
 __device__ __forceinline__ void load_item(const uint2* tiled, uint32_t plane_words, int cp32, int task, int cp, int lane,
                                           uint2 (&dst)[2][B]) {
@@ -344,7 +377,7 @@ __device__ __forceinline__ void load_item(const uint2* tiled, uint32_t plane_wor
 #pragma unroll
   for (int q = 0; q < 2; ++q)
 #pragma unroll
-    for (int k = 0; k < B; ++k) dst[q][k] = __ldg(base + (uint32_t(k) * plane_words + uint32_t(q * cp32 * 32)));
+    for (int k = 0; k < B; ++k) dst[q][k] = load_weights(base + (uint32_t(k) * plane_words + uint32_t(q * cp32 * 32)));
 }
 // The plane words of chunk half h (0: chunk 2 cp, 1: chunk 2 cp + 1) of a loaded item.
 template <int B>
