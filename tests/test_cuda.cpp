@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <initializer_list>
 #include <random>
 #include <tuple>
 
@@ -246,18 +247,23 @@ TEST(Cuda, TiledGemmMatchesCpuAtEveryWidth) {
 }
 
 // The operators fused into the GEMV's input and output against the CPU operators.
+// Fills each vector with uniform values in [-2, 2) from one generator seeded `seed`.
+void fill_uniform(uint32_t seed, std::initializer_list<std::vector<float>*> vectors) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-2.f, 2.f);
+  for (auto* v : vectors)
+    for (auto& e : *v) e = u(rng);
+}
+
 TEST(Cuda, FusedPrologueAndEpilogueMatchCpuOperators) {
   SKIP_WITHOUT_GPU();
   const int64_t rows = 70, cols = 3900;  // 16 chunk pairs: the streaming GEMV takes it
   HostMatrix h = random_matrix(rows, cols, 2, 4, 1, 5);
   cuda::set_pair_lut_stream_rounds_3bit(1);
   DeviceMatrix plain(h), tiled(h, true);
-  std::mt19937 rng(3);
-  std::uniform_real_distribution<float> u(-2.f, 2.f);
   std::vector<float> x(static_cast<size_t>(2 * cols)), nw(static_cast<size_t>(cols)), nb(nw.size()), bias(static_cast<size_t>(rows)),
       y0(static_cast<size_t>(rows));
-  for (auto* v : {&x, &nw, &nb, &bias, &y0})
-    for (auto& e : *v) e = u(rng);
+  fill_uniform(3, {&x, &nw, &nb, &bias, &y0});
   Dev<float> dx(x), dw(nw), db(nb), dbias(bias);
   using P = cuda::GemvPrologue;
   for (P p : {P::None, P::RmsNorm, P::LayerNorm, P::GatedActivation, P::Activation}) {
@@ -314,11 +320,8 @@ TEST(Cuda, MlpFragmentsEqualTheFusedPrologue) {
   // hidden % 8 != 0: a task with 4 gate rows; dim: 16 chunk pairs, the first GEMV streaming
   const int64_t dim = 3900, hidden = 100;
   cuda::set_pair_lut_stream_rounds_3bit(1);
-  std::mt19937 rng(11);
-  std::uniform_real_distribution<float> u(-2.f, 2.f);
   std::vector<float> x(static_cast<size_t>(dim)), bias(static_cast<size_t>(2 * hidden));
-  for (auto* v : {&x, &bias})
-    for (auto& e : *v) e = u(rng);
+  fill_uniform(11, {&x, &bias});
   Dev<float> dx(x), dbias(bias);
   for (bool gated : {true, false}) {
     const int64_t first_rows = gated ? 2 * hidden : hidden;
@@ -382,11 +385,8 @@ TEST(Cuda, FoldedNormMatchesTheNormPrologue) {
   SKIP_WITHOUT_GPU();
   const int64_t dim = 3900, rows = 70;
   cuda::set_pair_lut_stream_rounds_3bit(1);
-  std::mt19937 rng(17);
-  std::uniform_real_distribution<float> u(-2.f, 2.f);
   std::vector<float> x(static_cast<size_t>(dim)), y0(static_cast<size_t>(dim)), nw(static_cast<size_t>(dim));
-  for (auto* v : {&x, &y0, &nw})
-    for (auto& e : *v) e = u(rng);
+  fill_uniform(17, {&x, &y0, &nw});
   Dev<float> dx(x), dnw(nw);
   const float eps = 1e-5f;
   for (int64_t pcols : {dim, int64_t(300)})
