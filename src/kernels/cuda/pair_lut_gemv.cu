@@ -360,10 +360,11 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
   int buf = 0;
   for (int64_t task = blockIdx.x, n = 0; task < tasks; task += gridDim.x, buf ^= 1, ++n) {
     const int64_t next_task = task + gridDim.x;
-    // The epilogue's loads of this task's rows, in flight during its items.
+    // The epilogue's loads of this task's rows, in flight during its items; at 5..8 bits at the
+    // end (two more registers live through the wide decode cost up to 7% at 8 bits).
     const bool writer = threadIdx.x < kRows;
-    const float y_old = writer ? residual_of<Mapped>(m, out, int(task), threadIdx.x) : 0.f;
-    const float norm_w = writer ? norm_weight_of<Mapped>(m, out, int(task), threadIdx.x) : 0.f;
+    const float y_old = writer && !Wide ? residual_of<Mapped>(m, out, int(task), threadIdx.x) : 0.f;
+    const float norm_w = writer && !Wide ? norm_weight_of<Mapped>(m, out, int(task), threadIdx.x) : 0.f;
     TableAddress<Wide ? 4 : B> ta;
     uint32_t wide_base[2];  // the wide decoder's lane bases, per row block
     if constexpr (Wide) {
@@ -409,8 +410,11 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
     PMPD_TIMELINE_MARK(5);
     if (writer) {
       const float scale = in.sumsq_partials ? norm_scale : 1.f;
-      const float y = write_task_row<Mapped>(m, out, part, int(task), threadIdx.x, kWarps, scale, y_old);
-      if (out.norm_fragments) write_norm_fold<Mapped>(m, out, int(task), threadIdx.x, y, norm_w);
+      const float y = write_task_row<Mapped>(m, out, part, int(task), threadIdx.x, kWarps, scale,
+                                             Wide ? residual_of<Mapped>(m, out, int(task), threadIdx.x) : y_old);
+      if (out.norm_fragments)
+        write_norm_fold<Mapped>(m, out, int(task), threadIdx.x, y,
+                                Wide ? norm_weight_of<Mapped>(m, out, int(task), threadIdx.x) : norm_w);
     }
   }
   PMPD_TIMELINE_MARK(6);
