@@ -62,7 +62,7 @@ def summarize(path):
     step = launches[-1]["end"] - launches[0]["begin"]
     print(f"{len(launches)} launches, first block start to last block end: {us(step)} us\n")
     # Roles by position: a layer is q|k|v, attention, o, gate|up, down (Llama-like shapes).
-    roles = ["q|k|v", "attention", "o", "gate|up", "down"]
+    roles = ["q\\|k\\|v", "attention", "o", "gate\\|up", "down"]  # pipes escaped for markdown
     per_role = {}
     prev_end = None
     for i, l in enumerate(launches):
