@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -294,7 +295,15 @@ DevArray<float> upload_floats(const std::vector<float>& v) {
 
 struct DeviceNorm {
   DevArray<float> w, b;
+  float max_abs_w = 0.f;  // the largest |weight| (whether the norm may be folded: norm_folds)
 };
+
+// max |v| of a norm's weights (0 for none).
+float max_abs(const std::vector<float>& v) {
+  float m = 0.f;
+  for (float e : v) m = std::max(m, std::fabs(e));
+  return m;
+}
 
 struct DeviceLayer {
   DeviceNorm attn_norm, ffn_norm;
@@ -358,8 +367,8 @@ class CudaModel : public DeviceModel {
       const LayerWeights& w = m.layers[size_t(l)];
       const std::string what = fmt::format("layer {}", l);
       DeviceLayer d;
-      d.attn_norm = {upload_floats(w.attn_norm.weight), upload_floats(w.attn_norm.bias)};
-      d.ffn_norm = {upload_floats(w.ffn_norm.weight), upload_floats(w.ffn_norm.bias)};
+      d.attn_norm = {upload_floats(w.attn_norm.weight), upload_floats(w.attn_norm.bias), max_abs(w.attn_norm.weight)};
+      d.ffn_norm = {upload_floats(w.ffn_norm.weight), upload_floats(w.ffn_norm.bias), max_abs(w.ffn_norm.weight)};
       d.qkv = upload_linear({&w.q, &w.k, &w.v}, what + " attention q|k|v", keep_planes);
       d.o = upload_linear({&w.o}, what + " attention output", keep_planes);
       d.gate_up = c.gated_mlp ? upload_linear({&w.gate, &w.up}, what + " MLP gate|up", keep_planes, true)
@@ -367,7 +376,7 @@ class CudaModel : public DeviceModel {
       d.down = upload_linear({&w.down}, what + " MLP down", keep_planes);
       layers_.push_back(std::move(d));
     }
-    out_norm_ = {upload_floats(m.output_norm.weight), upload_floats(m.output_norm.bias)};
+    out_norm_ = {upload_floats(m.output_norm.weight), upload_floats(m.output_norm.bias), max_abs(m.output_norm.weight)};
     output_ = upload_linear({&m.output}, "output head", keep_planes);
 
     kernels::RopeTable rope(c.rotary_dim, c.rope_theta);
@@ -684,13 +693,16 @@ class CudaModel : public DeviceModel {
     return w.o.quantized && pair_lut_serves(w.o.q, bits) && att_fragments_on_;
   }
 
-  // Whether a decode step at `bits` folds the RMSNorm between `producer` (a residual add) and
-  // `consumer` into the producer (GemvOutput::norm_fragments): both on the tensor-core GEMV.
+  // Whether a decode step at `bits` folds the RMSNorm `nm` between `producer` (a residual add)
+  // and `consumer` into the producer (GemvOutput::norm_fragments): both on the tensor-core GEMV.
   // Saves every block of the consumer reading x and reducing its norm after the wait
-  // (PMPD_CUDA_NORM_FOLD=0 turns it off).
-  bool norm_folds(const DeviceLinear& producer, const DeviceLinear& consumer, int bits) const {
-    return norm_fold_on_ && c_.norm == NormKind::RMSNorm && producer.quantized && consumer.quantized &&
-           pair_lut_serves(producer.q, bits) && pair_lut_serves(consumer.q, bits) && consumer.cols == c_.dim;
+  // (PMPD_CUDA_NORM_FOLD=0 turns it off). The producer rounds norm_w * x to f16 before the
+  // norm's scale: only where every |norm_w| <= 1, so that |norm_w * x| <= |x|, which fits f16
+  // wherever the residual does (as in any model run in f16).
+  bool norm_folds(const DeviceLinear& producer, const DeviceLinear& consumer, const DeviceNorm& nm, int bits) const {
+    return norm_fold_on_ && c_.norm == NormKind::RMSNorm && nm.max_abs_w <= 1.f && producer.quantized &&
+           consumer.quantized && pair_lut_serves(producer.q, bits) && pair_lut_serves(consumer.q, bits) &&
+           consumer.cols == c_.dim;
   }
   size_t sumsq_slot_floats() const { return size_t(c_.dim + 15) / 16; }
   // The input of layer w's q|k|v (slot 0: its attention norm) or gate|up (1: its MLP norm),
@@ -750,8 +762,8 @@ class CudaModel : public DeviceModel {
       DeviceLayer& w = layers_[size_t(l)];
       if (fused && !c.parallel_residual) {
         // The attention norm folded into the layer before's down projection, or done here.
-        gemv(w.qkv, l > 0 && norm_folds(layers_[size_t(l - 1)].down, w.qkv, bits) ? folded_input(w, 0) : norm_input(w.attn_norm, x_.get()),
-             qkv_.get(), false, bits);
+        const bool attn_folded = l > 0 && norm_folds(layers_[size_t(l - 1)].down, w.qkv, w.attn_norm, bits);
+        gemv(w.qkv, attn_folded ? folded_input(w, 0) : norm_input(w.attn_norm, x_.get()), qkv_.get(), false, bits);
       } else {
         norm(w.attn_norm, x_.get(), h_.get(), n);
         if (fused) gemv(w.qkv, plain_input(h_.get()), qkv_.get(), false, bits);
@@ -770,7 +782,7 @@ class CudaModel : public DeviceModel {
         attention_decode(a, stream_);
         mark("RoPE + KV store + attention");
         // Parallel block (Phi): the MLP reads the same normed input, kept in h.
-        const bool ffn_fold = !c.parallel_residual && norm_folds(w.o, w.gate_up, bits);
+        const bool ffn_fold = !c.parallel_residual && norm_folds(w.o, w.gate_up, w.ffn_norm, bits);
         gemv(w.o, o_frag ? fragment_input(att_fragments_.get()) : plain_input(att_.get()), x_.get(), true, bits, nullptr,
              ffn_fold ? &w.ffn_norm : nullptr, 2 * l + 1);
         mark("output projection + residual");
@@ -779,7 +791,8 @@ class CudaModel : public DeviceModel {
              c.parallel_residual ? plain_input(h_.get()) : ffn_fold ? folded_input(w, 1) : norm_input(w.ffn_norm, x_.get()),
              gu_.get(), false, bits, frag ? mlp_fragments_.get() : nullptr);
         mark("norm + gate/up projection");
-        const bool attn_fold = l + 1 < c.n_layers && norm_folds(w.down, layers_[size_t(l + 1)].qkv, bits);
+        const bool attn_fold =
+            l + 1 < c.n_layers && norm_folds(w.down, layers_[size_t(l + 1)].qkv, layers_[size_t(l + 1)].attn_norm, bits);
         gemv(w.down, frag ? fragment_input(mlp_fragments_.get()) : act_in, x_.get(), true, bits, nullptr,
              attn_fold ? &layers_[size_t(l + 1)].attn_norm : nullptr, 2 * (l + 1));
         mark("activation + down projection + residual");
