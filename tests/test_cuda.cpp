@@ -246,7 +246,6 @@ TEST(Cuda, TiledGemmMatchesCpuAtEveryWidth) {
   }
 }
 
-// The operators fused into the GEMV's input and output against the CPU operators.
 // Fills each vector with uniform values in [-2, 2) from one generator seeded `seed`.
 void fill_uniform(uint32_t seed, std::initializer_list<std::vector<float>*> vectors) {
   std::mt19937 rng(seed);
@@ -255,6 +254,7 @@ void fill_uniform(uint32_t seed, std::initializer_list<std::vector<float>*> vect
     for (auto& e : *v) e = u(rng);
 }
 
+// The operators fused into the GEMV's input and output against the CPU operators.
 TEST(Cuda, FusedPrologueAndEpilogueMatchCpuOperators) {
   SKIP_WITHOUT_GPU();
   const int64_t rows = 70, cols = 3900;  // 16 chunk pairs: the streaming GEMV takes it

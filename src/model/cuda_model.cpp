@@ -8,8 +8,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cmath>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -561,7 +561,7 @@ class CudaModel : public DeviceModel {
       PMPD_CUDA_CHECK(cudaMemset(att_fragments_.get(), 0, att_fragments_.bytes()));
       norm_fragments_.reserve(size_t(fragment_halves(int64_t(D))));
       PMPD_CUDA_CHECK(cudaMemset(norm_fragments_.get(), 0, norm_fragments_.bytes()));
-      norm_sumsq_.reserve(size_t(2 * c.n_layers) * ((D + 15) / 16));
+      norm_sumsq_.reserve(size_t(2 * c.n_layers) * ((D + 15) / 16));  // sumsq_slot's layout
     }
     tokens_.reserve(N);
     size_t max_cols = std::max({D, F, Q});
@@ -651,9 +651,9 @@ class CudaModel : public DeviceModel {
   // fragments: also write the next GEMV's input (act(y), or act(gate) * up) there in the
   // tensor-core GEMV's f16 order (only where mlp_fragments() says both GEMVs take it).
   // fold_norm: also write the input of the next GEMV, normed by that RMSNorm, as the
-  // norm_fragments_ and the sums of squares of norm_sumsq_'s slot `fold_slot` (norm_folds).
+  // norm_fragments_ and the sums of squares `fold_sums` (a sumsq_slot; norm_folds).
   void gemv(const DeviceLinear& l, const GemvInput& in, float* y, bool accumulate, int bits,
-            uint16_t* fragments = nullptr, const DeviceNorm* fold_norm = nullptr, int fold_slot = 0) {
+            uint16_t* fragments = nullptr, const DeviceNorm* fold_norm = nullptr, float* fold_sums = nullptr) {
     if (l.quantized) {
       GemvOutput o;
       o.y = y, o.accumulate = accumulate, o.bias = l.bias.get();
@@ -662,8 +662,7 @@ class CudaModel : public DeviceModel {
         o.fragment_op = c_.gated_mlp ? GemvPrologue::GatedActivation : GemvPrologue::Activation;
       }
       if (fold_norm) {
-        o.norm_w = fold_norm->w.get(), o.norm_fragments = norm_fragments_.get();
-        o.sumsq_partials = norm_sumsq_.get() + size_t(fold_slot) * sumsq_slot_floats();
+        o.norm_w = fold_norm->w.get(), o.norm_fragments = norm_fragments_.get(), o.sumsq_partials = fold_sums;
       }
       bitplane_gemv(l.q, bits, in, o, stream_);
       return;
@@ -704,14 +703,19 @@ class CudaModel : public DeviceModel {
            consumer.quantized && pair_lut_serves(producer.q, bits) && pair_lut_serves(consumer.q, bits) &&
            consumer.cols == c_.dim;
   }
-  size_t sumsq_slot_floats() const { return size_t(c_.dim + 15) / 16; }
-  // The input of layer w's q|k|v (slot 0: its attention norm) or gate|up (1: its MLP norm),
-  // written folded by the GEMV before (norm_folds).
-  GemvInput folded_input(const DeviceLayer& w, int which) {
+  // Whether layer l's attention norm is folded into layer l - 1's down projection at `bits`.
+  bool attn_norm_folds(int l, int bits) const {
+    return l > 0 && l < c_.n_layers && norm_folds(layers_[size_t(l - 1)].down, layers_[size_t(l)].qkv,
+                                                  layers_[size_t(l)].attn_norm, bits);
+  }
+  // The tasks' sums of squares of layer l's attention norm (which 0) or MLP norm (1).
+  float* sumsq_slot(int l, int which) const {
+    return norm_sumsq_.get() + size_t(2 * l + which) * (size_t(c_.dim + 15) / 16);
+  }
+  // The input of layer l's q|k|v (which 0) or gate|up (1), written folded by the GEMV before.
+  GemvInput folded_input(int l, int which) const {
     GemvInput in = fragment_input(norm_fragments_.get());
-    const int l = int(&w - layers_.data());
-    in.sumsq_partials = norm_sumsq_.get() + size_t(2 * l + which) * sumsq_slot_floats();
-    in.eps = c_.norm_eps;
+    in.sumsq_partials = sumsq_slot(l, which), in.eps = c_.norm_eps;
     return in;
   }
 
@@ -762,8 +766,8 @@ class CudaModel : public DeviceModel {
       DeviceLayer& w = layers_[size_t(l)];
       if (fused && !c.parallel_residual) {
         // The attention norm folded into the layer before's down projection, or done here.
-        const bool attn_folded = l > 0 && norm_folds(layers_[size_t(l - 1)].down, w.qkv, w.attn_norm, bits);
-        gemv(w.qkv, attn_folded ? folded_input(w, 0) : norm_input(w.attn_norm, x_.get()), qkv_.get(), false, bits);
+        gemv(w.qkv, attn_norm_folds(l, bits) ? folded_input(l, 0) : norm_input(w.attn_norm, x_.get()), qkv_.get(), false,
+             bits);
       } else {
         norm(w.attn_norm, x_.get(), h_.get(), n);
         if (fused) gemv(w.qkv, plain_input(h_.get()), qkv_.get(), false, bits);
@@ -784,17 +788,16 @@ class CudaModel : public DeviceModel {
         // Parallel block (Phi): the MLP reads the same normed input, kept in h.
         const bool ffn_fold = !c.parallel_residual && norm_folds(w.o, w.gate_up, w.ffn_norm, bits);
         gemv(w.o, o_frag ? fragment_input(att_fragments_.get()) : plain_input(att_.get()), x_.get(), true, bits, nullptr,
-             ffn_fold ? &w.ffn_norm : nullptr, 2 * l + 1);
+             ffn_fold ? &w.ffn_norm : nullptr, ffn_fold ? sumsq_slot(l, 1) : nullptr);
         mark("output projection + residual");
         const bool frag = mlp_fragments(w, bits);
         gemv(w.gate_up,
-             c.parallel_residual ? plain_input(h_.get()) : ffn_fold ? folded_input(w, 1) : norm_input(w.ffn_norm, x_.get()),
+             c.parallel_residual ? plain_input(h_.get()) : ffn_fold ? folded_input(l, 1) : norm_input(w.ffn_norm, x_.get()),
              gu_.get(), false, bits, frag ? mlp_fragments_.get() : nullptr);
         mark("norm + gate/up projection");
-        const bool attn_fold =
-            l + 1 < c.n_layers && norm_folds(w.down, layers_[size_t(l + 1)].qkv, layers_[size_t(l + 1)].attn_norm, bits);
+        const bool attn_fold = attn_norm_folds(l + 1, bits);
         gemv(w.down, frag ? fragment_input(mlp_fragments_.get()) : act_in, x_.get(), true, bits, nullptr,
-             attn_fold ? &layers_[size_t(l + 1)].attn_norm : nullptr, 2 * (l + 1));
+             attn_fold ? &layers_[size_t(l + 1)].attn_norm : nullptr, attn_fold ? sumsq_slot(l + 1, 0) : nullptr);
         mark("activation + down projection + residual");
         continue;
       }

@@ -7,7 +7,8 @@
 # With a NAME (bash tools/gpu/pack.sh NAME), only the two binaries go to .gpu/NAME.tar.xz:
 # a variant build for tools/gpu/ab.sh, which takes the libraries from the main bundle.
 # PMPD_PACK_CMAKE: extra CMake options (a variant's, e.g. -DPMPD_CUDA_TIMELINE=ON for
-# tools/gpu/timeline.sh; the next pack without them builds the default again).
+# tools/gpu/timeline.sh). Every pack sets PMPD_CUDA_TIMELINE=OFF unless told otherwise; other
+# options stay in build/'s cache until set again (e.g. -DCMAKE_CUDA_FLAGS= clears a define).
 # PMPD_PACK_ONLY_PMPD=1: the variant holds bin/pmpd alone (smaller: the device tool carries
 # at most 64 MiB, the working tree included).
 set -euo pipefail

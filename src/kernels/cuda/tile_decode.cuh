@@ -356,9 +356,6 @@ __host__ __device__ inline void wide_indices(const uint32_t (&p)[B], int r, uint
 // One chunk of both row blocks: per code register, the B plane words of each row block
 // become 4 pair indices; per k-block, one mma takes both row blocks' weights (A rows 0..7:
 // row block 0, rows 8..15: row block 1). acc[i / 2]: two independent accumulation chains.
-// A lane's words of item (task, cp): for each row block q and plane k, the 64 bits of chunks
-// 2 cp (.x) and 2 cp + 1 (.y). 32-bit indices (the host checks the tiles fit): 64-bit address
-// arithmetic was a tenth of the GEMV loop's instructions.
 // A word of weights: read once a decode step, so evict-first in L1 and L2 (ld.global.cs):
 // streaming a step's weights through L2 would otherwise evict what the kernels read again
 // soon (their code, x, the centroids, the norm weights, the attention's q, k, v).
@@ -370,6 +367,9 @@ __device__ __forceinline__ uint2 load_weights(const uint2* p) {
 #endif
 }
 
+// A lane's words of item (task, cp): for each row block q and plane k, the 64 bits of chunks
+// 2 cp (.x) and 2 cp + 1 (.y). 32-bit indices (the host checks the tiles fit): 64-bit address
+// arithmetic was a tenth of the GEMV loop's instructions.
 template <int B>
 __device__ __forceinline__ void load_item(const uint2* tiled, uint32_t plane_words, int cp32, int task, int cp, int lane,
                                           uint2 (&dst)[2][B]) {
