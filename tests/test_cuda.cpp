@@ -21,6 +21,7 @@
 #ifdef PMPD_HAVE_CUDA
 #include <cuda_runtime.h>
 
+#include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
 #endif
 
@@ -440,8 +441,8 @@ TEST(Cuda, FoldedNormMatchesTheNormPrologue) {
 }
 
 // The decode attention's split count grows with the context (graphs are kept per count):
-// never fewer splits for a longer context, more from 1792 positions on, at least 32
-// positions a split at the context bound, at most 16.
+// never fewer splits for a longer context, more from 1792 positions on (in 128-thread
+// blocks; 256 below), at least 32 positions a split at the context bound, at most 16.
 TEST(Cuda, DecodeAttentionSplitsFollowTheContext) {
   SKIP_WITHOUT_GPU();
   if (std::getenv("PMPD_CUDA_ATTN_SPLITS")) GTEST_SKIP() << "PMPD_CUDA_ATTN_SPLITS fixes the split count";
@@ -456,16 +457,26 @@ TEST(Cuda, DecodeAttentionSplitsFollowTheContext) {
         EXPECT_LE(s, std::max(1, max_ctx / 32));
         last = s;
       }
+      // Short contexts: wider blocks, at most one a multiprocessor; long ones: more, narrower.
       const int short_splits = cuda::attention_decode_splits(heads, max_ctx, 100);
-      if (max_ctx >= 2048 && short_splits <= 8) {
-        EXPECT_EQ(cuda::attention_decode_splits(heads, max_ctx, 1800), std::min(16, 2 * short_splits)) << heads << " heads";
+      EXPECT_LE(heads * short_splits, std::max(heads, cuda::multiprocessor_count())) << heads << " heads";
+      const bool default_threads = !std::getenv("PMPD_CUDA_ATTN_THREADS");
+      if (default_threads) {
+        EXPECT_EQ(cuda::attention_decode_threads(heads, max_ctx, short_splits), 256);
+      }
+      if (max_ctx >= 2048) {
+        const int long_splits = cuda::attention_decode_splits(heads, max_ctx, 1800);
+        EXPECT_GT(long_splits, short_splits) << heads << " heads";
+        if (default_threads) {
+          EXPECT_EQ(cuda::attention_decode_threads(heads, max_ctx, long_splits), 128);
+        }
       }
     }
 }
 
 // The decode attention (RoPE, KV store and split softmax fused) against a plain CPU
 // computation, over contexts that leave some splits empty and some long, with grouped
-// heads, partial and interleaved rotation, and several split counts.
+// heads, partial and interleaved rotation, several split counts and block sizes.
 TEST(Cuda, DecodeAttentionMatchesCpuAtEverySplit) {
   SKIP_WITHOUT_GPU();
   struct Shape {
@@ -477,80 +488,81 @@ TEST(Cuda, DecodeAttentionMatchesCpuAtEverySplit) {
   for (Shape sh : {Shape{4, 4, 64, 64, false}, Shape{8, 2, 128, 128, true}, Shape{6, 3, 80, 32, false},
                    Shape{2, 1, 256, 64, false}, Shape{3, 1, 36, 16, true}})
     for (int len : {1, 5, 300})
-      for (int splits : {1, 3, 8, 16}) {
-        const int max_ctx = 320, kv_dim = sh.kv_heads * sh.head_dim, Q = sh.heads * sh.head_dim;
-        const int pos = len - 1;
-        std::vector<float> qkv(size_t(Q + 2 * kv_dim));
-        for (auto& v : qkv) v = u(rng);
-        std::vector<uint16_t> kc(size_t(max_ctx) * kv_dim, 0), vc(kc.size(), 0);
-        for (size_t i = 0; i < size_t(pos) * kv_dim; ++i) kc[i] = f32_to_f16(u(rng)), vc[i] = f32_to_f16(u(rng));
-        kernels::RopeTable rope(sh.rotary_dim, 10000.f);
-        // The CPU: rotate, store rounded to f16, softmax over the cache.
-        std::vector<float> q(qkv.begin(), qkv.begin() + Q), k(qkv.begin() + Q, qkv.begin() + Q + kv_dim);
-        kernels::rope(q.data(), sh.heads, sh.head_dim, sh.rotary_dim, pos, rope, sh.interleaved);
-        kernels::rope(k.data(), sh.kv_heads, sh.head_dim, sh.rotary_dim, pos, rope, sh.interleaved);
-        std::vector<uint16_t> kc_want = kc, vc_want = vc;
-        for (int i = 0; i < kv_dim; ++i)
-          kc_want[size_t(pos) * kv_dim + i] = f32_to_f16(k[size_t(i)]),
-          vc_want[size_t(pos) * kv_dim + i] = f32_to_f16(qkv[size_t(Q + kv_dim + i)]);
-        std::vector<float> want(static_cast<size_t>(Q));
-        for (int h = 0; h < sh.heads; ++h) {
-          const int kvh = h / (sh.heads / sh.kv_heads);
-          std::vector<float> sc(static_cast<size_t>(len));
-          for (int p = 0; p < len; ++p) {
-            double d = 0;
-            for (int i = 0; i < sh.head_dim; ++i)
-              d += double(q[size_t(h * sh.head_dim + i)]) * f16_to_f32(kc_want[size_t(p) * kv_dim + kvh * sh.head_dim + i]);
-            sc[size_t(p)] = float(d / std::sqrt(double(sh.head_dim)));
+      for (int splits : {1, 3, 8, 16})
+        for (int threads : {0, 256, 512}) {  // 0: the default block size
+          const int max_ctx = 320, kv_dim = sh.kv_heads * sh.head_dim, Q = sh.heads * sh.head_dim;
+          const int pos = len - 1;
+          std::vector<float> qkv(size_t(Q + 2 * kv_dim));
+          for (auto& v : qkv) v = u(rng);
+          std::vector<uint16_t> kc(size_t(max_ctx) * kv_dim, 0), vc(kc.size(), 0);
+          for (size_t i = 0; i < size_t(pos) * kv_dim; ++i) kc[i] = f32_to_f16(u(rng)), vc[i] = f32_to_f16(u(rng));
+          kernels::RopeTable rope(sh.rotary_dim, 10000.f);
+          // The CPU: rotate, store rounded to f16, softmax over the cache.
+          std::vector<float> q(qkv.begin(), qkv.begin() + Q), k(qkv.begin() + Q, qkv.begin() + Q + kv_dim);
+          kernels::rope(q.data(), sh.heads, sh.head_dim, sh.rotary_dim, pos, rope, sh.interleaved);
+          kernels::rope(k.data(), sh.kv_heads, sh.head_dim, sh.rotary_dim, pos, rope, sh.interleaved);
+          std::vector<uint16_t> kc_want = kc, vc_want = vc;
+          for (int i = 0; i < kv_dim; ++i)
+            kc_want[size_t(pos) * kv_dim + i] = f32_to_f16(k[size_t(i)]),
+            vc_want[size_t(pos) * kv_dim + i] = f32_to_f16(qkv[size_t(Q + kv_dim + i)]);
+          std::vector<float> want(static_cast<size_t>(Q));
+          for (int h = 0; h < sh.heads; ++h) {
+            const int kvh = h / (sh.heads / sh.kv_heads);
+            std::vector<float> sc(static_cast<size_t>(len));
+            for (int p = 0; p < len; ++p) {
+              double d = 0;
+              for (int i = 0; i < sh.head_dim; ++i)
+                d += double(q[size_t(h * sh.head_dim + i)]) * f16_to_f32(kc_want[size_t(p) * kv_dim + kvh * sh.head_dim + i]);
+              sc[size_t(p)] = float(d / std::sqrt(double(sh.head_dim)));
+            }
+            kernels::softmax(sc.data(), len);
+            for (int i = 0; i < sh.head_dim; ++i) {
+              double o = 0;
+              for (int p = 0; p < len; ++p) o += sc[size_t(p)] * f16_to_f32(vc_want[size_t(p) * kv_dim + kvh * sh.head_dim + i]);
+              want[size_t(h * sh.head_dim + i)] = float(o);
+            }
           }
-          kernels::softmax(sc.data(), len);
-          for (int i = 0; i < sh.head_dim; ++i) {
-            double o = 0;
-            for (int p = 0; p < len; ++p) o += sc[size_t(p)] * f16_to_f32(vc_want[size_t(p) * kv_dim + kvh * sh.head_dim + i]);
-            want[size_t(h * sh.head_dim + i)] = float(o);
+          Dev<float> dqkv(qkv), dfreq(rope.inv_freq);
+          Dev<uint16_t> dk(kc), dv(vc);
+          std::vector<uint16_t*> slot_list = {dk.p, dv.p};
+          Dev<uint16_t*> slots(slot_list);
+          Dev<cuda::StepState> step(std::vector<cuda::StepState>{{pos}});
+          Dev<float> partial(cuda::attention_decode_partial_floats(sh.heads, sh.head_dim, splits)), out(static_cast<size_t>(Q));
+          Dev<unsigned> counters(std::vector<unsigned>(size_t(sh.heads), 0));
+          cuda::DecodeAttentionArgs a;
+          a.qkv = dqkv.p, a.n_heads = sh.heads, a.n_kv_heads = sh.kv_heads, a.head_dim = sh.head_dim;
+          a.rotary_dim = sh.rotary_dim, a.interleaved = sh.interleaved, a.inv_freq = dfreq.p;
+          a.k_off = Q, a.v_off = Q + kv_dim, a.kv_slots = slots.p, a.step = step.p, a.max_ctx = max_ctx;
+          a.splits = splits, a.threads = threads, a.partial = partial.p, a.counters = counters.p, a.out = out.p;
+          const size_t halves = size_t(cuda::fragment_halves(Q));
+          Dev<uint16_t> frag(std::vector<uint16_t>(halves, 0));
+          for (int rep = 0; rep < 2; ++rep) {  // twice: the counters are left ready for the next call
+            if (rep == 1) a.fragments = frag.p;  // the second call also writes the output projection's input
+            cuda::attention_decode(a, nullptr);
+            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+            const std::string what = fmt::format("heads {}/{} dim {} rotary {} len {} splits {} threads {} call {}",
+                                                 sh.heads, sh.kv_heads, sh.head_dim, sh.rotary_dim, len, splits, threads, rep);
+            // The rotations' f32 results may differ in a last bit, so a new key may round to the
+            // neighbouring f16; the rest of the cache must be untouched.
+            EXPECT_LT(test::rel_error(out.get(size_t(Q)), want), 1e-4) << what;
+            for (auto [dev, host] : {std::pair{&dk, &kc_want}, std::pair{&dv, &vc_want}}) {
+              std::vector<uint16_t> got = dev->get(kc.size());
+              EXPECT_TRUE(std::equal(got.begin(), got.begin() + ptrdiff_t(pos) * kv_dim, host->begin())) << what;
+              EXPECT_TRUE(std::equal(got.begin() + ptrdiff_t(pos + 1) * kv_dim, got.end(), host->begin() + ptrdiff_t(pos + 1) * kv_dim)) << what;
+              std::vector<float> a_new(static_cast<size_t>(kv_dim)), b_new(static_cast<size_t>(kv_dim));
+              for (int i = 0; i < kv_dim; ++i)
+                a_new[size_t(i)] = f16_to_f32(got[size_t(pos) * kv_dim + i]), b_new[size_t(i)] = f16_to_f32((*host)[size_t(pos) * kv_dim + i]);
+              EXPECT_LT(test::rel_error(a_new, b_new), 2e-3) << what;
+            }
+            EXPECT_EQ(counters.get(size_t(sh.heads)), std::vector<unsigned>(size_t(sh.heads), 0)) << what;
+            if (rep == 1) {  // the fragments: the output rounded to f16 at its slots, zero past Q
+              std::vector<uint16_t> want_frag(halves, 0);
+              const std::vector<float> got_out = out.get(size_t(Q));
+              for (int c = 0; c < Q; ++c) want_frag[size_t(cuda::fragment_slot(c))] = f32_to_f16(got_out[size_t(c)]);
+              EXPECT_EQ(frag.get(halves), want_frag) << what;
+            }
           }
         }
-        Dev<float> dqkv(qkv), dfreq(rope.inv_freq);
-        Dev<uint16_t> dk(kc), dv(vc);
-        std::vector<uint16_t*> slot_list = {dk.p, dv.p};
-        Dev<uint16_t*> slots(slot_list);
-        Dev<cuda::StepState> step(std::vector<cuda::StepState>{{pos}});
-        Dev<float> partial(cuda::attention_decode_partial_floats(sh.heads, sh.head_dim, splits)), out(static_cast<size_t>(Q));
-        Dev<unsigned> counters(std::vector<unsigned>(size_t(sh.heads), 0));
-        cuda::DecodeAttentionArgs a;
-        a.qkv = dqkv.p, a.n_heads = sh.heads, a.n_kv_heads = sh.kv_heads, a.head_dim = sh.head_dim;
-        a.rotary_dim = sh.rotary_dim, a.interleaved = sh.interleaved, a.inv_freq = dfreq.p;
-        a.k_off = Q, a.v_off = Q + kv_dim, a.kv_slots = slots.p, a.step = step.p, a.max_ctx = max_ctx;
-        a.splits = splits, a.partial = partial.p, a.counters = counters.p, a.out = out.p;
-        const size_t halves = size_t(cuda::fragment_halves(Q));
-        Dev<uint16_t> frag(std::vector<uint16_t>(halves, 0));
-        for (int rep = 0; rep < 2; ++rep) {  // twice: the counters are left ready for the next call
-          if (rep == 1) a.fragments = frag.p;  // the second call also writes the output projection's input
-          cuda::attention_decode(a, nullptr);
-          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-          const std::string what = fmt::format("heads {}/{} dim {} rotary {} len {} splits {} call {}", sh.heads,
-                                               sh.kv_heads, sh.head_dim, sh.rotary_dim, len, splits, rep);
-          // The rotations' f32 results may differ in a last bit, so a new key may round to the
-          // neighbouring f16; the rest of the cache must be untouched.
-          EXPECT_LT(test::rel_error(out.get(size_t(Q)), want), 1e-4) << what;
-          for (auto [dev, host] : {std::pair{&dk, &kc_want}, std::pair{&dv, &vc_want}}) {
-            std::vector<uint16_t> got = dev->get(kc.size());
-            EXPECT_TRUE(std::equal(got.begin(), got.begin() + ptrdiff_t(pos) * kv_dim, host->begin())) << what;
-            EXPECT_TRUE(std::equal(got.begin() + ptrdiff_t(pos + 1) * kv_dim, got.end(), host->begin() + ptrdiff_t(pos + 1) * kv_dim)) << what;
-            std::vector<float> a_new(static_cast<size_t>(kv_dim)), b_new(static_cast<size_t>(kv_dim));
-            for (int i = 0; i < kv_dim; ++i)
-              a_new[size_t(i)] = f16_to_f32(got[size_t(pos) * kv_dim + i]), b_new[size_t(i)] = f16_to_f32((*host)[size_t(pos) * kv_dim + i]);
-            EXPECT_LT(test::rel_error(a_new, b_new), 2e-3) << what;
-          }
-          EXPECT_EQ(counters.get(size_t(sh.heads)), std::vector<unsigned>(size_t(sh.heads), 0)) << what;
-          if (rep == 1) {  // the fragments: the output rounded to f16 at its slots, zero past Q
-            std::vector<uint16_t> want_frag(halves, 0);
-            const std::vector<float> got_out = out.get(size_t(Q));
-            for (int c = 0; c < Q; ++c) want_frag[size_t(cuda::fragment_slot(c))] = f32_to_f16(got_out[size_t(c)]);
-            EXPECT_EQ(frag.get(halves), want_frag) << what;
-          }
-        }
-      }
 }
 
 // The prompt pass's causal attention (tiles of 64 queries and 32 keys) against a plain CPU

@@ -26,7 +26,12 @@ namespace {
 using dev::block_max;
 using dev::block_sum;
 
-constexpr int kDecodeThreads = 128;  // 256 measured 4-9% slower end to end (stop 20)
+// Threads a block (attention_decode_threads): 128 at long contexts (256 there measured 4-9%
+// slower end to end with 8 splits a head, stop 20), 256 at short ones; PMPD_CUDA_ATTN_THREADS
+// (128, 256 or 512) overrides. A block's teams merge through shared memory, so fewer, wider
+// blocks a head trade part of the splits' merge for a block's.
+constexpr int kDecodeThreads = 128;
+constexpr int kMaxDecodeThreads = 512;
 constexpr int kMaxSplits = 16;  // the merge unrolls its loads over this many
 constexpr int kMaxClusterSplits = 8;  // a portable cluster's size
 constexpr int kLongContext = 1792;    // from here on, more splits (attention_decode_splits)
@@ -108,7 +113,7 @@ __device__ void merge_in_cluster(const DecodeAttentionArgs& a, float* part, int 
 // holds the new position, the new key), scores positions [p0, p1) of the cache, and leaves
 // (max, sum of exponentials, unnormalised output) in `partial`; the last block of a head
 // to finish merges the splits. The new key and value enter rounded to f16, as stored.
-__global__ void attention_decode_kernel(DecodeAttentionArgs a) {
+__global__ void __launch_bounds__(kMaxDecodeThreads) attention_decode_kernel(DecodeAttentionArgs a) {
   extern __shared__ float smem[];
   const int hd = a.head_dim, G = max(1, int(blockDim.x) / hd);  // value groups
   float* qh = smem;
@@ -377,22 +382,47 @@ bool clusters_available() {
 }
 }  // namespace
 
+namespace {
+// Splits a head at short contexts: about one block an SM of kShortThreads threads (Vicuna-7B,
+// 32 heads: 4 splits of 256 threads, where 8 of 128 ran before: the same 1024 threads a
+// head, more of its rows merged in a block's shared memory and fewer through the cluster;
+// sweeps/stop25-attention-blocks.md).
+constexpr int kShortThreads = 256;
+int short_splits(int n_heads, int max_ctx) {
+  return std::clamp(std::min(multiprocessor_count() / n_heads, max_ctx / 32), 1,
+                    clusters_available() ? kMaxClusterSplits : kMaxSplits);
+}
+
+size_t smem_bytes(int head_dim, int max_ctx, int splits, int threads) {
+  const int chunk = (max_ctx + splits - 1) / splits;  // the score row of a split (heads not a multiple of 8)
+  return sizeof(float) * size_t(4 * head_dim + std::max(8 * threads, head_dim) + chunk);
+}
+}  // namespace
+
 int attention_decode_splits(int n_heads, int max_ctx, int context) {
   if (const char* e = std::getenv("PMPD_CUDA_ATTN_SPLITS")) return std::clamp(std::atoi(e), 1, kMaxSplits);
-  // About two blocks per SM, at least 32 positions a split at the full context; no more
-  // than a cluster holds where the splits merge in one.
+  if (context < kLongContext) return short_splits(n_heads, max_ctx);
+  // Long contexts: 128-thread blocks, about four an SM, at least 32 positions a split at the
+  // full context, merged through global memory past a cluster. Vicuna-7B, 3 bits: 16 splits
+  // against 8 +1.5% at a 1920-token context, +4.3% at 3968 (sweeps/stop20-attention-pipeline.md).
   const int want = (2 * multiprocessor_count() + n_heads - 1) / n_heads;
   const int base = std::clamp(std::min(want, max_ctx / 32), 1, clusters_available() ? kMaxClusterSplits : kMaxSplits);
-  // Long contexts: twice as many splits, merged through global memory if past a cluster.
-  // Vicuna-7B, 3 bits: 16 splits against 8 +1.5% at a 1920-token context, +4.3% at 3968
-  // (sweeps/stop20-attention-pipeline.md); at short ones the cluster merge wins.
-  if (context >= kLongContext) return std::min({kMaxSplits, 2 * base, std::max(1, max_ctx / 32)});
-  return base;
+  return std::min({kMaxSplits, 2 * base, std::max(1, max_ctx / 32)});
+}
+
+int attention_decode_threads(int n_heads, int max_ctx, int splits) {
+  static const int forced = [] {
+    const char* e = std::getenv("PMPD_CUDA_ATTN_THREADS");
+    if (!e) return 0;
+    const int t = std::atoi(e);
+    return t >= 512 ? 512 : t >= 256 ? 256 : 128;
+  }();
+  if (forced) return forced;
+  return splits <= short_splits(n_heads, max_ctx) ? kShortThreads : kDecodeThreads;
 }
 
 size_t attention_decode_smem_bytes(int head_dim, int max_ctx, int splits) {
-  const int chunk = (max_ctx + splits - 1) / splits;  // the score row of a split (heads not a multiple of 8)
-  return sizeof(float) * size_t(4 * head_dim + std::max(8 * kDecodeThreads, head_dim) + chunk);
+  return smem_bytes(head_dim, max_ctx, splits, kMaxDecodeThreads);  // enough for any block size
 }
 
 size_t attention_decode_partial_floats(int n_heads, int head_dim, int splits) {
@@ -400,15 +430,17 @@ size_t attention_decode_partial_floats(int n_heads, int head_dim, int splits) {
 }
 
 void attention_decode(const DecodeAttentionArgs& a, void* stream) {
+  const int threads = a.threads ? a.threads : attention_decode_threads(a.n_heads, a.max_ctx, a.splits);
   PMPD_CUDA_REQUIRE(a.head_dim <= kMaxHeadDim && a.splits >= 1 && a.splits <= kMaxSplits,
                     "decode attention: bad head size or split count");
-  const size_t smem = attention_decode_smem_bytes(a.head_dim, a.max_ctx, a.splits);
+  PMPD_CUDA_REQUIRE(threads % 32 == 0 && threads >= 32 && threads <= kMaxDecodeThreads, "decode attention: bad block size");
+  const size_t smem = smem_bytes(a.head_dim, a.max_ctx, a.splits, threads);
   allow_dynamic_smem<attention_decode_kernel>(smem);
   DecodeAttentionArgs args = a;
   args.cluster_merge = a.splits > 1 && a.splits <= kMaxClusterSplits && clusters_available();
   // A head's splits form one cluster where they merge in it (grid y = cluster y = splits).
   const dim3 cluster(1, args.cluster_merge ? unsigned(a.splits) : 1u, 1);
-  launch_chained_clusters(attention_decode_kernel, dim3(unsigned(a.n_heads), unsigned(a.splits)), dim3(kDecodeThreads),
+  launch_chained_clusters(attention_decode_kernel, dim3(unsigned(a.n_heads), unsigned(a.splits)), dim3(unsigned(threads)),
                           cluster, smem, static_cast<cudaStream_t>(stream), args);
 }
 

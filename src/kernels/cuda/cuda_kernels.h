@@ -192,6 +192,7 @@ struct DecodeAttentionArgs {
   const StepState* step = nullptr;
   int max_ctx = 0;
   int splits = 1;                // attention_decode_splits
+  int threads = 0;               // a block's; 0: attention_decode_threads
   float* partial = nullptr;      // attention_decode_partial_floats floats
   unsigned* counters = nullptr;  // n_heads, zero before the first call (each call leaves them zero)
   float* out = nullptr;          // n_heads * head_dim
@@ -203,9 +204,12 @@ struct DecodeAttentionArgs {
   bool cluster_merge = false;
 };
 // Splits a head for a device, a context bound and the step's context (positions attended,
-// the new one included): more from 1792 positions on (PMPD_CUDA_ATTN_SPLITS overrides).
+// the new one included): about one 256-thread block an SM below 1792 positions, more and
+// smaller blocks from there on (PMPD_CUDA_ATTN_SPLITS overrides).
 int attention_decode_splits(int n_heads, int max_ctx, int context);
 size_t attention_decode_partial_floats(int n_heads, int head_dim, int splits);
+// Threads a block of the decode attention at a split count (PMPD_CUDA_ATTN_THREADS overrides).
+int attention_decode_threads(int n_heads, int max_ctx, int splits);
 size_t attention_decode_smem_bytes(int head_dim, int max_ctx, int splits);
 void attention_decode(const DecodeAttentionArgs& a, void* stream);
 
