@@ -139,7 +139,7 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
   struct ResetOneBlock {  // back to the defaults however the test ends
     int ahead = cuda::set_pair_lut_stream_ahead(1);
     ~ResetOneBlock() {
-      cuda::set_pair_lut_one_block_cols(0), cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1);
+      cuda::set_pair_lut_one_block_cols(-1), cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1);
       cuda::set_pair_lut_stream_ahead(ahead);
     }
   } reset;
@@ -165,11 +165,11 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
       DeviceMatrix tiled(h, true);
       // mode 0: the bit-plane GEMV; 1: the tensor-core GEMV (pair tables at 2..4 bits,
       // single-weight tables at 5..8; at 2..3 bits and up to 4096 columns the streaming
-      // GEMV), which rounds x to f16 (|error| <= 2^-11 sum |w x|); 2: 3 bits on the task loop
-      // as one block an SM; 3: 2..3 bits on the task loop; 4: the streaming GEMV with two items
-      // in flight a warp (mode 1: one)
+      // GEMV), which rounds x to f16 (|error| <= 2^-11 sum |w x|); 2: 2..3 bits on the task loop
+      // as one block an SM; 3: 2..3 bits on the task loop as two blocks an SM; 4: the streaming
+      // GEMV with two items in flight a warp (mode 1: one)
       for (int b = 2; b <= (rows * cols > 10'000'000 ? 3 : 8); ++b) for (int mode : {0, 1, 2, 3, 4}) {
-        if ((mode == 2 && b != 3) || (mode >= 3 && b > 3)) continue;
+        if (mode >= 2 && b > 3) continue;
         cuda::set_pair_lut_stream_ahead(mode == 4 ? 2 : 1);
         const bool tc = mode > 0, f16_x = tc && b <= cuda::kTiledPlanesMax;
         cuda::set_pair_lut_one_block_cols(mode == 2 ? 1 << 30 : 0);

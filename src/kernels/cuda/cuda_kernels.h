@@ -115,10 +115,10 @@ bool pair_lut_gemm(const DeviceBitPlanes& m, int bits, const float* x, int n, fl
 bool pair_lut_gemm_tile(const DeviceBitPlanes& m, int bits, const float* x, int n, float* y, uint16_t* scratch,
                         void* stream);
 int64_t tile_gemm_scratch_halves(int n, int64_t cols);
-// 3-bit matrices of at most `cols` columns run the tensor-core GEMV as one block an SM with
-// two items in flight a warp instead of two blocks with one (0, the default: none; initial
-// value from PMPD_CUDA_GEMV_ONE_BLOCK_COLS). For comparisons: faster on the 2048-wide shapes,
-// slower on 2560- and 4096-wide ones (docs/cuda.md).
+// 2..3-bit matrices on the task loop run as one block an SM with two items in flight a warp
+// instead of two blocks with one: -1 (the default), where that costs no SMs (a task a block,
+// or at 3 bits blocks that still fill nine SMs in ten); N >= 0, those of at most N columns
+// (0: none). Initial value from PMPD_CUDA_GEMV_ONE_BLOCK_COLS (docs/cuda.md).
 void set_pair_lut_one_block_cols(int cols);
 // Whether 2..3-bit matrices of up to 4096 columns (16 chunk pairs of 256 columns) may run
 // the streaming GEMV (each warp keeps its 256 columns of x in registers and walks its share of

@@ -258,8 +258,8 @@ __device__ __forceinline__ void stage_norm_scale(const GemvInput& in, int cols, 
 
 // Blocks an SM: two at 2-3 bits (64 registers a thread, one item ahead), one from 4 bits
 // (tables of 64 KiB; 128 registers; two items ahead at 4 bits, one at 5..8, whose items are
-// up to twice as many registers). 3 bits can also run as one block an SM with two items
-// ahead (set_pair_lut_one_block_cols).
+// up to twice as many registers). 2..3 bits also run as one block an SM with two items ahead
+// where that costs no SMs (one_block_pays, set_pair_lut_one_block_cols).
 template <int B>
 constexpr int default_blocks() {
   return B <= 3 ? 2 : 1;
@@ -570,10 +570,25 @@ __global__ void __launch_bounds__(kThreads, 1)
   PMPD_TIMELINE_MARK(8);
 }
 
+// 2..3-bit matrices on the task loop (the down projections: more than 4096 columns) run as one
+// block an SM with two items in flight a warp, instead of two blocks with one, where that costs
+// no SMs (stop 25, sweeps/stop25-one-block-down.md, end to end): where every block has one task
+// (Phi-1.5 and MobileLLaMA-1.4B, 128 tasks: 3 bits +6.2% / +4.2%, 2 bits +4.3% / +2.4%), and at 3
+// bits also where blocks of two tasks still fill nine SMs in ten (Vicuna-7B, 256 tasks: +1.7%;
+// at 2 bits -1.1%, so not there; Zephyr-3B's 160 tasks would fill 80 SMs: -0.8% at 3 bits).
+// PMPD_CUDA_GEMV_ONE_BLOCK_COLS=N instead puts every such matrix of at most N columns on one
+// block (0: none); -1 is the rule.
 int one_block_cols = [] {
   const char* e = std::getenv("PMPD_CUDA_GEMV_ONE_BLOCK_COLS");
-  return e ? std::max(0, std::atoi(e)) : 0;
+  return e ? std::max(0, std::atoi(e)) : -1;
 }();
+template <int B>
+bool one_block_pays(const DeviceBitPlanes& m) {
+  const int64_t tasks = layout_of(m).row_blocks / 2, sms = multiprocessor_count();
+  if (tasks <= sms) return true;
+  const int64_t rounds = (tasks + sms - 1) / sms, blocks = (tasks + rounds - 1) / rounds;
+  return B == 3 && 10 * blocks >= 9 * sms;
+}
 
 // Shared memory a block needs: tables (aligned), x, partial sums, the staged centroids.
 template <int B>
@@ -671,8 +686,8 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
     if (mapped ? launch_stream<B, true>(m, in, out, s) : launch_stream<B, false>(m, in, out, s)) return true;
   }
   if (m.tiles_interleave || out.fragments) return launch<B, default_blocks<B>(), true>(m, in, out, s);
-  if constexpr (B == 3)
-    if (m.cols <= one_block_cols) return launch<3, 1, false>(m, in, out, s);
+  if constexpr (B <= 3)
+    if (one_block_cols < 0 ? one_block_pays<B>(m) : m.cols <= one_block_cols) return launch<B, 1, false>(m, in, out, s);
   return launch<B, default_blocks<B>(), false>(m, in, out, s);
 }
 
@@ -840,7 +855,7 @@ std::vector<int> decoded_codes_host(const uint32_t* words, int bits) {
   return codes;
 }
 
-void set_pair_lut_one_block_cols(int cols) { one_block_cols = std::max(0, cols); }
+void set_pair_lut_one_block_cols(int cols) { one_block_cols = std::max(-1, cols); }
 
 void set_pair_lut_stream(bool on, bool shared) { stream_enabled = on, stream_shared = shared; }
 
