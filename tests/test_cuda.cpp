@@ -970,6 +970,26 @@ TEST(Cuda, SyntheticShapesRunEndToEnd) {
   }
 }
 
+// The dependent chain behind `pmpd bench --sync-costs` (sync_costs.cu), as chained launches
+// and as one persistent kernel with a grid barrier between phases: every phase reads the whole
+// output of the phase before, so a phase that ran ahead of it would show in the words.
+TEST(Cuda, SyncChainPhasesSeeThePhaseBefore) {
+  SKIP_WITHOUT_GPU();
+  const int phases = 12, per_block = 40;
+  const cuda::SyncChainOutputs got = cuda::run_sync_chain(phases, per_block);
+  const size_t total = size_t(got.blocks) * per_block;
+  std::vector<uint32_t> want(size_t(phases) * total), before(total);
+  for (size_t i = 0; i < total; ++i) before[i] = uint32_t(i);
+  for (int p = 0; p < phases; ++p) {
+    uint32_t sum = 0;
+    for (uint32_t v : before) sum += v;
+    for (size_t i = 0; i < total; ++i) want[size_t(p) * total + i] = sum + 7u * uint32_t(i) + uint32_t(p);
+    before.assign(want.begin() + ptrdiff_t(size_t(p) * total), want.begin() + ptrdiff_t(size_t(p + 1) * total));
+  }
+  EXPECT_EQ(got.chained, want);
+  EXPECT_EQ(got.persistent, want);
+}
+
 #endif  // PMPD_HAVE_CUDA
 
 }  // namespace

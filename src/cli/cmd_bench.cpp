@@ -26,7 +26,7 @@ struct BenchArgs {
   std::string model, shape = "vicuna-7b", backend = "cpu", bits = "2:8", schedule = "auto", json;
   int prefill_bits = 0, prompt_tokens = 32, new_tokens = 128, threads = 0;
   double min_seconds = 0.5;
-  bool no_e2e = false, no_ops = false, gemv_ceiling = false;
+  bool no_e2e = false, no_ops = false, gemv_ceiling = false, sync_costs = false;
 };
 
 using clock_type = std::chrono::steady_clock;
@@ -157,6 +157,29 @@ int bench_ceilings(int lo, int hi) {
   return 0;
 }
 
+// --sync-costs: a boundary between two dependent phases as a chained launch against a grid
+// barrier inside one persistent kernel (no model needed).
+int bench_sync_costs() {
+  constexpr int kPhases = 64;
+  std::printf("# pmpd bench --sync-costs: %s\n\n"
+              "A chain of %d dependent phases, each one 512-thread block an SM that streams its share of the\n"
+              "weights from device memory, then reads the whole output of the phase before and writes its share:\n"
+              "a kernel a phase chained with PDL in a CUDA graph (the decode step's way), or one persistent kernel\n"
+              "whose phases meet at a grid barrier (the weights streamed before it). Time a phase.\n\n"
+              "| bytes a block | MB a phase | chained: us a phase | persistent: us a phase | persistent - chained |\n"
+              "|---|---|---|---|---|\n",
+              cuda::device_name().c_str(), kPhases);
+  const std::vector<cuda::SyncCost> runs = cuda::measure_sync_costs({0, 16 << 10, 48 << 10, 256 << 10}, kPhases);
+  for (size_t i = 0; i + 1 < runs.size(); i += 2) {
+    const cuda::SyncCost& chained = runs[i];
+    const cuda::SyncCost& persistent = runs[i + 1];
+    std::printf("| %lld | %.1f | %.2f | %.2f | %+.2f |\n", chained.bytes_per_block,
+                double(chained.bytes_per_block) * chained.blocks / 1e6, chained.seconds_per_phase * 1e6,
+                persistent.seconds_per_phase * 1e6, (persistent.seconds_per_phase - chained.seconds_per_phase) * 1e6);
+  }
+  return 0;
+}
+
 int bench(const BenchArgs& a) {
   set_threads(a.threads);
   const Backend backend = parse_backend(a.backend);
@@ -167,6 +190,10 @@ int bench(const BenchArgs& a) {
   if (a.gemv_ceiling) {
     PMPD_CHECK(backend == Backend::CUDA, "--gemv-ceiling measures the CUDA GEMV's decode: add --backend cuda");
     return bench_ceilings(lo, hi);
+  }
+  if (a.sync_costs) {
+    PMPD_CHECK(backend == Backend::CUDA, "--sync-costs measures the device: add --backend cuda");
+    return bench_sync_costs();
   }
   std::unique_ptr<Model> quantized;
   std::string source;
@@ -355,6 +382,9 @@ Action add_bench(CLI::App& app) {
                 "CUDA, nothing else: the tensor-core GEMV's decode alone at widths 2..4 (no tasks, barriers or "
                 "start-up), then the GEMV on random matrices of growing size with a fitted fixed cost and streaming "
                 "rate (docs/cuda.md)");
+  cmd->add_flag("--sync-costs", a->sync_costs,
+                "CUDA, nothing else: a boundary between two dependent phases as chained kernels (PDL, CUDA graph) "
+                "against a grid barrier inside one persistent kernel (docs/cuda.md)");
   cmd->add_option("--json", a->json, "Also write the results as JSON to this file");
   return [a]() { return bench(*a); };
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cuda/decode_ceiling.h"
+#include "kernels/cuda/sync_costs.h"
 
 namespace pmpd {
 

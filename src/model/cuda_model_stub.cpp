@@ -13,6 +13,8 @@ std::vector<DecodeCeiling> measure_decode_ceilings(int, int) { fail("this pmpd w
 std::vector<GemvScaling> measure_gemv_scaling(int, long long, const std::vector<long long>&) {
   fail("this pmpd was built without CUDA");
 }
+std::vector<SyncCost> measure_sync_costs(const std::vector<long long>&, int) { fail("this pmpd was built without CUDA"); }
+SyncChainOutputs run_sync_chain(int, int) { fail("this pmpd was built without CUDA"); }
 
 std::unique_ptr<DeviceModel> DeviceModel::create(const Model&) {
   fail("this pmpd was built without CUDA; rebuild with nvcc on the PATH (cmake -DPMPD_CUDA=ON) for --backend cuda");

@@ -1,0 +1,247 @@
+// What a boundary between two dependent steps costs (a diagnostic for `pmpd bench
+// --sync-costs`, docs/cuda.md). A decode step is a chain of kernels, each of whose blocks can
+// start only when the block before it on its SM exits (one GEMV block holds an SM's register
+// file), so every GEMV's start-up follows the tail of the one before. A persistent kernel
+// would instead carry its blocks from one GEMV to the next through a grid barrier, fetching
+// the next GEMV's weights before it. Here both ways run the same synthetic chain: each phase a
+// block an SM (shared memory sized so that two never share one) that streams its share of a
+// weight buffer, then reads the phase before's whole output (a dependent round trip, as a
+// GEMV reads x) and writes its share of its own.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/sync_costs.h"
+
+namespace pmpd::cuda {
+namespace {
+
+constexpr int kThreads = 512;
+constexpr size_t kOneBlockSmem = 120 * 1024;  // more than half an SM's shared memory
+
+struct Chain {
+  const uint4* weights;      // the weight buffer, `weight_words` uint4
+  long long weight_words;    // (larger than L2: each phase's share comes from device memory)
+  long long words_per_block; // streamed by a block a phase
+  const uint32_t* input;     // before phase 0: blocks x per_block words
+  uint32_t* out;             // phases x blocks x per_block words
+  int per_block, phases;
+  uint32_t* sink;            // the streamed words' XOR, so that the loads stay
+  unsigned* barrier;         // [0] arrivals, [1] generation (zero before the first use)
+};
+
+// This block's share of phase p's weights, read evict-first as the GEMV reads its tiles.
+__device__ uint32_t stream_weights(const Chain& c, int p) {
+  uint32_t acc = 0;
+  const long long first = (static_cast<long long>(p) * gridDim.x + blockIdx.x) * c.words_per_block;
+  for (long long i = threadIdx.x; i < c.words_per_block; i += blockDim.x) {
+    const uint4 w = __ldcs(c.weights + (first + i) % c.weight_words);
+    acc ^= w.x ^ w.y ^ w.z ^ w.w;
+  }
+  return acc;
+}
+
+// Phase p's output from the phase before's (the dependent part): every block sums all of it.
+__device__ void compute_phase(const Chain& c, int p) {
+  __shared__ uint32_t partial[kThreads / 32];
+  const int total = int(gridDim.x) * c.per_block;
+  const uint32_t* in = p == 0 ? c.input : c.out + static_cast<size_t>(p - 1) * total;
+  uint32_t s = 0;
+  for (int i = threadIdx.x; i < total; i += blockDim.x) s += __ldcg(in + i);
+  for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = s;
+  __syncthreads();
+  uint32_t sum = 0;
+  for (int w = 0; w < int(blockDim.x) / 32; ++w) sum += partial[w];
+  uint32_t* mine = c.out + static_cast<size_t>(p) * total + static_cast<size_t>(blockIdx.x) * c.per_block;
+  for (int i = threadIdx.x; i < c.per_block; i += blockDim.x) {
+    const uint32_t word = uint32_t(blockIdx.x) * uint32_t(c.per_block) + uint32_t(i);
+    mine[i] = sum + 7u * word + uint32_t(p);
+  }
+  __syncthreads();  // `partial` is reused by the next phase
+}
+
+__device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
+  unsigned v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+
+// Every block of the grid (all resident: a cooperative launch) arrives, the last one resets
+// the count and opens the next generation. Release and acquire at device scope, so that what
+// a block wrote before it arrived is what the others read after they leave.
+__device__ void grid_barrier(unsigned* barrier) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned* count = barrier;
+    unsigned* generation = barrier + 1;
+    const unsigned g = load_acquire(generation);  // before arriving: the current generation
+    __threadfence();
+    if (atomicAdd(count, 1u) == gridDim.x - 1) {
+      atomicExch(count, 0u);
+      __threadfence();
+      atomicAdd(generation, 1u);
+    } else {
+      while (load_acquire(generation) == g) __nanosleep(32);
+    }
+    __threadfence();
+  }
+  __syncthreads();
+}
+
+// A phase as its own kernel, chained to the one before (PDL): the weights before the wait.
+__global__ void __launch_bounds__(kThreads, 1) chained_phase_kernel(Chain c, int p) {
+  dev::let_next_start();
+  const uint32_t acc = stream_weights(c, p);
+  dev::wait_for_producer();
+  compute_phase(c, p);
+  if (acc == 0x9e3779b9u) c.sink[blockIdx.x] = acc;  // rarely true; keeps the loads
+}
+
+// Every phase in one kernel: the next phase's weights before the barrier.
+__global__ void __launch_bounds__(kThreads, 1) persistent_chain_kernel(Chain c) {
+  dev::wait_for_producer();
+  uint32_t acc = 0;
+  for (int p = 0; p < c.phases; ++p) {
+    acc ^= stream_weights(c, p);
+    if (p > 0) grid_barrier(c.barrier);
+    compute_phase(c, p);
+  }
+  if (acc == 0x9e3779b9u) c.sink[blockIdx.x] = acc;
+}
+
+template <typename T>
+struct DeviceBuffer {
+  T* p = nullptr;
+  explicit DeviceBuffer(size_t n) { PMPD_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T))); }
+  ~DeviceBuffer() { cudaFree(p); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+
+// The chain's buffers, and its two ways of running on one stream.
+class SyncChain {
+ public:
+  SyncChain(long long weight_bytes, int per_block, int phases)
+      : blocks_(multiprocessor_count()),
+        weights_(size_t(weight_bytes / 16)),
+        input_(size_t(blocks_) * per_block),
+        out_(size_t(phases) * blocks_ * per_block),
+        sink_(size_t(blocks_)),
+        barrier_(2) {
+    PMPD_CUDA_CHECK(cudaMemset(weights_.p, 0x5a, size_t(weight_bytes / 16) * sizeof(uint4)));
+    std::vector<uint32_t> input(size_t(blocks_) * per_block);
+    for (size_t i = 0; i < input.size(); ++i) input[i] = uint32_t(i);
+    PMPD_CUDA_CHECK(cudaMemcpy(input_.p, input.data(), input.size() * 4, cudaMemcpyHostToDevice));
+    PMPD_CUDA_CHECK(cudaMemset(barrier_.p, 0, 2 * sizeof(unsigned)));
+    PMPD_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    c_ = Chain{weights_.p, weight_bytes / 16, 0, input_.p, out_.p, per_block, phases, sink_.p, barrier_.p};
+    allow_dynamic_smem<chained_phase_kernel>(kOneBlockSmem);
+    allow_dynamic_smem<persistent_chain_kernel>(kOneBlockSmem);
+  }
+  ~SyncChain() {
+    if (graph_) cudaGraphExecDestroy(graph_);
+    cudaStreamDestroy(stream_);
+  }
+  SyncChain(const SyncChain&) = delete;
+  SyncChain& operator=(const SyncChain&) = delete;
+
+  int blocks() const { return blocks_; }
+  // Bytes each block streams a phase (a multiple of 16); the chained graph is captured anew.
+  void set_bytes_per_block(long long bytes) {
+    c_.words_per_block = bytes / 16;
+    if (graph_) cudaGraphExecDestroy(graph_), graph_ = nullptr;
+  }
+  void run(bool persistent) {
+    if (persistent) return launch_persistent();
+    if (!graph_) capture();
+    PMPD_CUDA_CHECK(cudaGraphLaunch(graph_, stream_));
+  }
+  double seconds(bool persistent, int reps) {
+    run(persistent);  // warm-up (and the graph's capture)
+    cudaEvent_t e0, e1;
+    PMPD_CUDA_CHECK(cudaEventCreate(&e0));
+    PMPD_CUDA_CHECK(cudaEventCreate(&e1));
+    PMPD_CUDA_CHECK(cudaEventRecord(e0, stream_));
+    for (int r = 0; r < reps; ++r) run(persistent);
+    PMPD_CUDA_CHECK(cudaEventRecord(e1, stream_));
+    PMPD_CUDA_CHECK(cudaEventSynchronize(e1));
+    float ms = 0;
+    PMPD_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    return double(ms) * 1e-3 / reps;
+  }
+  std::vector<uint32_t> output() {
+    PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::vector<uint32_t> v(size_t(c_.phases) * blocks_ * c_.per_block);
+    PMPD_CUDA_CHECK(cudaMemcpy(v.data(), out_.p, v.size() * 4, cudaMemcpyDeviceToHost));
+    PMPD_CUDA_CHECK(cudaMemset(out_.p, 0, v.size() * 4));
+    return v;
+  }
+
+ private:
+  void capture() {
+    cudaGraph_t g;
+    PMPD_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    for (int p = 0; p < c_.phases; ++p)
+      launch_chained(chained_phase_kernel, dim3(unsigned(blocks_)), dim3(kThreads), kOneBlockSmem, stream_, c_, p);
+    PMPD_CUDA_CHECK(cudaStreamEndCapture(stream_, &g));
+    PMPD_CUDA_CHECK(cudaGraphInstantiate(&graph_, g, 0));
+    cudaGraphDestroy(g);
+  }
+  // Cooperative: the launch fails rather than hang if the grid cannot be resident at once.
+  void launch_persistent() {
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(unsigned(blocks_)), config.blockDim = dim3(kThreads);
+    config.dynamicSmemBytes = kOneBlockSmem, config.stream = stream_;
+    cudaLaunchAttribute attribute[1];
+    attribute[0].id = cudaLaunchAttributeCooperative;
+    attribute[0].val.cooperative = 1;
+    config.attrs = attribute, config.numAttrs = 1;
+    PMPD_CUDA_CHECK(cudaLaunchKernelEx(&config, persistent_chain_kernel, c_));
+  }
+
+  int blocks_;
+  DeviceBuffer<uint4> weights_;
+  DeviceBuffer<uint32_t> input_, out_, sink_;
+  DeviceBuffer<unsigned> barrier_;
+  cudaStream_t stream_ = nullptr;
+  cudaGraphExec_t graph_ = nullptr;
+  Chain c_{};
+};
+
+}  // namespace
+
+std::vector<SyncCost> measure_sync_costs(const std::vector<long long>& bytes_per_block, int phases) {
+  // 512 MiB of weights: each phase's shares come from device memory, not L2.
+  SyncChain chain(512LL << 20, 32, phases);
+  std::vector<SyncCost> out;
+  for (long long bytes : bytes_per_block) {
+    chain.set_bytes_per_block(bytes / 16 * 16);
+    for (bool persistent : {false, true}) {
+      SyncCost r;
+      r.persistent = persistent, r.bytes_per_block = bytes / 16 * 16, r.blocks = chain.blocks(), r.phases = phases;
+      r.seconds_per_phase = chain.seconds(persistent, 20) / phases;
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+SyncChainOutputs run_sync_chain(int phases, int per_block) {
+  SyncChain chain(64LL << 20, per_block, phases);
+  chain.set_bytes_per_block(4096);
+  SyncChainOutputs r;
+  r.blocks = chain.blocks();
+  chain.run(false);
+  r.chained = chain.output();
+  chain.run(true);
+  r.persistent = chain.output();
+  return r;
+}
+
+}  // namespace pmpd::cuda

@@ -1,0 +1,33 @@
+// What a boundary between two dependent steps of a decode costs on the device (sync_costs.cu):
+// what `pmpd bench --sync-costs` prints. Plain C++, so builds without CUDA see it too.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace pmpd::cuda {
+
+// A chain of `phases` dependent phases, each a grid of one 512-thread block an SM that streams
+// its share of a weight buffer (`bytes_per_block`, from device memory), then reads the whole
+// output of the phase before (a dependent round trip, as a GEMV reads x) and writes its share
+// of its own. Run as a kernel a phase chained with PDL in a CUDA graph (the decode step's way)
+// or as one persistent kernel whose phases meet at a grid barrier.
+struct SyncCost {
+  bool persistent = false;
+  long long bytes_per_block = 0;
+  int blocks = 0, phases = 0;
+  double seconds_per_phase = 0;
+};
+std::vector<SyncCost> measure_sync_costs(const std::vector<long long>& bytes_per_block, int phases);
+
+// The same chain once each way on `per_block` 32-bit words a block a phase, with small weight
+// streams, returning every phase's output (phases x blocks x per_block words): word i of
+// phase p is the wrapping sum of the words before (phase p - 1's; before phase 0, word i is i)
+// plus 7 i + p. A phase that read its input before every block of the phase before had
+// written it would show.
+struct SyncChainOutputs {
+  int blocks = 0;
+  std::vector<uint32_t> chained, persistent;
+};
+SyncChainOutputs run_sync_chain(int phases, int per_block);
+
+}  // namespace pmpd::cuda
