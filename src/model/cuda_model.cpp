@@ -393,6 +393,8 @@ class CudaModel : public DeviceModel {
                                                           attention_decode_splits(c.n_heads, max_ctx_, max_ctx_)));
     attn_counters_.reserve(size_t(c.n_heads));
     PMPD_CUDA_CHECK(cudaMemset(attn_counters_.get(), 0, attn_counters_.bytes()));
+    pair_barrier_.reserve(size_t(2 * c.n_layers));
+    PMPD_CUDA_CHECK(cudaMemset(pair_barrier_.get(), 0, pair_barrier_.bytes()));
     PMPD_CUDA_CHECK(cudaMallocHost(&pinned_, kPinnedBytes));
     const char* g = std::getenv("PMPD_CUDA_GRAPHS");
     use_graphs_ = !(g && std::string(g) == "0");
@@ -652,18 +654,27 @@ class CudaModel : public DeviceModel {
   // tensor-core GEMV's f16 order (only where mlp_fragments() says both GEMVs take it).
   // fold_norm: also write the input of the next GEMV, normed by that RMSNorm, as the
   // norm_fragments_ and the sums of squares `fold_sums` (a sumsq_slot; norm_folds).
+  // Where a decode GEMV of `l` writes: y (added to where accumulate), and where asked the next
+  // GEMV's input as f16 fragments (fragments: the MLP's activation) or as a folded norm.
+  GemvOutput gemv_output(const DeviceLinear& l, float* y, bool accumulate, uint16_t* fragments = nullptr,
+                         const DeviceNorm* fold_norm = nullptr, float* fold_sums = nullptr) const {
+    GemvOutput o;
+    o.y = y, o.accumulate = accumulate, o.bias = l.bias.get();
+    if (fragments) {
+      o.fragments = fragments, o.act = act_code();
+      o.fragment_op = c_.gated_mlp ? GemvPrologue::GatedActivation : GemvPrologue::Activation;
+    }
+    if (fold_norm) {
+      o.norm_w = fold_norm->w.get(), o.norm_fragments = norm_fragments_.get(), o.sumsq_partials = fold_sums;
+    }
+    return o;
+  }
   void gemv(const DeviceLinear& l, const GemvInput& in, float* y, bool accumulate, int bits,
             uint16_t* fragments = nullptr, const DeviceNorm* fold_norm = nullptr, float* fold_sums = nullptr) {
+    gemv(l, in, gemv_output(l, y, accumulate, fragments, fold_norm, fold_sums), bits);
+  }
+  void gemv(const DeviceLinear& l, const GemvInput& in, const GemvOutput& o, int bits) {
     if (l.quantized) {
-      GemvOutput o;
-      o.y = y, o.accumulate = accumulate, o.bias = l.bias.get();
-      if (fragments) {
-        o.fragments = fragments, o.act = act_code();
-        o.fragment_op = c_.gated_mlp ? GemvPrologue::GatedActivation : GemvPrologue::Activation;
-      }
-      if (fold_norm) {
-        o.norm_w = fold_norm->w.get(), o.norm_fragments = norm_fragments_.get(), o.sumsq_partials = fold_sums;
-      }
       bitplane_gemv(l.q, bits, in, o, stream_);
       return;
     }
@@ -672,9 +683,9 @@ class CudaModel : public DeviceModel {
       apply_prologue(in, l.cols, pro_.get(), stream_);
       x = pro_.get();
     }
-    float* dst = accumulate ? tmp_.get() : y;
+    float* dst = o.accumulate ? tmp_.get() : o.y;
     linear(l, x, 1, dst, bits);
-    if (accumulate) add_inplace(y, dst, l.rows, stream_);
+    if (o.accumulate) add_inplace(o.y, dst, l.rows, stream_);
   }
 
   // Whether a decode step at `bits` has the gate|up GEMV write the down projection's input as
@@ -787,14 +798,23 @@ class CudaModel : public DeviceModel {
         mark("RoPE + KV store + attention");
         // Parallel block (Phi): the MLP reads the same normed input, kept in h.
         const bool ffn_fold = !c.parallel_residual && norm_folds(w.o, w.gate_up, w.ffn_norm, bits);
-        gemv(w.o, o_frag ? fragment_input(att_fragments_.get()) : plain_input(att_.get()), x_.get(), true, bits, nullptr,
-             ffn_fold ? &w.ffn_norm : nullptr, ffn_fold ? sumsq_slot(l, 1) : nullptr);
-        mark("output projection + residual");
         const bool frag = mlp_fragments(w, bits);
-        gemv(w.gate_up,
-             c.parallel_residual ? plain_input(h_.get()) : ffn_fold ? folded_input(l, 1) : norm_input(w.ffn_norm, x_.get()),
-             gu_.get(), false, bits, frag ? mlp_fragments_.get() : nullptr);
-        mark("norm + gate/up projection");
+        const GemvInput o_in = o_frag ? fragment_input(att_fragments_.get()) : plain_input(att_.get());
+        const GemvOutput o_out = gemv_output(w.o, x_.get(), true, nullptr, ffn_fold ? &w.ffn_norm : nullptr,
+                                             ffn_fold ? sumsq_slot(l, 1) : nullptr);
+        const GemvInput gu_in =
+            c.parallel_residual ? plain_input(h_.get()) : ffn_fold ? folded_input(l, 1) : norm_input(w.ffn_norm, x_.get());
+        const GemvOutput gu_out = gemv_output(w.gate_up, gu_.get(), false, frag ? mlp_fragments_.get() : nullptr);
+        // Both in one kernel where they qualify (bitplane_gemv_pair); not while the step profile
+        // times the stages apart.
+        if (!marks_ && w.o.quantized && w.gate_up.quantized &&
+            bitplane_gemv_pair(w.o.q, o_in, o_out, w.gate_up.q, gu_in, gu_out, bits, pair_barrier_.get() + 2 * l, stream_)) {
+        } else {
+          gemv(w.o, o_in, o_out, bits);
+          mark("output projection + residual");
+          gemv(w.gate_up, gu_in, gu_out, bits);
+          mark("norm + gate/up projection");
+        }
         const bool attn_fold = attn_norm_folds(l + 1, bits);
         gemv(w.down, frag ? fragment_input(mlp_fragments_.get()) : act_in, x_.get(), true, bits, nullptr,
              attn_fold ? &layers_[size_t(l + 1)].attn_norm : nullptr, attn_fold ? sumsq_slot(l + 1, 0) : nullptr);
@@ -888,6 +908,7 @@ class CudaModel : public DeviceModel {
   int attn_splits_ = 1;
   DevArray<float> attn_partial_;
   DevArray<unsigned> attn_counters_;
+  DevArray<unsigned> pair_barrier_;  // the GEMV pairs' grid barriers, two words a layer (bitplane_gemv_pair)
   uint64_t bound_kv_ = 0;
   uint8_t* pinned_ = nullptr;
   bool use_graphs_ = true;

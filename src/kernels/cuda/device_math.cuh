@@ -30,6 +30,35 @@ __device__ __forceinline__ void chained_start() {
   wait_for_producer();
 }
 
+// A barrier of the whole grid, for kernels whose blocks are all resident at once (one block an
+// SM and a grid of at most the SMs, or a cooperative launch): barrier[0] counts arrivals,
+// barrier[1] is the generation; both zero before the first use, and the count is back to zero
+// after each. Release and acquire at device scope: what a block wrote before it arrived is
+// what the others read after they leave.
+__device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
+  unsigned v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ void grid_barrier(unsigned* barrier) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned* count = barrier;
+    unsigned* generation = barrier + 1;
+    const unsigned g = load_acquire(generation);  // read before arriving: the current generation
+    __threadfence();
+    if (atomicAdd(count, 1u) == gridDim.x * gridDim.y * gridDim.z - 1) {
+      atomicExch(count, 0u);
+      __threadfence();
+      atomicAdd(generation, 1u);
+    } else {
+      while (load_acquire(generation) == g) __nanosleep(32);
+    }
+    __threadfence();
+  }
+  __syncthreads();
+}
+
 // Brings the line holding p into L1 (data needed after a wait that does not depend on it).
 __device__ __forceinline__ void prefetch_l1(const void* p) { asm volatile("prefetch.global.L1 [%0];" ::"l"(p)); }
 

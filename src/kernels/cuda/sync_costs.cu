@@ -65,34 +65,6 @@ __device__ void compute_phase(const Chain& c, int p) {
   __syncthreads();  // `partial` is reused by the next phase
 }
 
-__device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
-  unsigned v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-
-// Every block of the grid (all resident: a cooperative launch) arrives, the last one resets
-// the count and opens the next generation. Release and acquire at device scope, so that what
-// a block wrote before it arrived is what the others read after they leave.
-__device__ void grid_barrier(unsigned* barrier) {
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    unsigned* count = barrier;
-    unsigned* generation = barrier + 1;
-    const unsigned g = load_acquire(generation);  // before arriving: the current generation
-    __threadfence();
-    if (atomicAdd(count, 1u) == gridDim.x - 1) {
-      atomicExch(count, 0u);
-      __threadfence();
-      atomicAdd(generation, 1u);
-    } else {
-      while (load_acquire(generation) == g) __nanosleep(32);
-    }
-    __threadfence();
-  }
-  __syncthreads();
-}
-
 // A phase as its own kernel, chained to the one before (PDL): the weights before the wait.
 __global__ void __launch_bounds__(kThreads, 1) chained_phase_kernel(Chain c, int p) {
   dev::let_next_start();
@@ -108,7 +80,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_chain_kernel(Chain c) 
   uint32_t acc = 0;
   for (int p = 0; p < c.phases; ++p) {
     acc ^= stream_weights(c, p);
-    if (p > 0) grid_barrier(c.barrier);
+    if (p > 0) dev::grid_barrier(c.barrier);
     compute_phase(c, p);
   }
   if (acc == 0x9e3779b9u) c.sink[blockIdx.x] = acc;
