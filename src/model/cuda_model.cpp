@@ -142,18 +142,7 @@ cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& 
 // Seconds per replay of `exec` on `stream`, after one warm-up replay: the GPU's time, not
 // the host's launch rate.
 double seconds_per_replay(cudaGraphExec_t exec, cudaStream_t stream, int reps) {
-  cudaEvent_t e0, e1;
-  PMPD_CUDA_CHECK(cudaEventCreate(&e0));
-  PMPD_CUDA_CHECK(cudaEventCreate(&e1));
-  PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-  PMPD_CUDA_CHECK(cudaEventRecord(e0, stream));
-  for (int r = 0; r < reps; ++r) PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-  PMPD_CUDA_CHECK(cudaEventRecord(e1, stream));
-  PMPD_CUDA_CHECK(cudaEventSynchronize(e1));
-  float ms = 0;
-  PMPD_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-  cudaEventDestroy(e0), cudaEventDestroy(e1);
-  return double(ms) * 1e-3 / reps;
+  return seconds_per_call(stream, reps, [&] { PMPD_CUDA_CHECK(cudaGraphLaunch(exec, stream)); });
 }
 
 // interleave_halves: a fused gate|up matrix (two parts of equal rows) whose tiles put each

@@ -21,6 +21,26 @@ bool chained_launches();
                                                           __FILE__, __LINE__);                 \
   } while (0)
 
+namespace pmpd::cuda {
+// Seconds per call of `step` (which enqueues work on `stream`) over `reps` calls after one
+// warm-up call: the GPU's time between two events on the stream, not the host's.
+template <class Step>
+double seconds_per_call(cudaStream_t stream, int reps, Step&& step) {
+  step();
+  cudaEvent_t e0, e1;
+  PMPD_CUDA_CHECK(cudaEventCreate(&e0));
+  PMPD_CUDA_CHECK(cudaEventCreate(&e1));
+  PMPD_CUDA_CHECK(cudaEventRecord(e0, stream));
+  for (int r = 0; r < reps; ++r) step();
+  PMPD_CUDA_CHECK(cudaEventRecord(e1, stream));
+  PMPD_CUDA_CHECK(cudaEventSynchronize(e1));
+  float ms = 0;
+  PMPD_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+  cudaEventDestroy(e0), cudaEventDestroy(e1);
+  return double(ms) * 1e-3 / reps;
+}
+}  // namespace pmpd::cuda
+
 // A precondition inside CUDA host code; `msg` is a plain string.
 #define PMPD_CUDA_REQUIRE(cond, msg)                                          \
   do {                                                                        \

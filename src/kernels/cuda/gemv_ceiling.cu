@@ -263,19 +263,9 @@ std::vector<GemvScaling> measure_gemv_scaling(int bits, long long cols, const st
         PMPD_CUDA_REQUIRE(pair_lut_gemv(m, bits, in, o, stream), "GEMV scaling: the tensor-core GEMV declined");
       }
     };
-    pass();  // warm-up (launch attributes, shared-memory limits)
-    cudaEvent_t e0, e1;
-    PMPD_CUDA_CHECK(cudaEventCreate(&e0));
-    PMPD_CUDA_CHECK(cudaEventCreate(&e1));
-    const int reps = std::max(3, 400 / copies);
-    PMPD_CUDA_CHECK(cudaEventRecord(e0, stream));
-    for (int r = 0; r < reps; ++r) pass();
-    PMPD_CUDA_CHECK(cudaEventRecord(e1, stream));
-    PMPD_CUDA_CHECK(cudaEventSynchronize(e1));
-    float ms = 0;
-    PMPD_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-    cudaEventDestroy(e0), cudaEventDestroy(e1);
-    out.push_back({bits, rows, cols, bytes, double(ms) * 1e-3 / (double(reps) * copies)});
+    // The first pass warms up (launch attributes, shared-memory limits).
+    const double seconds = seconds_per_call(stream, std::max(3, 400 / copies), pass);
+    out.push_back({bits, rows, cols, bytes, seconds / copies});
     cudaFree(tiles), cudaFree(table);
   }
   cudaStreamDestroy(stream);

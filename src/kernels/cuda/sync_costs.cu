@@ -134,18 +134,7 @@ class SyncChain {
     PMPD_CUDA_CHECK(cudaGraphLaunch(graph_, stream_));
   }
   double seconds(bool persistent, int reps) {
-    run(persistent);  // warm-up (and the graph's capture)
-    cudaEvent_t e0, e1;
-    PMPD_CUDA_CHECK(cudaEventCreate(&e0));
-    PMPD_CUDA_CHECK(cudaEventCreate(&e1));
-    PMPD_CUDA_CHECK(cudaEventRecord(e0, stream_));
-    for (int r = 0; r < reps; ++r) run(persistent);
-    PMPD_CUDA_CHECK(cudaEventRecord(e1, stream_));
-    PMPD_CUDA_CHECK(cudaEventSynchronize(e1));
-    float ms = 0;
-    PMPD_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-    cudaEventDestroy(e0), cudaEventDestroy(e1);
-    return double(ms) * 1e-3 / reps;
+    return seconds_per_call(stream_, reps, [&] { run(persistent); });  // the first call captures the graph
   }
   std::vector<uint32_t> output() {
     PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
