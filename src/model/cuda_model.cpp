@@ -637,14 +637,11 @@ class CudaModel : public DeviceModel {
     if (l.bias) add_bias(y, l.bias.get(), n, int(l.rows), stream_);
   }
 
-  // A single-token layer: the bit-plane GEMV with the preceding operator fused into its
-  // input and the residual add into its output; 16-bit layers run the same steps apart.
-  // fragments: also write the next GEMV's input (act(y), or act(gate) * up) there in the
-  // tensor-core GEMV's f16 order (only where mlp_fragments() says both GEMVs take it).
-  // fold_norm: also write the input of the next GEMV, normed by that RMSNorm, as the
-  // norm_fragments_ and the sums of squares `fold_sums` (a sumsq_slot; norm_folds).
-  // Where a decode GEMV of `l` writes: y (added to where accumulate), and where asked the next
-  // GEMV's input as f16 fragments (fragments: the MLP's activation) or as a folded norm.
+  // Where a single-token layer's GEMV writes: y (added to where accumulate). fragments: also
+  // the next GEMV's input (act(y), or act(gate) * up) there in the tensor-core GEMV's f16 order
+  // (only where mlp_fragments() says both GEMVs take it). fold_norm: also the input of the next
+  // GEMV, normed by that RMSNorm, as the norm_fragments_ and the sums of squares `fold_sums` (a
+  // sumsq_slot; norm_folds).
   GemvOutput gemv_output(const DeviceLinear& l, float* y, bool accumulate, uint16_t* fragments = nullptr,
                          const DeviceNorm* fold_norm = nullptr, float* fold_sums = nullptr) const {
     GemvOutput o;
@@ -658,6 +655,8 @@ class CudaModel : public DeviceModel {
     }
     return o;
   }
+  // A single-token layer: the bit-plane GEMV with the preceding operator fused into its
+  // input and the residual add into its output; 16-bit layers run the same steps apart.
   void gemv(const DeviceLinear& l, const GemvInput& in, float* y, bool accumulate, int bits,
             uint16_t* fragments = nullptr, const DeviceNorm* fold_norm = nullptr, float* fold_sums = nullptr) {
     gemv(l, in, gemv_output(l, y, accumulate, fragments, fold_norm, fold_sums), bits);

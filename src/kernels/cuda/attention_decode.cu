@@ -380,9 +380,7 @@ bool clusters_available() {
   }();
   return available;
 }
-}  // namespace
 
-namespace {
 // Splits a head at short contexts: about one block an SM of kShortThreads threads (Vicuna-7B,
 // 32 heads: 4 splits of 256 threads, where 8 of 128 ran before: the same 1024 threads a
 // head, more of its rows merged in a block's shared memory and fewer through the cluster;

@@ -961,11 +961,23 @@ bool pair_lut_serves(const DeviceBitPlanes& m, int bits) {
   return with_width<2>(bits, [&](auto B) { return smem_bytes<B()>(m); }) <= kSmemMax;
 }
 
+namespace {
+// What the tensor-core GEMV's input and output must be, whichever kernel serves them.
+void require_valid_io(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out) {
+  PMPD_CUDA_REQUIRE(!out.fragments || (!out.accumulate && (out.fragment_op == GemvPrologue::Activation ||
+                                                          (out.fragment_op == GemvPrologue::GatedActivation &&
+                                                           m.tiles_interleave * 2 == m.rows))),
+                    "pair-table GEMV: fragments need a plain output, and a gated activation tiles interleaving the halves");
+  PMPD_CUDA_REQUIRE(in.prologue != GemvPrologue::Fragments || in.fragments, "pair-table GEMV: no fragments to read");
+}
+}  // namespace
+
 bool bitplane_gemv_pair(const DeviceBitPlanes& a, const GemvInput& in_a, const GemvOutput& out_a, const DeviceBitPlanes& b,
                         const GemvInput& in_b, const GemvOutput& out_b, int bits, unsigned* barrier, void* stream) {
   if (bits < 2 || bits > 3 || !a.tiled || !b.tiled || bits > a.tiled_planes || bits > b.tiled_planes)
     return false;
-  PMPD_CUDA_REQUIRE(in_b.prologue != GemvPrologue::Fragments || in_b.fragments, "GEMV pair: no fragments to read");
+  require_valid_io(a, in_a, out_a);
+  require_valid_io(b, in_b, out_b);
   auto s = static_cast<cudaStream_t>(stream);
   const bool launched = bits == 2 ? launch_stream_pair<2>(a, in_a, out_a, b, in_b, out_b, barrier, s)
                                   : launch_stream_pair<3>(a, in_a, out_a, b, in_b, out_b, barrier, s);
@@ -980,11 +992,7 @@ int64_t gemv_pair_launches() { return pair_launches; }
 
 bool pair_lut_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, const GemvOutput& out, void* stream) {
   if (!m.tiled || bits < 2 || bits > m.tiled_planes) return false;
-  PMPD_CUDA_REQUIRE(!out.fragments || (!out.accumulate && (out.fragment_op == GemvPrologue::Activation ||
-                                                          (out.fragment_op == GemvPrologue::GatedActivation &&
-                                                           m.tiles_interleave * 2 == m.rows))),
-                    "pair-table GEMV: fragments need a plain output, and a gated activation tiles interleaving the halves");
-  PMPD_CUDA_REQUIRE(in.prologue != GemvPrologue::Fragments || in.fragments, "pair-table GEMV: no fragments to read");
+  require_valid_io(m, in, out);
   auto s = static_cast<cudaStream_t>(stream);
   const bool launched = with_width<2>(bits, [&](auto B) { return launch<B()>(m, in, out, s); });
   PMPD_CUDA_CHECK(cudaGetLastError());
