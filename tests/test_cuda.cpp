@@ -440,74 +440,6 @@ TEST(Cuda, FoldedNormMatchesTheNormPrologue) {
   cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1);  // the defaults
 }
 
-// Two GEMVs as one kernel with a grid barrier between them (bitplane_gemv_pair, the output
-// projection then gate|up) against the same two launched apart: the first with a residual
-// add and the second's folded RMSNorm, the second reading it folded or norming the first's
-// output itself, with or without DNS outliers, at 2 and 3 bits. The same arithmetic in the same
-// order: equal to the bit. And where a pair does not qualify nothing is launched.
-TEST(Cuda, GemvPairEqualsTheTwoGemvs) {
-  SKIP_WITHOUT_GPU();
-  struct Reset {
-    ~Reset() { cuda::set_gemv_pair(false), cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1); }
-  } reset;
-  // 3900 x 3900 and 4300 x 3900: 16 chunk pairs each, 244 and 269 tasks, one block an SM for both.
-  const int64_t dim = 3900, rows_b = 4300;
-  if (cuda::multiprocessor_count() > 244) GTEST_SKIP() << "the two grids differ on a GPU of more than 244 SMs";
-  std::vector<float> x(static_cast<size_t>(dim)), y0(static_cast<size_t>(dim)), nw(static_cast<size_t>(dim));
-  fill_uniform(23, {&x, &y0, &nw});
-  Dev<float> dx(x), dnw(nw);
-  Dev<unsigned> barrier(std::vector<unsigned>{0, 0});
-  const float eps = 1e-5f;
-  for (int nnz : {0, 2}) {
-    HostMatrix ha = random_matrix(dim, dim, 2, 4, nnz, 60 + nnz), hb = random_matrix(rows_b, dim, 2, 4, nnz, 70 + nnz);
-    DeviceMatrix a(ha, true), b(hb, true);
-    for (int bits : {2, 3})
-      for (bool fold : {true, false}) {
-        const std::string what = fmt::format("nnz {} bits {} fold {}", nnz, bits, fold);
-        struct Run {
-          Dev<float> y, out, sums;
-          Dev<uint16_t> frag;
-        };
-        auto make = [&] {
-          return Run{Dev<float>(y0), Dev<float>(static_cast<size_t>(rows_b)), Dev<float>(static_cast<size_t>((dim + 15) / 16)),
-                     Dev<uint16_t>(std::vector<uint16_t>(size_t(cuda::fragment_halves(dim)), 0))};
-        };
-        Run apart = make(), paired = make();
-        auto args = [&](Run& r, cuda::GemvInput& in_a, cuda::GemvOutput& out_a, cuda::GemvInput& in_b, cuda::GemvOutput& out_b) {
-          in_a.x = dx.p;
-          out_a.y = r.y.p, out_a.accumulate = true;
-          if (fold) {
-            out_a.norm_w = dnw.p, out_a.norm_fragments = r.frag.p, out_a.sumsq_partials = r.sums.p;
-            in_b.prologue = cuda::GemvPrologue::Fragments, in_b.fragments = r.frag.p, in_b.sumsq_partials = r.sums.p;
-          } else {
-            in_b.x = r.y.p, in_b.prologue = cuda::GemvPrologue::RmsNorm, in_b.norm_w = dnw.p;
-          }
-          in_b.eps = eps;
-          out_b.y = r.out.p;
-        };
-        cuda::GemvInput ia, ib;
-        cuda::GemvOutput oa, ob;
-        args(apart, ia, oa, ib, ob);
-        cuda::set_gemv_pair(true);
-        cuda::bitplane_gemv(a.d, bits, ia, oa, nullptr);
-        cuda::bitplane_gemv(b.d, bits, ib, ob, nullptr);
-        cuda::GemvInput pa, pb;
-        cuda::GemvOutput qa, qb;
-        args(paired, pa, qa, pb, qb);
-        ASSERT_TRUE(cuda::bitplane_gemv_pair(a.d, pa, qa, b.d, pb, qb, bits, barrier.p, nullptr)) << what;
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
-        EXPECT_EQ(paired.y.get(size_t(dim)), apart.y.get(size_t(dim))) << what;
-        EXPECT_EQ(paired.out.get(size_t(rows_b)), apart.out.get(size_t(rows_b))) << what;
-        EXPECT_EQ(barrier.get(2)[0], 0u) << what;  // the count is back to zero for the next pair
-        // Off, or at a width past the pair's: nothing launched.
-        cuda::set_gemv_pair(false);
-        EXPECT_FALSE(cuda::bitplane_gemv_pair(a.d, pa, qa, b.d, pb, qb, bits, barrier.p, nullptr)) << what;
-        cuda::set_gemv_pair(true);
-        EXPECT_FALSE(cuda::bitplane_gemv_pair(a.d, pa, qa, b.d, pb, qb, 4, barrier.p, nullptr)) << what;
-      }
-  }
-}
-
 // The decode attention's split count grows with the context (graphs are kept per count):
 // never fewer splits for a longer context, more from 1792 positions on (in 128-thread
 // blocks; 256 below), at least 32 positions a split at the context bound, at most 16.
@@ -1038,37 +970,9 @@ TEST(Cuda, SyntheticShapesRunEndToEnd) {
   }
 }
 
-// The decode step with the output projection and gate|up as one kernel (PMPD_CUDA_GEMV_PAIR)
-// gives the step's logits to the bit: two layers of the 7B shape (where the pair qualifies),
-// a small vocabulary, 2 and 3 bits.
-TEST(Cuda, GemvPairLeavesTheDecodeStepUnchanged) {
-  SKIP_WITHOUT_GPU();
-  if (cuda::multiprocessor_count() > 256) GTEST_SKIP() << "the pair's two grids differ on a GPU of more than 256 SMs";
-  struct Reset {
-    ~Reset() { cuda::set_gemv_pair(false); }
-  } reset;
-  ModelConfig c = synthetic_config("vicuna-7b");
-  c.n_layers = 2, c.vocab_size = 512, c.max_seq_len = 64;
-  SyntheticOptions opt;
-  opt.bits_min = 2, opt.bits_max = 3;
-  auto m = make_synthetic_model(c, opt);
-  const std::vector<int> prompt = {1, 2, 3, 4, 5};
-  for (int b : {2, 3}) {
-    cuda::set_gemv_pair(false);
-    Transformer apart(*m, Backend::CUDA);
-    const auto want = run_passes(apart, prompt, 4, b);
-    cuda::set_gemv_pair(true);
-    const int64_t launches = cuda::gemv_pair_launches();
-    Transformer paired(*m, Backend::CUDA);
-    const auto got = run_passes(paired, prompt, 4, b);
-    EXPECT_GT(cuda::gemv_pair_launches(), launches) << "bits " << b << ": no pair launched";
-    ASSERT_EQ(got.size(), want.size());
-    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], want[i]) << "bits " << b << " pass " << i;
-  }
-}
-
 // The dependent chain behind `pmpd bench --sync-costs` (sync_costs.cu), as chained launches
-// and as one persistent kernel with a grid barrier between phases: every phase reads the whole
+// (one block an SM or two) and as one persistent kernel with a grid barrier between phases:
+// every phase reads the whole
 // output of the phase before, so a phase that ran ahead of it would show in the words.
 TEST(Cuda, SyncChainPhasesSeeThePhaseBefore) {
   SKIP_WITHOUT_GPU();
@@ -1083,8 +987,8 @@ TEST(Cuda, SyncChainPhasesSeeThePhaseBefore) {
     for (size_t i = 0; i < total; ++i) want[size_t(p) * total + i] = sum + 7u * uint32_t(i) + uint32_t(p);
     before.assign(want.begin() + ptrdiff_t(size_t(p) * total), want.begin() + ptrdiff_t(size_t(p + 1) * total));
   }
-  EXPECT_EQ(got.chained, want);
-  EXPECT_EQ(got.persistent, want);
+  ASSERT_EQ(got.outputs.size(), std::size(cuda::kSyncWays));
+  for (size_t w = 0; w < got.outputs.size(); ++w) EXPECT_EQ(got.outputs[w], want) << "way " << w;
 }
 
 #endif  // PMPD_HAVE_CUDA

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <random>
 
 #include "cli/commands.h"
@@ -157,25 +158,31 @@ int bench_ceilings(int lo, int hi) {
   return 0;
 }
 
-// --sync-costs: a boundary between two dependent phases as a chained launch against a grid
-// barrier inside one persistent kernel (no model needed).
+// --sync-costs: a boundary between two dependent phases as a chained launch (one block an SM,
+// or two so that a phase starts beside the one before) against a grid barrier inside one
+// persistent kernel (no model needed).
 int bench_sync_costs() {
   constexpr int kPhases = 64;
   std::printf("# pmpd bench --sync-costs: %s\n\n"
-              "A chain of %d dependent phases, each one 512-thread block an SM that streams its share of the\n"
-              "weights from device memory, then reads the whole output of the phase before and writes its share:\n"
-              "a kernel a phase chained with PDL in a CUDA graph (the decode step's way), or one persistent kernel\n"
+              "A chain of %d dependent phases, each a grid of 512-thread blocks, one an SM, that stream their\n"
+              "share of the weights from device memory, then read the whole output of the phase before and write\n"
+              "their share: a kernel a phase chained with PDL in a CUDA graph (the decode step's way), with blocks\n"
+              "that fill an SM (one an SM: a phase's block starts when the one before on its SM exits) or half of\n"
+              "one (two an SM: it starts, and streams, while the phase before runs), or one persistent kernel\n"
               "whose phases meet at a grid barrier (the weights streamed before it). Time a phase.\n\n"
-              "| bytes a block | MB a phase | chained: us a phase | persistent: us a phase | persistent - chained |\n"
+              "| bytes a block | MB a phase | chained, one an SM: us a phase | chained, two an SM | persistent |\n"
               "|---|---|---|---|---|\n",
               cuda::device_name().c_str(), kPhases);
   const std::vector<cuda::SyncCost> runs = cuda::measure_sync_costs({0, 16 << 10, 48 << 10, 256 << 10}, kPhases);
-  for (size_t i = 0; i + 1 < runs.size(); i += 2) {
-    const cuda::SyncCost& chained = runs[i];
-    const cuda::SyncCost& persistent = runs[i + 1];
-    std::printf("| %lld | %.1f | %.2f | %.2f | %+.2f |\n", chained.bytes_per_block,
-                double(chained.bytes_per_block) * chained.blocks / 1e6, chained.seconds_per_phase * 1e6,
-                persistent.seconds_per_phase * 1e6, (persistent.seconds_per_phase - chained.seconds_per_phase) * 1e6);
+  const size_t ways = std::size(cuda::kSyncWays);
+  for (size_t i = 0; i + ways <= runs.size(); i += ways) {
+    const cuda::SyncCost& base = runs[i];
+    std::printf("| %lld | %.1f | %.2f", base.bytes_per_block, double(base.bytes_per_block) * base.blocks / 1e6,
+                base.seconds_per_phase * 1e6);
+    for (size_t w = 1; w < ways; ++w)
+      std::printf(" | %.2f (%+.2f)", runs[i + w].seconds_per_phase * 1e6,
+                  (runs[i + w].seconds_per_phase - base.seconds_per_phase) * 1e6);
+    std::printf(" |\n");
   }
   return 0;
 }

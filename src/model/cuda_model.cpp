@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/device_array.h"
 #include "kernels/cuda/timeline.h"
 #include "model/model_loader.h"
 #include "model/transformer.h"
@@ -51,44 +52,6 @@ namespace {
     cublasStatus_t st_ = (call);                                                                  \
     if (st_ != CUBLAS_STATUS_SUCCESS) cuda_fail(#call, cublasGetStatusString(st_), __FILE__, __LINE__); \
   } while (0)
-
-// An owning device allocation; grows, never shrinks.
-template <typename T>
-class DevArray {
- public:
-  DevArray() = default;
-  explicit DevArray(size_t n) { reserve(n); }
-  ~DevArray() {
-    if (p_) cudaFree(p_);
-  }
-  DevArray(DevArray&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
-  DevArray& operator=(DevArray&& o) noexcept {
-    std::swap(p_, o.p_), std::swap(n_, o.n_);
-    return *this;
-  }
-  void reserve(size_t n) {
-    if (n <= n_) return;
-    if (p_) cudaFree(p_);
-    p_ = nullptr, n_ = 0;
-    cudaError_t e = cudaMalloc(&p_, n * sizeof(T));
-    if (e != cudaSuccess) {
-      cudaGetLastError();
-      fail("CUDA: out of device memory allocating {:.1f} MiB", double(n * sizeof(T)) / (1 << 20));
-    }
-    n_ = n;
-  }
-  void upload(const T* src, size_t n, size_t offset = 0) {
-    PMPD_CUDA_CHECK(cudaMemcpy(p_ + offset, src, n * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  T* get() const { return p_; }
-  size_t size() const { return n_; }
-  size_t bytes() const { return n_ * sizeof(T); }
-  explicit operator bool() const { return p_ != nullptr; }
-
- private:
-  T* p_ = nullptr;
-  size_t n_ = 0;
-};
 
 // One or more linear layers fused along their outputs.
 struct DeviceLinear {
@@ -382,8 +345,6 @@ class CudaModel : public DeviceModel {
                                                           attention_decode_splits(c.n_heads, max_ctx_, max_ctx_)));
     attn_counters_.reserve(size_t(c.n_heads));
     PMPD_CUDA_CHECK(cudaMemset(attn_counters_.get(), 0, attn_counters_.bytes()));
-    pair_barrier_.reserve(size_t(2 * c.n_layers));
-    PMPD_CUDA_CHECK(cudaMemset(pair_barrier_.get(), 0, pair_barrier_.bytes()));
     PMPD_CUDA_CHECK(cudaMallocHost(&pinned_, kPinnedBytes));
     const char* g = std::getenv("PMPD_CUDA_GRAPHS");
     use_graphs_ = !(g && std::string(g) == "0");
@@ -793,16 +754,10 @@ class CudaModel : public DeviceModel {
         const GemvInput gu_in =
             c.parallel_residual ? plain_input(h_.get()) : ffn_fold ? folded_input(l, 1) : norm_input(w.ffn_norm, x_.get());
         const GemvOutput gu_out = gemv_output(w.gate_up, gu_.get(), false, frag ? mlp_fragments_.get() : nullptr);
-        // Both in one kernel where they qualify (bitplane_gemv_pair); not while the step profile
-        // times the stages apart.
-        if (!marks_ && w.o.quantized && w.gate_up.quantized &&
-            bitplane_gemv_pair(w.o.q, o_in, o_out, w.gate_up.q, gu_in, gu_out, bits, pair_barrier_.get() + 2 * l, stream_)) {
-        } else {
-          gemv(w.o, o_in, o_out, bits);
-          mark("output projection + residual");
-          gemv(w.gate_up, gu_in, gu_out, bits);
-          mark("norm + gate/up projection");
-        }
+        gemv(w.o, o_in, o_out, bits);
+        mark("output projection + residual");
+        gemv(w.gate_up, gu_in, gu_out, bits);
+        mark("norm + gate/up projection");
         const bool attn_fold = attn_norm_folds(l + 1, bits);
         gemv(w.down, frag ? fragment_input(mlp_fragments_.get()) : act_in, x_.get(), true, bits, nullptr,
              attn_fold ? &layers_[size_t(l + 1)].attn_norm : nullptr, attn_fold ? sumsq_slot(l + 1, 0) : nullptr);
@@ -896,7 +851,6 @@ class CudaModel : public DeviceModel {
   int attn_splits_ = 1;
   DevArray<float> attn_partial_;
   DevArray<unsigned> attn_counters_;
-  DevArray<unsigned> pair_barrier_;  // the GEMV pairs' grid barriers, two words a layer (bitplane_gemv_pair)
   uint64_t bound_kv_ = 0;
   uint8_t* pinned_ = nullptr;
   bool use_graphs_ = true;

@@ -12,6 +12,10 @@ void cuda_fail(const char* what, const char* detail, const char* file, int line)
   fail("CUDA: {} ({}:{})", what, file, line);
 }
 
+void cuda_out_of_memory(size_t bytes) {
+  fail("CUDA: out of device memory allocating {:.1f} MiB", double(bytes) / (1 << 20));
+}
+
 int multiprocessor_count() {
   static int n = [] {
     int dev = 0, count = 0;

@@ -3,9 +3,13 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstddef>
+
 namespace pmpd::cuda {
 
 [[noreturn]] void cuda_fail(const char* what, const char* detail, const char* file, int line);
+// A failed device allocation of `bytes`, as an error that names its size in MiB.
+[[noreturn]] void cuda_out_of_memory(size_t bytes);
 // Streaming multiprocessors of the current device (asked once).
 int multiprocessor_count();
 // Whether kernels start as programmatic dependents of the one before them (launch.cuh);

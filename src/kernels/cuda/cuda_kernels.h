@@ -103,19 +103,6 @@ void bitplane_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, cons
 // The tensor-core GEMV at `bits` (x rounded to f16, f32 accumulation); false (nothing
 // launched) where m has no tiles for that width. bitplane_gemv calls it first.
 bool pair_lut_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, const GemvOutput& out, void* stream);
-// Two GEMVs in one kernel where the second reads the first's output (the output projection,
-// then gate|up): the blocks go from the first to the second through a grid barrier instead of
-// a kernel boundary, with the second's centroids fetched and tables built before it. False,
-// nothing launched, where the pair does not qualify: 2..3 bits, both on the streaming GEMV over
-// 16 chunk pairs with the same grid, the first with a plain output; and off
-// unless PMPD_CUDA_GEMV_PAIR=1 (set_gemv_pair), until measured. barrier: two words, zero
-// before the first call and left zero by each.
-bool bitplane_gemv_pair(const DeviceBitPlanes& a, const GemvInput& in_a, const GemvOutput& out_a, const DeviceBitPlanes& b,
-                        const GemvInput& in_b, const GemvOutput& out_b, int bits, unsigned* barrier, void* stream);
-void set_gemv_pair(bool on);
-// Launches of bitplane_gemv_pair so far in this process (a decode graph's capture counts its
-// pairs once), for tests.
-int64_t gemv_pair_launches();
 // The prompt pass's Y[n][rows] = X[n][cols] W_b^T on the tensor cores, decoding the tiles
 // as the GEMV does, 8 tokens a mma (pair_lut_gemm.cu): no f16 copy of the layer. X is f32,
 // rounded to f16 (as the cuBLAS path rounds it); f32 accumulation. False (nothing launched)

@@ -19,6 +19,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/decode_ceiling.h"
+#include "kernels/cuda/device_array.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/tile_decode.cuh"
 
@@ -208,34 +209,27 @@ void measure_width(const uint2* words, size_t stream_words, float* out, unsigned
 std::vector<DecodeCeiling> measure_decode_ceilings(int bits_lo, int bits_hi) {
   PMPD_CUDA_REQUIRE(bits_lo >= 2 && bits_hi <= 4 && bits_lo <= bits_hi, "decode ceilings: widths 2..4 only");
   const size_t stream_words = size_t(1) << 27;  // 1 GiB of uint2
-  uint2* words = nullptr;
-  float* out = nullptr;
-  unsigned long long* done = nullptr;
-  PMPD_CUDA_CHECK(cudaMalloc(&done, sizeof(unsigned long long)));
-  PMPD_CUDA_CHECK(cudaMalloc(&words, stream_words * sizeof(uint2)));
-  PMPD_CUDA_CHECK(cudaMalloc(&out, size_t(1) << 24));
-  PMPD_CUDA_CHECK(cudaMemset(words, 0x5a, stream_words * sizeof(uint2)));
+  DevArray<uint2> words(stream_words);
+  DevArray<float> out((size_t(1) << 24) / sizeof(float));
+  DevArray<unsigned long long> done(1);
+  PMPD_CUDA_CHECK(cudaMemset(words.get(), 0x5a, words.bytes()));
   std::vector<DecodeCeiling> rows;
   for (int b = bits_lo; b <= bits_hi; ++b)
     with_width<2>(b, [&](auto B) {
-      if constexpr (B() <= 4) measure_width<B()>(words, stream_words, out, done, rows);
+      if constexpr (B() <= 4) measure_width<B()>(words.get(), stream_words, out.get(), done.get(), rows);
     });
-  cudaFree(words), cudaFree(out), cudaFree(done);
   return rows;
 }
 
 std::vector<GemvScaling> measure_gemv_scaling(int bits, long long cols, const std::vector<long long>& rows_list) {
   PMPD_CUDA_REQUIRE(bits >= 2 && bits <= 8 && cols >= 1, "GEMV scaling: widths 2..8");
   std::vector<GemvScaling> out;
-  float *x = nullptr, *ones = nullptr, *y = nullptr;
   const long long widest = *std::max_element(rows_list.begin(), rows_list.end());
-  PMPD_CUDA_CHECK(cudaMalloc(&x, cols * sizeof(float)));
-  PMPD_CUDA_CHECK(cudaMalloc(&ones, cols * sizeof(float)));
-  PMPD_CUDA_CHECK(cudaMalloc(&y, widest * sizeof(float)));
+  DevArray<float> x{size_t(cols)}, ones{size_t(cols)}, y{size_t(widest)};
   std::vector<float> host(size_t(cols), 1.f);
-  PMPD_CUDA_CHECK(cudaMemcpy(ones, host.data(), cols * sizeof(float), cudaMemcpyHostToDevice));
+  ones.upload(host.data(), host.size());
   for (size_t i = 0; i < host.size(); ++i) host[i] = float(int(i % 17) - 8) / 16.f;
-  PMPD_CUDA_CHECK(cudaMemcpy(x, host.data(), cols * sizeof(float), cudaMemcpyHostToDevice));
+  x.upload(host.data(), host.size());
   cudaStream_t stream;
   PMPD_CUDA_CHECK(cudaStreamCreate(&stream));
   for (long long rows : rows_list) {
@@ -246,30 +240,26 @@ std::vector<GemvScaling> measure_gemv_scaling(int bits, long long cols, const st
     const double bytes = double(words) * 4.0;
     // Enough copies to exceed the L2 cache three times over, so every GEMV reads device memory.
     const int copies = int(std::max(1.0, std::ceil(3.0 * 64e6 / bytes)));
-    uint32_t* tiles = nullptr;
-    uint16_t* table = nullptr;
-    PMPD_CUDA_CHECK(cudaMalloc(&tiles, size_t(words) * copies * 4));
-    PMPD_CUDA_CHECK(cudaMalloc(&table, size_t(rows << bits) * 2));
-    PMPD_CUDA_CHECK(cudaMemset(tiles, 0x6b, size_t(words) * copies * 4));
-    PMPD_CUDA_CHECK(cudaMemset(table, 0x21, size_t(rows << bits) * 2));  // 0x2121: a small f16
+    DevArray<uint32_t> tiles(size_t(words) * copies);
+    DevArray<uint16_t> table(size_t(rows << bits));
+    PMPD_CUDA_CHECK(cudaMemset(tiles.get(), 0x6b, tiles.bytes()));
+    PMPD_CUDA_CHECK(cudaMemset(table.get(), 0x21, table.bytes()));  // 0x2121: a small f16
     GemvInput in;
-    in.x = x, in.prologue = GemvPrologue::RmsNorm, in.norm_w = ones, in.eps = 1e-5f;
+    in.x = x.get(), in.prologue = GemvPrologue::RmsNorm, in.norm_w = ones.get(), in.eps = 1e-5f;
     GemvOutput o;
-    o.y = y;
-    m.tables[bits] = table;
+    o.y = y.get();
+    m.tables[bits] = table.get();
     auto pass = [&] {
       for (int c = 0; c < copies; ++c) {
-        m.tiled = tiles + size_t(words) * c;
+        m.tiled = tiles.get() + size_t(words) * c;
         PMPD_CUDA_REQUIRE(pair_lut_gemv(m, bits, in, o, stream), "GEMV scaling: the tensor-core GEMV declined");
       }
     };
     // The first pass warms up (launch attributes, shared-memory limits).
     const double seconds = seconds_per_call(stream, std::max(3, 400 / copies), pass);
     out.push_back({bits, rows, cols, bytes, seconds / copies});
-    cudaFree(tiles), cudaFree(table);
   }
   cudaStreamDestroy(stream);
-  cudaFree(x), cudaFree(ones), cudaFree(y);
   return out;
 }
 

@@ -47,6 +47,32 @@ int blocks_per_sm(int threads, size_t smem) {
   return per_sm;
 }
 
+// cudaLaunchKernelEx with the attributes the launches below ask for: PDL (where
+// chained_launches() and not cooperative), a cluster shape other than 1x1x1, cooperative.
+template <typename... Params, typename... Args>
+void launch_with(void (*kernel)(Params...), dim3 grid, dim3 block, dim3 cluster, bool cooperative, size_t smem,
+                 cudaStream_t stream, Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid, config.blockDim = block, config.dynamicSmemBytes = smem, config.stream = stream;
+  cudaLaunchAttribute attribute[3];
+  int n = 0;
+  if (chained_launches() && !cooperative) {
+    attribute[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute[n++].val.programmaticStreamSerializationAllowed = 1;
+  }
+  if (cluster.x * cluster.y * cluster.z > 1) {
+    attribute[n].id = cudaLaunchAttributeClusterDimension;
+    attribute[n].val.clusterDim.x = cluster.x, attribute[n].val.clusterDim.y = cluster.y;
+    attribute[n++].val.clusterDim.z = cluster.z;
+  }
+  if (cooperative) {
+    attribute[n].id = cudaLaunchAttributeCooperative;
+    attribute[n++].val.cooperative = 1;
+  }
+  config.attrs = attribute, config.numAttrs = unsigned(n);
+  PMPD_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+}
+
 // Launches `kernel` as a programmatic dependent of the kernel before it on the stream
 // (Hopper's PDL; kept in captured graphs): its blocks may start while that kernel's last
 // blocks still run, doing what needs none of that kernel's output (fetching weights) until
@@ -58,21 +84,14 @@ int blocks_per_sm(int threads, size_t smem) {
 template <typename... Params, typename... Args>
 void launch_chained_clusters(void (*kernel)(Params...), dim3 grid, dim3 block, dim3 cluster, size_t smem,
                              cudaStream_t stream, Args&&... args) {
-  cudaLaunchConfig_t config{};
-  config.gridDim = grid, config.blockDim = block, config.dynamicSmemBytes = smem, config.stream = stream;
-  cudaLaunchAttribute attribute[2];
-  int n = 0;
-  if (chained_launches()) {
-    attribute[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attribute[n++].val.programmaticStreamSerializationAllowed = 1;
-  }
-  if (cluster.x * cluster.y * cluster.z > 1) {
-    attribute[n].id = cudaLaunchAttributeClusterDimension;
-    attribute[n].val.clusterDim.x = cluster.x, attribute[n].val.clusterDim.y = cluster.y;
-    attribute[n++].val.clusterDim.z = cluster.z;
-  }
-  config.attrs = attribute, config.numAttrs = unsigned(n);
-  PMPD_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+  launch_with(kernel, grid, block, cluster, false, smem, stream, std::forward<Args>(args)...);
+}
+// A cooperative launch (not chained): fails, rather than hangs, where the grid cannot be
+// resident all at once, as a kernel with a grid barrier (dev::grid_barrier) needs.
+template <typename... Params, typename... Args>
+void launch_cooperative(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                        Args&&... args) {
+  launch_with(kernel, grid, block, dim3(1, 1, 1), true, smem, stream, std::forward<Args>(args)...);
 }
 template <typename... Params, typename... Args>
 void launch_chained(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,

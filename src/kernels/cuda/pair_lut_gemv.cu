@@ -420,19 +420,6 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
   PMPD_TIMELINE_MARK(6);
 }
 
-// The centroids of a streaming GEMV block's n tasks into cent [n][16][2^B], asynchronously
-// (one cp.async group).
-template <int B, bool Mapped>
-__device__ __forceinline__ void stream_centroids(const DeviceBitPlanes& m, int n, __half* cent) {
-  const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
-  constexpr int kCopy = 2 << B;  // bytes of a row's centroids: 8 or 16, one copy
-  for (int slot = threadIdx.x; slot < n * kRows; slot += blockDim.x) {
-    const int row = task_row<Mapped>(m, int(blockIdx.x) + slot / kRows * int(gridDim.x), slot % kRows);
-    dev::copy_async<kCopy>(cent + (slot << B), table + (row >= 0 ? row << B : 0), row >= 0);
-  }
-  dev::copy_async_commit();
-}
-
 // ---- The streaming GEMV (2..3 bits, up to 16 chunk pairs of columns; stops 22-23) ----
 // The task loop above has each warp decode one item of a 16-row task, then do its share of
 // the task's work (the next task's tables, partial sums, the barrier): at 4096 columns its
@@ -447,16 +434,9 @@ __device__ __forceinline__ void stream_centroids(const DeviceBitPlanes& m, int n
 // keeps Ahead items in flight (1 or 2: stream_ahead). Its speed proved sensitive to the form of
 // its code (forms doing the same work ran up to 16% apart at 3 bits, stop 23), so the
 // 16-chunk-pair instantiations are kept PTX for PTX as measured; see the notes below.
-//
-// stream_gemv is the block's whole GEMV: its kernel (pair_lut_stream_kernel) calls it once,
-// the GEMV pair (pair_lut_stream_pair_kernel) twice. First: the kernel's first GEMV (it lets
-// the next kernel start and begins the timeline record). CentroidsReady: the caller has already
-// asked for the tasks' centroids into `ready_cent` (asynchronously), else they go behind the
-// partial sums; `wait()`: where the input may be read (the wait on the kernel before, or the
-// pair's grid barrier).
-template <int B, bool Mapped, int Ahead, bool Grouped, bool First, bool CentroidsReady, class Wait>
+template <int B, bool Mapped, int Ahead, bool Grouped>
 __device__ __forceinline__ void stream_gemv(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out,
-                                            int rounds, uint8_t* smem, __half* ready_cent, Wait wait) {
+                                            int rounds, uint8_t* smem) {
   const Layout lay = layout_of(m);
   const int64_t padded = lay.chunk_pairs * 256;
   const int cp32 = int(lay.chunk_pairs), tasks32 = int(lay.row_blocks / 2);
@@ -468,14 +448,12 @@ __device__ __forceinline__ void stream_gemv(const DeviceBitPlanes& m, const Gemv
   const uint32_t tables_address = uint32_t(__cvta_generic_to_shared(tables));
   __half* xs = reinterpret_cast<__half*>(tables + size_t(rounds) * kTable);
   float* partial = reinterpret_cast<float*>(xs + padded);
-  __half* cent = CentroidsReady ? ready_cent : reinterpret_cast<__half*>(partial + size_t(rounds) * (kWarps + 1) * kRows);
+  __half* cent = reinterpret_cast<__half*>(partial + size_t(rounds) * (kWarps + 1) * kRows);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint2* tiled = reinterpret_cast<const uint2*>(m.tiled);
   const uint32_t plane_words = uint32_t(lay.row_blocks) * uint32_t(cp32) * 32u;  // in uint2
-  if constexpr (First) {
-    PMPD_TIMELINE_BEGIN(timeline::StreamGemv, B, reinterpret_cast<uintptr_t>(m.tiled));
-    dev::let_next_start();
-  }
+  PMPD_TIMELINE_BEGIN(timeline::StreamGemv, B, reinterpret_cast<uintptr_t>(m.tiled));
+  dev::let_next_start();
 
   // This block's tasks: blockIdx.x + i gridDim.x for i < n. Grouped (fewer than 16 chunk
   // pairs): warp w takes chunk pair cp = w % CP and tasks group, group + groups, ... (group =
@@ -506,7 +484,7 @@ __device__ __forceinline__ void stream_gemv(const DeviceBitPlanes& m, const Gemv
     for (int a = 0; a < Ahead; ++a)
       if (a < items) load(next, ring[a]), step(next);
   }
-  if constexpr (!CentroidsReady) {  // every task's centroids, asynchronously
+  {  // every task's centroids, asynchronously
     const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
     constexpr int kCopy = 2 << B;  // bytes of a row's centroids: 8 or 16, one copy
     for (int slot = threadIdx.x; slot < n * kRows; slot += blockDim.x) {
@@ -529,7 +507,7 @@ __device__ __forceinline__ void stream_gemv(const DeviceBitPlanes& m, const Gemv
     share.store(tables + size_t(i) * kTable);
   }
   PMPD_TIMELINE_MARK(2);
-  wait();
+  dev::wait_for_producer();
   PMPD_TIMELINE_MARK(3);
   const float y_old = writer ? residual_of<Mapped>(m, out, task_of(warp), lane) : 0.f;
   if (in.prologue == GemvPrologue::Fragments) copy_fragments(in.fragments, int(padded), xs);
@@ -597,32 +575,7 @@ template <int B, bool Mapped, int Ahead, bool Grouped>
 __global__ void __launch_bounds__(kThreads, 1)
     pair_lut_stream_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
   extern __shared__ __align__(16) uint8_t smem[];
-  stream_gemv<B, Mapped, Ahead, Grouped, true, false>(m, in, out, rounds, smem, nullptr, [] { dev::wait_for_producer(); });
-}
-
-// Two streaming GEMVs in one kernel, the second reading the first's output (the output
-// projection, then gate|up; bitplane_gemv_pair): each block carries on from its share of the
-// first to its share of the second through a grid barrier instead of a kernel boundary. At a
-// boundary the next kernel's block starts only once the block before it on its SM has exited
-// (one block an SM), so its centroids' round trip and its table build follow the tail of the
-// GEMV before; here the second GEMV's centroids are asked for at the start and its tables built
-// before the barrier. The grid is at most one block an SM, all resident once the kernel before
-// has drained (the kernel after is released only when every block has started), so the barrier
-// cannot wait on a block that never runs. Shared memory: the larger of the two GEMVs' layouts,
-// then the second's centroids at cent_b_offset. (In a timeline build the second GEMV's marks
-// overwrite the first's.)
-template <int B, bool MappedB>
-__global__ void __launch_bounds__(kThreads, 1)
-    pair_lut_stream_pair_kernel(DeviceBitPlanes ma, GemvInput ina, GemvOutput outa, int rounds_a, DeviceBitPlanes mb,
-                                GemvInput inb, GemvOutput outb, int rounds_b, uint32_t cent_b_offset, unsigned* barrier) {
-  extern __shared__ __align__(16) uint8_t smem[];
-  __half* cent_b = reinterpret_cast<__half*>(smem + cent_b_offset);
-  const int tasks_b = int(layout_of(mb).row_blocks / 2);
-  stream_centroids<B, MappedB>(mb, (tasks_b - 1 - int(blockIdx.x)) / int(gridDim.x) + 1, cent_b);
-  stream_gemv<B, false, 1, false, true, false>(ma, ina, outa, rounds_a, smem, nullptr, [] { dev::wait_for_producer(); });
-  __syncthreads();  // every warp is done with the first GEMV's shared memory
-  stream_gemv<B, MappedB, 1, false, false, true>(mb, inb, outb, rounds_b, smem, cent_b,
-                                                 [barrier] { dev::grid_barrier(barrier); });
+  stream_gemv<B, Mapped, Ahead, Grouped>(m, in, out, rounds, smem);
 }
 
 // 2..3-bit matrices on the task loop (the down projections: more than 4096 columns) run as one
@@ -731,40 +684,6 @@ bool launch_stream(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutp
   else if (stream_ahead == 2) launch_stream_kernel<pair_lut_stream_kernel<B, Mapped, 2, false>>(grid, smem, s, m, in, out, rounds);
   else if (grouped) launch_stream_kernel<pair_lut_stream_kernel<B, Mapped, 1, true>>(grid, smem, s, m, in, out, rounds);
   else launch_stream_kernel<pair_lut_stream_kernel<B, Mapped, 1, false>>(grid, smem, s, m, in, out, rounds);
-  return true;
-}
-
-// The GEMV pair (pair_lut_stream_pair_kernel): both matrices on the streaming GEMV over 16
-// chunk pairs with one item in flight, the same grid, the first not mapped. False where not.
-bool pair_enabled = [] {
-  const char* e = std::getenv("PMPD_CUDA_GEMV_PAIR");
-  return e && std::atoi(e) != 0;
-}();
-int64_t pair_launches = 0;  // host-side calls that launched a pair (gemv_pair_launches)
-template <int B>
-bool launch_stream_pair(const DeviceBitPlanes& ma, const GemvInput& ina, const GemvOutput& outa, const DeviceBitPlanes& mb,
-                        const GemvInput& inb, const GemvOutput& outb, unsigned* barrier, cudaStream_t s) {
-  if (!pair_enabled || !stream_enabled || stream_ahead != 1 || ma.tiles_interleave || outa.fragments) return false;
-  const Layout la = layout_of(ma), lb = layout_of(mb);
-  const int64_t tasks_a = la.row_blocks / 2, tasks_b = lb.row_blocks / 2, sms = multiprocessor_count();
-  if (la.chunk_pairs != kWarps || lb.chunk_pairs != kWarps || std::min(tasks_a, sms) != std::min(tasks_b, sms)) return false;
-  const int64_t blocks = std::min(tasks_a, sms);
-  const int rounds_a = int((tasks_a + blocks - 1) / blocks), rounds_b = int((tasks_b + blocks - 1) / blocks);
-  if (B == 3 && std::min(rounds_a, rounds_b) < stream_rounds_3bit) return false;
-  const size_t cent_b = (size_t(rounds_b * kRows) << B) * 2;
-  const size_t offset = (std::max(stream_smem_bytes<B>(ma, rounds_a), stream_smem_bytes<B>(mb, rounds_b) - cent_b) + 15) / 16 * 16;
-  const size_t smem = offset + cent_b;
-  if (smem > kSmemMax) return false;
-  PMPD_CUDA_REQUIRE(tiled_words(ma, B) < (int64_t(1) << 32) && tiled_words(mb, B) < (int64_t(1) << 32),
-                    "pair-table GEMV: a matrix beyond 32-bit tile indices");
-  auto go = [&](auto kernel) {
-    allow_dynamic_smem<decltype(kernel)::value>(smem);
-    launch_chained(decltype(kernel)::value, dim3(unsigned(blocks)), dim3(kThreads), smem, s, ma, ina, outa, rounds_a, mb,
-                   inb, outb, rounds_b, uint32_t(offset), barrier);
-  };
-  if (mb.tiles_interleave || outb.fragments) go(std::integral_constant<decltype(&pair_lut_stream_pair_kernel<B, true>),
-                                                                       &pair_lut_stream_pair_kernel<B, true>>{});
-  else go(std::integral_constant<decltype(&pair_lut_stream_pair_kernel<B, false>), &pair_lut_stream_pair_kernel<B, false>>{});
   return true;
 }
 
@@ -971,24 +890,6 @@ void require_valid_io(const DeviceBitPlanes& m, const GemvInput& in, const GemvO
   PMPD_CUDA_REQUIRE(in.prologue != GemvPrologue::Fragments || in.fragments, "pair-table GEMV: no fragments to read");
 }
 }  // namespace
-
-bool bitplane_gemv_pair(const DeviceBitPlanes& a, const GemvInput& in_a, const GemvOutput& out_a, const DeviceBitPlanes& b,
-                        const GemvInput& in_b, const GemvOutput& out_b, int bits, unsigned* barrier, void* stream) {
-  if (bits < 2 || bits > 3 || !a.tiled || !b.tiled || bits > a.tiled_planes || bits > b.tiled_planes)
-    return false;
-  require_valid_io(a, in_a, out_a);
-  require_valid_io(b, in_b, out_b);
-  auto s = static_cast<cudaStream_t>(stream);
-  const bool launched = bits == 2 ? launch_stream_pair<2>(a, in_a, out_a, b, in_b, out_b, barrier, s)
-                                  : launch_stream_pair<3>(a, in_a, out_a, b, in_b, out_b, barrier, s);
-  PMPD_CUDA_CHECK(cudaGetLastError());
-  pair_launches += launched;
-  return launched;
-}
-
-void set_gemv_pair(bool on) { pair_enabled = on; }
-
-int64_t gemv_pair_launches() { return pair_launches; }
 
 bool pair_lut_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, const GemvOutput& out, void* stream) {
   if (!m.tiled || bits < 2 || bits > m.tiled_planes) return false;

@@ -3,8 +3,9 @@
 // start only when the block before it on its SM exits (one GEMV block holds an SM's register
 // file), so every GEMV's start-up follows the tail of the one before. A persistent kernel
 // would instead carry its blocks from one GEMV to the next through a grid barrier, fetching
-// the next GEMV's weights before it. Here both ways run the same synthetic chain: each phase a
-// block an SM (shared memory sized so that two never share one) that streams its share of a
+// the next GEMV's weights before it; a GEMV of half the registers and shared memory would let
+// the next kernel's blocks start beside it. Here the three ways run the same synthetic chain:
+// each phase a block an SM (or two an SM, sharing it) that streams its share of a
 // weight buffer, then reads the phase before's whole output (a dependent round trip, as a
 // GEMV reads x) and writes its share of its own.
 #include <cuda_runtime.h>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_array.h"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/sync_costs.h"
@@ -22,6 +24,7 @@ namespace {
 
 constexpr int kThreads = 512;
 constexpr size_t kOneBlockSmem = 120 * 1024;  // more than half an SM's shared memory
+constexpr size_t kTwoBlockSmem = 96 * 1024;   // two fit an SM (228 KiB), three do not
 
 struct Chain {
   const uint4* weights;      // the weight buffer, `weight_words` uint4
@@ -31,7 +34,7 @@ struct Chain {
   uint32_t* out;             // phases x blocks x per_block words
   int per_block, phases;
   uint32_t* sink;            // the streamed words' XOR, so that the loads stay
-  unsigned* barrier;         // [0] arrivals, [1] generation (zero before the first use)
+  unsigned* barrier;         // dev::grid_barrier's word (zero before the first use)
 };
 
 // This block's share of phase p's weights, read evict-first as the GEMV reads its tiles.
@@ -66,7 +69,8 @@ __device__ void compute_phase(const Chain& c, int p) {
 }
 
 // A phase as its own kernel, chained to the one before (PDL): the weights before the wait.
-__global__ void __launch_bounds__(kThreads, 1) chained_phase_kernel(Chain c, int p) {
+// At most 64 registers a thread, so that two blocks fit an SM where the shared memory lets them.
+__global__ void __launch_bounds__(kThreads, 2) chained_phase_kernel(Chain c, int p) {
   dev::let_next_start();
   const uint32_t acc = stream_weights(c, p);
   dev::wait_for_producer();
@@ -86,15 +90,6 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_chain_kernel(Chain c) 
   if (acc == 0x9e3779b9u) c.sink[blockIdx.x] = acc;
 }
 
-template <typename T>
-struct DeviceBuffer {
-  T* p = nullptr;
-  explicit DeviceBuffer(size_t n) { PMPD_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T))); }
-  ~DeviceBuffer() { cudaFree(p); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
-
 // The chain's buffers, and its two ways of running on one stream.
 class SyncChain {
  public:
@@ -104,14 +99,14 @@ class SyncChain {
         input_(size_t(blocks_) * per_block),
         out_(size_t(phases) * blocks_ * per_block),
         sink_(size_t(blocks_)),
-        barrier_(2) {
-    PMPD_CUDA_CHECK(cudaMemset(weights_.p, 0x5a, size_t(weight_bytes / 16) * sizeof(uint4)));
+        barrier_(1) {
+    PMPD_CUDA_CHECK(cudaMemset(weights_.get(), 0x5a, size_t(weight_bytes / 16) * sizeof(uint4)));
     std::vector<uint32_t> input(size_t(blocks_) * per_block);
     for (size_t i = 0; i < input.size(); ++i) input[i] = uint32_t(i);
-    PMPD_CUDA_CHECK(cudaMemcpy(input_.p, input.data(), input.size() * 4, cudaMemcpyHostToDevice));
-    PMPD_CUDA_CHECK(cudaMemset(barrier_.p, 0, 2 * sizeof(unsigned)));
+    PMPD_CUDA_CHECK(cudaMemcpy(input_.get(), input.data(), input.size() * 4, cudaMemcpyHostToDevice));
+    PMPD_CUDA_CHECK(cudaMemset(barrier_.get(), 0, sizeof(unsigned)));
     PMPD_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    c_ = Chain{weights_.p, weight_bytes / 16, 0, input_.p, out_.p, per_block, phases, sink_.p, barrier_.p};
+    c_ = Chain{weights_.get(), weight_bytes / 16, 0, input_.get(), out_.get(), per_block, phases, sink_.get(), barrier_.get()};
     allow_dynamic_smem<chained_phase_kernel>(kOneBlockSmem);
     allow_dynamic_smem<persistent_chain_kernel>(kOneBlockSmem);
   }
@@ -126,52 +121,51 @@ class SyncChain {
   // Bytes each block streams a phase (a multiple of 16); the chained graph is captured anew.
   void set_bytes_per_block(long long bytes) {
     c_.words_per_block = bytes / 16;
-    if (graph_) cudaGraphExecDestroy(graph_), graph_ = nullptr;
+    drop_graph();
   }
-  void run(bool persistent) {
-    if (persistent) return launch_persistent();
-    if (!graph_) capture();
+  void run(SyncWay way) {
+    if (way == SyncWay::Persistent) return launch_persistent();
+    if (graph_ && graph_way_ != way) drop_graph();
+    if (!graph_) capture(way);
     PMPD_CUDA_CHECK(cudaGraphLaunch(graph_, stream_));
   }
-  double seconds(bool persistent, int reps) {
-    return seconds_per_call(stream_, reps, [&] { run(persistent); });  // the first call captures the graph
+  double seconds(SyncWay way, int reps) {
+    return seconds_per_call(stream_, reps, [&] { run(way); });  // the first call captures the graph
   }
   std::vector<uint32_t> output() {
     PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
     std::vector<uint32_t> v(size_t(c_.phases) * blocks_ * c_.per_block);
-    PMPD_CUDA_CHECK(cudaMemcpy(v.data(), out_.p, v.size() * 4, cudaMemcpyDeviceToHost));
-    PMPD_CUDA_CHECK(cudaMemset(out_.p, 0, v.size() * 4));
+    PMPD_CUDA_CHECK(cudaMemcpy(v.data(), out_.get(), v.size() * 4, cudaMemcpyDeviceToHost));
+    PMPD_CUDA_CHECK(cudaMemset(out_.get(), 0, v.size() * 4));
     return v;
   }
 
  private:
-  void capture() {
+  void capture(SyncWay way) {
+    const size_t smem = way == SyncWay::ChainedTwoAnSm ? kTwoBlockSmem : kOneBlockSmem;
     cudaGraph_t g;
     PMPD_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
     for (int p = 0; p < c_.phases; ++p)
-      launch_chained(chained_phase_kernel, dim3(unsigned(blocks_)), dim3(kThreads), kOneBlockSmem, stream_, c_, p);
+      launch_chained(chained_phase_kernel, dim3(unsigned(blocks_)), dim3(kThreads), smem, stream_, c_, p);
     PMPD_CUDA_CHECK(cudaStreamEndCapture(stream_, &g));
     PMPD_CUDA_CHECK(cudaGraphInstantiate(&graph_, g, 0));
     cudaGraphDestroy(g);
+    graph_way_ = way;
   }
-  // Cooperative: the launch fails rather than hang if the grid cannot be resident at once.
+  void drop_graph() {
+    if (graph_) cudaGraphExecDestroy(graph_), graph_ = nullptr;
+  }
   void launch_persistent() {
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(unsigned(blocks_)), config.blockDim = dim3(kThreads);
-    config.dynamicSmemBytes = kOneBlockSmem, config.stream = stream_;
-    cudaLaunchAttribute attribute[1];
-    attribute[0].id = cudaLaunchAttributeCooperative;
-    attribute[0].val.cooperative = 1;
-    config.attrs = attribute, config.numAttrs = 1;
-    PMPD_CUDA_CHECK(cudaLaunchKernelEx(&config, persistent_chain_kernel, c_));
+    launch_cooperative(persistent_chain_kernel, dim3(unsigned(blocks_)), dim3(kThreads), kOneBlockSmem, stream_, c_);
   }
 
   int blocks_;
-  DeviceBuffer<uint4> weights_;
-  DeviceBuffer<uint32_t> input_, out_, sink_;
-  DeviceBuffer<unsigned> barrier_;
+  DevArray<uint4> weights_;
+  DevArray<uint32_t> input_, out_, sink_;
+  DevArray<unsigned> barrier_;
   cudaStream_t stream_ = nullptr;
   cudaGraphExec_t graph_ = nullptr;
+  SyncWay graph_way_ = SyncWay::Chained;  // what graph_ runs
   Chain c_{};
 };
 
@@ -183,10 +177,10 @@ std::vector<SyncCost> measure_sync_costs(const std::vector<long long>& bytes_per
   std::vector<SyncCost> out;
   for (long long bytes : bytes_per_block) {
     chain.set_bytes_per_block(bytes / 16 * 16);
-    for (bool persistent : {false, true}) {
+    for (SyncWay way : kSyncWays) {
       SyncCost r;
-      r.persistent = persistent, r.bytes_per_block = bytes / 16 * 16, r.blocks = chain.blocks(), r.phases = phases;
-      r.seconds_per_phase = chain.seconds(persistent, 20) / phases;
+      r.way = way, r.bytes_per_block = bytes / 16 * 16, r.blocks = chain.blocks(), r.phases = phases;
+      r.seconds_per_phase = chain.seconds(way, 20) / phases;
       out.push_back(r);
     }
   }
@@ -198,10 +192,10 @@ SyncChainOutputs run_sync_chain(int phases, int per_block) {
   chain.set_bytes_per_block(4096);
   SyncChainOutputs r;
   r.blocks = chain.blocks();
-  chain.run(false);
-  r.chained = chain.output();
-  chain.run(true);
-  r.persistent = chain.output();
+  for (SyncWay way : kSyncWays) {
+    chain.run(way);
+    r.outputs.push_back(chain.output());
+  }
   return r;
 }
 

@@ -9,24 +9,29 @@ namespace pmpd::cuda {
 // A chain of `phases` dependent phases, each a grid of one 512-thread block an SM that streams
 // its share of a weight buffer (`bytes_per_block`, from device memory), then reads the whole
 // output of the phase before (a dependent round trip, as a GEMV reads x) and writes its share
-// of its own. Run as a kernel a phase chained with PDL in a CUDA graph (the decode step's way)
-// or as one persistent kernel whose phases meet at a grid barrier.
+// of its own. Run three ways: a kernel a phase chained with PDL in a CUDA graph (the decode
+// step's way: one block an SM, so a phase's block starts only when the one before on its SM
+// exits); the same with blocks small enough for two an SM, so a phase's blocks start, and
+// stream their weights, while the phase before runs (what a GEMV of half the registers and
+// shared memory would get); one persistent kernel whose phases meet at a grid barrier.
+enum class SyncWay { Chained, ChainedTwoAnSm, Persistent };
+inline constexpr SyncWay kSyncWays[] = {SyncWay::Chained, SyncWay::ChainedTwoAnSm, SyncWay::Persistent};
 struct SyncCost {
-  bool persistent = false;
+  SyncWay way = SyncWay::Chained;
   long long bytes_per_block = 0;
   int blocks = 0, phases = 0;
   double seconds_per_phase = 0;
 };
 std::vector<SyncCost> measure_sync_costs(const std::vector<long long>& bytes_per_block, int phases);
 
-// The same chain once each way on `per_block` 32-bit words a block a phase, with small weight
+// The same chain once each way (kSyncWays' order) on `per_block` 32-bit words a block a phase, with small weight
 // streams, returning every phase's output (phases x blocks x per_block words): word i of
 // phase p is the wrapping sum of the words before (phase p - 1's; before phase 0, word i is i)
 // plus 7 i + p. A phase that read its input before every block of the phase before had
 // written it would show.
 struct SyncChainOutputs {
   int blocks = 0;
-  std::vector<uint32_t> chained, persistent;
+  std::vector<std::vector<uint32_t>> outputs;  // one a way
 };
 SyncChainOutputs run_sync_chain(int phases, int per_block);
 
