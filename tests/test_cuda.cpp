@@ -442,36 +442,49 @@ TEST(Cuda, FoldedNormMatchesTheNormPrologue) {
 
 // The decode attention's split count grows with the context (graphs are kept per count):
 // never fewer splits for a longer context, more from 1792 positions on (in 128-thread
-// blocks; 256 below), at least 32 positions a split at the context bound, at most 16.
+// blocks; below, 256, and for heads of at most 64 below 512 positions one block of 512 a
+// head), at least 32 positions a split at the context bound, at most 16.
 TEST(Cuda, DecodeAttentionSplitsFollowTheContext) {
   SKIP_WITHOUT_GPU();
   if (std::getenv("PMPD_CUDA_ATTN_SPLITS")) GTEST_SKIP() << "PMPD_CUDA_ATTN_SPLITS fixes the split count";
-  for (int heads : {8, 32, 64})
-    for (int max_ctx : {64, 2048, 4096}) {
-      int last = 0;
-      for (int ctx = 1; ctx <= max_ctx; ctx += 7) {
-        const int s = cuda::attention_decode_splits(heads, max_ctx, ctx);
-        EXPECT_GE(s, last) << heads << " heads, context " << ctx;
-        EXPECT_GE(s, 1);
-        EXPECT_LE(s, 16);
-        EXPECT_LE(s, std::max(1, max_ctx / 32));
-        last = s;
-      }
-      // Short contexts: wider blocks, at most one a multiprocessor; long ones: more, narrower.
-      const int short_splits = cuda::attention_decode_splits(heads, max_ctx, 100);
-      EXPECT_LE(heads * short_splits, std::max(heads, cuda::multiprocessor_count())) << heads << " heads";
-      const bool default_threads = !std::getenv("PMPD_CUDA_ATTN_THREADS");
-      if (default_threads) {
-        EXPECT_EQ(cuda::attention_decode_threads(heads, max_ctx, short_splits), 256);
-      }
-      if (max_ctx >= 2048) {
-        const int long_splits = cuda::attention_decode_splits(heads, max_ctx, 1800);
-        EXPECT_GT(long_splits, short_splits) << heads << " heads";
+  for (int head_dim : {64, 80, 128})
+    for (int heads : {8, 32, 64})
+      for (int max_ctx : {64, 2048, 4096}) {
+        const std::string what = fmt::format("{} heads of {}, context bound {}", heads, head_dim, max_ctx);
+        int last = 0;
+        for (int ctx = 1; ctx <= max_ctx; ctx += 7) {
+          const int s = cuda::attention_decode_splits(heads, head_dim, max_ctx, ctx);
+          EXPECT_GE(s, last) << what << ", context " << ctx;
+          EXPECT_GE(s, 1);
+          EXPECT_LE(s, 16);
+          EXPECT_LE(s, std::max(1, max_ctx / 32));
+          last = s;
+        }
+        // Short contexts: wider blocks, at most one a multiprocessor; long ones: more, narrower.
+        const int first_splits = cuda::attention_decode_splits(heads, head_dim, max_ctx, 100);
+        const int short_splits = cuda::attention_decode_splits(heads, head_dim, max_ctx, std::min(max_ctx, 1000));
+        EXPECT_LE(heads * short_splits, std::max(heads, cuda::multiprocessor_count())) << what;
+        if (head_dim <= 64) {
+          EXPECT_EQ(first_splits, 1) << what;
+        } else {
+          EXPECT_EQ(first_splits, short_splits) << what;
+        }
+        const bool default_threads = !std::getenv("PMPD_CUDA_ATTN_THREADS");
         if (default_threads) {
-          EXPECT_EQ(cuda::attention_decode_threads(heads, max_ctx, long_splits), 128);
+          EXPECT_EQ(cuda::attention_decode_threads(heads, head_dim, max_ctx, first_splits), head_dim <= 64 ? 512 : 256)
+              << what;
+          if (max_ctx >= 1000) {
+            EXPECT_EQ(cuda::attention_decode_threads(heads, head_dim, max_ctx, short_splits), 256) << what;
+          }
+        }
+        if (max_ctx >= 2048) {
+          const int long_splits = cuda::attention_decode_splits(heads, head_dim, max_ctx, 1800);
+          EXPECT_GT(long_splits, short_splits) << what;
+          if (default_threads) {
+            EXPECT_EQ(cuda::attention_decode_threads(heads, head_dim, max_ctx, long_splits), 128) << what;
+          }
         }
       }
-    }
 }
 
 // The decode attention (RoPE, KV store and split softmax fused) against a plain CPU

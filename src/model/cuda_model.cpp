@@ -339,10 +339,10 @@ class CudaModel : public DeviceModel {
     step_.reserve(1);
     token_out_.reserve(1);
     slots_.reserve(size_t(2 * c.n_layers));
-    attn_splits_ = attention_decode_splits(c.n_heads, max_ctx_, 1);
+    attn_splits_ = attention_decode_splits(c.n_heads, c.head_dim, max_ctx_, 1);
     // Room for the most splits any context takes (attention_decode_splits grows with it).
     attn_partial_.reserve(attention_decode_partial_floats(c.n_heads, c.head_dim,
-                                                          attention_decode_splits(c.n_heads, max_ctx_, max_ctx_)));
+                                                          attention_decode_splits(c.n_heads, c.head_dim, max_ctx_, max_ctx_)));
     attn_counters_.reserve(size_t(c.n_heads));
     PMPD_CUDA_CHECK(cudaMemset(attn_counters_.get(), 0, attn_counters_.bytes()));
     PMPD_CUDA_CHECK(cudaMallocHost(&pinned_, kPinnedBytes));
@@ -403,7 +403,7 @@ class CudaModel : public DeviceModel {
     // The replays below decode the token at position `context` (the prompt pass left 0).
     auto* st = reinterpret_cast<StepState*>(pinned_);
     st->pos0 = context;
-    attn_splits_ = attention_decode_splits(c.n_heads, max_ctx_, context + 1);
+    attn_splits_ = attention_decode_splits(c.n_heads, c.head_dim, max_ctx_, context + 1);
     PMPD_CUDA_CHECK(cudaMemcpyAsync(step_.get(), st, sizeof(StepState), cudaMemcpyHostToDevice, stream_));
     // One step captured with its events, replayed once to warm up, once to time.
     std::vector<std::pair<std::string, cudaEvent_t>> marks;
@@ -483,7 +483,7 @@ class CudaModel : public DeviceModel {
     reserve(n, all_logits);
     auto* st = reinterpret_cast<StepState*>(pinned_);
     st->pos0 = pos0;
-    attn_splits_ = attention_decode_splits(c.n_heads, max_ctx_, pos0 + n);
+    attn_splits_ = attention_decode_splits(c.n_heads, c.head_dim, max_ctx_, pos0 + n);
     int* tok = reinterpret_cast<int*>(pinned_ + 64);
     std::memcpy(tok, tokens, sizeof(int) * size_t(n));
     PMPD_CUDA_CHECK(cudaMemcpyAsync(step_.get(), st, sizeof(StepState), cudaMemcpyHostToDevice, stream_));

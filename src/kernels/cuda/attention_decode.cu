@@ -383,13 +383,19 @@ bool clusters_available() {
 
 // Splits a head at short contexts: about one block an SM of kShortThreads threads (Vicuna-7B,
 // 32 heads: 4 splits of 256 threads, where 8 of 128 ran before: the same 1024 threads a
-// head, more of its rows merged in a block's shared memory and fewer through the cluster;
-// sweeps/stop25-attention-blocks.md).
+// head, 64 teams of 16, more of its rows merged in a block's shared memory and fewer through
+// the cluster; sweeps/stop25-attention-blocks.md).
 constexpr int kShortThreads = 256;
 int short_splits(int n_heads, int max_ctx) {
   return std::clamp(std::min(multiprocessor_count() / n_heads, max_ctx / 32), 1,
                     clusters_available() ? kMaxClusterSplits : kMaxSplits);
 }
+// Heads of at most 64 take teams of at most 8 threads a position, so one 512-thread block
+// holds a head's 64 teams and no merge crosses blocks: faster below 512 positions (Phi-1.5,
+// 3 bits, 128-token prompt: +2.5%), slower past 1000 (-2.2% after a 1024-token prompt;
+// sweeps/stop26-attention-small-heads.md).
+constexpr int kSmallHead = 64, kSmallHeadThreads = 512, kSmallHeadContext = 512;
+bool one_block_a_head(int head_dim, int context) { return head_dim <= kSmallHead && context < kSmallHeadContext; }
 
 size_t smem_bytes(int head_dim, int max_ctx, int splits, int threads) {
   const int chunk = (max_ctx + splits - 1) / splits;  // the score row of a split (heads not a multiple of 8)
@@ -397,8 +403,9 @@ size_t smem_bytes(int head_dim, int max_ctx, int splits, int threads) {
 }
 }  // namespace
 
-int attention_decode_splits(int n_heads, int max_ctx, int context) {
+int attention_decode_splits(int n_heads, int head_dim, int max_ctx, int context) {
   if (const char* e = std::getenv("PMPD_CUDA_ATTN_SPLITS")) return std::clamp(std::atoi(e), 1, kMaxSplits);
+  if (one_block_a_head(head_dim, context)) return 1;
   if (context < kLongContext) return short_splits(n_heads, max_ctx);
   // Long contexts: 128-thread blocks, about four an SM, at least 32 positions a split at the
   // full context, merged through global memory past a cluster. Vicuna-7B, 3 bits: 16 splits
@@ -408,7 +415,7 @@ int attention_decode_splits(int n_heads, int max_ctx, int context) {
   return std::min({kMaxSplits, 2 * base, std::max(1, max_ctx / 32)});
 }
 
-int attention_decode_threads(int n_heads, int max_ctx, int splits) {
+int attention_decode_threads(int n_heads, int head_dim, int max_ctx, int splits) {
   static const int forced = [] {
     const char* e = std::getenv("PMPD_CUDA_ATTN_THREADS");
     if (!e) return 0;
@@ -416,6 +423,7 @@ int attention_decode_threads(int n_heads, int max_ctx, int splits) {
     return t >= 512 ? 512 : t >= 256 ? 256 : 128;
   }();
   if (forced) return forced;
+  if (splits == 1 && one_block_a_head(head_dim, 0)) return kSmallHeadThreads;
   return splits <= short_splits(n_heads, max_ctx) ? kShortThreads : kDecodeThreads;
 }
 
@@ -428,7 +436,7 @@ size_t attention_decode_partial_floats(int n_heads, int head_dim, int splits) {
 }
 
 void attention_decode(const DecodeAttentionArgs& a, void* stream) {
-  const int threads = a.threads ? a.threads : attention_decode_threads(a.n_heads, a.max_ctx, a.splits);
+  const int threads = a.threads ? a.threads : attention_decode_threads(a.n_heads, a.head_dim, a.max_ctx, a.splits);
   PMPD_CUDA_REQUIRE(a.head_dim <= kMaxHeadDim && a.splits >= 1 && a.splits <= kMaxSplits,
                     "decode attention: bad head size or split count");
   PMPD_CUDA_REQUIRE(threads % 32 == 0 && threads >= 32 && threads <= kMaxDecodeThreads, "decode attention: bad block size");

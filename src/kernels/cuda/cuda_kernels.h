@@ -203,13 +203,14 @@ struct DecodeAttentionArgs {
   // (Hopper) instead of `partial` and `counters`.
   bool cluster_merge = false;
 };
-// Splits a head for a device, a context bound and the step's context (positions attended,
-// the new one included): about one 256-thread block an SM below 1792 positions, more and
-// smaller blocks from there on (PMPD_CUDA_ATTN_SPLITS overrides).
-int attention_decode_splits(int n_heads, int max_ctx, int context);
+// Splits a head for a device, a head size, a context bound and the step's context (positions
+// attended, the new one included): below 1792 positions about one 256-thread block an SM (heads
+// of at most 64 below 512 positions: one 512-thread block a head); more and smaller blocks from
+// there on (PMPD_CUDA_ATTN_SPLITS overrides).
+int attention_decode_splits(int n_heads, int head_dim, int max_ctx, int context);
 size_t attention_decode_partial_floats(int n_heads, int head_dim, int splits);
 // Threads a block of the decode attention at a split count (PMPD_CUDA_ATTN_THREADS overrides).
-int attention_decode_threads(int n_heads, int max_ctx, int splits);
+int attention_decode_threads(int n_heads, int head_dim, int max_ctx, int splits);
 size_t attention_decode_smem_bytes(int head_dim, int max_ctx, int splits);
 void attention_decode(const DecodeAttentionArgs& a, void* stream);
 
