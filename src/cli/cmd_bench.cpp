@@ -390,8 +390,8 @@ Action add_bench(CLI::App& app) {
                 "start-up), then the GEMV on random matrices of growing size with a fitted fixed cost and streaming "
                 "rate (docs/cuda.md)");
   cmd->add_flag("--sync-costs", a->sync_costs,
-                "CUDA, nothing else: a boundary between two dependent phases as chained kernels (PDL, CUDA graph) "
-                "against a grid barrier inside one persistent kernel (docs/cuda.md)");
+                "CUDA, nothing else: a boundary between two dependent phases as chained kernels (PDL, CUDA graph; "
+                "blocks of a whole or half an SM) against a grid barrier inside one persistent kernel (docs/cuda.md)");
   cmd->add_option("--json", a->json, "Also write the results as JSON to this file");
   return [a]() { return bench(*a); };
 }

@@ -90,7 +90,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_chain_kernel(Chain c) 
   if (acc == 0x9e3779b9u) c.sink[blockIdx.x] = acc;
 }
 
-// The chain's buffers, and its two ways of running on one stream.
+// The chain's buffers, and its three ways of running on one stream.
 class SyncChain {
  public:
   SyncChain(long long weight_bytes, int per_block, int phases)
