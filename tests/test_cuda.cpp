@@ -985,8 +985,8 @@ TEST(Cuda, SyntheticShapesRunEndToEnd) {
 
 // The dependent chain behind `pmpd bench --sync-costs` (sync_costs.cu), as chained launches
 // (one block an SM or two) and as one persistent kernel with a grid barrier between phases:
-// every phase reads the whole
-// output of the phase before, so a phase that ran ahead of it would show in the words.
+// every phase reads the whole output of the phase before, so a phase that ran ahead of it
+// would show in the words.
 TEST(Cuda, SyncChainPhasesSeeThePhaseBefore) {
   SKIP_WITHOUT_GPU();
   const int phases = 12, per_block = 40;

@@ -423,7 +423,7 @@ int attention_decode_threads(int n_heads, int head_dim, int max_ctx, int splits)
     return t >= 512 ? 512 : t >= 256 ? 256 : 128;
   }();
   if (forced) return forced;
-  if (splits == 1 && one_block_a_head(head_dim, 0)) return kSmallHeadThreads;
+  if (splits == 1 && head_dim <= kSmallHead) return kSmallHeadThreads;
   return splits <= short_splits(n_heads, max_ctx) ? kShortThreads : kDecodeThreads;
 }
 

@@ -435,8 +435,9 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
 // its code (forms doing the same work ran up to 16% apart at 3 bits, stop 23), so the
 // 16-chunk-pair instantiations are kept PTX for PTX as measured; see the notes below.
 template <int B, bool Mapped, int Ahead, bool Grouped>
-__device__ __forceinline__ void stream_gemv(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out,
-                                            int rounds, uint8_t* smem) {
+__global__ void __launch_bounds__(kThreads, 1)
+    pair_lut_stream_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
+  extern __shared__ __align__(16) uint8_t smem[];
   const Layout lay = layout_of(m);
   const int64_t padded = lay.chunk_pairs * 256;
   const int cp32 = int(lay.chunk_pairs), tasks32 = int(lay.row_blocks / 2);
@@ -567,15 +568,6 @@ __device__ __forceinline__ void stream_gemv(const DeviceBitPlanes& m, const Gemv
         write_norm_fold<Mapped>(m, out, task, lane, y, first_rows ? norm_w : norm_weight_of<Mapped>(m, out, task, lane));
     }
   PMPD_TIMELINE_MARK(8);
-}
-
-// One block's share of a streaming GEMV: `rounds` tables, then x, the partial sums
-// [rounds][kWarps + 1][16] and the centroids [rounds][16][2^B] in shared memory.
-template <int B, bool Mapped, int Ahead, bool Grouped>
-__global__ void __launch_bounds__(kThreads, 1)
-    pair_lut_stream_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
-  extern __shared__ __align__(16) uint8_t smem[];
-  stream_gemv<B, Mapped, Ahead, Grouped>(m, in, out, rounds, smem);
 }
 
 // 2..3-bit matrices on the task loop (the down projections: more than 4096 columns) run as one
@@ -880,20 +872,13 @@ bool pair_lut_serves(const DeviceBitPlanes& m, int bits) {
   return with_width<2>(bits, [&](auto B) { return smem_bytes<B()>(m); }) <= kSmemMax;
 }
 
-namespace {
-// What the tensor-core GEMV's input and output must be, whichever kernel serves them.
-void require_valid_io(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out) {
+bool pair_lut_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, const GemvOutput& out, void* stream) {
+  if (!m.tiled || bits < 2 || bits > m.tiled_planes) return false;
   PMPD_CUDA_REQUIRE(!out.fragments || (!out.accumulate && (out.fragment_op == GemvPrologue::Activation ||
                                                           (out.fragment_op == GemvPrologue::GatedActivation &&
                                                            m.tiles_interleave * 2 == m.rows))),
                     "pair-table GEMV: fragments need a plain output, and a gated activation tiles interleaving the halves");
   PMPD_CUDA_REQUIRE(in.prologue != GemvPrologue::Fragments || in.fragments, "pair-table GEMV: no fragments to read");
-}
-}  // namespace
-
-bool pair_lut_gemv(const DeviceBitPlanes& m, int bits, const GemvInput& in, const GemvOutput& out, void* stream) {
-  if (!m.tiled || bits < 2 || bits > m.tiled_planes) return false;
-  require_valid_io(m, in, out);
   auto s = static_cast<cudaStream_t>(stream);
   const bool launched = with_width<2>(bits, [&](auto B) { return launch<B()>(m, in, out, s); });
   PMPD_CUDA_CHECK(cudaGetLastError());
