@@ -386,10 +386,13 @@ TEST(Cuda, FoldedNormMatchesTheNormPrologue) {
   SKIP_WITHOUT_GPU();
   const int64_t dim = 3900, rows = 70;
   cuda::set_pair_lut_stream_rounds_3bit(1);
-  std::vector<float> x(static_cast<size_t>(dim)), y0(static_cast<size_t>(dim)), nw(static_cast<size_t>(dim));
-  fill_uniform(17, {&x, &y0, &nw});
-  Dev<float> dx(x), dnw(nw);
+  std::vector<float> x(static_cast<size_t>(dim)), y0(static_cast<size_t>(dim)), nw1(static_cast<size_t>(dim));
+  fill_uniform(17, {&x, &y0, &nw1});
+  Dev<float> dx(x);
   const float eps = 1e-5f;
+  // Norm weights within 1 (folded as they are) and up to 3.7 (folded divided by 4, the
+  // consumer's scale times 4: the same bits as folding them undivided, which fits f16 here).
+  for (float wmul : {1.f, 3.7f})
   for (int64_t pcols : {dim, int64_t(300)})
     for (int nnz : {0, 2}) {
       HostMatrix hp = random_matrix(dim, pcols, 2, 5, nnz, 40 + nnz), hc = random_matrix(rows, dim, 2, 5, nnz, 50 + nnz);
@@ -398,19 +401,29 @@ TEST(Cuda, FoldedNormMatchesTheNormPrologue) {
         for (bool stream : {true, false}) {  // the streaming GEMV (2..3 bits) or the task loop
           if (!stream && b > 3) continue;
           cuda::set_pair_lut_stream(stream);
-          const std::string what = fmt::format("producer cols {} nnz {} bits {} streaming {}", pcols, nnz, b, stream);
-          Dev<float> y_plain(y0), y_fold(y0), sums(static_cast<size_t>((dim + 15) / 16)), out_ref(static_cast<size_t>(rows)),
-              out_fold(static_cast<size_t>(rows));
-          Dev<uint16_t> frag(static_cast<size_t>(cuda::fragment_halves(dim)));
+          const std::string what =
+              fmt::format("norm weights x{} producer cols {} nnz {} bits {} streaming {}", wmul, pcols, nnz, b, stream);
+          std::vector<float> nw(nw1), nw_fold(nw1);
+          for (size_t j = 0; j < nw.size(); ++j) nw[j] *= wmul, nw_fold[j] = nw[j] / (wmul > 1.f ? 4.f : 1.f);
+          Dev<float> dnw(nw), dnw_fold(nw_fold);
+          Dev<float> y_plain(y0), y_fold(y0), y_whole(y0), sums(static_cast<size_t>((dim + 15) / 16)),
+              sums_whole(static_cast<size_t>((dim + 15) / 16)), out_ref(static_cast<size_t>(rows)),
+              out_fold(static_cast<size_t>(rows)), out_whole(static_cast<size_t>(rows));
+          Dev<uint16_t> frag(static_cast<size_t>(cuda::fragment_halves(dim))),
+              frag_whole(static_cast<size_t>(cuda::fragment_halves(dim)));
           ASSERT_EQ(cudaMemset(frag.p, 0, sizeof(uint16_t) * size_t(cuda::fragment_halves(dim))), cudaSuccess);
+          ASSERT_EQ(cudaMemset(frag_whole.p, 0, sizeof(uint16_t) * size_t(cuda::fragment_halves(dim))), cudaSuccess);
           cuda::GemvInput plain;
           plain.x = dx.p;
           cuda::GemvOutput op;
           op.y = y_plain.p, op.accumulate = true;
           cuda::bitplane_gemv(producer.d, b, plain, op, nullptr);
           cuda::GemvOutput of = op;
-          of.y = y_fold.p, of.norm_w = dnw.p, of.norm_fragments = frag.p, of.sumsq_partials = sums.p;
+          of.y = y_fold.p, of.norm_w = dnw_fold.p, of.norm_fragments = frag.p, of.sumsq_partials = sums.p;
           cuda::bitplane_gemv(producer.d, b, plain, of, nullptr);
+          cuda::GemvOutput ow = op;  // the weights folded undivided
+          ow.y = y_whole.p, ow.norm_w = dnw.p, ow.norm_fragments = frag_whole.p, ow.sumsq_partials = sums_whole.p;
+          cuda::bitplane_gemv(producer.d, b, plain, ow, nullptr);
           cuda::GemvInput normed;  // the consumer norming y itself
           normed.x = y_plain.p, normed.prologue = cuda::GemvPrologue::RmsNorm, normed.norm_w = dnw.p, normed.eps = eps;
           cuda::GemvOutput oc;
@@ -418,10 +431,15 @@ TEST(Cuda, FoldedNormMatchesTheNormPrologue) {
           cuda::bitplane_gemv(consumer.d, b, normed, oc, nullptr);
           cuda::GemvInput folded;
           folded.prologue = cuda::GemvPrologue::Fragments, folded.fragments = frag.p, folded.sumsq_partials = sums.p;
-          folded.eps = eps;
+          folded.eps = eps, folded.norm_gain = wmul > 1.f ? 4.f : 1.f;
           oc.y = out_fold.p;
           cuda::bitplane_gemv(consumer.d, b, folded, oc, nullptr);
+          cuda::GemvInput whole = folded;
+          whole.fragments = frag_whole.p, whole.sumsq_partials = sums_whole.p, whole.norm_gain = 1.f;
+          oc.y = out_whole.p;
+          cuda::bitplane_gemv(consumer.d, b, whole, oc, nullptr);
           ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+          EXPECT_EQ(out_fold.get(size_t(rows)), out_whole.get(size_t(rows))) << what;
           const std::vector<float> yp = y_plain.get(size_t(dim));
           EXPECT_EQ(y_fold.get(size_t(dim)), yp) << what;
           std::vector<float> xn(static_cast<size_t>(dim)), w(static_cast<size_t>(dim));

@@ -245,16 +245,35 @@ DevArray<float> upload_floats(const std::vector<float>& v) {
   return d;
 }
 
+// A norm's weights on the device. Folded into the GEMV before (norm_folds), an RMSNorm's
+// weights become f16(w * x) in that GEMV: so that it cannot overflow where x fits f16, the
+// weights are divided by the power of two fold_gain that brings every |w| to at most 1, and the
+// next GEMV multiplies its scale by fold_gain again. Powers of two scale exactly: the same bits
+// as w itself wherever w * x fits f16 (outside f16's subnormal range).
 struct DeviceNorm {
   DevArray<float> w, b;
-  float max_abs_w = 0.f;  // the largest |weight| (whether the norm may be folded: norm_folds)
+  DevArray<float> w_fold;  // w / fold_gain, where fold_gain > 1
+  float fold_gain = 1.f;
+  bool foldable = false;  // finite weights within 2^15 of 1 (fold_gain then exact in f32)
+  const float* fold_weights() const { return fold_gain > 1.f ? w_fold.get() : w.get(); }
 };
 
-// max |v| of a norm's weights (0 for none).
-float max_abs(const std::vector<float>& v) {
-  float m = 0.f;
-  for (float e : v) m = std::max(m, std::fabs(e));
-  return m;
+DeviceNorm upload_norm(const Norm& n) {
+  DeviceNorm d;
+  d.w = upload_floats(n.weight), d.b = upload_floats(n.bias);
+  float most = 0.f;
+  for (float e : n.weight) most = std::max(most, std::fabs(e));  // (a NaN keeps most; caught below)
+  const bool finite = std::all_of(n.weight.begin(), n.weight.end(), [](float e) { return std::isfinite(e); });
+  int exponent = 0;
+  if (most > 1.f) std::frexp(most, &exponent);  // most = f 2^exponent, f in [0.5, 1): most / 2^exponent < 1
+  d.foldable = finite && exponent <= 15;
+  if (d.foldable && exponent > 0) {
+    d.fold_gain = std::ldexp(1.f, exponent);
+    std::vector<float> scaled(n.weight);
+    for (float& e : scaled) e = std::ldexp(e, -exponent);
+    d.w_fold = upload_floats(scaled);
+  }
+  return d;
 }
 
 struct DeviceLayer {
@@ -319,8 +338,8 @@ class CudaModel : public DeviceModel {
       const LayerWeights& w = m.layers[size_t(l)];
       const std::string what = fmt::format("layer {}", l);
       DeviceLayer d;
-      d.attn_norm = {upload_floats(w.attn_norm.weight), upload_floats(w.attn_norm.bias), max_abs(w.attn_norm.weight)};
-      d.ffn_norm = {upload_floats(w.ffn_norm.weight), upload_floats(w.ffn_norm.bias), max_abs(w.ffn_norm.weight)};
+      d.attn_norm = upload_norm(w.attn_norm);
+      d.ffn_norm = upload_norm(w.ffn_norm);
       d.qkv = upload_linear({&w.q, &w.k, &w.v}, what + " attention q|k|v", keep_planes);
       d.o = upload_linear({&w.o}, what + " attention output", keep_planes);
       d.gate_up = c.gated_mlp ? upload_linear({&w.gate, &w.up}, what + " MLP gate|up", keep_planes, true)
@@ -328,7 +347,7 @@ class CudaModel : public DeviceModel {
       d.down = upload_linear({&w.down}, what + " MLP down", keep_planes);
       layers_.push_back(std::move(d));
     }
-    out_norm_ = {upload_floats(m.output_norm.weight), upload_floats(m.output_norm.bias), max_abs(m.output_norm.weight)};
+    out_norm_ = upload_norm(m.output_norm);
     output_ = upload_linear({&m.output}, "output head", keep_planes);
 
     kernels::RopeTable rope(c.rotary_dim, c.rope_theta);
@@ -612,7 +631,7 @@ class CudaModel : public DeviceModel {
       o.fragment_op = c_.gated_mlp ? GemvPrologue::GatedActivation : GemvPrologue::Activation;
     }
     if (fold_norm) {
-      o.norm_w = fold_norm->w.get(), o.norm_fragments = norm_fragments_.get(), o.sumsq_partials = fold_sums;
+      o.norm_w = fold_norm->fold_weights(), o.norm_fragments = norm_fragments_.get(), o.sumsq_partials = fold_sums;
     }
     return o;
   }
@@ -656,10 +675,11 @@ class CudaModel : public DeviceModel {
   // and `consumer` into the producer (GemvOutput::norm_fragments): both on the tensor-core GEMV.
   // Saves every block of the consumer reading x and reducing its norm after the wait
   // (PMPD_CUDA_NORM_FOLD=0 turns it off). The producer rounds norm_w * x to f16 before the
-  // norm's scale: only where every |norm_w| <= 1, so that |norm_w * x| <= |x|, which fits f16
-  // wherever the residual does (as in any model run in f16).
+  // norm's scale, with norm_w divided by a power of two (DeviceNorm::fold_gain) so that every
+  // |norm_w| <= 1: |norm_w * x| <= |x|, which fits f16 wherever the residual does (as in any
+  // model run in f16).
   bool norm_folds(const DeviceLinear& producer, const DeviceLinear& consumer, const DeviceNorm& nm, int bits) const {
-    return norm_fold_on_ && c_.norm == NormKind::RMSNorm && nm.max_abs_w <= 1.f && producer.quantized &&
+    return norm_fold_on_ && c_.norm == NormKind::RMSNorm && nm.foldable && producer.quantized &&
            consumer.quantized && pair_lut_serves(producer.q, bits) && pair_lut_serves(consumer.q, bits) &&
            consumer.cols == c_.dim;
   }
@@ -675,7 +695,9 @@ class CudaModel : public DeviceModel {
   // The input of layer l's q|k|v (which 0) or gate|up (1), written folded by the GEMV before.
   GemvInput folded_input(int l, int which) const {
     GemvInput in = fragment_input(norm_fragments_.get());
+    const DeviceLayer& w = layers_[size_t(l)];
     in.sumsq_partials = sumsq_slot(l, which), in.eps = c_.norm_eps;
+    in.norm_gain = (which == 0 ? w.attn_norm : w.ffn_norm).fold_gain;
     return in;
   }
 

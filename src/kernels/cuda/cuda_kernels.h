@@ -74,8 +74,11 @@ struct GemvInput {
   int act = 0;  // 0: SiLU, 1: GELU-tanh
   // A folded RMSNorm (GemvOutput::norm_fragments): with prologue Fragments, the fragments hold
   // f16(norm_w[c] * x[c]) and these the sums of x[c]^2 over each 16-row task of the GEMV that
-  // wrote them ((cols + 15) / 16 floats); every row sum is scaled by rsqrt(mean x^2 + eps).
+  // wrote them ((cols + 15) / 16 floats); every row sum is scaled by rsqrt(mean x^2 + eps),
+  // times norm_gain: the power of two the fragments' norm_w was divided by (so that every
+  // |norm_w| <= 1 and f16(norm_w x) fits wherever x does).
   const float* sumsq_partials = nullptr;
+  float norm_gain = 1.f;
 };
 struct GemvOutput {
   float* y = nullptr;

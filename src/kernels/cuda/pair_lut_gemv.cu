@@ -236,7 +236,7 @@ __device__ __forceinline__ void write_norm_fold(const DeviceBitPlanes& m, const 
   if (i == 0) out.sumsq_partials[task] = sq;
 }
 
-// A folded RMSNorm's scale, 1 / sqrt(mean x^2 + eps), from the tasks' sums of squares
+// A folded RMSNorm's scale, norm_gain / sqrt(mean x^2 + eps), from the tasks' sums of squares
 // (GemvInput::sumsq_partials), into *scale by the last warp, in a fixed order; called after
 // the wait, while x's fragments are on their way (their barrier publishes it).
 __device__ __forceinline__ void stage_norm_scale(const GemvInput& in, int cols, int warp, int lane, float* scale) {
@@ -253,7 +253,7 @@ __device__ __forceinline__ void stage_norm_scale(const GemvInput& in, int cols, 
   for (int k = 0; k < kLoads; ++k) s += lane + 32 * k < count ? v[k] : 0.f;
   for (int t = lane + 32 * kLoads; t < count; t += 32) s += __ldcg(in.sumsq_partials + t);
   s = dev::warp_sum(s);
-  if (lane == 0) *scale = rsqrtf(s / float(cols) + in.eps);
+  if (lane == 0) *scale = rsqrtf(s / float(cols) + in.eps) * in.norm_gain;
 }
 
 // Blocks an SM: two at 2-3 bits (64 registers a thread, one item ahead), one from 4 bits
