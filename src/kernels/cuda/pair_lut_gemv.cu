@@ -531,7 +531,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // instantiation must keep this loop's constant step.
   // Grouped: warps past groups * CP (CP not a divisor of 16: 2560 columns, 10 chunk pairs) idle.
   const int first = Grouped ? (group < groups ? group : n) : 0, stride = Grouped ? groups : 1;
-  for (int i = first; i < n; i += stride) {
+  auto item = [&](int i) {
     if (i + Ahead * stride < n) load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead * stride), cp, lane, ring[Ahead]);
     TableAddress<B> ta;
     ta.set(tables_address + uint32_t(i) * kTable, tables + size_t(i) * kTable, lane);
@@ -546,6 +546,16 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (i == first) PMPD_TIMELINE_MARK(5);
 #pragma unroll
     for (int a = 0; a < Ahead; ++a) copy_item<B>(ring[a + 1], ring[a]);
+  };
+  // At 3 bits with one item in flight the loop unrolled twice ran +0.9% end to end on
+  // Vicuna-7B (645.8 / 645.9 -> 651.7 / 651.0 tok/s); at 2 bits -0.8%, three times -0.4% / -4.7%
+  // (stop 27, sweeps/stop27-unroll.md). The default 2-bit and grouped kernels keep their loop
+  // as measured before (PTX-identical).
+  if constexpr (B == 3 && Ahead == 1 && !Grouped) {
+#pragma unroll(2)
+    for (int i = first; i < n; i += stride) item(i);
+  } else {
+    for (int i = first; i < n; i += stride) item(i);
   }
   PMPD_TIMELINE_MARK(6);
   if (m.nnz)  // warp w: row w's DNS outliers, for every task
