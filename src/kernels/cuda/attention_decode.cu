@@ -28,12 +28,10 @@ using dev::block_sum;
 
 // Threads a block (attention_decode_threads): 128 at long contexts (256 there measured 4-9%
 // slower end to end with 8 splits a head, stop 20), 256 at short ones; PMPD_CUDA_ATTN_THREADS
-// (128, 256, 512 or 1024) overrides. A block's teams merge through shared memory, so fewer,
-// wider blocks a head trade part of the splits' merge for a block's. Blocks past 512 threads
-// run an instantiation of their own (64 registers a thread, two positions a batch).
+// (128, 256 or 512) overrides. A block's teams merge through shared memory, so fewer, wider
+// blocks a head trade part of the splits' merge for a block's.
 constexpr int kDecodeThreads = 128;
-constexpr int kWideThreads = 512;       // the widest block of the 4-positions-a-batch kernel
-constexpr int kMaxDecodeThreads = 1024;
+constexpr int kMaxDecodeThreads = 512;
 constexpr int kMaxSplits = 16;  // the merge unrolls its loads over this many
 constexpr int kMaxClusterSplits = 8;  // a portable cluster's size
 constexpr int kLongContext = 1792;    // from here on, more splits (attention_decode_splits)
@@ -115,8 +113,7 @@ __device__ void merge_in_cluster(const DecodeAttentionArgs& a, float* part, int 
 // holds the new position, the new key), scores positions [p0, p1) of the cache, and leaves
 // (max, sum of exponentials, unnormalised output) in `partial`; the last block of a head
 // to finish merges the splits. The new key and value enter rounded to f16, as stored.
-template <int MaxThreads>
-__global__ void __launch_bounds__(MaxThreads) attention_decode_kernel(DecodeAttentionArgs a) {
+__global__ void __launch_bounds__(kMaxDecodeThreads) attention_decode_kernel(DecodeAttentionArgs a) {
   extern __shared__ float smem[];
   const int hd = a.head_dim, G = max(1, int(blockDim.x) / hd);  // value groups
   float* qh = smem;
@@ -150,9 +147,7 @@ __global__ void __launch_bounds__(MaxThreads) attention_decode_kernel(DecodeAtte
   // Online softmax per team over batches of U positions a team: a batch's keys and values
   // are loaded while the batch before is scored (two register buffers), so a team keeps up
   // to 4U row loads in flight instead of waiting on each batch.
-  // U = 2 in 1024-thread blocks: their 64 registers a thread hold two batches of two, 256
-  // positions a block in flight.
-  constexpr int U = MaxThreads > kWideThreads ? 2 : 4;
+  constexpr int U = 4;
   uint4 kr0[U], vr0[U], kr1[U], vr1[U];
   auto load_batch = [&](uint4 (&kr)[U], uint4 (&vr)[U], int pb) {
 #pragma unroll
@@ -321,25 +316,12 @@ __global__ void __launch_bounds__(MaxThreads) attention_decode_kernel(DecodeAtte
   __syncthreads();
   PMPD_TIMELINE_MARK(2);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  // One-block heads (1024 threads) never split, so never merge in a cluster.
-  if (MaxThreads <= kWideThreads && a.cluster_merge) {
+  if (a.cluster_merge) {
     merge_in_cluster(a, part, rows, m, l, h, s);
     PMPD_TIMELINE_MARK(3);
     return;
   }
 #endif
-  // Many rows (one a team: 64 in a one-block head): first per_dim threads a column each sum
-  // every per_dim-th row into the row they start on (theirs alone), then one pass sums those.
-  if (const int per_dim = int(blockDim.x) / hd; rows > 16 && per_dim > 1) {
-    if (tid < per_dim * hd) {
-      const int d = tid % hd, g0 = tid / hd;
-      float o = 0.f;
-      for (int g = g0; g < rows; g += per_dim) o += part[g * hd + d];
-      part[g0 * hd + d] = o;
-    }
-    rows = per_dim;
-    __syncthreads();
-  }
   // The block's output row: the final one where the head is not split, else this split's
   // unnormalised row beside its max and sum.
   float* mine = a.splits > 1 ? a.partial + (int64_t(h) * a.splits + s) * (hd + 2) : nullptr;
@@ -349,7 +331,7 @@ __global__ void __launch_bounds__(MaxThreads) attention_decode_kernel(DecodeAtte
     if (a.splits == 1) write_output(a, h, d, o / l);
     else mine[d] = o;
   }
-  if (MaxThreads > kWideThreads || a.splits == 1) return;
+  if (a.splits == 1) return;
   if (tid == 0) mine[hd] = m, mine[hd + 1] = l;
   __threadfence();  // this split's result is visible before it is counted
   __syncthreads();
@@ -393,7 +375,7 @@ bool clusters_available() {
     PMPD_CUDA_CHECK(cudaGetDevice(&device));
     PMPD_CUDA_CHECK(cudaDeviceGetAttribute(&cluster_launch, cudaDevAttrClusterLaunch, device));
     cudaFuncAttributes f{};
-    PMPD_CUDA_CHECK(cudaFuncGetAttributes(&f, attention_decode_kernel<kWideThreads>));
+    PMPD_CUDA_CHECK(cudaFuncGetAttributes(&f, attention_decode_kernel));
     return cluster_launch != 0 && f.ptxVersion >= 90;
   }();
   return available;
@@ -411,16 +393,9 @@ int short_splits(int n_heads, int max_ctx) {
 // Heads of at most 64 take teams of at most 8 threads a position, so one 512-thread block
 // holds a head's 64 teams and no merge crosses blocks: faster below 512 positions (Phi-1.5,
 // 3 bits, 128-token prompt: +2.5%), slower past 1000 (-2.2% after a 1024-token prompt;
-// sweeps/stop26-attention-small-heads.md). Larger heads (teams of 16) get the same 64 teams
-// in one 1024-thread block below PMPD_CUDA_ATTN_ONE_BLOCK_CONTEXT positions (default 0: never).
+// sweeps/stop26-attention-small-heads.md).
 constexpr int kSmallHead = 64, kSmallHeadThreads = 512, kSmallHeadContext = 512;
-int one_block_context = [] {
-  const char* e = std::getenv("PMPD_CUDA_ATTN_ONE_BLOCK_CONTEXT");
-  return e ? std::max(0, std::atoi(e)) : 0;
-}();
-bool one_block_a_head(int head_dim, int context) {
-  return head_dim <= kSmallHead ? context < kSmallHeadContext : context < one_block_context;
-}
+bool one_block_a_head(int head_dim, int context) { return head_dim <= kSmallHead && context < kSmallHeadContext; }
 
 size_t smem_bytes(int head_dim, int max_ctx, int splits, int threads) {
   const int chunk = (max_ctx + splits - 1) / splits;  // the score row of a split (heads not a multiple of 8)
@@ -445,11 +420,10 @@ int attention_decode_threads(int n_heads, int head_dim, int max_ctx, int splits)
     const char* e = std::getenv("PMPD_CUDA_ATTN_THREADS");
     if (!e) return 0;
     const int t = std::atoi(e);
-    return t >= 1024 ? 1024 : t >= 512 ? 512 : t >= 256 ? 256 : 128;
+    return t >= 512 ? 512 : t >= 256 ? 256 : 128;
   }();
-  if (forced) return forced > kWideThreads && splits > 1 ? kWideThreads : forced;  // 1024: one-block heads only
+  if (forced) return forced;
   if (splits == 1 && head_dim <= kSmallHead) return kSmallHeadThreads;
-  if (splits == 1 && one_block_context > 0) return kMaxDecodeThreads;
   return splits <= short_splits(n_heads, max_ctx) ? kShortThreads : kDecodeThreads;
 }
 
@@ -466,16 +440,13 @@ void attention_decode(const DecodeAttentionArgs& a, void* stream) {
   PMPD_CUDA_REQUIRE(a.head_dim <= kMaxHeadDim && a.splits >= 1 && a.splits <= kMaxSplits,
                     "decode attention: bad head size or split count");
   PMPD_CUDA_REQUIRE(threads % 32 == 0 && threads >= 32 && threads <= kMaxDecodeThreads, "decode attention: bad block size");
-  PMPD_CUDA_REQUIRE(threads <= kWideThreads || a.splits == 1, "decode attention: blocks past 512 threads are whole heads");
   const size_t smem = smem_bytes(a.head_dim, a.max_ctx, a.splits, threads);
-  const auto kernel = threads > kWideThreads ? attention_decode_kernel<kMaxDecodeThreads> : attention_decode_kernel<kWideThreads>;
-  if (threads > kWideThreads) allow_dynamic_smem<attention_decode_kernel<kMaxDecodeThreads>>(smem);
-  else allow_dynamic_smem<attention_decode_kernel<kWideThreads>>(smem);
+  allow_dynamic_smem<attention_decode_kernel>(smem);
   DecodeAttentionArgs args = a;
   args.cluster_merge = a.splits > 1 && a.splits <= kMaxClusterSplits && clusters_available();
   // A head's splits form one cluster where they merge in it (grid y = cluster y = splits).
   const dim3 cluster(1, args.cluster_merge ? unsigned(a.splits) : 1u, 1);
-  launch_chained_clusters(kernel, dim3(unsigned(a.n_heads), unsigned(a.splits)), dim3(unsigned(threads)),
+  launch_chained_clusters(attention_decode_kernel, dim3(unsigned(a.n_heads), unsigned(a.splits)), dim3(unsigned(threads)),
                           cluster, smem, static_cast<cudaStream_t>(stream), args);
 }
 
