@@ -61,38 +61,44 @@ __device__ __forceinline__ void write_output(const DecodeAttentionArgs& a, int h
 }
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-// The merge of a head's splits when they form one thread-block cluster (Hopper): each block
-// leaves its unnormalised row (the sum of its `rows` rows of part), max and sum in its own
-// shared memory, and after one cluster barrier block s merges its share of the head's
-// dimensions, reading every split's values from their shared memory. Against the merge
-// through global memory (a fence, a counter and two round trips for the last block: ~4 us
-// a layer of a 3-bit Vicuna-7B step) this is two barriers and one round trip inside a GPC.
-__device__ void merge_in_cluster(const DecodeAttentionArgs& a, float* part, int rows, float m, float l, int h, int s) {
+// The merge of a head's splits when they form one thread-block cluster (Hopper), with one
+// barrier: each block pushes its unnormalised row (the sum of its `rows` rows of part), max
+// and sum into the shared memory of the block that merges them (block s merges dimensions
+// s * share ..), and after the barrier every block merges from its own shared memory. Against
+// the merge through global memory (a fence, a counter and two round trips for the last block:
+// ~4 us a layer of a 3-bit Vicuna-7B step) this is one barrier and remote stores inside a GPC;
+// against stop 19's cluster merge (pull: a barrier, remote loads, a barrier before any block
+// may leave) +0.5..1.5% end to end on Vicuna-7B at 2..3 bits (sweeps/stop28-pingpong-push-merge.md). The
+// cluster's blocks were all seen started (the barrier phase begun at the kernel's start,
+// waited for in here) before any remote store.
+__device__ void merge_in_cluster(const DecodeAttentionArgs& a, const float* part, int rows, float m, float l, int h,
+                                 int s) {
   namespace cg = cooperative_groups;
-  __shared__ float max_sum[2];
-  const int hd = a.head_dim, tid = threadIdx.x;
-  for (int d = tid; d < hd; d += blockDim.x) {  // column d is this thread's alone
+  constexpr int kMaxShare = kMaxHeadDim / 2;  // splits >= 2 here
+  __shared__ float inbox[kMaxClusterSplits * (kMaxShare + 2)];
+  const int hd = a.head_dim, tid = threadIdx.x, share = (hd + a.splits - 1) / a.splits, pitch = share + 2;
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.barrier_wait();  // every block of the cluster has started
+  for (int d = tid; d < hd; d += blockDim.x) {
     float o = 0.f;
     for (int g = 0; g < rows; ++g) o += part[g * hd + d];
-    part[d] = o;
+    const int owner = d / share;
+    cluster.map_shared_rank(inbox, owner)[s * pitch + (d - owner * share)] = o;
   }
-  if (tid == 0) max_sum[0] = m, max_sum[1] = l;
-  cg::cluster_group cluster = cg::this_cluster();
+  if (tid < a.splits) {
+    float* box = cluster.map_shared_rank(inbox, tid) + s * pitch + share;
+    box[0] = m, box[1] = l;
+  }
   PMPD_TIMELINE_MARK(4);
-  cluster.sync();  // every split's row, max and sum are in place (release / acquire)
+  cluster.sync();  // every split's values are in their merging block (release / acquire)
   PMPD_TIMELINE_MARK(5);
-  const int share = (hd + a.splits - 1) / a.splits, d_end = min(hd, (s + 1) * share);
-  for (int d = s * share + tid; d < d_end; d += blockDim.x) {
+  for (int d = s * share + tid; d < min(hd, (s + 1) * share); d += blockDim.x) {
     float mj[kMaxClusterSplits], lj[kMaxClusterSplits], oj[kMaxClusterSplits];
 #pragma unroll
-    for (int j = 0; j < kMaxClusterSplits; ++j) {  // all loads in flight at once
+    for (int j = 0; j < kMaxClusterSplits; ++j) {
       mj[j] = lj[j] = oj[j] = 0.f;
-      if (j < a.splits) {
-        const float* ms = cluster.map_shared_rank(max_sum, j);
-        mj[j] = ms[0], lj[j] = ms[1], oj[j] = cluster.map_shared_rank(part, j)[d];
-      }
+      if (j < a.splits) mj[j] = inbox[j * pitch + share], lj[j] = inbox[j * pitch + share + 1], oj[j] = inbox[j * pitch + d - s * share];
     }
-    // The same arithmetic, in the same order, as the merge through global memory.
     float M = -INFINITY, L = 0.f, o = 0.f;
 #pragma unroll
     for (int j = 0; j < kMaxClusterSplits; ++j)
@@ -104,7 +110,6 @@ __device__ void merge_in_cluster(const DecodeAttentionArgs& a, float* part, int 
     write_output(a, h, d, o);
   }
   PMPD_TIMELINE_MARK(6);
-  cluster.sync();  // no block leaves while another still reads its shared memory
 }
 #endif
 
@@ -128,6 +133,9 @@ __global__ void __launch_bounds__(kMaxDecodeThreads) attention_decode_kernel(Dec
   const int group = a.n_heads / a.n_kv_heads, kvh = h / group, kv_dim = a.n_kv_heads * hd;
   PMPD_TIMELINE_BEGIN(timeline::DecodeAttention, 16, reinterpret_cast<uintptr_t>(a.kv_slots));
   dev::let_next_start();
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (a.cluster_merge) cooperative_groups::this_cluster().barrier_arrive();  // see merge_in_cluster
+#endif
   // The step state (copied before the step), the rotation of this position and the cache
   // rows before it (written by earlier steps) need nothing from the kernel before this one:
   // all of it is fetched or computed before waiting on it, so that after the wait only the

@@ -531,29 +531,39 @@ __global__ void __launch_bounds__(kThreads, 1)
   // instantiation must keep this loop's constant step.
   // Grouped: warps past groups * CP (CP not a divisor of 16: 2560 columns, 10 chunk pairs) idle.
   const int first = Grouped ? (group < groups ? group : n) : 0, stride = Grouped ? groups : 1;
-  auto item = [&](int i) {
-    if (i + Ahead * stride < n) load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead * stride), cp, lane, ring[Ahead]);
+  // Item i from `cur`, the item Ahead on loaded into `next`.
+  auto decode = [&](int i, const uint2 (&cur)[2][B], uint2 (&next)[2][B]) {
+    if (i + Ahead * stride < n) load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead * stride), cp, lane, next);
     TableAddress<B> ta;
     ta.set(tables_address + uint32_t(i) * kTable, tables + size_t(i) * kTable, lane);
     float acc[2][4] = {};
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       uint32_t p[2][B];
-      item_half<B>(ring[0], h, p);
+      item_half<B>(cur, h, p);
       chunk_mma<B>(p, xr[h], ta, acc);
     }
     write_warp_partials(partial + size_t(i) * (kWarps + 1) * kRows, cp, lane, acc);
     if (i == first) PMPD_TIMELINE_MARK(5);
+  };
+  auto item = [&](int i) {
+    decode(i, ring[0], ring[Ahead]);
 #pragma unroll
     for (int a = 0; a < Ahead; ++a) copy_item<B>(ring[a + 1], ring[a]);
   };
-  // At 3 bits with one item in flight the loop unrolled twice ran +0.9% end to end on
-  // Vicuna-7B (645.8 / 645.9 -> 651.7 / 651.0 tok/s); at 2 bits -0.8%, three times -0.4% / -4.7%
-  // (stop 27, sweeps/stop27-unroll.md). The default 2-bit and grouped kernels keep their loop
-  // as measured before (PTX-identical).
-  if constexpr (B == 3 && Ahead == 1 && !Grouped) {
-#pragma unroll(2)
-    for (int i = first; i < n; i += stride) item(i);
+  // One item in flight: two items a trip, their registers taking turns, so no step copies the
+  // ring (stop 27's loop unrolled twice still moved 12 registers an item at 3 bits, the SASS
+  // showed). Against that loop (stop 28, sweeps/stop28-pingpong-push-merge.md): Vicuna-7B 3
+  // bits +1.5% / +1.4%, 2 bits +0.8%, Zephyr-3B 3 bits (the grouped kernel) +4.8%; but the
+  // grouped kernel at 2 bits ran 1-3% slower end to end (Zephyr-3B, Phi-1.5, MobileLLaMA-1.4B),
+  // so it keeps its plain loop (PTX-identical to stop 27's).
+  if constexpr (Ahead == 1 && !(B == 2 && Grouped)) {
+    int i = first;
+    for (; i + stride < n; i += 2 * stride) {
+      decode(i, ring[0], ring[1]);
+      decode(i + stride, ring[1], ring[0]);
+    }
+    if (i < n) decode(i, ring[0], ring[1]);
   } else {
     for (int i = first; i < n; i += stride) item(i);
   }
