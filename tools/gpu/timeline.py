@@ -21,8 +21,9 @@ PHASES = {
         ["centroids", "tables", "wait", "x staged", "first item", "rest of warp 0's items", "other warps",
          "row sums", "norm fold"]),
     2: (2, [0, 1, 2, 3, 4, 5, 6], ["tables", "wait", "x staged", "first task", "other tasks", "last rows"]),
-    3: (1, [0, 1, 2, 4, 5, 6, 3], ["before wait", "scores", "local sums", "cluster barrier", "merge",
-                                   "cluster barrier"]),
+    # The cluster merge (stop 28): row sums pushed to the merging blocks, one barrier, the merge.
+    3: (1, [0, 1, 2, 4, 5, 6, 3], ["before wait", "scores", "row sums pushed", "cluster barrier", "merge",
+                                   "exit"]),
 }
 
 
