@@ -184,6 +184,11 @@ int bench_sync_costs() {
                   (runs[i + w].seconds_per_phase - base.seconds_per_phase) * 1e6);
     std::printf(" |\n");
   }
+  // Whether a kernel of whole-SM blocks in clusters (e.g. a head's q|k|v and attention in one
+  // cluster) could run all its clusters at once.
+  std::printf("\nClusters of whole-SM blocks resident at once:");
+  for (int size : {2, 4, 8}) std::printf(" %d of %d", cuda::max_resident_clusters(size), size);
+  std::printf("\n");
   return 0;
 }
 

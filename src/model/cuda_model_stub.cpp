@@ -15,6 +15,7 @@ std::vector<GemvScaling> measure_gemv_scaling(int, long long, const std::vector<
 }
 std::vector<SyncCost> measure_sync_costs(const std::vector<long long>&, int) { fail("this pmpd was built without CUDA"); }
 SyncChainOutputs run_sync_chain(int, int) { fail("this pmpd was built without CUDA"); }
+int max_resident_clusters(int) { fail("this pmpd was built without CUDA"); }
 
 std::unique_ptr<DeviceModel> DeviceModel::create(const Model&) {
   fail("this pmpd was built without CUDA; rebuild with nvcc on the PATH (cmake -DPMPD_CUDA=ON) for --backend cuda");

@@ -187,6 +187,27 @@ std::vector<SyncCost> measure_sync_costs(const std::vector<long long>& bytes_per
   return out;
 }
 
+int max_resident_clusters(int cluster_size) {
+  // A block that takes a whole SM (512 threads, more than half the shared memory), as the
+  // streaming GEMV's; the count is the device's GPC layout's answer (cluster blocks share a GPC).
+  constexpr size_t kWholeSmSmem = 200 * 1024;
+  allow_dynamic_smem<persistent_chain_kernel>(kWholeSmSmem);
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(unsigned(cluster_size) * 64u);
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = kWholeSmSmem;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeClusterDimension;
+  attribute.val.clusterDim.x = unsigned(cluster_size), attribute.val.clusterDim.y = 1, attribute.val.clusterDim.z = 1;
+  config.attrs = &attribute, config.numAttrs = 1;
+  int clusters = 0;
+  if (cudaOccupancyMaxActiveClusters(&clusters, persistent_chain_kernel, &config) != cudaSuccess) {
+    (void)cudaGetLastError();  // a size the device refuses: reported as -1, not fatal
+    return -1;
+  }
+  return clusters;
+}
+
 SyncChainOutputs run_sync_chain(int phases, int per_block) {
   SyncChain chain(64LL << 20, per_block, phases);
   chain.set_bytes_per_block(4096);

@@ -24,6 +24,12 @@ struct SyncCost {
 };
 std::vector<SyncCost> measure_sync_costs(const std::vector<long long>& bytes_per_block, int phases);
 
+// Clusters of `cluster_size` blocks that each take a whole SM (as the streaming GEMV's) that
+// the device holds at once: how many head-sized clusters a fused kernel could run side by side
+// (cluster blocks must share a GPC, so this can be fewer than SMs / cluster_size); -1 where
+// the device refuses the size.
+int max_resident_clusters(int cluster_size);
+
 // The same chain once each way (kSyncWays' order) on `per_block` 32-bit words a block a phase, with small weight
 // streams, returning every phase's output (phases x blocks x per_block words): word i of
 // phase p is the wrapping sum of the words before (phase p - 1's; before phase 0, word i is i)
