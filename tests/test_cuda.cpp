@@ -393,68 +393,68 @@ TEST(Cuda, FoldedNormMatchesTheNormPrologue) {
   // Norm weights within 1 (folded as they are) and up to 3.7 (folded divided by 4, the
   // consumer's scale times 4: the same bits as folding them undivided, which fits f16 here).
   for (float wmul : {1.f, 3.7f})
-  for (int64_t pcols : {dim, int64_t(300)})
-    for (int nnz : {0, 2}) {
-      HostMatrix hp = random_matrix(dim, pcols, 2, 5, nnz, 40 + nnz), hc = random_matrix(rows, dim, 2, 5, nnz, 50 + nnz);
-      DeviceMatrix producer(hp, true), consumer(hc, true);
-      for (int b = 2; b <= 5; ++b)
-        for (bool stream : {true, false}) {  // the streaming GEMV (2..3 bits) or the task loop
-          if (!stream && b > 3) continue;
-          cuda::set_pair_lut_stream(stream);
-          const std::string what =
-              fmt::format("norm weights x{} producer cols {} nnz {} bits {} streaming {}", wmul, pcols, nnz, b, stream);
-          std::vector<float> nw(nw1), nw_fold(nw1);
-          for (size_t j = 0; j < nw.size(); ++j) nw[j] *= wmul, nw_fold[j] = nw[j] / (wmul > 1.f ? 4.f : 1.f);
-          Dev<float> dnw(nw), dnw_fold(nw_fold);
-          Dev<float> y_plain(y0), y_fold(y0), y_whole(y0), sums(static_cast<size_t>((dim + 15) / 16)),
-              sums_whole(static_cast<size_t>((dim + 15) / 16)), out_ref(static_cast<size_t>(rows)),
-              out_fold(static_cast<size_t>(rows)), out_whole(static_cast<size_t>(rows));
-          Dev<uint16_t> frag(static_cast<size_t>(cuda::fragment_halves(dim))),
-              frag_whole(static_cast<size_t>(cuda::fragment_halves(dim)));
-          ASSERT_EQ(cudaMemset(frag.p, 0, sizeof(uint16_t) * size_t(cuda::fragment_halves(dim))), cudaSuccess);
-          ASSERT_EQ(cudaMemset(frag_whole.p, 0, sizeof(uint16_t) * size_t(cuda::fragment_halves(dim))), cudaSuccess);
-          cuda::GemvInput plain;
-          plain.x = dx.p;
-          cuda::GemvOutput op;
-          op.y = y_plain.p, op.accumulate = true;
-          cuda::bitplane_gemv(producer.d, b, plain, op, nullptr);
-          cuda::GemvOutput of = op;
-          of.y = y_fold.p, of.norm_w = dnw_fold.p, of.norm_fragments = frag.p, of.sumsq_partials = sums.p;
-          cuda::bitplane_gemv(producer.d, b, plain, of, nullptr);
-          cuda::GemvOutput ow = op;  // the weights folded undivided
-          ow.y = y_whole.p, ow.norm_w = dnw.p, ow.norm_fragments = frag_whole.p, ow.sumsq_partials = sums_whole.p;
-          cuda::bitplane_gemv(producer.d, b, plain, ow, nullptr);
-          cuda::GemvInput normed;  // the consumer norming y itself
-          normed.x = y_plain.p, normed.prologue = cuda::GemvPrologue::RmsNorm, normed.norm_w = dnw.p, normed.eps = eps;
-          cuda::GemvOutput oc;
-          oc.y = out_ref.p;
-          cuda::bitplane_gemv(consumer.d, b, normed, oc, nullptr);
-          cuda::GemvInput folded;
-          folded.prologue = cuda::GemvPrologue::Fragments, folded.fragments = frag.p, folded.sumsq_partials = sums.p;
-          folded.eps = eps, folded.norm_gain = wmul > 1.f ? 4.f : 1.f;
-          oc.y = out_fold.p;
-          cuda::bitplane_gemv(consumer.d, b, folded, oc, nullptr);
-          cuda::GemvInput whole = folded;
-          whole.fragments = frag_whole.p, whole.sumsq_partials = sums_whole.p, whole.norm_gain = 1.f;
-          oc.y = out_whole.p;
-          cuda::bitplane_gemv(consumer.d, b, whole, oc, nullptr);
-          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
-          EXPECT_EQ(out_fold.get(size_t(rows)), out_whole.get(size_t(rows))) << what;
-          const std::vector<float> yp = y_plain.get(size_t(dim));
-          EXPECT_EQ(y_fold.get(size_t(dim)), yp) << what;
-          std::vector<float> xn(static_cast<size_t>(dim)), w(static_cast<size_t>(dim));
-          kernels::rmsnorm(xn.data(), yp.data(), nw.data(), int(dim), eps);
-          const std::vector<float> ref = out_ref.get(size_t(rows)), got = out_fold.get(size_t(rows));
-          for (int64_t r = 0; r < rows; ++r) {
-            const float want = kernels::bitplane_dot_scalar(hc.m, b, r, xn.data());
-            kernels::bitplane_dequant_row(hc.m, b, r, w.data());
-            double scale = 0;
-            for (int64_t j = 0; j < dim; ++j) scale += std::fabs(double(w[size_t(j)]) * xn[size_t(j)]);
-            ASSERT_NEAR(got[size_t(r)], want, 1e-4 * (1 + std::fabs(want)) + 6e-4 * scale) << what << " row " << r;
-            ASSERT_NEAR(ref[size_t(r)], want, 1e-4 * (1 + std::fabs(want)) + 6e-4 * scale) << what << " row " << r;
+    for (int64_t pcols : {dim, int64_t(300)})
+      for (int nnz : {0, 2}) {
+        HostMatrix hp = random_matrix(dim, pcols, 2, 5, nnz, 40 + nnz), hc = random_matrix(rows, dim, 2, 5, nnz, 50 + nnz);
+        DeviceMatrix producer(hp, true), consumer(hc, true);
+        for (int b = 2; b <= 5; ++b)
+          for (bool stream : {true, false}) {  // the streaming GEMV (2..3 bits) or the task loop
+            if (!stream && b > 3) continue;
+            cuda::set_pair_lut_stream(stream);
+            const std::string what =
+                fmt::format("norm weights x{} producer cols {} nnz {} bits {} streaming {}", wmul, pcols, nnz, b, stream);
+            std::vector<float> nw(nw1), nw_fold(nw1);
+            for (size_t j = 0; j < nw.size(); ++j) nw[j] *= wmul, nw_fold[j] = nw[j] / (wmul > 1.f ? 4.f : 1.f);
+            Dev<float> dnw(nw), dnw_fold(nw_fold);
+            Dev<float> y_plain(y0), y_fold(y0), y_whole(y0), sums(static_cast<size_t>((dim + 15) / 16)),
+                sums_whole(static_cast<size_t>((dim + 15) / 16)), out_ref(static_cast<size_t>(rows)),
+                out_fold(static_cast<size_t>(rows)), out_whole(static_cast<size_t>(rows));
+            Dev<uint16_t> frag(static_cast<size_t>(cuda::fragment_halves(dim))),
+                frag_whole(static_cast<size_t>(cuda::fragment_halves(dim)));
+            ASSERT_EQ(cudaMemset(frag.p, 0, sizeof(uint16_t) * size_t(cuda::fragment_halves(dim))), cudaSuccess);
+            ASSERT_EQ(cudaMemset(frag_whole.p, 0, sizeof(uint16_t) * size_t(cuda::fragment_halves(dim))), cudaSuccess);
+            cuda::GemvInput plain;
+            plain.x = dx.p;
+            cuda::GemvOutput op;
+            op.y = y_plain.p, op.accumulate = true;
+            cuda::bitplane_gemv(producer.d, b, plain, op, nullptr);
+            cuda::GemvOutput of = op;
+            of.y = y_fold.p, of.norm_w = dnw_fold.p, of.norm_fragments = frag.p, of.sumsq_partials = sums.p;
+            cuda::bitplane_gemv(producer.d, b, plain, of, nullptr);
+            cuda::GemvOutput ow = op;  // the weights folded undivided
+            ow.y = y_whole.p, ow.norm_w = dnw.p, ow.norm_fragments = frag_whole.p, ow.sumsq_partials = sums_whole.p;
+            cuda::bitplane_gemv(producer.d, b, plain, ow, nullptr);
+            cuda::GemvInput normed;  // the consumer norming y itself
+            normed.x = y_plain.p, normed.prologue = cuda::GemvPrologue::RmsNorm, normed.norm_w = dnw.p, normed.eps = eps;
+            cuda::GemvOutput oc;
+            oc.y = out_ref.p;
+            cuda::bitplane_gemv(consumer.d, b, normed, oc, nullptr);
+            cuda::GemvInput folded;
+            folded.prologue = cuda::GemvPrologue::Fragments, folded.fragments = frag.p, folded.sumsq_partials = sums.p;
+            folded.eps = eps, folded.norm_gain = wmul > 1.f ? 4.f : 1.f;
+            oc.y = out_fold.p;
+            cuda::bitplane_gemv(consumer.d, b, folded, oc, nullptr);
+            cuda::GemvInput whole = folded;
+            whole.fragments = frag_whole.p, whole.sumsq_partials = sums_whole.p, whole.norm_gain = 1.f;
+            oc.y = out_whole.p;
+            cuda::bitplane_gemv(consumer.d, b, whole, oc, nullptr);
+            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+            EXPECT_EQ(out_fold.get(size_t(rows)), out_whole.get(size_t(rows))) << what;
+            const std::vector<float> yp = y_plain.get(size_t(dim));
+            EXPECT_EQ(y_fold.get(size_t(dim)), yp) << what;
+            std::vector<float> xn(static_cast<size_t>(dim)), w(static_cast<size_t>(dim));
+            kernels::rmsnorm(xn.data(), yp.data(), nw.data(), int(dim), eps);
+            const std::vector<float> ref = out_ref.get(size_t(rows)), got = out_fold.get(size_t(rows));
+            for (int64_t r = 0; r < rows; ++r) {
+              const float want = kernels::bitplane_dot_scalar(hc.m, b, r, xn.data());
+              kernels::bitplane_dequant_row(hc.m, b, r, w.data());
+              double scale = 0;
+              for (int64_t j = 0; j < dim; ++j) scale += std::fabs(double(w[size_t(j)]) * xn[size_t(j)]);
+              ASSERT_NEAR(got[size_t(r)], want, 1e-4 * (1 + std::fabs(want)) + 6e-4 * scale) << what << " row " << r;
+              ASSERT_NEAR(ref[size_t(r)], want, 1e-4 * (1 + std::fabs(want)) + 6e-4 * scale) << what << " row " << r;
+            }
           }
-        }
-    }
+      }
   cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1);  // the defaults
 }
 

@@ -68,9 +68,9 @@ __device__ __forceinline__ void write_output(const DecodeAttentionArgs& a, int h
 // the merge through global memory (a fence, a counter and two round trips for the last block:
 // ~4 us a layer of a 3-bit Vicuna-7B step) this is one barrier and remote stores inside a GPC;
 // against stop 19's cluster merge (pull: a barrier, remote loads, a barrier before any block
-// may leave) +0.5..1.5% end to end on Vicuna-7B at 2..3 bits (sweeps/stop28-pingpong-push-merge.md). The
-// cluster's blocks were all seen started (the barrier phase begun at the kernel's start,
-// waited for in here) before any remote store.
+// may leave) +0.5..1.5% end to end on Vicuna-7B at 2..3 bits
+// (sweeps/stop28-pingpong-push-merge.md). The cluster's blocks were all seen started (the
+// barrier phase begun at the kernel's start, waited for in here) before any remote store.
 __device__ void merge_in_cluster(const DecodeAttentionArgs& a, const float* part, int rows, float m, float l, int h,
                                  int s) {
   namespace cg = cooperative_groups;
@@ -96,9 +96,11 @@ __device__ void merge_in_cluster(const DecodeAttentionArgs& a, const float* part
     float mj[kMaxClusterSplits], lj[kMaxClusterSplits], oj[kMaxClusterSplits];
 #pragma unroll
     for (int j = 0; j < kMaxClusterSplits; ++j) {
+      const float* box = inbox + j * pitch;  // split j's values: its row's share, then max and sum
       mj[j] = lj[j] = oj[j] = 0.f;
-      if (j < a.splits) mj[j] = inbox[j * pitch + share], lj[j] = inbox[j * pitch + share + 1], oj[j] = inbox[j * pitch + d - s * share];
+      if (j < a.splits) mj[j] = box[share], lj[j] = box[share + 1], oj[j] = box[d - s * share];
     }
+    // The same arithmetic, in the same order, as the merge through global memory.
     float M = -INFINITY, L = 0.f, o = 0.f;
 #pragma unroll
     for (int j = 0; j < kMaxClusterSplits; ++j)
