@@ -507,24 +507,39 @@ __global__ void __launch_bounds__(kThreads, 1)
     share.load(cent + (i * kRows << B));
     share.store(tables + size_t(i) * kTable);
   }
+  // Input fragments and no DNS outliers: each warp loads its x straight into registers after
+  // the wait, no staging through shared memory and no block barrier before its items (the
+  // barrier here publishes the tables, before the wait).
+  const bool direct_x = !Grouped && in.prologue == GemvPrologue::Fragments && !m.nnz;
+  if (direct_x) __syncthreads();
   PMPD_TIMELINE_MARK(2);
   dev::wait_for_producer();
   PMPD_TIMELINE_MARK(3);
   const float y_old = writer ? residual_of<Mapped>(m, out, task_of(warp), lane) : 0.f;
-  if (in.prologue == GemvPrologue::Fragments) copy_fragments(in.fragments, int(padded), xs);
-  else stage_fragments(in, int(m.cols), int(padded), xs);
   __shared__ float norm_scale;
-  stage_norm_scale(in, int(m.cols), warp, lane, &norm_scale);
-  dev::copy_async_wait_all();
-  __syncthreads();
-  PMPD_TIMELINE_MARK(4);
-  const uint4* xsv = reinterpret_cast<const uint4*>(xs);
   // x of this warp's chunk pair, at the indices chunk_mma reads (4 r of each half).
   uint4 xr[2][16];
+  const bool has_x = Grouped || per;
+  if (direct_x) {
+    const uint4* xg = reinterpret_cast<const uint4*>(in.fragments);
 #pragma unroll
-  for (int h = 0; h < 2; ++h)
+    for (int h = 0; h < 2; ++h)
 #pragma unroll
-    for (int r = 0; r < 4; ++r) xr[h][4 * r] = Grouped || per ? xsv[(2 * cp + h) * 16 + (lane & 3) + 4 * r] : uint4{};
+      for (int r = 0; r < 4; ++r) xr[h][4 * r] = has_x ? __ldcg(xg + (2 * cp + h) * 16 + (lane & 3) + 4 * r) : uint4{};
+    stage_norm_scale(in, int(m.cols), warp, lane, &norm_scale);  // read after the last barrier
+  } else {
+    if (in.prologue == GemvPrologue::Fragments) copy_fragments(in.fragments, int(padded), xs);
+    else stage_fragments(in, int(m.cols), int(padded), xs);
+    stage_norm_scale(in, int(m.cols), warp, lane, &norm_scale);
+    dev::copy_async_wait_all();
+    __syncthreads();
+    const uint4* xsv = reinterpret_cast<const uint4*>(xs);
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) xr[h][4 * r] = has_x ? xsv[(2 * cp + h) * 16 + (lane & 3) + 4 * r] : uint4{};
+  }
+  PMPD_TIMELINE_MARK(4);
 
   // The stride is a constant 1 unless Grouped: with the grouped loop's runtime stride the
   // 16-chunk-pair kernel ran 16% slower on Vicuna-7B's 3-bit q|k|v and o (stop 23), so its
