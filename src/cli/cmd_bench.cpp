@@ -123,7 +123,9 @@ int bench_ceilings(int lo, int hi) {
   std::printf("# pmpd bench --gemv-ceiling: %s, measured copy bandwidth %.0f GB/s\n\n"
               "The tensor-core GEMV's decode of 16 x 256 items with nothing around it (no row tasks, table\n"
               "rebuilds, partial sums, barriers or start-up): items from shared memory (the decode alone) or\n"
-              "streamed from device memory one group ahead (decode and loads). GB/s: the items' plane bytes.\n\n"
+              "streamed from device memory one group ahead (decode and loads). GB/s: the items' plane bytes.\n"
+              "\"x and tables in registers\": each row's centroids in registers, looked up by PRMT instead of the\n"
+              "pair tables in shared memory (2..3 bits; docs/data/h200/sweeps/stop29-register-tables.md).\n\n"
               "| width | items from | warps a block | blocks an SM | items side by side | registers (spilled bytes) | G weights/s | GB/s | of copy BW |\n"
               "|---|---|---|---|---|---|---|---|---|\n",
               cuda::device_name().c_str(), ceiling);

@@ -39,14 +39,52 @@ __device__ __forceinline__ uint2 load_shared_u2(uint32_t address) {
   return v;
 }
 
+// A decode without shared-memory tables (stop 29's question: could a GEMV whose tables fit in
+// registers start sooner and share an SM with the kernel after it, without decoding slower?).
+// A lane's A registers touch two rows of an item (g and 8 + g), so their 2^B <= 8 centroids
+// fit as low bytes (2 words) and high bytes (2 words) of each row: a uint4 a row. Four weights
+// then come from 4 PRMT (low bytes, high bytes, two interleaves) on a selector of four 3-bit
+// codes in nibbles. The planes are assumed tiled so that one mask-merge and one rotation give
+// those nibbles (plane k's bit of weight n of code register r at bit 4 n + B - 1 - k + r, mod
+// 32); the random words here stand for such tiles, so only the time means anything.
+template <int B>
+__device__ __forceinline__ uint32_t nibble_selector(const uint32_t (&p)[B], int r) {
+  uint32_t t = 0;
+#pragma unroll
+  for (int k = 0; k < B; ++k) t |= p[k] & rotl(0x11111111u << (B - 1 - k), r);
+  return rotr(t, r);
+}
+template <int B>
+__device__ __forceinline__ void chunk_mma_registers(const uint32_t (&p)[2][B], const uint4* xf, const uint4 (&tab)[2],
+                                                    float (&acc)[2][4]) {
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    uint32_t pairs[2][4];
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+      const uint32_t sel = nibble_selector<B>(p[q], r);
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        const uint32_t s = u ? sel >> 16 : sel;
+        const uint32_t lo = __byte_perm(tab[q].x, tab[q].y, s), hi = __byte_perm(tab[q].z, tab[q].w, s);
+        pairs[q][2 * u] = __byte_perm(lo, hi, 0x5140u), pairs[q][2 * u + 1] = __byte_perm(lo, hi, 0x7362u);
+      }
+    }
+    mma_register(xf, r, [&](int q, int b) { return pairs[q][b]; }, acc);
+  }
+}
+
 // Items are [row block q][plane k][lane] uint2, the layout a lane reads the tiles in.
 template <int B>
 constexpr int kItemWords = 2 * B * 32;  // uint2 an item
 
-template <int B, int Warps, int MinBlocks, int Group, bool Stream, bool XRegisters = false>
+// RegTables (with XRegisters): the decode above, each item's two rows of centroids loaded
+// with it from a small table that stays in L1 / L2 (`tabs`, 64 items' worth).
+template <int B, int Warps, int MinBlocks, int Group, bool Stream, bool XRegisters = false, bool RegTables = false>
 __global__ void __launch_bounds__(32 * Warps, MinBlocks)
     decode_core_kernel(const uint2* __restrict__ words, int items, int stride, float* __restrict__ out,
-                       unsigned long long* __restrict__ done) {
+                       unsigned long long* __restrict__ done, const uint4* __restrict__ tabs) {
+  static_assert(!RegTables || XRegisters, "register tables go with x in registers");
   extern __shared__ __align__(16) uint8_t smem[];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint32_t smem_address = uint32_t(__cvta_generic_to_shared(smem));
@@ -91,6 +129,12 @@ __global__ void __launch_bounds__(32 * Warps, MinBlocks)
 #pragma unroll
         for (int r = 0; r < 4; ++r) xr[j][h][4 * r] = xsv[(2 * j + h) * 16 + (lane & 3) + 4 * r];
   uint2 cur[Group][2][B], next[Stream ? Group : 1][2][B];  // the group being decoded, the next (streaming)
+  uint4 tab[Group][2];  // RegTables: the item's rows g and 8 + g
+  auto load_tables = [&](int item, uint4 (&t)[2]) {
+    if constexpr (RegTables)
+#pragma unroll
+      for (int q = 0; q < 2; ++q) t[q] = __ldg(tabs + (item & 63) * 16 + 8 * q + lane / 4);
+  };
   if constexpr (Stream)
 #pragma unroll
     for (int j = 0; j < Group; ++j) load(j, cur[j]);
@@ -98,6 +142,7 @@ __global__ void __launch_bounds__(32 * Warps, MinBlocks)
   for (int it = 0; it < items; it += Group) {
 #pragma unroll
     for (int j = 0; j < Group; ++j) {
+      load_tables(it + j, tab[j]);
       if constexpr (Stream) {
         if (it + Group + j < items) load(it + Group + j, next[j]);
       } else {
@@ -115,7 +160,8 @@ __global__ void __launch_bounds__(32 * Warps, MinBlocks)
         // XRegisters: one x chunk a j for the whole run, read into registers before the loop
         // (a GEMV whose warps each keep their columns of x), so the table look-ups are the
         // only shared-memory reads of the decode.
-        if constexpr (XRegisters) chunk_mma<B>(p, xr[j][h], ta, acc[j]);
+        if constexpr (RegTables) chunk_mma_registers<B>(p, xr[j][h], tab[j], acc[j]);
+        else if constexpr (XRegisters) chunk_mma<B>(p, xr[j][h], ta, acc[j]);
         else chunk_mma<B>(p, xsv + (((it * stride + j) & 7) * 2 + h) * 16 + (lane & 3), ta, acc[j]);
       }
     if constexpr (Stream)
@@ -137,9 +183,9 @@ struct Timing {
   double seconds = 0, weights = 0, bytes = 0;
 };
 
-template <int B, int Warps, int MinBlocks, int Group, bool Stream, bool XRegisters = false>
-Timing time_core(const uint2* words, size_t stream_words, float* out, unsigned long long* done) {
-  constexpr auto kernel = decode_core_kernel<B, Warps, MinBlocks, Group, Stream, XRegisters>;
+template <int B, int Warps, int MinBlocks, int Group, bool Stream, bool XRegisters = false, bool RegTables = false>
+Timing time_core(const uint2* words, size_t stream_words, float* out, unsigned long long* done, const uint4* tabs) {
+  constexpr auto kernel = decode_core_kernel<B, Warps, MinBlocks, Group, Stream, XRegisters, RegTables>;
   const size_t align_pad = table_align<B>() > 16 ? table_align<B>() : 0;
   const size_t smem = align_pad + table_bytes<B>() + 16 * 256 + (Stream ? 0 : size_t(Warps) * kRing * kItemWords<B> * 8);
   Timing t;
@@ -158,9 +204,9 @@ Timing time_core(const uint2* words, size_t stream_words, float* out, unsigned l
   PMPD_CUDA_CHECK(cudaEventCreate(&e1));
   const int reps = Stream ? 10 : 3;
   PMPD_CUDA_CHECK(cudaMemset(done, 0, sizeof(unsigned long long)));
-  kernel<<<blocks, 32 * Warps, smem>>>(words, items, 1, out, done);  // warm-up
+  kernel<<<blocks, 32 * Warps, smem>>>(words, items, 1, out, done, tabs);  // warm-up
   PMPD_CUDA_CHECK(cudaEventRecord(e0));
-  for (int i = 0; i < reps; ++i) kernel<<<blocks, 32 * Warps, smem>>>(words, items, 1, out, done);
+  for (int i = 0; i < reps; ++i) kernel<<<blocks, 32 * Warps, smem>>>(words, items, 1, out, done, tabs);
   PMPD_CUDA_CHECK(cudaEventRecord(e1));
   PMPD_CUDA_CHECK(cudaEventSynchronize(e1));
   PMPD_CUDA_CHECK(cudaGetLastError());
@@ -178,7 +224,7 @@ Timing time_core(const uint2* words, size_t stream_words, float* out, unsigned l
 }
 
 template <int B>
-void measure_width(const uint2* words, size_t stream_words, float* out, unsigned long long* done,
+void measure_width(const uint2* words, size_t stream_words, float* out, unsigned long long* done, const uint4* tabs,
                    std::vector<DecodeCeiling>& rows) {
   auto add = [&](const char* feed, int warps, int group, Timing t) {
     if (t.blocks_per_sm == 0) return;
@@ -187,21 +233,25 @@ void measure_width(const uint2* words, size_t stream_words, float* out, unsigned
   // The GEMV's own configurations (16 warps a block, two blocks an SM at 2..3 bits), then
   // fewer warps with more registers, decoding one or two items side by side.
   constexpr int kTwo = B <= 3 ? 2 : 1;
-  add("shared", 16, 1, time_core<B, 16, kTwo, 1, false>(words, stream_words, out, done));
-  add("shared", 32, 1, time_core<B, 32, 1, 1, false>(words, stream_words, out, done));
-  add("shared", 8, 1, time_core<B, 8, 1, 1, false>(words, stream_words, out, done));
-  add("shared", 8, 2, time_core<B, 8, 1, 2, false>(words, stream_words, out, done));
-  add("shared", 8, 2, time_core<B, 8, 2, 2, false>(words, stream_words, out, done));
-  add("shared", 4, 2, time_core<B, 4, 1, 2, false>(words, stream_words, out, done));
-  add("shared", 16, 2, time_core<B, 16, 1, 2, false>(words, stream_words, out, done));
-  add("shared, x in registers", 16, 1, time_core<B, 16, 1, 1, false, true>(words, stream_words, out, done));
-  add("shared, x in registers", 8, 2, time_core<B, 8, 1, 2, false, true>(words, stream_words, out, done));
-  add("device", 16, 1, time_core<B, 16, kTwo, 1, true>(words, stream_words, out, done));
-  add("device", 16, 2, time_core<B, 16, 1, 2, true>(words, stream_words, out, done));
-  add("device", 8, 2, time_core<B, 8, 1, 2, true>(words, stream_words, out, done));
-  add("device", 8, 2, time_core<B, 8, 2, 2, true>(words, stream_words, out, done));
-  add("device, x in registers", 16, 1, time_core<B, 16, 1, 1, true, true>(words, stream_words, out, done));
-  add("device, x in registers", 8, 2, time_core<B, 8, 1, 2, true, true>(words, stream_words, out, done));
+  add("shared", 16, 1, time_core<B, 16, kTwo, 1, false>(words, stream_words, out, done, tabs));
+  add("shared", 32, 1, time_core<B, 32, 1, 1, false>(words, stream_words, out, done, tabs));
+  add("shared", 8, 1, time_core<B, 8, 1, 1, false>(words, stream_words, out, done, tabs));
+  add("shared", 8, 2, time_core<B, 8, 1, 2, false>(words, stream_words, out, done, tabs));
+  add("shared", 8, 2, time_core<B, 8, 2, 2, false>(words, stream_words, out, done, tabs));
+  add("shared", 4, 2, time_core<B, 4, 1, 2, false>(words, stream_words, out, done, tabs));
+  add("shared", 16, 2, time_core<B, 16, 1, 2, false>(words, stream_words, out, done, tabs));
+  add("shared, x in registers", 16, 1, time_core<B, 16, 1, 1, false, true>(words, stream_words, out, done, tabs));
+  add("shared, x in registers", 8, 2, time_core<B, 8, 1, 2, false, true>(words, stream_words, out, done, tabs));
+  add("device", 16, 1, time_core<B, 16, kTwo, 1, true>(words, stream_words, out, done, tabs));
+  add("device", 16, 2, time_core<B, 16, 1, 2, true>(words, stream_words, out, done, tabs));
+  add("device", 8, 2, time_core<B, 8, 1, 2, true>(words, stream_words, out, done, tabs));
+  add("device", 8, 2, time_core<B, 8, 2, 2, true>(words, stream_words, out, done, tabs));
+  add("device, x in registers", 16, 1, time_core<B, 16, 1, 1, true, true>(words, stream_words, out, done, tabs));
+  add("device, x in registers", 8, 2, time_core<B, 8, 1, 2, true, true>(words, stream_words, out, done, tabs));
+  if constexpr (B <= 3) {
+    add("shared, x and tables in registers", 16, 1, time_core<B, 16, 1, 1, false, true, true>(words, stream_words, out, done, tabs));
+    add("device, x and tables in registers", 16, 1, time_core<B, 16, 1, 1, true, true, true>(words, stream_words, out, done, tabs));
+  }
 }
 
 }  // namespace
@@ -212,11 +262,13 @@ std::vector<DecodeCeiling> measure_decode_ceilings(int bits_lo, int bits_hi) {
   DevArray<uint2> words(stream_words);
   DevArray<float> out((size_t(1) << 24) / sizeof(float));
   DevArray<unsigned long long> done(1);
+  DevArray<uint4> tabs(64 * 16);  // register tables: 64 items' rows; 0x1111 is a small f16
   PMPD_CUDA_CHECK(cudaMemset(words.get(), 0x5a, words.bytes()));
+  PMPD_CUDA_CHECK(cudaMemset(tabs.get(), 0x11, tabs.bytes()));
   std::vector<DecodeCeiling> rows;
   for (int b = bits_lo; b <= bits_hi; ++b)
     with_width<2>(b, [&](auto B) {
-      if constexpr (B() <= 4) measure_width<B()>(words.get(), stream_words, out.get(), done.get(), rows);
+      if constexpr (B() <= 4) measure_width<B()>(words.get(), stream_words, out.get(), done.get(), tabs.get(), rows);
     });
   return rows;
 }
