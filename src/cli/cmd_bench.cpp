@@ -200,7 +200,8 @@ int bench(const BenchArgs& a) {
   const auto [lo, hi] = parse_bit_range(a.bits);
   // Before building a synthetic model (a minute and gigabytes for the 7B shape).
   if (backend == Backend::CUDA)
-    PMPD_CHECK(cuda::compiled() && cuda::device_count() > 0, "--backend cuda: no usable GPU ({})", cuda::device_name());
+    PMPD_CHECK(cuda::compiled() && cuda::device_count() > 0,
+               "--backend cuda: no usable GPU, device {}; --backend cpu runs without one", cuda::device_name());
   if (a.gemv_ceiling) {
     PMPD_CHECK(backend == Backend::CUDA, "--gemv-ceiling measures the CUDA GEMV's decode: add --backend cuda");
     return bench_ceilings(lo, hi);

@@ -321,7 +321,7 @@ class DeviceKV : public KVCache::DeviceState {
 class CudaModel : public DeviceModel {
  public:
   explicit CudaModel(const Model& m) : m_(m), c_(m.config) {
-    PMPD_CHECK(device_count() > 0, "--backend cuda: no CUDA device found ({})", device_name());
+    PMPD_CHECK(device_count() > 0, "--backend cuda: no usable GPU, device {}; --backend cpu runs without one", device_name());
     const ModelConfig& c = c_;
     PMPD_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     PMPD_CUBLAS_CHECK(cublasCreate(&blas_));
