@@ -942,6 +942,50 @@ TEST(Cuda, GreedyStepsOnTheDeviceEqualTheLogitsArgmax) {
   }
 }
 
+// Greedy steps queued ahead of the host (what generate() runs on a GPU): a chain whose
+// inputs stay on the device gives forward_greedy's tokens, with graphs and without; a pass
+// of another cache between two queued steps makes the next one fall back to the host's copy
+// of the token; a ticket whose slot later steps took is an error, not a stale token.
+TEST(Cuda, QueuedGreedyStepsEqualForwardGreedy) {
+  SKIP_WITHOUT_GPU();
+  TinyOnBothBackends t;
+  const ModelConfig& c = t.m->config;
+  std::vector<int> prompt = t.tok.encode("English: a dog runs\nGerman:\n", true);
+  for (bool graphs : {true, false}) {
+    if (!graphs) setenv("PMPD_CUDA_GRAPHS", "0", 1);
+    Transformer gpu(*t.m, Backend::CUDA);
+    unsetenv("PMPD_CUDA_GRAPHS");
+    KVCache ref(c, 128, true), a(c, 128, true), other(c, 128, true);
+    int want = gpu.forward_greedy(prompt.data(), int(prompt.size()), ref, 4);
+    int first = gpu.forward_greedy(prompt.data(), int(prompt.size()), a, 4);
+    ASSERT_EQ(first, want);
+    gpu.forward_greedy(prompt.data(), int(prompt.size()), other, 4);
+    int other_token = first;
+    std::vector<int> wants, gots;
+    int64_t ticket = gpu.queue_greedy(first, -1, a, 4);
+    std::vector<int64_t> tickets = {ticket};
+    for (int step = 0; step < 14; ++step) {
+      const int bits = 2 + step % 3;
+      want = gpu.forward_greedy(&want, 1, ref, step == 0 ? 4 : 2 + (step - 1) % 3);
+      wants.push_back(want);
+      if (step == 13) break;
+      if (step % 5 == 4) other_token = gpu.forward_greedy(&other_token, 1, other, 3);  // another cache's pass between
+      ticket = gpu.queue_greedy(-1, ticket, a, bits);
+      tickets.push_back(ticket);
+    }
+    for (int64_t k : tickets) gots.push_back(gpu.take_greedy(k));
+    EXPECT_EQ(gots, wants) << "graphs " << graphs;
+    EXPECT_EQ(a.length(), ref.length());
+    // 64 more queued steps reuse the first ticket's slot.
+    KVCache d(c, 128, true);
+    const int64_t old = gpu.queue_greedy(first, -1, d, 3);
+    int64_t last = old;
+    for (int i = 0; i < 64; ++i) last = gpu.queue_greedy(-1, last, d, 3);
+    EXPECT_ANY_THROW(gpu.take_greedy(old));
+    EXPECT_GE(gpu.take_greedy(last), 0);
+  }
+}
+
 TEST(Cuda, GraphReplayEqualsDirectLaunches) {
   SKIP_WITHOUT_GPU();
   test::TempDir dir;

@@ -149,6 +149,36 @@ TEST_F(Progressive, GreedyTokensFromTheModelEqualSamplingItsLogits) {
   EXPECT_EQ(b.length(), a.length());
 }
 
+TEST_F(Progressive, QueuedGreedyStepsEqualForwardGreedyOnTheCpu) {
+  // Transformer::queue_greedy on the CPU backend runs the step at once: a chain of queued
+  // steps (each taking the token of the one before) gives forward_greedy's tokens; a ticket
+  // 64 queued steps old is an error, not a stale token.
+  const ModelConfig& c = q_->config;
+  Transformer tf(*q_);
+  KVCache ref(c, 64, true), a(c, 64, true);
+  int want = tf.forward_greedy(prompt_->data(), int(prompt_->size()), ref, 5);
+  const int first = tf.forward_greedy(prompt_->data(), int(prompt_->size()), a, 5);
+  ASSERT_EQ(first, want);
+  std::vector<int> wants, gots;
+  int64_t ticket = -1;
+  for (int step = 0; step < 8; ++step) {
+    const int bits = 2 + step % 3;
+    want = tf.forward_greedy(&want, 1, ref, bits);
+    wants.push_back(want);
+    ticket = tf.queue_greedy(step == 0 ? first : -1, ticket, a, bits);
+    gots.push_back(tf.take_greedy(ticket));
+  }
+  EXPECT_EQ(gots, wants);
+  EXPECT_EQ(a.length(), ref.length());
+  EXPECT_EQ(tf.take_greedy(ticket), wants.back());  // taken again: the same token
+  KVCache d(c, 80, true);
+  const int64_t old = tf.queue_greedy(first, -1, d, 2);
+  int64_t last = old;
+  for (int i = 0; i < 64; ++i) last = tf.queue_greedy(-1, last, d, 2);
+  EXPECT_ANY_THROW(tf.take_greedy(old));
+  EXPECT_GE(tf.take_greedy(last), 0);
+}
+
 TEST_F(Progressive, MemoryDoesNotGrowWithSwitches) {
   auto peak_during = [&](const std::string& spec) {
     auto s = make_scheduler(spec, 64, 8, 8);

@@ -49,24 +49,51 @@ GenerateResult generate(Transformer& model, const std::vector<int>& prompt, cons
   // device's argmax (the same choice as the sampler's: the first largest logit).
   const bool step_logits = opt.scheduler && opt.scheduler->reads_step_logits();
   const bool on_device = sampler.greedy() && !opt.keep_logits && !step_logits;
-  int next = -1;  // the step's token when forward_greedy chose it
+  // On a GPU the host runs one step behind: the step that consumes token k is queued before
+  // token k is read back (its input stays on the device), so the GPU never waits for the
+  // host between steps. The scheduler is then asked for step k's width before token k is
+  // known, which only schedulers that ignore the step logits allow (on_device says so). A
+  // step queued past an end-of-sequence token or a stop is wasted, and waited for below.
+  const bool ahead = on_device && model.device_model() != nullptr;
+  auto next_width = [&](int step, const float* seen) {
+    return width(opt.scheduler ? opt.scheduler->next_bits({step, cache, seen, c.vocab_size}) : opt.bits);
+  };
+  int next = -1;          // the step's token when forward_greedy chose it
+  int64_t pending = -1;   // ahead: the queued step whose token comes next
+  int64_t wasted = -1;    // ahead: a step queued past the last token
   for (int step = 0; step < opt.max_new_tokens; ++step) {
     if (opt.keep_logits) r.logits.push_back(logits);
     std::vector<float> seen;  // the scheduler sees the logits before sampling modifies them
     if (step_logits) seen = logits;
+    int64_t queued = -1;  // ahead: the step consuming this token, queued before the token is read
+    int queued_bits = 0;
+    if (pending >= 0) {
+      if (step + 1 < opt.max_new_tokens) {
+        queued_bits = next_width(step, nullptr);
+        queued = model.queue_greedy(-1, pending, cache, run_bits(queued_bits));
+      }
+      next = model.take_greedy(pending);
+      pending = -1;
+    }
     if (next < 0) next = sampler.sample(logits.data(), c.vocab_size, history);
     r.tokens.push_back(next);
     r.token_bits.push_back(bits);
     history.push_back(next);
     bool go_on = !on_token || on_token(next);
-    if (opt.stop_at_eos && next == opt.eos) {
-      r.hit_eos = true;
+    const bool eos = opt.stop_at_eos && next == opt.eos;
+    if (eos || !go_on || step + 1 == opt.max_new_tokens) {
+      r.hit_eos = eos;
+      wasted = queued;
       break;
     }
-    if (!go_on || step + 1 == opt.max_new_tokens) break;
-    bits = width(opt.scheduler ? opt.scheduler->next_bits({step, cache, step_logits ? seen.data() : nullptr, c.vocab_size})
-                               : opt.bits);
-    if (on_device) {
+    if (queued >= 0) {
+      pending = queued, bits = queued_bits;
+      continue;
+    }
+    bits = next_width(step, step_logits ? seen.data() : nullptr);
+    if (ahead) {
+      pending = model.queue_greedy(next, -1, cache, run_bits(bits));
+    } else if (on_device) {
       next = model.forward_greedy(&next, 1, cache, run_bits(bits));
     } else {
       model.forward(&next, 1, cache, logits.data(), false, run_bits(bits));
@@ -74,6 +101,7 @@ GenerateResult generate(Transformer& model, const std::vector<int>& prompt, cons
     }
   }
   r.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+  if (wasted >= 0) model.take_greedy(wasted);  // not left running into the caller's next pass
   return live ? *live : r;
 }
 

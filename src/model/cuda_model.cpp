@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -371,6 +372,8 @@ class CudaModel : public DeviceModel {
 
   ~CudaModel() override {
     for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
+    for (cudaEvent_t e : queue_events_)
+      if (e) cudaEventDestroy(e);
     if (pinned_) cudaFreeHost(pinned_);
     if (blas_) cublasDestroy(blas_);
     if (stream_) cudaStreamDestroy(stream_);
@@ -479,8 +482,54 @@ class CudaModel : public DeviceModel {
     return *host;
   }
 
+  int64_t queue_greedy(int token, int64_t after, KVCache& cache, int bits) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto* kv = dynamic_cast<DeviceKV*>(cache.device());
+    // The device holds the input only if the last pass was the greedy step `after` of this cache.
+    const bool chained = token < 0 && kv && after >= 0 && after == last_greedy_ticket_ && kv->id() == last_greedy_kv_;
+    if (token < 0 && !chained) token = take_locked(after);  // another pass came between: wait for the token
+    int pos0;
+    if (chained) {
+      pos0 = cache.length();
+      if (!m_.quantized()) bits = 0;
+      attn_splits_ = attention_decode_splits(c_.n_heads, c_.head_dim, max_ctx_, pos0 + 1);
+    } else {
+      pos0 = begin_pass(&token, 1, cache, false, bits);
+    }
+    run_pass(1, bits, false, true);
+    const int64_t ticket = next_ticket_++;
+    const int slot = int(ticket % kQueueSlots);
+    if (!queue_events_[slot]) PMPD_CUDA_CHECK(cudaEventCreateWithFlags(&queue_events_[slot], cudaEventDisableTiming));
+    queue_tickets_[slot] = ticket;
+    PMPD_CUDA_CHECK(cudaMemcpyAsync(queue_slot(slot), token_out_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    PMPD_CUDA_CHECK(cudaEventRecord(queue_events_[slot], stream_));
+    cache.set_length(pos0 + 1);
+    last_greedy_ticket_ = ticket, last_greedy_kv_ = dynamic_cast<DeviceKV*>(cache.device())->id();
+    return ticket;
+  }
+
+  int take_greedy(int64_t ticket) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return take_locked(ticket);
+  }
+
  private:
   static constexpr size_t kPinnedBytes = 1u << 20;
+  // Pinned memory: the step state at 0, a pass's token ids from 64, the queued greedy steps'
+  // tokens (a ring of slots, 16 bytes apart) and forward_greedy's token at the end.
+  static constexpr int kQueueSlots = 64;
+  static constexpr size_t kQueueOffset = kPinnedBytes - 64 - 16 * kQueueSlots;
+  int* queue_slot(int slot) const { return reinterpret_cast<int*>(pinned_ + kQueueOffset + 16 * size_t(slot)); }
+
+  // The token of queued step `ticket` (the caller holds mu_): waits for its copy to land. A
+  // ticket whose slot a later step took (kQueueSlots queued since) is an error, not a stale read.
+  int take_locked(int64_t ticket) {
+    const int slot = int(ticket % kQueueSlots);
+    PMPD_CHECK(ticket >= 0 && ticket < next_ticket_ && queue_tickets_[slot] == ticket,
+               "--backend cuda: greedy step {} is no longer queued ({} steps queued since)", ticket, next_ticket_ - ticket);
+    PMPD_CUDA_CHECK(cudaEventSynchronize(queue_events_[slot]));
+    return *queue_slot(slot);
+  }
 
   // What every pass does first (the caller holds mu_): binds the cache (on the device from
   // its first pass), sizes the buffers, and copies the per-pass values through pinned
@@ -489,7 +538,8 @@ class CudaModel : public DeviceModel {
   int begin_pass(const int* tokens, int n, KVCache& cache, bool all_logits, int& bits) {
     const ModelConfig& c = c_;
     PMPD_CHECK(cache.is_f16(), "--backend cuda keeps a 16-bit KV cache; drop --kv f32");
-    PMPD_CHECK(size_t(n) * sizeof(int) + 128 <= kPinnedBytes, "--backend cuda: a pass of {} tokens is too long", n);
+    PMPD_CHECK(64 + size_t(n) * sizeof(int) <= kQueueOffset, "--backend cuda: a pass of {} tokens is too long", n);
+    last_greedy_ticket_ = -1;  // this pass moves the device's token and position
     auto* kv = dynamic_cast<DeviceKV*>(cache.device());
     if (!kv) {
       PMPD_CHECK(cache.length() == 0, "this KV cache was filled on the CPU; the CUDA backend cannot extend it");
@@ -807,7 +857,11 @@ class CudaModel : public DeviceModel {
     const int first = all_logits ? 0 : n - 1, count = n - first;
     norm(out_norm_, x_.get() + int64_t(first) * D, h_.get(), count);
     linear(output_, h_.get(), count, logits_.get(), bits);
-    if (greedy) argmax(logits_.get() + int64_t(count - 1) * c.vocab_size, c.vocab_size, token_out_.get(), stream_);
+    // A greedy pass also leaves its token and the next position where the next decode step
+    // reads them (queue_greedy chains on that).
+    if (greedy)
+      argmax(logits_.get() + int64_t(count - 1) * c.vocab_size, c.vocab_size, token_out_.get(), stream_,
+             NextStep{tokens_.get(), step_.get(), n});
     mark("final norm + LM head");
   }
 
@@ -876,6 +930,12 @@ class CudaModel : public DeviceModel {
   uint64_t bound_kv_ = 0;
   uint8_t* pinned_ = nullptr;
   bool use_graphs_ = true;
+  // queue_greedy's steps: tickets in order, the ticket each slot holds, its copy's event; the
+  // last greedy step, whose token and position the device holds for a chained step.
+  int64_t next_ticket_ = 0, last_greedy_ticket_ = -1;
+  uint64_t last_greedy_kv_ = 0;
+  std::array<int64_t, kQueueSlots> queue_tickets_{};
+  std::array<cudaEvent_t, kQueueSlots> queue_events_{};
   // One decode-step graph per width, per whether it ends with the greedy argmax, and per
   // the attention's split count (which grows with the context).
   using GraphKey = std::tuple<int, bool, int>;

@@ -3,6 +3,7 @@
 // device, the decode step replayed from one CUDA graph per width. Builds without CUDA
 // get a stub whose create() explains how to enable it.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -38,6 +39,12 @@ class DeviceModel {
   // Same as Transformer::forward_greedy: the pass, then the argmax on the device; only
   // the token comes back.
   virtual int forward_greedy(const int* tokens, int n, KVCache& cache, int bits) = 0;
+  // Greedy decode steps queued ahead of the host (Transformer::queue_greedy): a step at
+  // `bits` whose input is `token`, or for token < 0 the token of the queued step `after`
+  // (read on the device where nothing else ran in between); returns its ticket at once.
+  virtual int64_t queue_greedy(int token, int64_t after, KVCache& cache, int bits) = 0;
+  // Waits for queued step `ticket` and returns its token.
+  virtual int take_greedy(int64_t ticket) = 0;
   // Single-token projections at `bits` (0: the 16-bit weights), cycling through every
   // layer so the weights come from device memory, not the L2 cache; per-layer means.
   virtual ProjectionTiming time_projections(int bits, int reps) = 0;

@@ -145,6 +145,28 @@ int Transformer::forward_greedy(const int* tokens, int n, KVCache& cache, int bi
   return int(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
+int64_t Transformer::queue_greedy(int token, int64_t after, KVCache& cache, int bits) {
+  const int probe = token >= 0 ? token : 0;  // a chained step's token is a device argmax: in the vocabulary
+  const int width = check_pass(&probe, 1, cache, bits);
+  if (gpu_) return gpu_->queue_greedy(token, after, cache, width);
+  if (token < 0) token = take_greedy(after);
+  const int next = forward_greedy(&token, 1, cache, bits);
+  std::lock_guard<std::mutex> lock(cpu_queue_mu_);
+  // Kept for the last kCpuQueueKept tickets, as the CUDA backend keeps its ring of slots.
+  cpu_queue_.erase(cpu_queue_.begin(), cpu_queue_.lower_bound(cpu_next_ticket_ - kCpuQueueKept + 1));
+  cpu_queue_[cpu_next_ticket_] = next;
+  return cpu_next_ticket_++;
+}
+
+int Transformer::take_greedy(int64_t ticket) {
+  if (gpu_) return gpu_->take_greedy(ticket);
+  std::lock_guard<std::mutex> lock(cpu_queue_mu_);
+  const auto it = cpu_queue_.find(ticket);
+  PMPD_CHECK(it != cpu_queue_.end(), "greedy step {} is not queued ({} steps queued since)", ticket,
+             cpu_next_ticket_ - ticket);
+  return it->second;
+}
+
 void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logits, bool all_logits, int bits) {
   const ModelConfig& c = m_.config;
   const int pos0 = cache.length();

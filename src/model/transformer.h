@@ -3,7 +3,9 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -92,6 +94,14 @@ class Transformer {
   // logit (the first among equals). On the GPU the argmax runs on the device, so a decode
   // step brings back one int instead of the vocabulary's logits.
   int forward_greedy(const int* tokens, int n, KVCache& cache, int bits = 0);
+  // Greedy decoding with the host one step behind the GPU (the CUDA backend): queue_greedy
+  // queues a one-token step whose input is `token`, or for token < 0 the greedy token of the
+  // step `after` queued before it on this cache, and returns a ticket without waiting for
+  // the GPU; take_greedy waits for a ticket's token. The cache's length counts a step from
+  // when it is queued. The CPU backend runs the step in queue_greedy. A ticket can be taken
+  // (and chained on) until 64 later steps have been queued; after that taking it is an error.
+  int64_t queue_greedy(int token, int64_t after, KVCache& cache, int bits = 0);
+  int take_greedy(int64_t ticket);
 
   // Sees the input of every linear layer (for calibration statistics): slot is one of
   // attn_in (q, k, v), attn_out (o), ffn_in (gate, up), ffn_mid (down).
@@ -113,6 +123,11 @@ class Transformer {
   kernels::RopeTable rope_;
   Backend backend_;
   std::unique_ptr<cuda::DeviceModel> gpu_;
+  // The CPU backend's queued greedy steps: the tokens of the last kCpuQueueKept tickets.
+  static constexpr int64_t kCpuQueueKept = 64;
+  std::mutex cpu_queue_mu_;
+  std::map<int64_t, int> cpu_queue_;
+  int64_t cpu_next_ticket_ = 0;
 };
 
 }  // namespace pmpd

@@ -147,8 +147,17 @@ void embed_rows_f16(const uint16_t* table, const int* tokens, int n, int dim, fl
 void rmsnorm(const float* x, const float* w, float* out, int n, int dim, float eps, void* stream);
 void layernorm(const float* x, const float* w, const float* b, float* out, int n, int dim, float eps, void* stream);
 void f32_to_f16(const float* x, uint16_t* out, int64_t count, void* stream);
+// Where a greedy pass leaves the next decode step's input on the device, so that step can be
+// queued before the host has seen the token: the token into next.token[0], and step->pos0
+// advanced by the pass's token count. Null token: nothing.
+struct StepState;
+struct NextStep {
+  int* token = nullptr;
+  StepState* step = nullptr;
+  int advance = 0;
+};
 // out = the index of the largest of x[0..n), the first among equals (greedy decoding).
-void argmax(const float* x, int n, int* out, void* stream);
+void argmax(const float* x, int n, int* out, void* stream, const NextStep& next = {});
 void add_inplace(float* x, const float* y, int64_t count, void* stream);
 // x[t, c] += bias[c] for every token row (row length `cols`).
 void add_bias(float* x, const float* bias, int n, int cols, void* stream);

@@ -57,7 +57,7 @@ __global__ void layernorm_kernel(const float* x, const float* w, const float* b,
 // among equals (as std::max_element picks on the host), so that a decode step brings
 // back 4 bytes instead of the vocabulary's logits. One block; each thread scans a strided
 // share as float4 where the row allows.
-__global__ void argmax_kernel(const float* x, int n, int* out) {
+__global__ void argmax_kernel(const float* x, int n, int* out, int* next_token, StepState* step, int advance) {
   dev::chained_start();
   float best = -INFINITY;
   int at = n;  // past the end: no candidate yet (all -inf or NaN rows give 0 below)
@@ -84,7 +84,11 @@ __global__ void argmax_kernel(const float* x, int n, int* out) {
     best = -INFINITY, at = n;
     if (lane < int(blockDim.x) / 32) best = wb[lane], at = wa[lane];
     take_warp();
-    if (lane == 0) *out = at < n ? at : 0;
+    if (lane == 0) {
+      const int token = at < n ? at : 0;
+      *out = token;
+      if (next_token) *next_token = token, step->pos0 += advance;  // the next step's input, on the device
+    }
   }
 }
 
@@ -158,8 +162,9 @@ void layernorm(const float* x, const float* w, const float* b, float* out, int n
                  out, dim, eps);
 }
 
-void argmax(const float* x, int n, int* out, void* stream) {
-  launch_chained(argmax_kernel, dim3(1), dim3(1024), 0, static_cast<cudaStream_t>(stream), x, n, out);
+void argmax(const float* x, int n, int* out, void* stream, const NextStep& next) {
+  launch_chained(argmax_kernel, dim3(1), dim3(1024), 0, static_cast<cudaStream_t>(stream), x, n, out, next.token,
+                 next.step, next.advance);
 }
 
 void f32_to_f16(const float* x, uint16_t* out, int64_t count, void* stream) {
