@@ -9,6 +9,7 @@
 #include <random>
 #include <tuple>
 
+#include "calib/branching.h"
 #include "decode/generator.h"
 #include "kernels/cpu/bitplane.h"
 #include "kernels/cpu/ops.h"
@@ -878,6 +879,30 @@ TEST(Cuda, ProgressiveScheduleSwitchesWidthsOnTheDevice) {
   EXPECT_EQ(g.tokens, a.tokens);
   EXPECT_EQ(g.token_bits, a.token_bits);
   EXPECT_EQ(g.prefill_bits, 5);
+}
+
+// Calibration's branched generations (each branch run to its end with the host one step
+// behind on the GPU) give the CPU's tokens, widths, texts and pass count.
+TEST(Cuda, BranchedGenerationsEqualTheCpus) {
+  SKIP_WITHOUT_GPU();
+  TinyOnBothBackends t;
+  const std::vector<std::string> stop = {"\n"};
+  for (const char* text : {"German: Zwei Hunde spielen im Schnee.\nEnglish:\n", "A dog"}) {
+    auto prompt = t.tok.encode(text, true);
+    PrecisionSchedule base = parse_schedule("4:2,3", 20, 4);
+    std::vector<calib::Branch> br = {{0, 2}, {1, 3}, {5, 2}, {9, 3}};
+    calib::TaskLimits lim{&t.tok, 20, stop};
+    calib::PassCount on_cpu, on_gpu;
+    auto a = calib::generate_with_branches(t.cpu, prompt, 4, base, br, lim, &on_cpu);
+    auto g = calib::generate_with_branches(t.gpu, prompt, 4, base, br, lim, &on_gpu);
+    ASSERT_EQ(g.size(), a.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(g[i].tokens, a[i].tokens) << text << " output " << i;
+      EXPECT_EQ(g[i].token_bits, a[i].token_bits) << text << " output " << i;
+      EXPECT_EQ(g[i].text, a[i].text) << text << " output " << i;
+    }
+    EXPECT_EQ(on_gpu.passes, on_cpu.passes) << text;
+  }
 }
 
 TEST(Cuda, ArgmaxPicksTheFirstLargestLikeTheHost) {

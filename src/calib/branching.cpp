@@ -38,6 +38,30 @@ void decode_step(Transformer& tf, State& s, int bits, const TaskLimits& lim, lon
   take_token(s, id, bits, lim);
 }
 
+// Runs a generation to its end at `bits`. On a GPU the host stays one step behind
+// (Transformer::queue_greedy, as generate() does): the next step is queued before this step's
+// token is read back, so the GPU does not wait for the host between steps; a step queued past
+// the end is waited for (the stream is idle when the next branch forks) and not counted.
+void run_to_end(Transformer& tf, State& s, int bits, const TaskLimits& lim, long long& passes) {
+  if (!tf.device_model()) {
+    while (!s.done) decode_step(tf, s, bits, lim, passes);
+    return;
+  }
+  if (s.done) return;
+  int64_t pending = tf.queue_greedy(s.out.tokens.back(), -1, s.cache, bits);
+  for (;;) {
+    const bool room = int(s.out.tokens.size()) + 1 < lim.max_new_tokens;  // a token after pending's
+    const int64_t queued = room ? tf.queue_greedy(-1, pending, s.cache, bits) : -1;
+    ++passes;
+    take_token(s, tf.take_greedy(pending), bits, lim);
+    if (s.done) {
+      if (queued >= 0) tf.take_greedy(queued);
+      return;
+    }
+    pending = queued;
+  }
+}
+
 }  // namespace
 
 std::vector<GreedyOutput> generate_with_branches(Transformer& tf, const std::vector<int>& prompt, int prefill_bits,
@@ -66,7 +90,7 @@ std::vector<GreedyOutput> generate_with_branches(Transformer& tf, const std::vec
     // Branches that drop at step k fork from the base state before its step k.
     for (; next < branches.size() && branches[next].step == k && !s.done; ++next) {
       State b = s;
-      while (!b.done) decode_step(tf, b, branches[next].bits, lim, passes);
+      run_to_end(tf, b, branches[next].bits, lim, passes);
       b.out.text = b.text.text();
       out[next + 1] = std::move(b.out);
     }
