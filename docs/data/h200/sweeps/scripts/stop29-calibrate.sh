@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# stop 29 call 9 (as run, one line): calibrate on the GPU, the main bundle ("before") against t29b (branches with the host one step behind).
+# .gpu/cal.jsonl: the first 16 lines of ../shared/data/multi30k/val.de / val.en as {"de", "en"} records.
+source tools/gpu/bundle_env.sh; mkdir -p $root/t && tar -C $root/t -xJf .gpu/t29b.tar.xz; T=$root/t/bin M=$root/bin; $M/pmpd quantize -m models/pmpd-tiny -o /tmp/tiny.gguf >/dev/null 2>&1; for bin in $M $T $M $T $M $T; do s=$EPOCHREALTIME; timeout 60 $bin/pmpd calibrate -m /tmp/tiny.gguf --task tasks/multi30k-de-en.json --data .gpu/cal.jsonl -o /tmp/s.json --limit 16 --bits 2:4 --backend cuda > /tmp/cal.txt 2>&1; rc=$?; e=$EPOCHREALTIME; echo "== $(basename $(dirname $bin)) rc=$rc $(python3 -c "print(round($e-$s,3))") s $(grep 'forward passes' /tmp/cal.txt)"; rm -f /tmp/s.json /tmp/s.json.journal; done
