@@ -38,6 +38,9 @@ trap 'rm -rf "$tmp"' EXIT
   && python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert len(j['ops'])==3 and len(j['decode'])>=3" "$tmp/bench.json" \
   && ok "bench" || bad "bench"
 expect_error "bench unknown shape" "unknown model shape" "$PMPD" bench --shape gpt-9 --no-e2e
+"$PMPD" bench --shape tiny --bits 3:3 --no-ops --new-tokens 4 --prompt-tokens 4 --temp 1 --top-p 0.9 2>/dev/null \
+  | grep -q "temperature 1, top-k 0, top-p 0.9" && ok "bench sampled" || bad "bench sampled"
+expect_error "bench bad top-p" "top-p" "$PMPD" bench --shape tiny --no-ops --top-p 1.5
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi >/dev/null 2>&1; then
   expect_error "cuda without a GPU" "CUDA" "$PMPD" run -m "$FX/llama" --prompt-ids 1,2 -n 2 --backend cuda
   # before building the 7B synthetic model: at once, not after a minute

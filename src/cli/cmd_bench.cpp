@@ -28,6 +28,7 @@ struct BenchArgs {
   int prefill_bits = 0, prompt_tokens = 32, new_tokens = 128, threads = 0;
   double min_seconds = 0.5;
   bool no_e2e = false, no_ops = false, gemv_ceiling = false, sync_costs = false;
+  SamplerParams sampler;  // end to end: greedy unless --temp
 };
 
 using clock_type = std::chrono::steady_clock;
@@ -95,8 +96,9 @@ struct DecodeResult {
 };
 
 DecodeResult time_decode(Transformer& tf, const std::vector<int>& prompt, int n, int bits, const std::string& schedule,
-                         int prefill_bits) {
+                         int prefill_bits, const SamplerParams& sampler) {
   GenerateOptions opt;
+  opt.sampler = sampler;
   opt.max_new_tokens = n;
   opt.stop_at_eos = false;
   opt.bits = bits;
@@ -198,6 +200,7 @@ int bench(const BenchArgs& a) {
   set_threads(a.threads);
   const Backend backend = parse_backend(a.backend);
   const auto [lo, hi] = parse_bit_range(a.bits);
+  validate_sampler_params(a.sampler);
   // Before building a synthetic model (a minute and gigabytes for the 7B shape).
   if (backend == Backend::CUDA)
     PMPD_CHECK(cuda::compiled() && cuda::device_count() > 0,
@@ -331,12 +334,16 @@ int bench(const BenchArgs& a) {
     std::vector<int> prompt(size_t(a.prompt_tokens));
     for (int& t : prompt) t = int(rng() % uint32_t(c.vocab_size));
     PMPD_CHECK(a.prompt_tokens + a.new_tokens <= c.max_seq_len, "prompt + new tokens exceed the context of {}", c.max_seq_len);
-    std::printf("## End-to-end decode (prompt %d tokens, %d new tokens, greedy)\n\n"
+    const std::string sampling =
+        a.sampler.temperature > 0
+            ? fmt::format("temperature {}, top-k {}, top-p {}", a.sampler.temperature, a.sampler.top_k, a.sampler.top_p)
+            : "greedy";
+    std::printf("## End-to-end decode (prompt %d tokens, %d new tokens, %s)\n\n"
                 "| weights | average bits | decode tokens/s | ms/token | speedup vs 16-bit | prompt tokens/s |\n"
                 "|---|---|---|---|---|---|\n",
-                a.prompt_tokens, a.new_tokens);
+                a.prompt_tokens, a.new_tokens, sampling.c_str());
     out["decode"] = Json::array();
-    DecodeResult base = time_decode(td, prompt, a.new_tokens, 0, "", 0);
+    DecodeResult base = time_decode(td, prompt, a.new_tokens, 0, "", 0, a.sampler);
     auto row = [&](const std::string& name, const DecodeResult& d) {
       std::printf("| %s | %.2f | %.1f | %.3f | %.2fx | %.0f |\n", name.c_str(), d.average_bits, d.tokens_per_second,
                   1e3 / d.tokens_per_second, d.tokens_per_second / base.tokens_per_second, d.prefill_tokens_per_second);
@@ -349,15 +356,15 @@ int bench(const BenchArgs& a) {
     row("16-bit", base);
     std::map<int, double> tps;
     for (int b : widths) {
-      DecodeResult d = time_decode(tq, prompt, a.new_tokens, b, "", 0);
+      DecodeResult d = time_decode(tq, prompt, a.new_tokens, b, "", 0, a.sampler);
       tps[b] = d.tokens_per_second;
       row(std::to_string(b) + "-bit", d);
     }
-    if (!schedule.empty()) row("PMPD " + schedule, time_decode(tq, prompt, a.new_tokens, 0, schedule, a.prefill_bits));
+    if (!schedule.empty()) row("PMPD " + schedule, time_decode(tq, prompt, a.new_tokens, 0, schedule, a.prefill_bits, a.sampler));
     // The cost of a width switch: alternate two widths every token against their mean.
     if (hi > lo && tps.count(lo + 1)) {
       const int h = lo + 1, l = lo;
-      DecodeResult alt = time_decode(tq, prompt, a.new_tokens, 0, fmt::format("alternate:{}:{}:1", h, l), h);
+      DecodeResult alt = time_decode(tq, prompt, a.new_tokens, 0, fmt::format("alternate:{}:{}:1", h, l), h, a.sampler);
       row(fmt::format("alternate {}/{} every token", h, l), alt);
       const double expected = 2.0 / (1.0 / tps[h] + 1.0 / tps[l]);  // tokens/s of the mean step time
       const double overhead = expected / alt.tokens_per_second - 1.0;
@@ -392,6 +399,9 @@ Action add_bench(CLI::App& app) {
   cmd->add_option("--min-seconds", a->min_seconds, "CPU: least time per operator measurement")->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all cores)")->capture_default_str();
   cmd->add_flag("--no-e2e", a->no_e2e, "Skip the end-to-end decode timing");
+  cmd->add_option("--temp", a->sampler.temperature, "End to end: sample at this temperature (0: greedy)")->capture_default_str();
+  cmd->add_option("--top-k", a->sampler.top_k, "End to end: keep the k most likely tokens (0: off)")->capture_default_str();
+  cmd->add_option("--top-p", a->sampler.top_p, "End to end: nucleus sampling mass (1: off)")->capture_default_str();
   cmd->add_flag("--no-ops", a->no_ops, "Skip the per-operator timing");
   cmd->add_flag("--gemv-ceiling", a->gemv_ceiling,
                 "CUDA, nothing else: the tensor-core GEMV's decode alone at widths 2..4 (no tasks, barriers or "
