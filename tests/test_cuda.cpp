@@ -11,6 +11,7 @@
 
 #include "calib/branching.h"
 #include "decode/generator.h"
+#include "decode/sampler.h"
 #include "kernels/cpu/bitplane.h"
 #include "kernels/cpu/ops.h"
 #include "model/cuda_model.h"
@@ -24,6 +25,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/device_array.h"
 #endif
 
 namespace pmpd {
@@ -939,6 +941,73 @@ TEST(Cuda, ArgmaxPicksTheFirstLargestLikeTheHost) {
   cudaFree(dx);
   cudaFree(dout);
 #endif
+}
+
+// The sampling kernel against Sampler::pick on the same logits and draws: vocabularies from 1
+// to 50257 tokens, every cut, the repetition penalty, ties, NaN and -inf logits.
+TEST(Cuda, SampleKernelPicksTheHostSamplersTokens) {
+  SKIP_WITHOUT_GPU();
+#ifdef PMPD_HAVE_CUDA
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  cuda::DevArray<float> dx(60000);
+  cuda::DevArray<int> dpen(64), dout(1);
+  cuda::DevArray<unsigned long long> dmass(60000);
+  int draws = 0, differ = 0;
+  for (int n : {1, 5, 1000, 32000, 50257})
+    for (float temp : {0.f, 0.7f, 1.f, 2.5f})
+      for (int top_k : {0, 1, 40, 5000})
+        for (float top_p : {1.f, 0.9f, 0.3f})
+          for (float min_p : {0.f, 0.1f}) {
+            SampleDraw d;
+            d.temperature = temp, d.top_k = top_k, d.top_p = top_p, d.min_p = min_p;
+            d.repeat_penalty = (draws % 3 == 0) ? 1.3f : 1.f;
+            d.u = draws % 7 == 0 ? 0.0 : unit(rng);
+            std::normal_distribution<float> nd(0.f, draws % 2 ? 3.f : 0.8f);
+            std::vector<float> x(static_cast<size_t>(n));
+            for (float& v : x) v = draws % 5 == 0 ? std::round(nd(rng) * 2.f) / 2.f : nd(rng);  // ties
+            if (n > 10) x[3] = NAN, x[7] = -INFINITY;
+            for (int t = 0; t < std::min(n, 40); t += 3) d.penalized.push_back((t * 7919) % n);
+            std::sort(d.penalized.begin(), d.penalized.end());
+            d.penalized.erase(std::unique(d.penalized.begin(), d.penalized.end()), d.penalized.end());
+            cudaMemcpy(dx.get(), x.data(), sizeof(float) * x.size(), cudaMemcpyHostToDevice);
+            cudaMemcpy(dpen.get(), d.penalized.data(), sizeof(int) * d.penalized.size(), cudaMemcpyHostToDevice);
+            cuda::SampleParams p;
+            p.temperature = temp, p.top_k = top_k, p.top_p = top_p, p.min_p = min_p, p.repeat_penalty = d.repeat_penalty;
+            p.n_penalized = int(d.penalized.size()), p.u = d.u;
+            cuda::sample_token(dx.get(), n, p, dpen.get(), dmass.get(), dout.get(), nullptr);
+            int got = -1;
+            ASSERT_EQ(cudaMemcpy(&got, dout.get(), sizeof(int), cudaMemcpyDeviceToHost), cudaSuccess);
+            SamplerParams sp;
+            Sampler host(sp);
+            const int want = host.pick(x.data(), n, d);
+            differ += got != want;
+            if (got != want && differ <= 5)
+              ADD_FAILURE() << "n " << n << " temp " << temp << " top_k " << top_k << " top_p " << top_p << " min_p "
+                            << min_p << " u " << d.u << ": device " << got << ", host " << want;
+            ++draws;
+          }
+  EXPECT_EQ(differ, 0) << draws << " draws";
+#endif
+}
+
+// Sampled generation on a GPU draws on the device (forward_sampled); with the logits kept the
+// same steps draw on the host from the same passes' logits: the same tokens.
+TEST(Cuda, SampledGenerationOnTheDeviceEqualsTheHostsDraws) {
+  SKIP_WITHOUT_GPU();
+  TinyOnBothBackends t;
+  std::vector<int> prompt = t.tok.encode("English: a dog runs\nGerman:\n", true);
+  for (auto [temp, top_k, top_p, penalty] : {std::tuple{0.9f, 0, 1.f, 1.f}, std::tuple{1.3f, 20, 0.9f, 1.2f},
+                                             std::tuple{0.f, 0, 1.f, 1.3f}}) {
+    GenerateOptions opt;
+    opt.max_new_tokens = 24, opt.stop_at_eos = false, opt.bits = 3;
+    opt.sampler.temperature = temp, opt.sampler.top_k = top_k, opt.sampler.top_p = top_p;
+    opt.sampler.repeat_penalty = penalty, opt.sampler.seed = 17;
+    const GenerateResult device = generate(t.gpu, prompt, opt);
+    opt.keep_logits = true;  // every step's logits to the host: the host draws
+    const GenerateResult host = generate(t.gpu, prompt, opt);
+    EXPECT_EQ(device.tokens, host.tokens) << "temperature " << temp << " top-k " << top_k << " penalty " << penalty;
+  }
 }
 
 // A GPU backend of m with decode-step graphs (the default), then one launching every kernel

@@ -55,6 +55,10 @@ GenerateResult generate(Transformer& model, const std::vector<int>& prompt, cons
   // known, which only schedulers that ignore the step logits allow (on_device says so). A
   // step queued past an end-of-sequence token or a stop is wasted, and waited for below.
   const bool ahead = on_device && model.device_model() != nullptr;
+  // Other samplers on a GPU run on the device too (Sampler::draw here, pick there): a step
+  // brings back its token, not the vocabulary's logits, and no host selection sits between
+  // two steps.
+  const bool device_sampled = !on_device && model.device_model() != nullptr && !opt.keep_logits && !step_logits;
   auto next_width = [&](int step, const float* seen) {
     return width(opt.scheduler ? opt.scheduler->next_bits({step, cache, seen, c.vocab_size}) : opt.bits);
   };
@@ -95,6 +99,8 @@ GenerateResult generate(Transformer& model, const std::vector<int>& prompt, cons
       pending = model.queue_greedy(next, -1, cache, run_bits(bits));
     } else if (on_device) {
       next = model.forward_greedy(&next, 1, cache, run_bits(bits));
+    } else if (device_sampled) {
+      next = model.forward_sampled(&next, 1, cache, run_bits(bits), sampler.draw(history));
     } else {
       model.forward(&next, 1, cache, logits.data(), false, run_bits(bits));
       next = -1;

@@ -100,23 +100,37 @@ int Sampler::crossing(int limit, double target, uint64_t head_floor) {
   return -1;
 }
 
-int Sampler::sample(float* logits, int vocab, const std::vector<int>& history) {
-  PMPD_CHECK(vocab > 0, "sampling from an empty vocabulary");
+SampleDraw Sampler::draw(const std::vector<int>& history) {
+  SampleDraw d;
+  d.temperature = p_.temperature, d.top_k = p_.top_k, d.top_p = p_.top_p, d.min_p = p_.min_p;
+  d.repeat_penalty = p_.repeat_penalty;
   if (p_.repeat_penalty != 1.f && p_.repeat_last_n > 0) {
     std::unordered_set<int> seen;
-    int from = std::max(0, int(history.size()) - p_.repeat_last_n);
-    for (int i = from; i < int(history.size()); ++i) {
-      int t = history[size_t(i)];
-      if (t < 0 || t >= vocab || !seen.insert(t).second) continue;
-      logits[t] = logits[t] > 0 ? logits[t] / p_.repeat_penalty : logits[t] * p_.repeat_penalty;
-    }
+    for (int i = std::max(0, int(history.size()) - p_.repeat_last_n); i < int(history.size()); ++i)
+      if (seen.insert(history[size_t(i)]).second) d.penalized.push_back(history[size_t(i)]);
   }
+  // What std::uniform_real_distribution<double>(0, total) takes from the stream (sample() drew
+  // that before pick() existed, so a seed gives the tokens it gave): r = u * total.
+  if (p_.temperature > 0) d.u = std::generate_canonical<double, std::numeric_limits<double>::digits>(rng_);
+  return d;
+}
+
+int Sampler::pick(float* logits, int vocab, const SampleDraw& d) {
+  PMPD_CHECK(vocab > 0, "sampling from an empty vocabulary");
+  if (d.repeat_penalty != 1.f)
+    for (int t : d.penalized)
+      if (t >= 0 && t < vocab) logits[t] = logits[t] > 0 ? logits[t] / d.repeat_penalty : logits[t] * d.repeat_penalty;
   const int best = sanitize_and_argmax(logits, vocab);
-  if (p_.temperature <= 0 || logits[best] == kNone) return best;
+  if (d.temperature <= 0 || logits[best] == kNone) return best;
+  return sample_cut(logits, vocab, best, d);
+}
+
+// pick() past the penalty and the greedy case: the cuts, then the draw.
+int Sampler::sample_cut(const float* logits, int vocab, int best, const SampleDraw& d) {
 
   // The top k candidates at positions [0, k) of keys_ (a few: sorted; many: in no order).
   const std::greater<uint64_t> before;
-  const int k = p_.top_k > 0 ? std::min(p_.top_k, vocab) : vocab;
+  const int k = d.top_k > 0 ? std::min(d.top_k, vocab) : vocab;
   if (k <= 1024) {  // one pass of a small heap over token ids, then keys for the k alone
     ids_.resize(size_t(vocab));
     std::iota(ids_.begin(), ids_.end(), 0);
@@ -135,26 +149,26 @@ int Sampler::sample(float* logits, int vocab, const std::vector<int>& history) {
   double sum = 0;
   for (int i = 0; i < k; ++i) {
     const int t = token_of(keys_[size_t(i)]);
-    sum += prob_[size_t(t)] = std::exp((logits[t] - mx) / p_.temperature);
+    sum += prob_[size_t(t)] = std::exp((logits[t] - mx) / d.temperature);
   }
   for (int i = 0; i < k; ++i) prob_[size_t(token_of(keys_[size_t(i)]))] /= sum;
   // Below this logit a candidate's probability is under e^-8 of the largest one's.
-  const uint64_t head_floor = uint64_t(monotone_bits(logits[best] - 8.f * p_.temperature)) << 32;
+  const uint64_t head_floor = uint64_t(monotone_bits(logits[best] - 8.f * d.temperature)) << 32;
 
   int keep = k;
-  if (p_.min_p > 0) {  // the candidates of at least min_p times the largest probability lead the order
-    const double floor = p_.min_p * prob_[size_t(best)];
+  if (d.min_p > 0) {  // the candidates of at least min_p times the largest probability lead the order
+    const double floor = d.min_p * prob_[size_t(best)];
     auto kept_end = std::partition(keys_.begin(), keys_.begin() + k,
                                    [&](uint64_t key) { return prob_[size_t(token_of(key))] >= floor; });
     keep = std::max(1, int(kept_end - keys_.begin()));  // the largest always passes: min_p < 1
   }
-  if (p_.top_p < 1) {
-    const int i = crossing(keep, p_.top_p, head_floor);
+  if (d.top_p < 1) {
+    const int i = crossing(keep, d.top_p, head_floor);
     if (i >= 0) keep = i + 1;
   }
   double total = 0;
   for (int i = 0; i < keep; ++i) total += prob_[size_t(token_of(keys_[size_t(i)]))];
-  const double r = std::uniform_real_distribution<double>(0, total)(rng_);
+  const double r = d.u * total;
   const int i = crossing(keep, r, head_floor);
   if (i >= 0) return token_of(keys_[size_t(i)]);
   // Rounding left r past the run's sum: the run's last candidate, as a walk down it would end.

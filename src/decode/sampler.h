@@ -6,6 +6,8 @@
 #include <random>
 #include <vector>
 
+#include "decode/sample_draw.h"
+
 namespace pmpd {
 
 struct SamplerParams {
@@ -29,7 +31,13 @@ class Sampler {
  public:
   explicit Sampler(const SamplerParams& p);
   // `history` is the tokens so far (for the repetition penalty). Modifies logits.
-  int sample(float* logits, int vocab, const std::vector<int>& history);
+  int sample(float* logits, int vocab, const std::vector<int>& history) { return pick(logits, vocab, draw(history)); }
+  // sample() in two halves: what is random about the next token, taken from the seeded
+  // stream (one uniform number a token where the temperature is above 0), then the token
+  // that draw and a row of logits give (modifies logits). The CUDA backend runs pick() on
+  // the device (cuda::sample_token) from a draw made here.
+  SampleDraw draw(const std::vector<int>& history);
+  int pick(float* logits, int vocab, const SampleDraw& d);
   // Whether sample() is the plain argmax (no temperature, no repetition penalty), which
   // the model can take on the device.
   bool greedy() const { return p_.temperature <= 0 && (p_.repeat_penalty == 1.f || p_.repeat_last_n == 0); }
@@ -41,6 +49,7 @@ class Sampler {
   // head_floor: a key that splits off the few candidates holding most of the mass (any
   // value gives the same answer).
   int crossing(int limit, double target, uint64_t head_floor);
+  int sample_cut(const float* logits, int vocab, int best, const SampleDraw& d);
 
   SamplerParams p_;
   std::mt19937_64 rng_;

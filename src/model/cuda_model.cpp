@@ -482,6 +482,29 @@ class CudaModel : public DeviceModel {
     return *host;
   }
 
+  int forward_sampled(const int* tokens, int n, KVCache& cache, int bits, const SampleDraw& d) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int pos0 = begin_pass(tokens, n, cache, false, bits);
+    run_pass(n, bits, false, false);
+    SampleParams p;
+    p.temperature = d.temperature, p.top_k = d.top_k, p.top_p = d.top_p, p.min_p = d.min_p;
+    p.repeat_penalty = d.repeat_penalty, p.u = d.u;
+    p.n_penalized = d.repeat_penalty != 1.f ? int(d.penalized.size()) : 0;
+    if (p.n_penalized) {
+      penalized_.reserve(d.penalized.size());
+      // From pageable memory: the copy is staged before cudaMemcpyAsync returns.
+      PMPD_CUDA_CHECK(cudaMemcpyAsync(penalized_.get(), d.penalized.data(), sizeof(int) * d.penalized.size(),
+                                      cudaMemcpyHostToDevice, stream_));
+    }
+    sample_mass_.reserve(size_t(c_.vocab_size));
+    sample_token(logits_.get(), c_.vocab_size, p, penalized_.get(), sample_mass_.get(), token_out_.get(), stream_);
+    int* host = reinterpret_cast<int*>(pinned_ + kPinnedBytes - 64);
+    PMPD_CUDA_CHECK(cudaMemcpyAsync(host, token_out_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    cache.set_length(pos0 + n);
+    return *host;
+  }
+
   int64_t queue_greedy(int token, int64_t after, KVCache& cache, int bits) override {
     std::lock_guard<std::mutex> lock(mu_);
     auto* kv = dynamic_cast<DeviceKV*>(cache.device());
@@ -921,7 +944,9 @@ class CudaModel : public DeviceModel {
   DevArray<uint16_t> wscratch_;
   DevArray<int> tokens_;
   DevArray<StepState> step_;
-  DevArray<int> token_out_;  // the greedy token of forward_greedy
+  DevArray<int> token_out_;  // the greedy token of forward_greedy (and forward_sampled's)
+  DevArray<int> penalized_;  // forward_sampled: the tokens of the repetition penalty's window
+  DevArray<unsigned long long> sample_mass_;  // forward_sampled: the kernel's scratch, a word a token
   DevArray<uint16_t*> slots_;
   // The decode attention's split results and per-head completion counters.
   int attn_splits_ = 1;

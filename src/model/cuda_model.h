@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "decode/sample_draw.h"
 #include "kernels/cuda/decode_ceiling.h"
 #include "kernels/cuda/sync_costs.h"
 
@@ -39,6 +40,9 @@ class DeviceModel {
   // Same as Transformer::forward_greedy: the pass, then the argmax on the device; only
   // the token comes back.
   virtual int forward_greedy(const int* tokens, int n, KVCache& cache, int bits) = 0;
+  // Same as Transformer::forward_sampled: the pass, then Sampler::pick's token for the
+  // draw `d` computed on the device (kernels/cuda/sample.cu); only the token comes back.
+  virtual int forward_sampled(const int* tokens, int n, KVCache& cache, int bits, const SampleDraw& d) = 0;
   // Greedy decode steps queued ahead of the host (Transformer::queue_greedy): a step at
   // `bits` whose input is `token`, or for token < 0 the token of the queued step `after`
   // (read on the device where nothing else ran in between); returns its ticket at once.

@@ -145,6 +145,11 @@ int Transformer::forward_greedy(const int* tokens, int n, KVCache& cache, int bi
   return int(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
+int Transformer::forward_sampled(const int* tokens, int n, KVCache& cache, int bits, const SampleDraw& d) {
+  PMPD_CHECK(gpu_, "forward_sampled runs on the GPU backend; on the CPU: forward, then Sampler::pick");
+  return gpu_->forward_sampled(tokens, n, cache, check_pass(tokens, n, cache, bits), d);
+}
+
 int64_t Transformer::queue_greedy(int token, int64_t after, KVCache& cache, int bits) {
   const int probe = token >= 0 ? token : 0;  // a chained step's token is a device argmax: in the vocabulary
   const int width = check_pass(&probe, 1, cache, bits);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "decode/sample_draw.h"
 #include "kernels/cpu/ops.h"
 #include "model/model_loader.h"
 
@@ -94,6 +95,10 @@ class Transformer {
   // logit (the first among equals). On the GPU the argmax runs on the device, so a decode
   // step brings back one int instead of the vocabulary's logits.
   int forward_greedy(const int* tokens, int n, KVCache& cache, int bits = 0);
+  // The same pass for sampled decoding on the GPU: returns Sampler::pick's token for the
+  // last token's logits and the draw `d` (Sampler::draw), computed on the device, so a step
+  // brings back one int. The CPU backend has no such pass (forward, then Sampler::pick).
+  int forward_sampled(const int* tokens, int n, KVCache& cache, int bits, const SampleDraw& d);
   // Greedy decoding with the host one step behind the GPU (the CUDA backend): queue_greedy
   // queues a one-token step whose input is `token`, or for token < 0 the greedy token of the
   // step `after` queued before it on this cache, and returns a ticket without waiting for

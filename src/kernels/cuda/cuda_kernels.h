@@ -158,6 +158,18 @@ struct NextStep {
 };
 // out = the index of the largest of x[0..n), the first among equals (greedy decoding).
 void argmax(const float* x, int n, int* out, void* stream, const NextStep& next = {});
+// A sampled token's draw (decode/sample_draw.h) as the kernel takes it.
+struct SampleParams {
+  float temperature = 0.f, top_p = 1.f, min_p = 0.f, repeat_penalty = 1.f;
+  int top_k = 0;
+  int n_penalized = 0;  // tokens in `penalized`
+  double u = 0;
+};
+// out = the token Sampler::pick gives for the logits x[0..n) and the draw p (sample.cu; the
+// same token up to the order of floating-point sums). Applies the repetition penalty to
+// penalized[0..p.n_penalized) in x. mass: n scratch words.
+void sample_token(float* x, int n, const SampleParams& p, const int* penalized, unsigned long long* mass, int* out,
+                  void* stream, const NextStep& next = {});
 void add_inplace(float* x, const float* y, int64_t count, void* stream);
 // x[t, c] += bias[c] for every token row (row length `cols`).
 void add_bias(float* x, const float* bias, int n, int cols, void* stream);
