@@ -127,7 +127,6 @@ int Sampler::pick(float* logits, int vocab, const SampleDraw& d) {
 
 // pick() past the penalty and the greedy case: the cuts, then the draw.
 int Sampler::sample_cut(const float* logits, int vocab, int best, const SampleDraw& d) {
-
   // The top k candidates at positions [0, k) of keys_ (a few: sorted; many: in no order).
   const std::greater<uint64_t> before;
   const int k = d.top_k > 0 ? std::min(d.top_k, vocab) : vocab;
