@@ -472,37 +472,11 @@ class CudaModel : public DeviceModel {
   }
 
   int forward_greedy(const int* tokens, int n, KVCache& cache, int bits) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    const int pos0 = begin_pass(tokens, n, cache, false, bits);
-    run_pass(n, bits, false, true);
-    int* host = reinterpret_cast<int*>(pinned_ + kPinnedBytes - 64);  // past the token ids (begin_pass checks)
-    PMPD_CUDA_CHECK(cudaMemcpyAsync(host, token_out_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
-    PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    cache.set_length(pos0 + n);
-    return *host;
+    return token_pass(tokens, n, cache, bits, nullptr);
   }
 
   int forward_sampled(const int* tokens, int n, KVCache& cache, int bits, const SampleDraw& d) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    const int pos0 = begin_pass(tokens, n, cache, false, bits);
-    run_pass(n, bits, false, false);
-    SampleParams p;
-    p.temperature = d.temperature, p.top_k = d.top_k, p.top_p = d.top_p, p.min_p = d.min_p;
-    p.repeat_penalty = d.repeat_penalty, p.u = d.u;
-    p.n_penalized = d.repeat_penalty != 1.f ? int(d.penalized.size()) : 0;
-    if (p.n_penalized) {
-      penalized_.reserve(d.penalized.size());
-      // From pageable memory: the copy is staged before cudaMemcpyAsync returns.
-      PMPD_CUDA_CHECK(cudaMemcpyAsync(penalized_.get(), d.penalized.data(), sizeof(int) * d.penalized.size(),
-                                      cudaMemcpyHostToDevice, stream_));
-    }
-    sample_mass_.reserve(size_t(c_.vocab_size));
-    sample_token(logits_.get(), c_.vocab_size, p, penalized_.get(), sample_mass_.get(), token_out_.get(), stream_);
-    int* host = reinterpret_cast<int*>(pinned_ + kPinnedBytes - 64);
-    PMPD_CUDA_CHECK(cudaMemcpyAsync(host, token_out_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
-    PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    cache.set_length(pos0 + n);
-    return *host;
+    return token_pass(tokens, n, cache, bits, &d);
   }
 
   int64_t queue_greedy(int token, int64_t after, KVCache& cache, int bits) override {
@@ -552,6 +526,37 @@ class CudaModel : public DeviceModel {
                "--backend cuda: greedy step {} is no longer queued ({} steps queued since)", ticket, next_ticket_ - ticket);
     PMPD_CUDA_CHECK(cudaEventSynchronize(queue_events_[slot]));
     return *queue_slot(slot);
+  }
+
+  // forward_greedy and forward_sampled: the pass, then its token on the device (the argmax
+  // in the pass's graph, or the sampling kernel on its logits for a draw); only the token
+  // comes back.
+  int token_pass(const int* tokens, int n, KVCache& cache, int bits, const SampleDraw* draw) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int pos0 = begin_pass(tokens, n, cache, false, bits);
+    run_pass(n, bits, false, draw == nullptr);
+    if (draw) enqueue_sample(*draw);
+    int* host = reinterpret_cast<int*>(pinned_ + kPinnedBytes - 64);  // past the token ids (begin_pass checks)
+    PMPD_CUDA_CHECK(cudaMemcpyAsync(host, token_out_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    cache.set_length(pos0 + n);
+    return *host;
+  }
+
+  // The sampling kernel on the last pass's logits for the draw d, its token into token_out_.
+  void enqueue_sample(const SampleDraw& d) {
+    SampleParams p;
+    p.temperature = d.temperature, p.top_k = d.top_k, p.top_p = d.top_p, p.min_p = d.min_p;
+    p.repeat_penalty = d.repeat_penalty, p.u = d.u;
+    p.n_penalized = d.repeat_penalty != 1.f ? int(d.penalized.size()) : 0;
+    if (p.n_penalized) {
+      penalized_.reserve(d.penalized.size());
+      // From pageable memory: the copy is staged before cudaMemcpyAsync returns.
+      PMPD_CUDA_CHECK(cudaMemcpyAsync(penalized_.get(), d.penalized.data(), sizeof(int) * d.penalized.size(),
+                                      cudaMemcpyHostToDevice, stream_));
+    }
+    sample_mass_.reserve(size_t(c_.vocab_size));
+    sample_token(logits_.get(), c_.vocab_size, p, penalized_.get(), sample_mass_.get(), token_out_.get(), stream_);
   }
 
   // What every pass does first (the caller holds mu_): binds the cache (on the device from
