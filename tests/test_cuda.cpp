@@ -944,17 +944,19 @@ TEST(Cuda, ArgmaxPicksTheFirstLargestLikeTheHost) {
 }
 
 // The sampling kernel against Sampler::pick on the same logits and draws: vocabularies from 1
-// to 50257 tokens, every cut, the repetition penalty, ties, NaN and -inf logits.
+// to 250000 tokens (the largest past what a cluster's shared memory holds), every cut, the
+// repetition penalty, ties, NaN and -inf logits. PMPD_CUDA_SAMPLE_CLUSTER picks the blocks a
+// row is split over (tools/gpu/quick.sh runs this test at 1 and 16 too).
 TEST(Cuda, SampleKernelPicksTheHostSamplersTokens) {
   SKIP_WITHOUT_GPU();
 #ifdef PMPD_HAVE_CUDA
   std::mt19937 rng(5);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
-  cuda::DevArray<float> dx(60000);
+  cuda::DevArray<float> dx(250000);
   cuda::DevArray<int> dpen(64), dout(1);
-  cuda::DevArray<unsigned long long> dmass(60000);
+  cuda::DevArray<unsigned long long> dmass(250000);
   int draws = 0, differ = 0;
-  for (int n : {1, 5, 1000, 32000, 50257})
+  for (int n : {1, 5, 1000, 32000, 50257, 250000})
     for (float temp : {0.f, 0.7f, 1.f, 2.5f})
       for (int top_k : {0, 1, 40, 5000})
         for (float top_p : {1.f, 0.9f, 0.3f})

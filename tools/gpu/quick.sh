@@ -10,6 +10,10 @@ out=${1:-${OUT:?usage: quick.sh OUTDIR (or set OUT)}}
 mkdir -p "$out"
 source tools/gpu/bundle_env.sh
 "$root/bin/pmpd_tests" --gtest_filter='*Cuda*' >"$out/tests.txt" 2>&1
+# The sampling kernel's row split over one block and over a non-portable cluster of 16 too.
+for c in 1 16; do
+  PMPD_CUDA_SAMPLE_CLUSTER=$c "$root/bin/pmpd_tests" --gtest_filter='Cuda.Sample*' >>"$out/tests.txt" 2>&1
+done
 grep -E "PASSED|FAILED" "$out/tests.txt"
 # shellcheck disable=SC2086  # EXTRA is a list of options
 "$root/bin/pmpd" bench --backend cuda --shape "${SHAPE:-vicuna-7b}" --bits "${BITS:-2:4}" --prompt-tokens 128 \

@@ -106,6 +106,32 @@ __device__ float block_reduce(float v) {
 __device__ __forceinline__ float block_sum(float v) { return block_reduce<false>(v); }
 __device__ __forceinline__ float block_max(float v) { return block_reduce<true>(v); }
 
+// The first largest of a row of values (the lowest index among equals, as std::max_element
+// picks on the host; NaN never wins): the greedy token, and where sampling's softmax starts.
+struct FirstMax {
+  float best = -INFINITY;
+  int at;  // an index past the row's end: no candidate yet
+  __device__ explicit FirstMax(int past_end) : at(past_end) {}
+  __device__ __forceinline__ void take(float v, int i) {
+    if (v > best || (v == best && i < at)) best = v, at = i;
+  }
+  // Every lane ends with its warp's first largest.
+  __device__ __forceinline__ void take_warp() {
+    for (int o = 16; o > 0; o >>= 1) take(__shfl_xor_sync(0xffffffffu, best, o), __shfl_xor_sync(0xffffffffu, at, o));
+  }
+  // Every thread ends with the block's (blockDim.x a multiple of 32, at most 1024).
+  __device__ void take_block() {
+    __shared__ float wb[32];
+    __shared__ int wa[32];
+    take_warp();
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    __syncthreads();  // a call before may still read wb / wa
+    if (lane == 0) wb[warp] = best, wa[warp] = at;
+    __syncthreads();
+    for (int w = 0; w < int(blockDim.x) / 32; ++w) take(wb[w], wa[w]);
+  }
+};
+
 // act 0: SiLU, 1: GELU (tanh approximation), as kernels/cpu/ops.cpp computes them. `fast`
 // takes the hardware exponential and reciprocal (a few ulps; for values rounded to f16 next).
 __device__ __forceinline__ float activation(float g, int act, bool fast = false) {

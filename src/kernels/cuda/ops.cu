@@ -59,36 +59,19 @@ __global__ void layernorm_kernel(const float* x, const float* w, const float* b,
 // share as float4 where the row allows.
 __global__ void argmax_kernel(const float* x, int n, int* out, int* next_token, StepState* step, int advance) {
   dev::chained_start();
-  float best = -INFINITY;
-  int at = n;  // past the end: no candidate yet (all -inf or NaN rows give 0 below)
-  auto take = [&](float v, int i) {
-    if (v > best || (v == best && i < at)) best = v, at = i;
-  };
-  auto take_warp = [&] {  // every lane ends with its warp's (best, at)
-    for (int o = 16; o > 0; o >>= 1) take(__shfl_xor_sync(0xffffffffu, best, o), __shfl_xor_sync(0xffffffffu, at, o));
-  };
+  dev::FirstMax m(n);  // all -inf or NaN rows give token 0 below
   const bool vec = (reinterpret_cast<uintptr_t>(x) & 15) == 0;
   const int quads = vec ? n / 4 : 0;
   for (int q = threadIdx.x; q < quads; q += blockDim.x) {
     const float4 v = reinterpret_cast<const float4*>(x)[q];
-    take(v.x, 4 * q), take(v.y, 4 * q + 1), take(v.z, 4 * q + 2), take(v.w, 4 * q + 3);
+    m.take(v.x, 4 * q), m.take(v.y, 4 * q + 1), m.take(v.z, 4 * q + 2), m.take(v.w, 4 * q + 3);
   }
-  for (int i = 4 * quads + threadIdx.x; i < n; i += blockDim.x) take(x[i], i);
-  take_warp();
-  __shared__ float wb[32];
-  __shared__ int wa[32];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) wb[warp] = best, wa[warp] = at;
-  __syncthreads();
-  if (warp == 0) {
-    best = -INFINITY, at = n;
-    if (lane < int(blockDim.x) / 32) best = wb[lane], at = wa[lane];
-    take_warp();
-    if (lane == 0) {
-      const int token = at < n ? at : 0;
-      *out = token;
-      if (next_token) *next_token = token, step->pos0 += advance;  // the next step's input, on the device
-    }
+  for (int i = 4 * quads + threadIdx.x; i < n; i += blockDim.x) m.take(x[i], i);
+  m.take_block();
+  if (threadIdx.x == 0) {
+    const int token = m.at < n ? m.at : 0;
+    *out = token;
+    if (next_token) *next_token = token, step->pos0 += advance;  // the next step's input, on the device
   }
 }
 
