@@ -1064,7 +1064,7 @@ TEST(Cuda, QueuedGreedyStepsEqualForwardGreedy) {
     gpu.forward_greedy(prompt.data(), int(prompt.size()), other, 4);
     int other_token = first;
     std::vector<int> wants, gots;
-    int64_t ticket = gpu.queue_greedy(first, -1, a, 4);
+    int64_t ticket = gpu.queue_step(first, -1, a, 4);
     std::vector<int64_t> tickets = {ticket};
     for (int step = 0; step < 14; ++step) {
       const int bits = 2 + step % 3;
@@ -1072,10 +1072,10 @@ TEST(Cuda, QueuedGreedyStepsEqualForwardGreedy) {
       wants.push_back(want);
       if (step == 13) break;
       if (step % 5 == 4) other_token = gpu.forward_greedy(&other_token, 1, other, 3);  // another cache's pass between
-      ticket = gpu.queue_greedy(-1, ticket, a, bits);
+      ticket = gpu.queue_step(-1, ticket, a, bits);
       tickets.push_back(ticket);
     }
-    for (int64_t k : tickets) gots.push_back(gpu.take_greedy(k));
+    for (int64_t k : tickets) gots.push_back(gpu.take_step(k));
     EXPECT_EQ(gots, wants) << "graphs " << graphs;
     EXPECT_EQ(a.length(), ref.length());
     test::expect_old_tickets_refused(gpu, first, 3);  // 64 later steps reuse the first one's slot

@@ -150,7 +150,7 @@ TEST_F(Progressive, GreedyTokensFromTheModelEqualSamplingItsLogits) {
 }
 
 TEST_F(Progressive, QueuedGreedyStepsEqualForwardGreedyOnTheCpu) {
-  // Transformer::queue_greedy on the CPU backend runs the step at once: a chain of queued
+  // Transformer::queue_step on the CPU backend runs the step at once: a chain of queued
   // steps (each taking the token of the one before) gives forward_greedy's tokens; a ticket
   // 64 queued steps old is an error, not a stale token.
   const ModelConfig& c = q_->config;
@@ -165,12 +165,12 @@ TEST_F(Progressive, QueuedGreedyStepsEqualForwardGreedyOnTheCpu) {
     const int bits = 2 + step % 3;
     want = tf.forward_greedy(&want, 1, ref, bits);
     wants.push_back(want);
-    ticket = tf.queue_greedy(step == 0 ? first : -1, ticket, a, bits);
-    gots.push_back(tf.take_greedy(ticket));
+    ticket = tf.queue_step(step == 0 ? first : -1, ticket, a, bits);
+    gots.push_back(tf.take_step(ticket));
   }
   EXPECT_EQ(gots, wants);
   EXPECT_EQ(a.length(), ref.length());
-  EXPECT_EQ(tf.take_greedy(ticket), wants.back());  // taken again: the same token
+  EXPECT_EQ(tf.take_step(ticket), wants.back());  // taken again: the same token
   test::expect_old_tickets_refused(tf, first, 2);
 }
 

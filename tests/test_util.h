@@ -73,15 +73,15 @@ inline double rel_error(const std::vector<float>& a, const std::vector<float>& b
   return a.size() == b.size() ? num / std::max(den, 1e-30) : INFINITY;
 }
 
-// Transformer::queue_greedy's tickets expire: a fresh cache's chain of 65 queued steps leaves
-// the first one 64 steps old, which take_greedy refuses; the last one it returns.
+// Transformer::queue_step's tickets expire: a fresh cache's chain of 65 queued steps leaves
+// the first one 64 steps old, which take_step refuses; the last one it returns.
 inline void expect_old_tickets_refused(Transformer& tf, int first, int bits) {
   KVCache cache(tf.config(), 80, true);
-  const int64_t old = tf.queue_greedy(first, -1, cache, bits);
+  const int64_t old = tf.queue_step(first, -1, cache, bits);
   int64_t last = old;
-  for (int i = 0; i < 64; ++i) last = tf.queue_greedy(-1, last, cache, bits);
-  EXPECT_ANY_THROW(tf.take_greedy(old));
-  EXPECT_GE(tf.take_greedy(last), 0);
+  for (int i = 0; i < 64; ++i) last = tf.queue_step(-1, last, cache, bits);
+  EXPECT_ANY_THROW(tf.take_step(old));
+  EXPECT_GE(tf.take_step(last), 0);
 }
 
 }  // namespace pmpd::test

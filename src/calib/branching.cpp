@@ -39,7 +39,7 @@ void decode_step(Transformer& tf, State& s, int bits, const TaskLimits& lim, lon
 }
 
 // Runs a generation to its end at `bits`. On a GPU the host stays one step behind
-// (Transformer::queue_greedy, as generate() does): the next step is queued before this step's
+// (Transformer::queue_step, as generate() does): the next step is queued before this step's
 // token is read back, so the GPU does not wait for the host between steps; a step queued past
 // the end is waited for (the stream is idle when the next branch forks) and not counted.
 void run_to_end(Transformer& tf, State& s, int bits, const TaskLimits& lim, long long& passes) {
@@ -48,14 +48,14 @@ void run_to_end(Transformer& tf, State& s, int bits, const TaskLimits& lim, long
     return;
   }
   if (s.done) return;
-  int64_t pending = tf.queue_greedy(s.out.tokens.back(), -1, s.cache, bits);
+  int64_t pending = tf.queue_step(s.out.tokens.back(), -1, s.cache, bits);
   for (;;) {
     const bool room = int(s.out.tokens.size()) + 1 < lim.max_new_tokens;  // a token after pending's
-    const int64_t queued = room ? tf.queue_greedy(-1, pending, s.cache, bits) : -1;
+    const int64_t queued = room ? tf.queue_step(-1, pending, s.cache, bits) : -1;
     ++passes;
-    take_token(s, tf.take_greedy(pending), bits, lim);
+    take_token(s, tf.take_step(pending), bits, lim);
     if (s.done) {
-      if (queued >= 0) tf.take_greedy(queued);
+      if (queued >= 0) tf.take_step(queued);
       return;
     }
     pending = queued;

@@ -54,15 +54,21 @@ GenerateResult generate(Transformer& model, const std::vector<int>& prompt, cons
   // host between steps. The scheduler is then asked for step k's width before token k is
   // known, which only schedulers that ignore the step logits allow (on_device says so). A
   // step queued past an end-of-sequence token or a stop is wasted, and waited for below.
-  const bool ahead = on_device && model.device_model() != nullptr;
   // Other samplers on a GPU run on the device too (Sampler::draw here, pick there): a step
   // brings back its token, not the vocabulary's logits, and no host selection sits between
-  // two steps.
+  // two steps. Their steps are queued ahead as well where a draw needs no token (no
+  // repetition penalty): the draws are made in the same order, so the same tokens come.
   const bool device_sampled = !on_device && model.device_model() != nullptr && !opt.keep_logits && !step_logits;
+  const bool ahead = model.device_model() != nullptr && (on_device || (device_sampled && sampler.draws_alone()));
+  auto queue = [&](int token, int64_t after, int b) {
+    if (on_device) return model.queue_step(token, after, cache, run_bits(b));
+    const SampleDraw d = sampler.draw(history);
+    return model.queue_step(token, after, cache, run_bits(b), &d);
+  };
   auto next_width = [&](int step, const float* seen) {
     return width(opt.scheduler ? opt.scheduler->next_bits({step, cache, seen, c.vocab_size}) : opt.bits);
   };
-  int next = -1;          // the step's token when forward_greedy chose it
+  int next = -1;          // the step's token when the device chose it
   int64_t pending = -1;   // ahead: the queued step whose token comes next
   int64_t wasted = -1;    // ahead: a step queued past the last token
   for (int step = 0; step < opt.max_new_tokens; ++step) {
@@ -74,9 +80,9 @@ GenerateResult generate(Transformer& model, const std::vector<int>& prompt, cons
     if (pending >= 0) {
       if (step + 1 < opt.max_new_tokens) {
         queued_bits = next_width(step, nullptr);
-        queued = model.queue_greedy(-1, pending, cache, run_bits(queued_bits));
+        queued = queue(-1, pending, queued_bits);
       }
-      next = model.take_greedy(pending);
+      next = model.take_step(pending);
       pending = -1;
     }
     if (next < 0) next = sampler.sample(logits.data(), c.vocab_size, history);
@@ -96,7 +102,7 @@ GenerateResult generate(Transformer& model, const std::vector<int>& prompt, cons
     }
     bits = next_width(step, step_logits ? seen.data() : nullptr);
     if (ahead) {
-      pending = model.queue_greedy(next, -1, cache, run_bits(bits));
+      pending = queue(next, -1, bits);
     } else if (on_device) {
       next = model.forward_greedy(&next, 1, cache, run_bits(bits));
     } else if (device_sampled) {
@@ -107,7 +113,7 @@ GenerateResult generate(Transformer& model, const std::vector<int>& prompt, cons
     }
   }
   r.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
-  if (wasted >= 0) model.take_greedy(wasted);  // not left running into the caller's next pass
+  if (wasted >= 0) model.take_step(wasted);  // not left running into the caller's next pass
   return live ? *live : r;
 }
 

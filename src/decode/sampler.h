@@ -40,7 +40,10 @@ class Sampler {
   int pick(float* logits, int vocab, const SampleDraw& d);
   // Whether sample() is the plain argmax (no temperature, no repetition penalty), which
   // the model can take on the device.
-  bool greedy() const { return p_.temperature <= 0 && (p_.repeat_penalty == 1.f || p_.repeat_last_n == 0); }
+  bool greedy() const { return p_.temperature <= 0 && draws_alone(); }
+  // Whether a draw needs none of the tokens so far (no repetition penalty): the next step's
+  // draw can then be made before this step's token is known.
+  bool draws_alone() const { return p_.repeat_penalty == 1.f || p_.repeat_last_n == 0; }
 
  private:
   // The first position i < limit of the candidates in decreasing order whose running sum

@@ -479,11 +479,11 @@ class CudaModel : public DeviceModel {
     return token_pass(tokens, n, cache, bits, &d);
   }
 
-  int64_t queue_greedy(int token, int64_t after, KVCache& cache, int bits) override {
+  int64_t queue_step(int token, int64_t after, KVCache& cache, int bits, const SampleDraw* draw) override {
     std::lock_guard<std::mutex> lock(mu_);
     auto* kv = dynamic_cast<DeviceKV*>(cache.device());
-    // The device holds the input only if the last pass was the greedy step `after` of this cache.
-    const bool chained = token < 0 && kv && after >= 0 && after == last_greedy_ticket_ && kv->id() == last_greedy_kv_;
+    // The device holds the input only if the last pass was the queued step `after` of this cache.
+    const bool chained = token < 0 && kv && after >= 0 && after == last_queued_ticket_ && kv->id() == last_queued_kv_;
     if (token < 0 && !chained) token = take_locked(after);  // another pass came between: wait for the token
     int pos0;
     if (chained) {
@@ -493,7 +493,8 @@ class CudaModel : public DeviceModel {
     } else {
       pos0 = begin_pass(&token, 1, cache, false, bits);
     }
-    run_pass(1, bits, false, true);
+    run_pass(1, bits, false, draw == nullptr);
+    if (draw) enqueue_sample(*draw, 1);
     const int64_t ticket = next_ticket_++;
     const int slot = int(ticket % kQueueSlots);
     if (!queue_events_[slot]) PMPD_CUDA_CHECK(cudaEventCreateWithFlags(&queue_events_[slot], cudaEventDisableTiming));
@@ -501,11 +502,11 @@ class CudaModel : public DeviceModel {
     PMPD_CUDA_CHECK(cudaMemcpyAsync(queue_slot(slot), token_out_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
     PMPD_CUDA_CHECK(cudaEventRecord(queue_events_[slot], stream_));
     cache.set_length(pos0 + 1);
-    last_greedy_ticket_ = ticket, last_greedy_kv_ = dynamic_cast<DeviceKV*>(cache.device())->id();
+    last_queued_ticket_ = ticket, last_queued_kv_ = dynamic_cast<DeviceKV*>(cache.device())->id();
     return ticket;
   }
 
-  int take_greedy(int64_t ticket) override {
+  int take_step(int64_t ticket) override {
     std::lock_guard<std::mutex> lock(mu_);
     return take_locked(ticket);
   }
@@ -535,7 +536,7 @@ class CudaModel : public DeviceModel {
     std::lock_guard<std::mutex> lock(mu_);
     const int pos0 = begin_pass(tokens, n, cache, false, bits);
     run_pass(n, bits, false, draw == nullptr);
-    if (draw) enqueue_sample(*draw);
+    if (draw) enqueue_sample(*draw, n);
     int* host = reinterpret_cast<int*>(pinned_ + kPinnedBytes - 64);  // past the token ids (begin_pass checks)
     PMPD_CUDA_CHECK(cudaMemcpyAsync(host, token_out_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
     PMPD_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -543,8 +544,9 @@ class CudaModel : public DeviceModel {
     return *host;
   }
 
-  // The sampling kernel on the last pass's logits for the draw d, its token into token_out_.
-  void enqueue_sample(const SampleDraw& d) {
+  // The sampling kernel on the last pass (of n tokens)'s logits for the draw d, its token into
+  // token_out_ and, as the argmax leaves them, the next step's input and position.
+  void enqueue_sample(const SampleDraw& d, int n) {
     SampleParams p;
     p.temperature = d.temperature, p.top_k = d.top_k, p.top_p = d.top_p, p.min_p = d.min_p;
     p.repeat_penalty = d.repeat_penalty, p.u = d.u;
@@ -556,7 +558,8 @@ class CudaModel : public DeviceModel {
                                       cudaMemcpyHostToDevice, stream_));
     }
     sample_mass_.reserve(size_t(c_.vocab_size));
-    sample_token(logits_.get(), c_.vocab_size, p, penalized_.get(), sample_mass_.get(), token_out_.get(), stream_);
+    sample_token(logits_.get(), c_.vocab_size, p, penalized_.get(), sample_mass_.get(), token_out_.get(), stream_,
+                 NextStep{tokens_.get(), step_.get(), n});
   }
 
   // What every pass does first (the caller holds mu_): binds the cache (on the device from
@@ -567,7 +570,7 @@ class CudaModel : public DeviceModel {
     const ModelConfig& c = c_;
     PMPD_CHECK(cache.is_f16(), "--backend cuda keeps a 16-bit KV cache; drop --kv f32");
     PMPD_CHECK(64 + size_t(n) * sizeof(int) <= kQueueOffset, "--backend cuda: a pass of {} tokens is too long", n);
-    last_greedy_ticket_ = -1;  // this pass moves the device's token and position
+    last_queued_ticket_ = -1;  // this pass moves the device's token and position
     auto* kv = dynamic_cast<DeviceKV*>(cache.device());
     if (!kv) {
       PMPD_CHECK(cache.length() == 0, "this KV cache was filled on the CPU; the CUDA backend cannot extend it");
@@ -886,7 +889,7 @@ class CudaModel : public DeviceModel {
     norm(out_norm_, x_.get() + int64_t(first) * D, h_.get(), count);
     linear(output_, h_.get(), count, logits_.get(), bits);
     // A greedy pass also leaves its token and the next position where the next decode step
-    // reads them (queue_greedy chains on that).
+    // reads them (queue_step chains on that).
     if (greedy)
       argmax(logits_.get() + int64_t(count - 1) * c.vocab_size, c.vocab_size, token_out_.get(), stream_,
              NextStep{tokens_.get(), step_.get(), n});
@@ -960,10 +963,10 @@ class CudaModel : public DeviceModel {
   uint64_t bound_kv_ = 0;
   uint8_t* pinned_ = nullptr;
   bool use_graphs_ = true;
-  // queue_greedy's steps: tickets in order, the ticket each slot holds, its copy's event; the
+  // queue_step's steps: tickets in order, the ticket each slot holds, its copy's event; the
   // last greedy step, whose token and position the device holds for a chained step.
-  int64_t next_ticket_ = 0, last_greedy_ticket_ = -1;
-  uint64_t last_greedy_kv_ = 0;
+  int64_t next_ticket_ = 0, last_queued_ticket_ = -1;
+  uint64_t last_queued_kv_ = 0;
   std::array<int64_t, kQueueSlots> queue_tickets_{};
   std::array<cudaEvent_t, kQueueSlots> queue_events_{};
   // One decode-step graph per width, per whether it ends with the greedy argmax, and per

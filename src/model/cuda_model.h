@@ -43,12 +43,13 @@ class DeviceModel {
   // Same as Transformer::forward_sampled: the pass, then Sampler::pick's token for the
   // draw `d` computed on the device (kernels/cuda/sample.cu); only the token comes back.
   virtual int forward_sampled(const int* tokens, int n, KVCache& cache, int bits, const SampleDraw& d) = 0;
-  // Greedy decode steps queued ahead of the host (Transformer::queue_greedy): a step at
-  // `bits` whose input is `token`, or for token < 0 the token of the queued step `after`
-  // (read on the device where nothing else ran in between); returns its ticket at once.
-  virtual int64_t queue_greedy(int token, int64_t after, KVCache& cache, int bits) = 0;
+  // Decode steps queued ahead of the host (Transformer::queue_step): a step at `bits` whose
+  // input is `token`, or for token < 0 the token of the queued step `after` (read on the
+  // device where nothing else ran in between), its token the argmax or, with a draw, the
+  // sampling kernel's; returns its ticket at once.
+  virtual int64_t queue_step(int token, int64_t after, KVCache& cache, int bits, const SampleDraw* draw) = 0;
   // Waits for queued step `ticket` and returns its token.
-  virtual int take_greedy(int64_t ticket) = 0;
+  virtual int take_step(int64_t ticket) = 0;
   // Single-token projections at `bits` (0: the 16-bit weights), cycling through every
   // layer so the weights come from device memory, not the L2 cache; per-layer means.
   virtual ProjectionTiming time_projections(int bits, int reps) = 0;

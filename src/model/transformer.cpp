@@ -150,11 +150,12 @@ int Transformer::forward_sampled(const int* tokens, int n, KVCache& cache, int b
   return gpu_->forward_sampled(tokens, n, cache, check_pass(tokens, n, cache, bits), d);
 }
 
-int64_t Transformer::queue_greedy(int token, int64_t after, KVCache& cache, int bits) {
-  const int probe = token >= 0 ? token : 0;  // a chained step's token is a device argmax: in the vocabulary
+int64_t Transformer::queue_step(int token, int64_t after, KVCache& cache, int bits, const SampleDraw* draw) {
+  const int probe = token >= 0 ? token : 0;  // a chained step's token was picked on the device: in the vocabulary
   const int width = check_pass(&probe, 1, cache, bits);
-  if (gpu_) return gpu_->queue_greedy(token, after, cache, width);
-  if (token < 0) token = take_greedy(after);
+  if (gpu_) return gpu_->queue_step(token, after, cache, width, draw);
+  PMPD_CHECK(!draw, "sampled steps are queued on the GPU backend; on the CPU: forward, then Sampler::pick");
+  if (token < 0) token = take_step(after);
   const int next = forward_greedy(&token, 1, cache, bits);
   std::lock_guard<std::mutex> lock(cpu_queue_mu_);
   // Kept for the last kCpuQueueKept tickets, as the CUDA backend keeps its ring of slots.
@@ -163,8 +164,8 @@ int64_t Transformer::queue_greedy(int token, int64_t after, KVCache& cache, int 
   return cpu_next_ticket_++;
 }
 
-int Transformer::take_greedy(int64_t ticket) {
-  if (gpu_) return gpu_->take_greedy(ticket);
+int Transformer::take_step(int64_t ticket) {
+  if (gpu_) return gpu_->take_step(ticket);
   std::lock_guard<std::mutex> lock(cpu_queue_mu_);
   const auto it = cpu_queue_.find(ticket);
   PMPD_CHECK(it != cpu_queue_.end(), "greedy step {} is not queued ({} steps queued since)", ticket,

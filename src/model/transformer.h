@@ -99,14 +99,16 @@ class Transformer {
   // last token's logits and the draw `d` (Sampler::draw), computed on the device, so a step
   // brings back one int. The CPU backend has no such pass (forward, then Sampler::pick).
   int forward_sampled(const int* tokens, int n, KVCache& cache, int bits, const SampleDraw& d);
-  // Greedy decoding with the host one step behind the GPU (the CUDA backend): queue_greedy
-  // queues a one-token step whose input is `token`, or for token < 0 the greedy token of the
-  // step `after` queued before it on this cache, and returns a ticket without waiting for
-  // the GPU; take_greedy waits for a ticket's token. The cache's length counts a step from
-  // when it is queued. The CPU backend runs the step in queue_greedy. A ticket can be taken
-  // (and chained on) until 64 later steps have been queued; after that taking it is an error.
-  int64_t queue_greedy(int token, int64_t after, KVCache& cache, int bits = 0);
-  int take_greedy(int64_t ticket);
+  // Decoding with the host one step behind the GPU (the CUDA backend): queue_step queues a
+  // one-token step whose input is `token`, or for token < 0 the token of the step `after`
+  // queued before it on this cache, and returns a ticket without waiting for the GPU;
+  // take_step waits for a ticket's token: the greedy one, or with a `draw` Sampler::pick's
+  // (made before the token before it is known: a draw without a repetition penalty). The
+  // cache's length counts a step from when it is queued. The CPU backend runs the step in
+  // queue_step. A ticket can be taken (and chained on) until 64 later steps have been
+  // queued; after that taking it is an error. (Draws: the GPU backend only.)
+  int64_t queue_step(int token, int64_t after, KVCache& cache, int bits = 0, const SampleDraw* draw = nullptr);
+  int take_step(int64_t ticket);
 
   // Sees the input of every linear layer (for calibration statistics): slot is one of
   // attn_in (q, k, v), attn_out (o), ffn_in (gate, up), ffn_mid (down).

@@ -147,15 +147,16 @@ __device__ __forceinline__ void for_each_key(const Row& row, Weight&& weight, Vi
 }
 
 // The key at which the running weight of the keys at or above `lower`, taken in decreasing
-// order, first reaches `target` (weight(i): the token's count or mass; 0 leaves it out), or 0
-// when their whole weight falls short. One pass a digit: the weights of the keys that share
+// order, first reaches target_of(their whole weight) (weight(i): the token's count or mass; 0
+// leaves it out), or 0 when their whole weight falls short. (The first digit's bins hold that
+// whole weight: a draw's target needs no pass of its own.) One pass a digit: the weights of the keys that share
 // the digits chosen so far go into 256 bins, summed over the cluster, and warp 0 walks the
 // bins down to the one the target falls in. Once the logit's 32 bits are chosen, one pass
 // looks for a single key of weight left under them (no tie on the logit: the usual case) and
 // skips the token id's.
-template <class Weight>
-__device__ uint64_t select_key(Row& row, uint64_t lower, uint64_t target, Weight&& weight, Shared& sh) {
-  uint64_t prefix = 0, remaining = target;
+template <class Target, class Weight>
+__device__ uint64_t select_key(Row& row, uint64_t lower, Target&& target_of, Weight&& weight, Shared& sh) {
+  uint64_t prefix = 0, remaining = 0;
   for (int shift = 56; shift >= 0; shift -= 8) {
     const uint64_t chosen_mask = shift == 56 ? 0 : ~uint64_t(0) << (shift + 8);
     auto counts = [&](int i, uint64_t key, unsigned w) { return i >= 0 && w && key >= lower && (key & chosen_mask) == prefix; };
@@ -193,7 +194,9 @@ __device__ uint64_t select_key(Row& row, uint64_t lower, uint64_t target, Weight
     row.all_reduce([](int) {}, [](int, int) {});  // every block's bins are in
     for (int b = threadIdx.x; b < 256; b += blockDim.x) {
       unsigned t = 0;  // < 2^32: a row's masses sum to ~2^31, its counts to n
-      for (int r = 0; r < row.size; ++r) t += row.of(sh.ex.bins[slot], r)[b];
+#pragma unroll
+      for (int r = 0; r < kMaxCluster; ++r)
+        if (r < row.size) t += row.of(sh.ex.bins[slot], r)[b];
       sh.total[b] = t;
     }
     __syncthreads();
@@ -206,6 +209,7 @@ __device__ uint64_t select_key(Row& row, uint64_t lower, uint64_t target, Weight
         const unsigned long long v = __shfl_up_sync(0xffffffffu, above, o);
         if (lane >= o) above += v;
       }
+      if (shift == 56) remaining = target_of(uint64_t(__shfl_sync(0xffffffffu, above, 31)));
       const unsigned reached = __ballot_sync(0xffffffffu, above >= remaining);
       if (lane == 0) sh.digit_found = reached != 0;
       if (reached && lane == __ffs(reached) - 1) {
@@ -268,7 +272,10 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(float* x, int n, Sampl
   if (p.temperature > 0 && best != -INFINITY) {
     // The top k: keys at or above the k-th largest.
     uint64_t lower = 0;
-    if (p.top_k > 0 && p.top_k < n) lower = select_key(row, 0, uint64_t(p.top_k), [](int) { return 1u; }, sh);
+    if (p.top_k > 0 && p.top_k < n) {
+      const uint64_t k = uint64_t(p.top_k);
+      lower = select_key(row, 0, [k](uint64_t) { return k; }, [](int) { return 1u; }, sh);
+    }
     // Softmax over them, then their masses (min-p's cut: a zero mass). The exponential is
     // taken twice (for the sum, then for the mass) rather than kept: a double a token would
     // halve the vocabulary a slice holds in shared memory.
@@ -281,31 +288,26 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(float* x, int n, Sampl
     for (int i = threadIdx.x; i < row.m; i += blockDim.x) part += exp_of(i);
     const double sum = row_sum(part, row, sh);
     const double floor = p.min_p > 0 ? double(p.min_p) * (1.0 / sum) : 0.0;  // the largest's probability is 1 / sum
-    unsigned long long kept = 0;
     for (int i = threadIdx.x; i < row.m; i += blockDim.x) {
       const double prob = exp_of(i) / sum;
       // Rounded to nearest: a prefix's rounding errors cancel (~sqrt(n) units, not n).
-      const unsigned w = prob > 0 && prob >= floor ? unsigned(llrint(prob * kMassUnit)) : 0u;
-      row.mass[i] = w;
-      kept += w;
+      row.mass[i] = prob > 0 && prob >= floor ? unsigned(llrint(prob * kMassUnit)) : 0u;
     }
     __syncthreads();
     auto mass_of = [&](int i) { return row.mass[i]; };
     // top-p: the shortest run of the order whose mass reaches it.
     if (p.top_p < 1) {
-      const uint64_t last = select_key(row, lower, uint64_t(double(p.top_p) * kMassUnit), mass_of, sh);
-      if (last) {  // a crossing at or below every kept key; 0: the mass fell short, keep all
-        lower = last;
-        kept = 0;
-        for (int i = threadIdx.x; i < row.m; i += blockDim.x)
-          if (order_key(logit_at(row.x, i), row.lo + i) >= lower) kept += row.mass[i];
-      }
+      const uint64_t mass = uint64_t(double(p.top_p) * kMassUnit);
+      const uint64_t last = select_key(row, lower, [mass](uint64_t) { return mass; }, mass_of, sh);
+      if (last) lower = last;  // a crossing at or below every kept key; 0: the mass fell short, keep all
     }
     // The draw: u of the kept run's mass, the first key where the running mass reaches it.
-    const double total = row_sum(double(kept), row, sh);  // exact: fewer than 2^53 units
-    uint64_t target = uint64_t(ceil(p.u * total));
-    if (target == 0) target = 1;  // u = 0: the first candidate with mass (the run's first)
-    const uint64_t key = select_key(row, lower, target, mass_of, sh);
+    const double u = p.u;
+    auto draw_target = [u](uint64_t kept) {
+      const uint64_t t = uint64_t(ceil(u * double(kept)));  // kept: exact in a double (< 2^53 units)
+      return t ? t : 1;  // u = 0: the first candidate with mass (the run's first)
+    };
+    const uint64_t key = select_key(row, lower, draw_target, mass_of, sh);
     if (key) token = int(0xffffffffu - uint32_t(key));
   }
   if (row.rank == 0 && threadIdx.x == 0) {
