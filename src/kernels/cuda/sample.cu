@@ -22,7 +22,6 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <string>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -317,8 +316,23 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(float* x, int n, Sampl
   row.sync();  // no block leaves while another may still read its shared memory
 }
 
-// Blocks a row is split over: PMPD_CUDA_SAMPLE_CLUSTER (1, 2, 4, 8 or 16), else 8 where the
-// device launches clusters and the kernel was built for Hopper or later, else 1.
+// Whether a cluster of `blocks` blocks, each with the most shared memory a slice takes, can be
+// resident at once (a small MIG slice may not hold 8 SMs of one GPC).
+bool cluster_fits(int blocks) {
+  allow_dynamic_smem<sample_kernel>(kMaxSliceSmem);
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(blocks), config.blockDim = dim3(kThreads), config.dynamicSmemBytes = kMaxSliceSmem;
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = blocks, cluster.val.clusterDim.y = 1, cluster.val.clusterDim.z = 1;
+  config.attrs = &cluster, config.numAttrs = 1;
+  int clusters = 0;
+  return cudaOccupancyMaxActiveClusters(&clusters, sample_kernel, &config) == cudaSuccess && clusters > 0;
+}
+
+// Blocks a row is split over: PMPD_CUDA_SAMPLE_CLUSTER (1, 2, 4, 8 or 16), else 8, where the
+// device launches clusters of that size and the kernel was built for Hopper or later; fewer
+// where not (down to one block).
 int cluster_size() {
   static const int size = [] {
     int device = 0, cluster_launch = 0;
@@ -332,6 +346,8 @@ int cluster_size() {
     int s = 1;
     while (s * 2 <= want && s * 2 <= most) s *= 2;
     if (s > 8) PMPD_CUDA_CHECK(cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+    while (s > 1 && !cluster_fits(s)) s /= 2;
+    (void)cudaGetLastError();  // a refused occupancy query leaves no error behind
     return s;
   }();
   return size;
