@@ -461,6 +461,103 @@ TEST(Cuda, FoldedNormMatchesTheNormPrologue) {
   cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1);  // the defaults
 }
 
+// The streaming GEMV over column slices (matrices of more than 4096 columns at 2..3 bits,
+// GemvOutput::slice_partials) against the CPU and the task loop: 2 to 4 slices (11008 columns:
+// 14, 14 and 15 chunk pairs; 6900: a ragged last chunk), partial last tasks, 6400 rows (10 tasks
+// a block at 3 bits), DNS outliers (the first slice adds them), x staged from f32 and read from
+// fragments straight into registers, a residual add with a bias and the next GEMV's folded norm.
+// The slices' sums land in the scratch (so the sliced kernel ran) and add up to the row; a
+// second launch gives the same bits (the counts went back to zero, the sum's order is fixed).
+TEST(Cuda, ColumnSlicesMatchCpuAndTheTaskLoop) {
+  SKIP_WITHOUT_GPU();
+  struct Reset {  // back to the defaults however the test ends
+    int slices = cuda::set_pair_lut_slices(2);
+    ~Reset() { cuda::set_pair_lut_slices(slices), cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1); }
+  } reset;
+  cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1);
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{300, 11008}, {6400, 11008}, {70, 8192},
+                                                           {45, 6900},   {200, 5632},   {33, 16000}};
+  uint32_t seed = 70;
+  for (auto [rows, cols] : shapes)
+    for (int nnz : {0, 3}) {
+      if (rows > 1000 && nnz) continue;
+      HostMatrix h = random_matrix(rows, cols, 2, 3, nnz, seed++);
+      DeviceMatrix tiled(h, true);
+      std::vector<float> x(static_cast<size_t>(cols)), bias(static_cast<size_t>(rows)), y0(bias.size()), nw(bias.size());
+      fill_uniform(seed, {&x, &bias, &y0, &nw});
+      for (auto& v : nw) v *= 0.4f;  // |w| <= 1: folded as they are
+      // x through f16, as the tensor-core GEMV rounds it; the fragments hold the same halves.
+      std::vector<float> x16(x.size());
+      std::vector<uint16_t> frag_host(static_cast<size_t>(cuda::fragment_halves(cols)), 0);
+      for (int64_t j = 0; j < cols; ++j) {
+        const uint16_t half = f32_to_f16(x[size_t(j)]);
+        x16[size_t(j)] = f16_to_f32(half), frag_host[size_t(cuda::fragment_slot(j))] = half;
+      }
+      Dev<float> dx(x16), dbias(bias), dnw(nw);
+      Dev<uint16_t> dfrag(frag_host);
+      const int64_t tasks = (rows + 15) / 16, slices = ((cols + 255) / 256 + 15) / 16;
+      Dev<float> partials(static_cast<size_t>(cuda::slice_partial_floats(rows)));
+      Dev<unsigned> counts(static_cast<size_t>(tasks));
+      ASSERT_EQ(cudaMemset(counts.p, 0, sizeof(unsigned) * size_t(tasks)), cudaSuccess);
+      std::vector<double> scale(static_cast<size_t>(rows));
+      std::vector<float> ref(scale.size()), w(static_cast<size_t>(cols));
+      for (int b = 2; b <= 3; ++b) {
+        for (int64_t r = 0; r < rows; ++r) {
+          ref[size_t(r)] = y0[size_t(r)] + bias[size_t(r)] + kernels::bitplane_dot_scalar(h.m, b, r, x16.data());
+          kernels::bitplane_dequant_row(h.m, b, r, w.data());
+          double s = 0;
+          for (int64_t j = 0; j < cols; ++j) s += std::fabs(double(w[size_t(j)]) * x16[size_t(j)]);
+          scale[size_t(r)] = s;
+        }
+        for (bool from_fragments : {false, true}) {
+          const std::string what = fmt::format("{}x{} nnz {} bits {} fragments {}", rows, cols, nnz, b, from_fragments);
+          cuda::GemvInput in;
+          if (from_fragments) in.prologue = cuda::GemvPrologue::Fragments, in.fragments = dfrag.p;
+          else in.x = dx.p;
+          // run 0 and 1: sliced (the scratch cleared before run 0); run 2: the task loop
+          std::vector<float> y[3], sums[3];
+          std::vector<uint16_t> folded[3];
+          for (int run = 0; run < 3; ++run) {
+            cuda::set_pair_lut_slices(run < 2 ? 2 : 0);
+            if (run == 0) {
+              ASSERT_EQ(cudaMemset(partials.p, 0, sizeof(float) * size_t(cuda::slice_partial_floats(rows))), cudaSuccess);
+            }
+            Dev<float> dy(y0), dsums(static_cast<size_t>(tasks));
+            Dev<uint16_t> dfold(static_cast<size_t>(cuda::fragment_halves(rows)));
+            cuda::GemvOutput out;
+            out.y = dy.p, out.accumulate = true, out.bias = dbias.p;
+            out.norm_w = dnw.p, out.norm_fragments = dfold.p, out.sumsq_partials = dsums.p;
+            out.slice_partials = partials.p, out.slice_counts = counts.p, out.slice_tasks = tasks;
+            ASSERT_TRUE(cuda::pair_lut_gemv(tiled.d, b, in, out, nullptr)) << what;
+            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+            y[run] = dy.get(size_t(rows)), sums[run] = dsums.get(size_t(tasks));
+            folded[run] = dfold.get(size_t(cuda::fragment_halves(rows)));
+          }
+          EXPECT_EQ(y[1], y[0]) << what;
+          EXPECT_EQ(sums[1], sums[0]) << what;
+          EXPECT_EQ(folded[1], folded[0]) << what;
+          EXPECT_EQ(counts.get(size_t(tasks)), std::vector<unsigned>(size_t(tasks), 0u)) << what;
+          const std::vector<float> part = partials.get(size_t(tasks * slices * 16));
+          for (int64_t r = 0; r < rows; ++r) {
+            const double tol = 6e-4 * scale[size_t(r)] + 1e-4 * (1 + std::fabs(ref[size_t(r)]));
+            ASSERT_NEAR(y[0][size_t(r)], ref[size_t(r)], tol) << what << " row " << r;
+            ASSERT_NEAR(y[2][size_t(r)], ref[size_t(r)], tol) << what << " row " << r << " (task loop)";
+            double total = 0;  // the slices' sums in the scratch: the row less its bias and residual
+            for (int64_t k = 0; k < slices; ++k) total += part[size_t(((r / 16) * slices + k) * 16 + r % 16)];
+            ASSERT_NEAR(total, double(y[0][size_t(r)]) - y0[size_t(r)] - bias[size_t(r)], 1e-4 * (1 + std::fabs(total)))
+                << what << " row " << r;
+            ASSERT_EQ(folded[0][size_t(cuda::fragment_slot(r))], f32_to_f16(nw[size_t(r)] * y[0][size_t(r)])) << what << " row " << r;
+          }
+          for (int64_t t = 0; t < tasks; ++t) {
+            double sq = 0;
+            for (int64_t r = 16 * t; r < std::min(rows, 16 * t + 16); ++r) sq += double(y[0][size_t(r)]) * y[0][size_t(r)];
+            ASSERT_NEAR(sums[0][size_t(t)], sq, 1e-5 * sq + 1e-6) << what << " task " << t;
+          }
+        }
+      }
+    }
+}
+
 // The decode attention's split count grows with the context (graphs are kept per count):
 // never fewer splits for a longer context, more from 1792 positions on (in 128-thread
 // blocks; below, 256, and for heads of at most 64 below 512 positions one block of 512 a

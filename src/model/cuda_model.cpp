@@ -614,6 +614,11 @@ class CudaModel : public DeviceModel {
       norm_fragments_.reserve(size_t(fragment_halves(int64_t(D))));
       PMPD_CUDA_CHECK(cudaMemset(norm_fragments_.get(), 0, norm_fragments_.bytes()));
       norm_sumsq_.reserve(size_t(2 * c.n_layers) * ((D + 15) / 16));  // sumsq_slot's layout
+      // the column slices' scratch (GemvOutput::slice_partials), for the tallest matrix
+      slice_tasks_ = (int64_t(std::max({D, F * 2, Q + 2 * KV})) + 15) / 16;
+      slice_partials_.reserve(size_t(slice_partial_floats(slice_tasks_ * 16)));
+      slice_counts_.reserve(size_t(slice_tasks_));
+      PMPD_CUDA_CHECK(cudaMemset(slice_counts_.get(), 0, slice_counts_.bytes()));
     }
     tokens_.reserve(N);
     size_t max_cols = std::max({D, F, Q});
@@ -714,6 +719,7 @@ class CudaModel : public DeviceModel {
     if (fold_norm) {
       o.norm_w = fold_norm->fold_weights(), o.norm_fragments = norm_fragments_.get(), o.sumsq_partials = fold_sums;
     }
+    o.slice_partials = slice_partials_.get(), o.slice_counts = slice_counts_.get(), o.slice_tasks = slice_tasks_;
     return o;
   }
   // A single-token layer: the bit-plane GEMV with the preceding operator fused into its
@@ -919,6 +925,11 @@ class CudaModel : public DeviceModel {
   // and per norm site (2 a layer: attention, MLP) the sums of x^2 of the producer's tasks.
   DevArray<uint16_t> norm_fragments_;
   DevArray<float> norm_sumsq_;
+  // The streaming GEMV's column slices (matrices of more than 4096 columns): each task's slice
+  // sums and the count of its slices in (zero between launches).
+  DevArray<float> slice_partials_;
+  DevArray<unsigned> slice_counts_;
+  int64_t slice_tasks_ = 0;
   // For comparisons: PMPD_CUDA_MLP_FRAGMENTS=0, every down-projection block computes its input
   // itself; PMPD_CUDA_ATTN_FRAGMENTS=0, every output-projection block converts its input.
   static bool switched_on(const char* name) {

@@ -99,6 +99,16 @@ struct GemvOutput {
   const float* norm_w = nullptr;
   uint16_t* norm_fragments = nullptr;
   float* sumsq_partials = nullptr;
+  // Scratch for the streaming GEMV over column slices (2..3 bits, more than 4096 columns: the
+  // down projections): each of a task's S = ceil(chunk pairs / 16) slices is summed by its own
+  // block into slice_partials[(task * S + s) * 16 + row], and the last of the S blocks to count
+  // itself in slice_counts[task] adds them in slice order (the same bits every run) and writes
+  // the row. slice_tasks: tasks the scratch holds (slice_partials: 64 floats a task, room for
+  // S <= 4; slice_counts: one a task, zero when allocated, and every launch leaves them zero).
+  // Without it such matrices run the task loop.
+  float* slice_partials = nullptr;
+  unsigned* slice_counts = nullptr;
+  int64_t slice_tasks = 0;
 };
 
 // The decode GEMV, reading planes 0..b-1: y[r] (+)= sum_j W_b[r, j] in(x)[j] (+ bias[r]).
@@ -134,6 +144,13 @@ void set_pair_lut_stream_rounds_3bit(int rounds);
 // Items each warp of the streaming GEMV keeps in flight: 1 (the default) or 2 (initial value
 // from PMPD_CUDA_GEMV_STREAM_AHEAD). Returns the setting it replaces.
 int set_pair_lut_stream_ahead(int items);
+// Where 2..3-bit matrices of 4097..16384 columns run the streaming GEMV over column slices
+// (the output bringing the scratch, GemvOutput::slice_partials) instead of the task loop:
+// 0 nowhere, 1 where it pays (the default: 3 bits, three tasks a block or more), 2 wherever the
+// tables fit. Initial value from PMPD_CUDA_GEMV_SLICES. Returns the setting it replaces.
+int set_pair_lut_slices(int mode);
+// Floats of GemvOutput::slice_partials for a matrix of `rows` rows (slice_counts: rows / 16 + 1).
+int64_t slice_partial_floats(int64_t rows);
 // Plain form: y = W_b x.
 void bitplane_gemv(const DeviceBitPlanes& m, int bits, const float* x, float* y, void* stream);
 // in(x) written to out (cols floats): the prologue on its own (16-bit layers, tests).

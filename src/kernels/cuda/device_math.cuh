@@ -37,6 +37,16 @@ __device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
   return v;
 }
 
+// Adds 1 to *counter at device scope and returns the value before: a release of what this
+// thread wrote or saw ordered before it, and an acquire of what those counted in before wrote
+// (the column slices' meeting, pair_lut_gemv.cu; lighter than __threadfence on both sides,
+// stop 33: +0.4..0.5% end to end on Vicuna-7B at 3 bits).
+__device__ __forceinline__ unsigned count_in_acq_rel(unsigned* counter) {
+  unsigned old;
+  asm volatile("atom.add.acq_rel.gpu.global.u32 %0, [%1], 1;\n" : "=r"(old) : "l"(counter) : "memory");
+  return old;
+}
+
 // A barrier of the whole grid, for kernels whose blocks are all resident at once (one block an
 // SM and a grid of at most the SMs, or a cooperative launch), on one word that is zero before
 // the first use. Each block arrives with one atomic and no reset: block 0 adds 2^31 - (n - 1)

@@ -208,6 +208,41 @@ __device__ __forceinline__ float write_task_row(const DeviceBitPlanes& m, const 
   return r >= 0 ? y : 0.f;
 }
 
+// Column slices (pair_lut_stream_kernel's Slices): lanes 0..15 of one warp hand in their rows'
+// sums over this block's slice of a task; true in the block that arrives last of the task's
+// Slices, where `sum` becomes the whole rows' sums, added in slice order (not arrival order: the
+// same bits every run). Lane 0 counts the block in with one acq_rel atomic (releasing the
+// lanes' stores, ordered before it by the warp barrier; in the last block, acquiring the other
+// blocks'): stop 33 measured it 0.4-0.5% faster end to end than __threadfence on both sides. The
+// last block puts the count back to zero for the next launch.
+template <int Slices>
+__device__ __forceinline__ bool slices_meet(const GemvOutput& out, int task, int slice, int lane, float& sum) {
+  float* sums = out.slice_partials + size_t(task) * Slices * kRows;
+  __stcg(sums + slice * kRows + lane, sum);
+  __syncwarp(0xffffu);  // orders the lanes' stores before lane 0's release
+  unsigned last = 0;
+  if (lane == 0) last = dev::count_in_acq_rel(out.slice_counts + task) == unsigned(Slices - 1);
+  if (!__shfl_sync(0xffffu, last, 0)) return false;
+  __syncwarp(0xffffu);  // and lane 0's acquire before the lanes' loads
+  float total = 0.f;
+#pragma unroll
+  for (int k = 0; k < Slices; ++k) total += k == slice ? sum : __ldcg(sums + k * kRows + lane);
+  if (lane == 0) out.slice_counts[task] = 0u;
+  sum = total;
+  return true;
+}
+
+// Row i (0..15) of a task from its whole sum over the columns (column slices; plain tiles and
+// output): times `scale`, plus its bias, into y (added to y_old where out.accumulate), as
+// write_task_row does. Returns the row's final value (0 past the rows).
+__device__ __forceinline__ float write_row_total(const DeviceBitPlanes& m, const GemvOutput& out, int task, int i,
+                                                 float sum, float scale, float y_old) {
+  const int r = task_row<false>(m, task, i);
+  const float v = sum * scale + (out.bias && r >= 0 ? out.bias[r] : 0.f), y = out.accumulate ? y_old + v : v;
+  if (r >= 0) out.y[r] = y;
+  return r >= 0 ? y : 0.f;
+}
+
 // The row's value before a residual add (out.accumulate), loaded ahead of write_task_row: only
 // after the wait on the kernel before, which may write it.
 template <bool Mapped>
@@ -434,9 +469,14 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
 // keeps Ahead items in flight (1 or 2: stream_ahead). Its speed proved sensitive to the form of
 // its code (forms doing the same work ran up to 16% apart at 3 bits, stop 23), so the
 // 16-chunk-pair instantiations are kept PTX for PTX as measured; see the notes below.
-template <int B, bool Mapped, int Ahead, bool Grouped>
+// Slices > 1 (stop 33): a matrix of more than 16 chunk pairs (the down projections) cut into
+// Slices column slices of at most 16 chunk pairs; block b sums slice b % Slices of its tasks
+// (its warps each one chunk pair of the slice, x in registers as above) and the last of a
+// task's Slices blocks adds their sums (GemvOutput::slice_partials) and writes the rows.
+template <int B, bool Mapped, int Ahead, bool Grouped, int Slices = 1>
 __global__ void __launch_bounds__(kThreads, 1)
     pair_lut_stream_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
+  static_assert(Slices == 1 || (!Mapped && !Grouped), "column slices: plain outputs, a chunk pair a warp");
   extern __shared__ __align__(16) uint8_t smem[];
   const Layout lay = layout_of(m);
   const int64_t padded = lay.chunk_pairs * 256;
@@ -458,12 +498,20 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   // This block's tasks: blockIdx.x + i gridDim.x for i < n. Grouped (fewer than 16 chunk
   // pairs): warp w takes chunk pair cp = w % CP and tasks group, group + groups, ... (group =
-  // w / CP, groups = 16 / CP); else chunk pair w and every task.
-  const int n = (tasks32 - 1 - int(blockIdx.x)) / int(gridDim.x) + 1;
-  auto task_of = [&](int i) { return int(blockIdx.x) + i * int(gridDim.x); };
+  // w / CP, groups = 16 / CP); else chunk pair w and every task. Slices: the blocks form
+  // gridDim.x / Slices groups of Slices, block b taking slice b % Slices (chunk pairs
+  // cp_base.. of it, cp_width of them: warp w the chunk pair cp_base + w) of its group's tasks.
+  constexpr bool kSliced = Slices > 1;
+  const int slice = kSliced ? int(blockIdx.x % Slices) : 0;
+  const int block_of_tasks = kSliced ? int(blockIdx.x / Slices) : int(blockIdx.x);
+  const int task_blocks = kSliced ? int(gridDim.x / Slices) : int(gridDim.x);
+  const int cp_base = kSliced ? slice * cp32 / Slices : 0;
+  const int cp_width = kSliced ? (slice + 1) * cp32 / Slices - cp_base : cp32;
+  const int n = (tasks32 - 1 - block_of_tasks) / task_blocks + 1;
+  auto task_of = [&](int i) { return block_of_tasks + i * task_blocks; };
   // Not Grouped: the first loads go through this cursor, the remnant of a walk over several
   // chunk pairs a warp (dropped: no faster); kept as it is, it keeps the measured PTX.
-  const int per = warp < cp32 ? (cp32 - 1 - warp) / kWarps + 1 : 0, items = n * per;
+  const int per = kSliced ? int(warp < cp_width) : warp < cp32 ? (cp32 - 1 - warp) / kWarps + 1 : 0, items = n * per;
   struct Cursor {  // an item of this warp: task i (j = 0: one chunk pair)
     int i = 0, j = 0;
   };
@@ -471,9 +519,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (++c.j == per) c.j = 0, ++c.i;
   };
   auto load = [&](const Cursor& c, uint2 (&dst)[2][B]) {
-    load_item<B>(tiled, plane_words, cp32, task_of(c.i), warp + kWarps * c.j, lane, dst);
+    load_item<B>(tiled, plane_words, cp32, task_of(c.i), cp_base + warp + kWarps * c.j, lane, dst);
   };
-  const int groups = Grouped ? kWarps / cp32 : 1, group = Grouped ? warp / cp32 : 0, cp = Grouped ? warp % cp32 : warp;
+  const int groups = Grouped ? kWarps / cp32 : 1, group = Grouped ? warp / cp32 : 0,
+            cp = Grouped ? warp % cp32 : cp_base + warp;
   uint2 ring[Ahead + 1][2][B];  // ring[0]: the item decoded; ring[1..Ahead]: the next ones, in flight
   Cursor next;  // the item loaded next
   if constexpr (Grouped) {
@@ -560,7 +609,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       item_half<B>(cur, h, p);
       chunk_mma<B>(p, xr[h], ta, acc);
     }
-    write_warp_partials(partial + size_t(i) * (kWarps + 1) * kRows, cp, lane, acc);
+    write_warp_partials(partial + size_t(i) * (kWarps + 1) * kRows, cp - cp_base, lane, acc);
     if (i == first) PMPD_TIMELINE_MARK(5);
   };
   auto item = [&](int i) {
@@ -585,25 +634,41 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int i = first; i < n; i += stride) item(i);
   }
   PMPD_TIMELINE_MARK(6);
-  if (m.nnz)  // warp w: row w's DNS outliers, for every task
+  if (m.nnz && slice == 0)  // warp w: row w's DNS outliers, for every task (slices: the first's sum)
     for (int i = 0; i < n; ++i) {
       const float s = outlier_correction<B, Mapped>(m, plane_words, cp32, task_of(i), warp, lane, xs);
       if (lane == 0) partial[(size_t(i) * (kWarps + 1) + kWarps) * kRows + warp] = s;
     }
   __syncthreads();  // every task's partial sums are in
   PMPD_TIMELINE_MARK(7);
-  const int busy = Grouped ? cp32 : cp32 < kWarps ? cp32 : kWarps;  // warps that wrote partial sums a task
+  const int busy = kSliced ? cp_width : Grouped ? cp32 : cp32 < kWarps ? cp32 : kWarps;  // warps that wrote partial sums a task
   const float scale = in.sumsq_partials ? norm_scale : 1.f;
-  for (int i = warp; i < n; i += kWarps)
-    if (lane < kRows) {
-      const bool first_rows = i == warp;  // loaded ahead
-      const int task = task_of(i);
-      const float y = write_task_row<Mapped>(m, out, partial + size_t(i) * (kWarps + 1) * kRows, task, lane, busy, scale,
-                                             first_rows ? y_old : residual_of<Mapped>(m, out, task, lane));
-      if (first_rows) PMPD_TIMELINE_MARK(9);
-      if (out.norm_fragments)
-        write_norm_fold<Mapped>(m, out, task, lane, y, first_rows ? norm_w : norm_weight_of<Mapped>(m, out, task, lane));
-    }
+  if constexpr (kSliced) {
+    for (int i = warp; i < n; i += kWarps)
+      if (lane < kRows) {
+        const int task = task_of(i);
+        const float* part = partial + size_t(i) * (kWarps + 1) * kRows;
+        float sum = m.nnz && slice == 0 ? part[kWarps * kRows + lane] : 0.f;
+        for (int w2 = 0; w2 < busy; ++w2) sum += part[w2 * kRows + lane];
+        if (!slices_meet<Slices>(out, task, slice, lane, sum)) continue;  // another slice's block writes the rows
+        const bool first_rows = i == warp;
+        const float y = write_row_total(m, out, task, lane, sum, scale,
+                                        first_rows ? y_old : residual_of<false>(m, out, task, lane));
+        if (out.norm_fragments)
+          write_norm_fold<false>(m, out, task, lane, y, first_rows ? norm_w : norm_weight_of<false>(m, out, task, lane));
+      }
+  } else {
+    for (int i = warp; i < n; i += kWarps)
+      if (lane < kRows) {
+        const bool first_rows = i == warp;  // loaded ahead
+        const int task = task_of(i);
+        const float y = write_task_row<Mapped>(m, out, partial + size_t(i) * (kWarps + 1) * kRows, task, lane, busy,
+                                               scale, first_rows ? y_old : residual_of<Mapped>(m, out, task, lane));
+        if (first_rows) PMPD_TIMELINE_MARK(9);
+        if (out.norm_fragments)
+          write_norm_fold<Mapped>(m, out, task, lane, y, first_rows ? norm_w : norm_weight_of<Mapped>(m, out, task, lane));
+      }
+  }
   PMPD_TIMELINE_MARK(8);
 }
 
@@ -696,11 +761,46 @@ void launch_stream_kernel(dim3 grid, size_t smem, cudaStream_t s, const DeviceBi
   allow_dynamic_smem<Kernel>(smem);
   launch_chained(Kernel, grid, dim3(kThreads), smem, s, m, in, out, rounds);
 }
+// Column slices (stop 33): 2..3-bit matrices of 17..64 chunk pairs, plain tiles and output, where
+// the output brings the scratch: ceil(CP / 16) slices, SMs / slices blocks a slice (at most one
+// a task), each with every task's tables of its share. PMPD_CUDA_GEMV_SLICES (set_pair_lut_slices):
+// 0 never (the task loop), 2 wherever the tables fit, 1 (the default) at 3 bits where a block
+// has three tasks or more. Measured against the task loop in one call each
+// (sweeps/stop33-column-slices.md): 3 bits Vicuna-7B (6 tasks a block) +1.1..1.4%, Zephyr-3B (3)
+// +0.7..1.2%; Phi-1.5 and MobileLLaMA-1.4B (2 tasks a block, where the task loop has one) -1.0%
+// and -4.0%, Vicuna-7B at 2 bits -0.8..-1.5%.
+int slices_mode = [] {
+  const char* e = std::getenv("PMPD_CUDA_GEMV_SLICES");
+  return e ? std::atoi(e) : 1;
+}();
+template <int B>
+bool launch_sliced(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
+  const Layout lay = layout_of(m);
+  const int64_t tasks = lay.row_blocks / 2;
+  const int slices = int((lay.chunk_pairs + kWarps - 1) / kWarps);
+  if (!stream_enabled || !slices_mode || tasks < 1 || slices < 2 || slices > 4 || !out.slice_partials ||
+      !out.slice_counts || tasks > out.slice_tasks)
+    return false;
+  const int64_t task_blocks = std::min<int64_t>(tasks, std::max(1, multiprocessor_count() / slices));
+  const int rounds = int((tasks + task_blocks - 1) / task_blocks);
+  if (B == 3 && rounds < stream_rounds_3bit) return false;
+  if (slices_mode == 1 && (B != 3 || rounds < 3)) return false;
+  const size_t smem = stream_smem_bytes<B>(m, rounds);
+  if (smem > kSmemMax) return false;
+  PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
+  const dim3 grid{unsigned(task_blocks * slices)};
+  if (slices == 2) launch_stream_kernel<pair_lut_stream_kernel<B, false, 1, false, 2>>(grid, smem, s, m, in, out, rounds);
+  else if (slices == 3) launch_stream_kernel<pair_lut_stream_kernel<B, false, 1, false, 3>>(grid, smem, s, m, in, out, rounds);
+  else launch_stream_kernel<pair_lut_stream_kernel<B, false, 1, false, 4>>(grid, smem, s, m, in, out, rounds);
+  return true;
+}
 template <int B, bool Mapped>
 bool launch_stream(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
   const Layout lay = layout_of(m);
   const int64_t tasks = lay.row_blocks / 2, cp = lay.chunk_pairs;
   const bool grouped = cp < kWarps;
+  if constexpr (!Mapped)
+    if (cp > kWarps) return launch_sliced<B>(m, in, out, s);
   if (!stream_enabled || tasks < 1 || cp > kWarps || (grouped && !stream_shared)) return false;
   const int64_t blocks = std::min<int64_t>(tasks, multiprocessor_count());
   const int rounds = int((tasks + blocks - 1) / blocks);
@@ -899,6 +999,10 @@ void set_pair_lut_stream(bool on, bool shared) { stream_enabled = on, stream_sha
 void set_pair_lut_stream_rounds_3bit(int rounds) { stream_rounds_3bit = std::max(1, rounds); }
 
 int set_pair_lut_stream_ahead(int items) { return std::exchange(stream_ahead, std::clamp(items, 1, 2)); }
+
+int set_pair_lut_slices(int mode) { return std::exchange(slices_mode, std::clamp(mode, 0, 2)); }
+
+int64_t slice_partial_floats(int64_t rows) { return (rows + 15) / 16 * 4 * kRows; }
 
 int64_t fragment_halves(int64_t cols) { return (cols + 255) / 256 * 256; }
 
