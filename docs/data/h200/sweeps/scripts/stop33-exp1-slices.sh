@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
 # stop 33 call 1: the down projections on the streaming GEMV over column slices (the sliced
-# kernel, PMPD_CUDA_GEMV_SLICES=1, the default) against the task loop (=0), same binary.
+# kernel) against the task loop (PMPD_CUDA_GEMV_SLICES=0), same binary. In this call's code the
+# setting was a switch, =1 slices wherever the tables fit (the kept code's =2).
 # The CUDA tests first; then end to end, interleaved, and Vicuna-7B's per-operator table.
 set -uo pipefail
-source tools/gpu/bundle_env.sh
-N=$root/bin
-out=${OUT:-/tmp/out}
+source docs/data/h200/sweeps/scripts/stop33-lib.sh
 "$N/pmpd_tests" --gtest_filter='*Cuda*' >"$out/tests.txt" 2>&1
 grep -E "PASSED|FAILED|Cuda.ColumnSlices" "$out/tests.txt"
-b() { local shape=$1 bits=$2; shift 2; echo "== $shape $bits $*"
-  env "$@" timeout 90 "$N/pmpd" bench --backend cuda --shape "$shape" --bits "$bits:$bits" --prompt-tokens 128 \
-    --no-ops --schedule "" 2>&1 | grep -E "^\| $bits-bit|rror"; }
 for rep in 1 2; do
   for bits in 3 2; do
     b vicuna-7b $bits PMPD_CUDA_GEMV_SLICES=0

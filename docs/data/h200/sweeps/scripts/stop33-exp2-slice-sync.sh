@@ -3,14 +3,9 @@
 # 1's fences (PMPD_CUDA_GEMV_SLICE_FENCE=1); PMPD_CUDA_GEMV_SLICES: 0 the task loop, 1 the rule
 # (3 bits, three tasks a block or more), 2 every matrix of more than 16 chunk pairs.
 set -uo pipefail
-source tools/gpu/bundle_env.sh
-N=$root/bin
-out=${OUT:-/tmp/out}
+source docs/data/h200/sweeps/scripts/stop33-lib.sh
 "$N/pmpd_tests" --gtest_filter='*Cuda*' >"$out/tests.txt" 2>&1
 grep -E "PASSED|FAILED|Cuda.ColumnSlices" "$out/tests.txt"
-b() { local shape=$1 bits=$2; shift 2; echo "== $shape $bits $*"
-  env "$@" timeout 90 "$N/pmpd" bench --backend cuda --shape "$shape" --bits "$bits:$bits" --prompt-tokens 128 \
-    --no-ops --schedule "" 2>&1 | grep -E "^\| $bits-bit|rror"; }
 F=PMPD_CUDA_GEMV_SLICE_FENCE=1
 for rep in 1 2; do
   b vicuna-7b 3 PMPD_CUDA_GEMV_SLICES=0

@@ -5,10 +5,7 @@
 set -uo pipefail
 out=${OUT:-/tmp/out}
 SHAPE=vicuna-7b BITS=2:4 bash tools/gpu/quick.sh "$out"
-source tools/gpu/bundle_env.sh
-b() { local shape=$1 bits=$2; shift 2; echo "== $shape $bits $*"
-  env "$@" timeout 90 "$root/bin/pmpd" bench --backend cuda --shape "$shape" --bits "$bits:$bits" --prompt-tokens 128 \
-    --no-ops --schedule "" 2>&1 | grep -E "^\| $bits-bit|rror"; }
+source docs/data/h200/sweeps/scripts/stop33-lib.sh
 for s in zephyr-3b phi-1.5 mobilellama-1.4b vicuna-7b; do
   b $s 3 PMPD_CUDA_GEMV_SLICES=0
   b $s 3
