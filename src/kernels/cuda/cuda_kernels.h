@@ -149,7 +149,8 @@ int set_pair_lut_stream_ahead(int items);
 // 0 nowhere, 1 where it pays (the default: 3 bits, three tasks a block or more), 2 wherever the
 // tables fit. Initial value from PMPD_CUDA_GEMV_SLICES. Returns the setting it replaces.
 int set_pair_lut_slices(int mode);
-// Floats of GemvOutput::slice_partials for a matrix of `rows` rows (slice_counts: rows / 16 + 1).
+// Floats of GemvOutput::slice_partials for a matrix of `rows` rows (slice_counts: one a
+// 16-row task, ceil(rows / 16)).
 int64_t slice_partial_floats(int64_t rows);
 // Plain form: y = W_b x.
 void bitplane_gemv(const DeviceBitPlanes& m, int bits, const float* x, float* y, void* stream);

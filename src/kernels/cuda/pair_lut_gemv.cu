@@ -182,27 +182,43 @@ __device__ __forceinline__ void write_warp_partials(float* part, int warp, int l
   }
 }
 
-// Row i (0..15) of a task from its partial sums part[w * kRows + i] of `warps` warps (and, with
-// DNS outliers, part[kWarps * kRows + i]), times `scale` (a folded RMSNorm's, else 1), plus
-// its bias: into y (added to y_old, the row's value loaded before, where out.accumulate) and,
-// where asked, into the next GEMV's fragments. Returns the row's final value (0 past the rows).
+// Row l (0..15) of a task summed over its partial sums part[w * kRows + l] of `warps` warps,
+// the DNS outliers' part[kWarps * kRows + l] first where `outliers`: one order for every
+// epilogue, so the task loop, the streaming GEMV and its column slices give the same bits.
+__device__ __forceinline__ float task_row_sum(const float* part, int l, int warps, bool outliers) {
+  float s = outliers ? part[kWarps * kRows + l] : 0.f;
+  for (int w = 0; w < warps; ++w) s += part[w * kRows + l];
+  return s;
+}
+
+// Row r's value from its sum over all columns: times `scale` (a folded RMSNorm's, else 1), plus
+// its bias.
+__device__ __forceinline__ float row_value(const GemvOutput& out, int r, float sum, float scale) {
+  return sum * scale + (out.bias && r >= 0 ? out.bias[r] : 0.f);
+}
+
+// Row r's value v into y (added to y_old, the row's value loaded before, where out.accumulate);
+// returns what it stores (for rows past the matrix, r < 0, nothing: callers return 0 for them).
+__device__ __forceinline__ float store_row(const GemvOutput& out, int r, float v, float y_old) {
+  const float y = out.accumulate ? y_old + v : v;
+  if (r >= 0) out.y[r] = y;
+  return y;
+}
+
+// Row i (0..15) of a task from its partial sums (task_row_sum), into y (store_row) and, where
+// asked, into the next GEMV's fragments. Returns the row's final value (0 past the rows).
 template <bool Mapped>
 __device__ __forceinline__ float write_task_row(const DeviceBitPlanes& m, const GemvOutput& out, const float* part,
                                                 int task, int i, int warps, float scale, float y_old) {
-  auto row_value = [&](int l, int r) {
-    float s = m.nnz ? part[kWarps * kRows + l] : 0.f;
-    for (int w2i = 0; w2i < warps; ++w2i) s += part[w2i * kRows + l];
-    return s * scale + (out.bias && r >= 0 ? out.bias[r] : 0.f);
-  };
+  auto value = [&](int l, int r) { return row_value(out, r, task_row_sum(part, l, warps, m.nnz != 0), scale); };
   const int r = task_row<Mapped>(m, task, i);
-  const float v = row_value(i, r), y = out.accumulate ? y_old + v : v;
-  if (r >= 0) out.y[r] = y;
+  const float v = value(i, r), y = store_row(out, r, v, y_old);
   if constexpr (Mapped) {
     // A gate row's lane sums its up row too (the same additions as that row's lane:
     // a shuffle or a pass through shared memory instead made ptxas spill).
     if (out.fragments && r >= 0) {
       if (out.fragment_op != GemvPrologue::GatedActivation) write_fragment(out, r, v);
-      else if (i < 8) write_fragment(out, r, v, row_value(i + 8, task_row<Mapped>(m, task, i + 8)));
+      else if (i < 8) write_fragment(out, r, v, value(i + 8, task_row<Mapped>(m, task, i + 8)));
     }
   }
   return r >= 0 ? y : 0.f;
@@ -230,17 +246,6 @@ __device__ __forceinline__ bool slices_meet(const GemvOutput& out, int task, int
   if (lane == 0) out.slice_counts[task] = 0u;
   sum = total;
   return true;
-}
-
-// Row i (0..15) of a task from its whole sum over the columns (column slices; plain tiles and
-// output): times `scale`, plus its bias, into y (added to y_old where out.accumulate), as
-// write_task_row does. Returns the row's final value (0 past the rows).
-__device__ __forceinline__ float write_row_total(const DeviceBitPlanes& m, const GemvOutput& out, int task, int i,
-                                                 float sum, float scale, float y_old) {
-  const int r = task_row<false>(m, task, i);
-  const float v = sum * scale + (out.bias && r >= 0 ? out.bias[r] : 0.f), y = out.accumulate ? y_old + v : v;
-  if (r >= 0) out.y[r] = y;
-  return r >= 0 ? y : 0.f;
 }
 
 // The row's value before a residual add (out.accumulate), loaded ahead of write_task_row: only
@@ -648,12 +653,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (lane < kRows) {
         const int task = task_of(i);
         const float* part = partial + size_t(i) * (kWarps + 1) * kRows;
-        float sum = m.nnz && slice == 0 ? part[kWarps * kRows + lane] : 0.f;
-        for (int w2 = 0; w2 < busy; ++w2) sum += part[w2 * kRows + lane];
+        float sum = task_row_sum(part, lane, busy, m.nnz && slice == 0);
         if (!slices_meet<Slices>(out, task, slice, lane, sum)) continue;  // another slice's block writes the rows
         const bool first_rows = i == warp;
-        const float y = write_row_total(m, out, task, lane, sum, scale,
-                                        first_rows ? y_old : residual_of<false>(m, out, task, lane));
+        const float before = first_rows ? y_old : residual_of<false>(m, out, task, lane);
+        const int r = task_row<false>(m, task, lane);
+        const float stored = store_row(out, r, row_value(out, r, sum, scale), before);
+        const float y = r >= 0 ? stored : 0.f;
         if (out.norm_fragments)
           write_norm_fold<false>(m, out, task, lane, y, first_rows ? norm_w : norm_weight_of<false>(m, out, task, lane));
       }
