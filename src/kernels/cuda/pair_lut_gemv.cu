@@ -660,6 +660,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         const int r = task_row<false>(m, task, lane);
         const float stored = store_row(out, r, row_value(out, r, sum, scale), before);
         const float y = r >= 0 ? stored : 0.f;
+        if (first_rows) PMPD_TIMELINE_MARK(9);  // thread 0's first rows, where its block writes them
         if (out.norm_fragments)
           write_norm_fold<false>(m, out, task, lane, y, first_rows ? norm_w : norm_weight_of<false>(m, out, task, lane));
       }
