@@ -9,12 +9,7 @@
 set -uo pipefail
 out=${OUT:-/tmp/out}
 SHAPE=vicuna-7b BITS=2:4 bash tools/gpu/quick.sh "$out"
-source docs/data/h200/sweeps/scripts/stop33-lib.sh
-main=$N
-head=$(mktemp -d) && tar -C "$head" -xJf .gpu/head.tar.xz
+source docs/data/h200/sweeps/scripts/stop34-lib.sh  # new: mended; before: stop 33
 for rep in 1 2 3; do
-  for s in vicuna-7b zephyr-3b; do
-    echo "-- mended"; N=$main b $s 3
-    echo "-- stop 33"; N=$head/bin b $s 3
-  done
+  for s in vicuna-7b zephyr-3b; do ab $s 3; done
 done

@@ -10,16 +10,8 @@
 set -uo pipefail
 out=${OUT:-/tmp/out}
 SHAPE=vicuna-7b BITS=2:4 bash tools/gpu/quick.sh "$out"
-source docs/data/h200/sweeps/scripts/stop33-lib.sh
-main=$N
-head=$(mktemp -d) && tar -C "$head" -xJf .gpu/head.tar.xz
-for rep in 1 2 3; do
-  echo "-- new"; N=$main b vicuna-7b 3
-  echo "-- before"; N=$head/bin b vicuna-7b 3
-done
+source docs/data/h200/sweeps/scripts/stop34-lib.sh
+for rep in 1 2 3; do ab vicuna-7b 3; done
 for s in "vicuna-7b 2" "mobilellama-1.4b 3" "zephyr-3b 3" "phi-1.5 3"; do
-  for rep in 1 2; do
-    echo "-- new"; N=$main b $s
-    echo "-- before"; N=$head/bin b $s
-  done
+  for rep in 1 2; do ab $s; done
 done

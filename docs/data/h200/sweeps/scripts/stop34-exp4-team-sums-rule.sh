@@ -5,12 +5,7 @@
 # (now the block reduction again) and Vicuna-7B (16 teams: unchanged from call 4), 3 bits.
 set -uo pipefail
 out=${OUT:-/tmp/out}
-source docs/data/h200/sweeps/scripts/stop33-lib.sh
-"$N/pmpd_tests" --gtest_filter='*Cuda*' >"$out/tests.txt" 2>&1
+source docs/data/h200/sweeps/scripts/stop34-lib.sh
+"$main/pmpd_tests" --gtest_filter='*Cuda*' >"$out/tests.txt" 2>&1
 grep -E "PASSED|FAILED" "$out/tests.txt"
-main=$N
-head=$(mktemp -d) && tar -C "$head" -xJf .gpu/head.tar.xz
-for s in "phi-1.5 3" "vicuna-7b 3" "phi-1.5 3" "vicuna-7b 3"; do
-  echo "-- new"; N=$main b $s
-  echo "-- before"; N=$head/bin b $s
-done
+for s in "phi-1.5 3" "vicuna-7b 3" "phi-1.5 3" "vicuna-7b 3"; do ab $s; done
