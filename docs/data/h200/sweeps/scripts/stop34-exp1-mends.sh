@@ -10,6 +10,6 @@ set -uo pipefail
 out=${OUT:-/tmp/out}
 SHAPE=vicuna-7b BITS=2:4 bash tools/gpu/quick.sh "$out"
 source docs/data/h200/sweeps/scripts/stop34-lib.sh  # new: mended; before: stop 33
-for rep in 1 2 3; do
+for _ in 1 2 3; do
   for s in vicuna-7b zephyr-3b; do ab $s 3; done
 done

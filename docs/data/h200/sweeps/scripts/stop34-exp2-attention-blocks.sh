@@ -6,7 +6,7 @@
 # end, two interleaved repetitions.
 set -uo pipefail
 source docs/data/h200/sweeps/scripts/stop33-lib.sh
-for rep in 1 2; do
+for _ in 1 2; do
   b vicuna-7b 3
   b vicuna-7b 3 PMPD_CUDA_ATTN_SPLITS=2 PMPD_CUDA_ATTN_THREADS=512
   b vicuna-7b 3 PMPD_CUDA_ATTN_SPLITS=2 PMPD_CUDA_ATTN_THREADS=256

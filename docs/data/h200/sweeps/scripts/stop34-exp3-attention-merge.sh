@@ -11,7 +11,8 @@ set -uo pipefail
 out=${OUT:-/tmp/out}
 SHAPE=vicuna-7b BITS=2:4 bash tools/gpu/quick.sh "$out"
 source docs/data/h200/sweeps/scripts/stop34-lib.sh
-for rep in 1 2 3; do ab vicuna-7b 3; done
+for _ in 1 2 3; do ab vicuna-7b 3; done
+# shellcheck disable=SC2086  # $s is "SHAPE BITS", split on purpose
 for s in "vicuna-7b 2" "mobilellama-1.4b 3" "zephyr-3b 3" "phi-1.5 3"; do
-  for rep in 1 2; do ab $s; done
+  for _ in 1 2; do ab $s; done
 done

@@ -8,4 +8,5 @@ out=${OUT:-/tmp/out}
 source docs/data/h200/sweeps/scripts/stop34-lib.sh
 "$main/pmpd_tests" --gtest_filter='*Cuda*' >"$out/tests.txt" 2>&1
 grep -E "PASSED|FAILED" "$out/tests.txt"
+# shellcheck disable=SC2086  # $s is "SHAPE BITS", split on purpose
 for s in "phi-1.5 3" "vicuna-7b 3" "phi-1.5 3" "vicuna-7b 3"; do ab $s; done
