@@ -306,7 +306,7 @@ __global__ void __launch_bounds__(kMaxDecodeThreads) attention_decode_kernel(Dec
     const float w = tl > 0.f ? expf(tm - m) : 0.f;
     // The block's sum of exponentials: up to 16 teams, their sums added up after the barrier
     // below, one block reduction fewer (stop 34, with the cluster merge's weights once a warp:
-    // +0.3..0.6% end to end); more teams a block reduction (Phi-1.5's heads of 64, 64 teams in
+    // +0.2..0.6% end to end); more teams a block reduction (Phi-1.5's heads of 64, 64 teams in
     // one 512-thread block, ran 1.5% slower with every thread adding 64 sums).
     if (teams <= kTeamSums) {
       if (tid % T == 0) team_l[team] = tl * w;
