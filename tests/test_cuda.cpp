@@ -143,7 +143,7 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
     int ahead = cuda::set_pair_lut_stream_ahead(1);
     ~ResetOneBlock() {
       cuda::set_pair_lut_one_block_cols(-1), cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1);
-      cuda::set_pair_lut_stream_ahead(ahead);
+      cuda::set_pair_lut_stream_ahead(ahead), cuda::set_pair_lut_roll(true);
     }
   } reset;
   // 3900 columns: 16 chunk pairs, the streaming GEMV's shapes (at 3 bits whatever the tasks a
@@ -151,10 +151,12 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
   // of the streaming GEMV's prefetch ring is loaded inside its loop; 4300 x 2000: 8 chunk pairs,
   // two groups of warps, one with two tasks of a block and the other with one (1000 and 2048
   // columns: 4 and 8 chunk pairs, one task a block); 4300 x 2500 (2..3 bits): 10 chunk pairs,
-  // one group, 6 warps idle.
+  // one group, 6 warps idle. 700 x 3900 at 4 bits: 44 tasks, on the rolling streaming GEMV
+  // over 3 blocks too (15, 15 and 14 tasks: every table slot rebuilt four times or more).
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 64},      {7, 100},     {37, 1000},
                                                            {300, 4096 + 17}, {513, 2048}, {45, 3900},
-                                                           {6400, 3900}, {4300, 2000}, {4300, 2500}};
+                                                           {6400, 3900}, {4300, 2000}, {4300, 2500},
+                                                           {700, 3900}};
   uint32_t seed = 1;
   for (auto [rows, cols] : shapes) {
     for (int nnz : {0, 3}) {
@@ -170,13 +172,15 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
       // single-weight tables at 5..8; at 2..3 bits and up to 4096 columns the streaming
       // GEMV), which rounds x to f16 (|error| <= 2^-11 sum |w x|); 2: 2..3 bits on the task loop
       // as one block an SM; 3: 2..3 bits on the task loop as two blocks an SM; 4: the streaming
-      // GEMV with two items in flight a warp (mode 1: one)
-      for (int b = 2; b <= (rows * cols > 10'000'000 ? 3 : 8); ++b) for (int mode : {0, 1, 2, 3, 4}) {
-        if (mode >= 2 && b > 3) continue;
+      // GEMV with two items in flight a warp (mode 1: one); at 4 bits mode 1 is the rolling
+      // streaming GEMV where the matrix has 16 chunk pairs, 5 the same over 3 blocks, 6 the task loop
+      for (int b = 2; b <= (rows * cols > 10'000'000 ? 3 : 8); ++b) for (int mode : {0, 1, 2, 3, 4, 5, 6}) {
+        if ((mode >= 2 && mode <= 4 && b > 3) || (mode >= 5 && b != 4)) continue;
+        cuda::set_pair_lut_roll(mode != 6, mode == 5 ? 3 : 0);
         cuda::set_pair_lut_stream_ahead(mode == 4 ? 2 : 1);
         const bool tc = mode > 0, f16_x = tc && b <= cuda::kTiledPlanesMax;
         cuda::set_pair_lut_one_block_cols(mode == 2 ? 1 << 30 : 0);
-        cuda::set_pair_lut_stream(mode == 1 || mode >= 4), cuda::set_pair_lut_stream_rounds_3bit(1);
+        cuda::set_pair_lut_stream(mode == 1 || mode >= 4 || b == 4), cuda::set_pair_lut_stream_rounds_3bit(1);
         cuda::bitplane_gemv(tc ? tiled.d : dm.d, b, dx.p, dy.p, nullptr);
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         std::vector<float> y = dy.get(static_cast<size_t>(rows)), ref(static_cast<size_t>(rows));
@@ -332,12 +336,13 @@ TEST(Cuda, MlpFragmentsEqualTheFusedPrologue) {
     for (int nnz : {0, 2}) {
       HostMatrix h1 = random_matrix(first_rows, dim, 2, 5, nnz, 20 + nnz), h2 = random_matrix(dim, hidden, 2, 5, nnz, 30 + nnz);
       DeviceMatrix in_order(h1, true), mapped(h1, true, gated ? hidden : 0), down(h2, true), down_untiled(h2);
-      // pair tables at 2..4 bits, single-weight tables at 5; 2..3 bits streaming and not
+      // pair tables at 2..4 bits, single-weight tables at 5; 2..4 bits streaming (at 4 the
+      // rolling GEMV over 2 blocks: 13 gate|up tasks, its table slots rebuilt) and not
       for (int b = 2; b <= 5; ++b)
         for (int act : {0, 1})
           for (bool stream : {true, false}) {
-            if (!stream && b > 3) continue;
-            cuda::set_pair_lut_stream(stream);
+            if (!stream && b > 4) continue;
+            cuda::set_pair_lut_stream(stream), cuda::set_pair_lut_roll(stream, 2);
             Dev<float> y1(static_cast<size_t>(first_rows)), y1m(static_cast<size_t>(first_rows)),
                 y2(static_cast<size_t>(dim)), y2f(static_cast<size_t>(dim));
             Dev<uint16_t> frag(static_cast<size_t>(cuda::fragment_halves(hidden)));
@@ -376,7 +381,7 @@ TEST(Cuda, MlpFragmentsEqualTheFusedPrologue) {
           }
     }
   }
-  cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1);  // the defaults
+  cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1), cuda::set_pair_lut_roll(true);  // the defaults
 }
 
 // The next GEMV's RMSNorm folded into a residual GEMV (GemvOutput::norm_fragments): the
@@ -401,9 +406,10 @@ TEST(Cuda, FoldedNormMatchesTheNormPrologue) {
         HostMatrix hp = random_matrix(dim, pcols, 2, 5, nnz, 40 + nnz), hc = random_matrix(rows, dim, 2, 5, nnz, 50 + nnz);
         DeviceMatrix producer(hp, true), consumer(hc, true);
         for (int b = 2; b <= 5; ++b)
-          for (bool stream : {true, false}) {  // the streaming GEMV (2..3 bits) or the task loop
-            if (!stream && b > 3) continue;
-            cuda::set_pair_lut_stream(stream);
+          for (bool stream : {true, false}) {  // the streaming GEMV (2..4 bits) or the task loop
+            if (!stream && b > 4) continue;
+            // 4 bits: the 3900-column producer on the rolling GEMV over 24 blocks (11 tasks a block)
+            cuda::set_pair_lut_stream(stream), cuda::set_pair_lut_roll(stream, 24);
             const std::string what =
                 fmt::format("norm weights x{} producer cols {} nnz {} bits {} streaming {}", wmul, pcols, nnz, b, stream);
             std::vector<float> nw(nw1), nw_fold(nw1);
@@ -458,7 +464,7 @@ TEST(Cuda, FoldedNormMatchesTheNormPrologue) {
             }
           }
       }
-  cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1);  // the defaults
+  cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1), cuda::set_pair_lut_roll(true);  // the defaults
 }
 
 // The streaming GEMV over column slices (matrices of more than 4096 columns at 2..3 bits,

@@ -149,6 +149,10 @@ int set_pair_lut_stream_ahead(int items);
 // 0 nowhere, 1 where it pays (the default: 3 bits, three tasks a block or more), 2 wherever the
 // tables fit. Initial value from PMPD_CUDA_GEMV_SLICES. Returns the setting it replaces.
 int set_pair_lut_slices(int mode);
+// Whether 4-bit matrices of 16 chunk pairs (4096 columns) run the rolling streaming GEMV
+// (on by default; initial value from PMPD_CUDA_GEMV_ROLL) or the task loop; max_blocks > 0
+// caps its grid (tests: more tasks a block, so that its table slots are rebuilt).
+void set_pair_lut_roll(bool on, int max_blocks = 0);
 // Floats of GemvOutput::slice_partials for a matrix of `rows` rows (slice_counts: one a
 // 16-row task, ceil(rows / 16)).
 int64_t slice_partial_floats(int64_t rows);

@@ -85,6 +85,36 @@ __device__ __forceinline__ void copy_async(void* dst, const void* src, bool vali
 __device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void copy_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
+// Shared-memory barriers that a thread arrives at and waits on apart (mbarrier, sm_80+): the
+// 4-bit streaming GEMV's table slots (a warp arrives when done with a slot, and waits before
+// it overwrites it, a task later). Arrival releases and the wait acquires, at the block's scope.
+__device__ __forceinline__ void barrier_init(uint64_t* bar, unsigned count) {
+  asm volatile("mbarrier.init.shared.b64 [%0], %1;" ::"r"(uint32_t(__cvta_generic_to_shared(bar))), "r"(count) : "memory");
+}
+__device__ __forceinline__ void barrier_arrive(uint64_t* bar) {
+  asm volatile("{\n .reg .b64 state;\n mbarrier.arrive.shared.b64 state, [%0];\n}" ::"r"(
+                   uint32_t(__cvta_generic_to_shared(bar)))
+               : "memory");
+}
+// Waits until the barrier's phase of this parity (0 for its first completion, 1 for its second,
+// ...) has completed.
+__device__ __forceinline__ void barrier_wait(uint64_t* bar, unsigned parity) {
+  const uint32_t address = uint32_t(__cvta_generic_to_shared(bar));
+  uint32_t done = 0;
+  while (!done)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900  // a wait that may suspend the warp a while
+    asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+                 : "=r"(done)
+                 : "r"(address), "r"(parity)
+                 : "memory");
+#else
+    asm volatile("{\n .reg .pred p;\n mbarrier.test_wait.parity.shared.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+                 : "=r"(done)
+                 : "r"(address), "r"(parity)
+                 : "memory");
+#endif
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;

@@ -679,6 +679,152 @@ __global__ void __launch_bounds__(kThreads, 1)
   PMPD_TIMELINE_MARK(8);
 }
 
+// ---- The rolling streaming GEMV (4 bits, 16 chunk pairs; stop 35) ----
+// At 4 bits a task's pair tables take 64 KiB, so a block cannot hold all its tasks' tables as
+// the streaming GEMV does, and the task loop pays a table build and a block barrier a task
+// (~2 us a 16-row task of 32 KB, stop 34's timeline). Here the block keeps kRollSlots tasks'
+// tables and each warp, as in the streaming GEMV, owns one chunk pair, keeps its x in
+// registers and walks every task of its block, one item each. A slot is rebuilt for the task
+// kRollSlots on once every warp is done with it, without a block barrier: after its item of
+// task i each warp arrives at done[slot of i] and, after its item of task i + 1, waits for
+// done[slot of i] (so a warp waits only on warps more than one task behind it), builds its
+// share of task i + kRollSlots's tables there and arrives at ready[that slot], which the warps
+// wait for before their items of that task, one task later.
+constexpr int kRollSlots = 3;
+template <int B, bool Mapped>
+__global__ void __launch_bounds__(kThreads, 1)
+    pair_lut_roll_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  const Layout lay = layout_of(m);
+  const int64_t padded = lay.chunk_pairs * 256;
+  const int cp32 = int(lay.chunk_pairs), tasks32 = int(lay.row_blocks / 2);
+  constexpr uint32_t kTable = uint32_t(table_bytes<B>());
+  // kRollSlots tables (16-byte aligned: relative addresses at 4 bits), x, the partial sums
+  // [rounds][kWarps + 1][16] and the centroids [rounds][16][2^B].
+  uint8_t* tables = smem;
+  const uint32_t tables_address = uint32_t(__cvta_generic_to_shared(tables));
+  __half* xs = reinterpret_cast<__half*>(tables + kRollSlots * kTable);
+  float* partial = reinterpret_cast<float*>(xs + padded);
+  __half* cent = reinterpret_cast<__half*>(partial + size_t(rounds) * (kWarps + 1) * kRows);
+  __shared__ uint64_t done[kRollSlots], ready[kRollSlots];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const uint2* tiled = reinterpret_cast<const uint2*>(m.tiled);
+  const uint32_t plane_words = uint32_t(lay.row_blocks) * uint32_t(cp32) * 32u;  // in uint2
+  PMPD_TIMELINE_BEGIN(timeline::StreamGemv, B, reinterpret_cast<uintptr_t>(m.tiled));
+  dev::let_next_start();
+
+  const int n = (tasks32 - 1 - int(blockIdx.x)) / int(gridDim.x) + 1;  // tasks blockIdx.x + i gridDim.x
+  auto task_of = [&](int i) { return int(blockIdx.x) + i * int(gridDim.x); };
+  const int cp = warp;  // 16 chunk pairs: one a warp
+  uint2 ring[2][2][B];  // the item decoded and the next one, in flight, taking turns
+  load_item<B>(tiled, plane_words, cp32, task_of(0), cp, lane, ring[0]);
+  {  // every task's centroids, asynchronously
+    const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
+    constexpr int kCopy = 16, kCopies = (2 << B) / kCopy;  // 32 bytes a row: two copies
+    for (int i = threadIdx.x; i < n * kRows * kCopies; i += blockDim.x) {
+      const int slot = i / kCopies, part = i % kCopies;
+      const int row = task_row<Mapped>(m, task_of(slot / kRows), slot % kRows);
+      dev::copy_async<kCopy>(reinterpret_cast<uint8_t*>(cent + (slot << B)) + part * kCopy,
+                             reinterpret_cast<const uint8_t*>(table + (row >= 0 ? row << B : 0)) + part * kCopy, row >= 0);
+    }
+    dev::copy_async_commit();
+  }
+  if (threadIdx.x < kRollSlots) {
+    dev::barrier_init(done + threadIdx.x, kWarps);
+    dev::barrier_init(ready + threadIdx.x, kWarps);
+  }
+  prefetch_norm(in, int(m.cols));
+  const bool writer = lane < kRows && warp < n;
+  const float norm_w = writer ? norm_weight_of<Mapped>(m, out, task_of(warp), lane) : 0.f;
+  dev::copy_async_wait_all();
+  __syncthreads();  // the centroids and the barriers
+  PMPD_TIMELINE_MARK(1);
+  TableShare<B> share;
+  for (int i = 0; i < min(n, kRollSlots); ++i) {  // the first slots' tables need none of x
+    share.load(cent + (i * kRows << B));
+    share.store(tables + size_t(i) * kTable);
+  }
+  const bool direct_x = in.prologue == GemvPrologue::Fragments;  // (the host sends no DNS outliers here)
+  if (direct_x) __syncthreads();
+  PMPD_TIMELINE_MARK(2);
+  dev::wait_for_producer();
+  PMPD_TIMELINE_MARK(3);
+  const float y_old = writer ? residual_of<Mapped>(m, out, task_of(warp), lane) : 0.f;
+  __shared__ float norm_scale;
+  uint4 xr[2][16];  // x of this warp's chunk pair, at the indices chunk_mma reads (4 r of each half)
+  if (direct_x) {
+    const uint4* xg = reinterpret_cast<const uint4*>(in.fragments);
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) xr[h][4 * r] = __ldcg(xg + (2 * cp + h) * 16 + (lane & 3) + 4 * r);
+    stage_norm_scale(in, int(m.cols), warp, lane, &norm_scale);  // read after the last barrier
+  } else {
+    stage_fragments(in, int(m.cols), int(padded), xs);
+    stage_norm_scale(in, int(m.cols), warp, lane, &norm_scale);
+    __syncthreads();
+    const uint4* xsv = reinterpret_cast<const uint4*>(xs);
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) xr[h][4 * r] = xsv[(2 * cp + h) * 16 + (lane & 3) + 4 * r];
+  }
+  PMPD_TIMELINE_MARK(4);
+
+  // Task i: its item from `cur`, the next task's loaded into `next`; two tasks a trip, the
+  // registers taking turns (indexed by a variable, the ring would live in local memory).
+  auto task_item = [&](int i, const uint2 (&cur)[2][B], uint2 (&next)[2][B]) {
+    const int slot = i % kRollSlots, use = i / kRollSlots;
+    if (use > 0) dev::barrier_wait(ready + slot, (use - 1) & 1);  // rebuilt for this task
+    if (i + 1 < n) load_item<B>(tiled, plane_words, cp32, task_of(i + 1), cp, lane, next);
+    TableAddress<B> ta;
+    ta.set(tables_address + uint32_t(slot) * kTable, tables + size_t(slot) * kTable, lane);
+    float acc[2][4] = {};
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      uint32_t p[2][B];
+      item_half<B>(cur, h, p);
+      chunk_mma<B>(p, xr[h], ta, acc);
+    }
+    write_warp_partials(partial + size_t(i) * (kWarps + 1) * kRows, cp, lane, acc);
+    if (i == 0) PMPD_TIMELINE_MARK(5);
+    if (i + kRollSlots < n) {  // this slot is rebuilt: done with it
+      __syncwarp();
+      if (lane == 0) dev::barrier_arrive(done + slot);
+    }
+    const int prev = i - 1, target = prev + kRollSlots;  // the rebuild this warp does now
+    if (prev >= 0 && target < n) {
+      const int s = prev % kRollSlots;
+      share.load(cent + (target * kRows << B));  // before the wait: centroids, not the slot
+      dev::barrier_wait(done + s, (prev / kRollSlots) & 1);
+      share.store(tables + size_t(s) * kTable);
+      __syncwarp();
+      if (lane == 0) dev::barrier_arrive(ready + s);
+    }
+  };
+  int i = 0;
+  for (; i + 1 < n; i += 2) {
+    task_item(i, ring[0], ring[1]);
+    task_item(i + 1, ring[1], ring[0]);
+  }
+  if (i < n) task_item(i, ring[0], ring[1]);
+  PMPD_TIMELINE_MARK(6);
+  __syncthreads();  // every task's partial sums are in
+  PMPD_TIMELINE_MARK(7);
+  const float scale = in.sumsq_partials ? norm_scale : 1.f;
+  for (int i = warp; i < n; i += kWarps)
+    if (lane < kRows) {
+      const bool first_rows = i == warp;  // loaded ahead
+      const int task = task_of(i);
+      const float y = write_task_row<Mapped>(m, out, partial + size_t(i) * (kWarps + 1) * kRows, task, lane, kWarps,
+                                             scale, first_rows ? y_old : residual_of<Mapped>(m, out, task, lane));
+      if (first_rows) PMPD_TIMELINE_MARK(9);
+      if (out.norm_fragments)
+        write_norm_fold<Mapped>(m, out, task, lane, y, first_rows ? norm_w : norm_weight_of<Mapped>(m, out, task, lane));
+    }
+  PMPD_TIMELINE_MARK(8);
+}
+
 // 2..3-bit matrices on the task loop (the down projections: more than 4096 columns) run as one
 // block an SM with two items in flight a warp, instead of two blocks with one, where that costs
 // no SMs (stop 25, sweeps/stop25-one-block-down.md, end to end): where every block has one task
@@ -823,11 +969,42 @@ bool launch_stream(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutp
   return true;
 }
 
+// The rolling streaming GEMV (stop 35): 4-bit matrices of 16 chunk pairs without DNS
+// outliers, where the tables of kRollSlots tasks fit beside the block's partial sums and
+// centroids. PMPD_CUDA_GEMV_ROLL=0 (set_pair_lut_roll) leaves them on the task loop.
+bool roll_enabled = [] {
+  const char* e = std::getenv("PMPD_CUDA_GEMV_ROLL");
+  return !(e && std::atoi(e) == 0);
+}();
+int roll_max_blocks = 0;  // tests: fewer blocks, so that slots are rebuilt
+template <int B>
+size_t roll_smem_bytes(const DeviceBitPlanes& m, int rounds) {
+  return kRollSlots * table_bytes<B>() + size_t(layout_of(m).chunk_pairs) * 512 +
+         sizeof(float) * size_t(rounds) * (kWarps + 1) * kRows + (size_t(rounds * kRows) << B) * 2;
+}
+template <int B, bool Mapped>
+bool launch_roll(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
+  const Layout lay = layout_of(m);
+  const int64_t tasks = lay.row_blocks / 2;
+  if (!roll_enabled || !stream_enabled || m.nnz || lay.chunk_pairs != kWarps || tasks < 1) return false;
+  const int64_t blocks = std::min<int64_t>(tasks, roll_max_blocks > 0 ? roll_max_blocks : multiprocessor_count());
+  const int rounds = int((tasks + blocks - 1) / blocks);
+  const size_t smem = roll_smem_bytes<B>(m, rounds);
+  if (smem > kSmemMax) return false;
+  PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
+  launch_stream_kernel<pair_lut_roll_kernel<B, Mapped>>(dim3{unsigned(blocks)}, smem, s, m, in, out, rounds);
+  return true;
+}
+
 template <int B>
 bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
   if constexpr (B <= 3) {
     const bool mapped = m.tiles_interleave || out.fragments;
     if (mapped ? launch_stream<B, true>(m, in, out, s) : launch_stream<B, false>(m, in, out, s)) return true;
+  }
+  if constexpr (B == 4) {
+    const bool mapped = m.tiles_interleave || out.fragments;
+    if (mapped ? launch_roll<B, true>(m, in, out, s) : launch_roll<B, false>(m, in, out, s)) return true;
   }
   if (m.tiles_interleave || out.fragments) return launch<B, default_blocks<B>(), true>(m, in, out, s);
   if constexpr (B <= 3)
@@ -1008,6 +1185,8 @@ void set_pair_lut_stream_rounds_3bit(int rounds) { stream_rounds_3bit = std::max
 int set_pair_lut_stream_ahead(int items) { return std::exchange(stream_ahead, std::clamp(items, 1, 2)); }
 
 int set_pair_lut_slices(int mode) { return std::exchange(slices_mode, std::clamp(mode, 0, 2)); }
+
+void set_pair_lut_roll(bool on, int max_blocks) { roll_enabled = on, roll_max_blocks = std::max(0, max_blocks); }
 
 int64_t slice_partial_floats(int64_t rows) { return (rows + 15) / 16 * 4 * kRows; }
 
