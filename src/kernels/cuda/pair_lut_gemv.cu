@@ -460,6 +460,82 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
   PMPD_TIMELINE_MARK(6);
 }
 
+// x of chunk pair cp into a streaming warp's registers, at the indices chunk_mma reads (4 r of
+// each half), from the fragments the kernel before wrote (x_direct) or from x staged in shared
+// memory (x_staged); zeros where the warp has no chunk pair (has_x false).
+__device__ __forceinline__ void x_direct(const uint16_t* fragments, int cp, int lane, bool has_x, uint4 (&xr)[2][16]) {
+  const uint4* xg = reinterpret_cast<const uint4*>(fragments);
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) xr[h][4 * r] = has_x ? __ldcg(xg + (2 * cp + h) * 16 + (lane & 3) + 4 * r) : uint4{};
+}
+__device__ __forceinline__ void x_staged(const __half* xs, int cp, int lane, bool has_x, uint4 (&xr)[2][16]) {
+  const uint4* xsv = reinterpret_cast<const uint4*>(xs);
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) xr[h][4 * r] = has_x ? xsv[(2 * cp + h) * 16 + (lane & 3) + 4 * r] : uint4{};
+}
+
+// One item (chunk pair w of a task, its plane words in `item`) decoded against the task's tables
+// at `table` (its shared-memory address and pointer), x in registers; its 16 rows' partial sums
+// into column w of part.
+template <int B>
+__device__ __forceinline__ void decode_item(const uint2 (&item)[2][B], const uint4 (&xr)[2][16], uint32_t table_address,
+                                            const uint8_t* table, float* part, int w, int lane) {
+  TableAddress<B> ta;
+  ta.set(table_address, table, lane);
+  float acc[2][4] = {};
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    uint32_t p[2][B];
+    item_half<B>(item, h, p);
+    chunk_mma<B>(p, xr[h], ta, acc);
+  }
+  write_warp_partials(part, w, lane, acc);
+}
+
+// A streaming block's rows after its items: lanes 0..15 of warp w write its tasks w, w + 16, ...
+// (task_of(i): the block's task i; partial: [n][kWarps + 1][16], `busy` warps' sums a task),
+// with the residual and the folded norm's weight of each warp's first task loaded ahead (y_old,
+// norm_w). Slices > 1: this block's slice of each task, the rows written by the task's last
+// slice to arrive (slices_meet).
+template <bool Mapped, int Slices, class TaskOf>
+__device__ __forceinline__ void write_block_rows(const DeviceBitPlanes& m, const GemvOutput& out, const float* partial,
+                                                 int n, const TaskOf& task_of, int slice, int busy, float scale,
+                                                 float y_old, float norm_w) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if constexpr (Slices > 1) {
+    for (int i = warp; i < n; i += kWarps)
+      if (lane < kRows) {
+        const int task = task_of(i);
+        const float* part = partial + size_t(i) * (kWarps + 1) * kRows;
+        float sum = task_row_sum(part, lane, busy, m.nnz && slice == 0);
+        if (!slices_meet<Slices>(out, task, slice, lane, sum)) continue;  // another slice's block writes the rows
+        const bool first_rows = i == warp;
+        const float before = first_rows ? y_old : residual_of<false>(m, out, task, lane);
+        const int r = task_row<false>(m, task, lane);
+        const float stored = store_row(out, r, row_value(out, r, sum, scale), before);
+        const float y = r >= 0 ? stored : 0.f;
+        if (first_rows) PMPD_TIMELINE_MARK(9);  // thread 0's first rows, where its block writes them
+        if (out.norm_fragments)
+          write_norm_fold<false>(m, out, task, lane, y, first_rows ? norm_w : norm_weight_of<false>(m, out, task, lane));
+      }
+  } else {
+    for (int i = warp; i < n; i += kWarps)
+      if (lane < kRows) {
+        const bool first_rows = i == warp;  // loaded ahead
+        const int task = task_of(i);
+        const float y = write_task_row<Mapped>(m, out, partial + size_t(i) * (kWarps + 1) * kRows, task, lane, busy,
+                                               scale, first_rows ? y_old : residual_of<Mapped>(m, out, task, lane));
+        if (first_rows) PMPD_TIMELINE_MARK(9);
+        if (out.norm_fragments)
+          write_norm_fold<Mapped>(m, out, task, lane, y, first_rows ? norm_w : norm_weight_of<Mapped>(m, out, task, lane));
+      }
+  }
+}
+
 // ---- The streaming GEMV (2..3 bits, up to 16 chunk pairs of columns; stops 22-23) ----
 // The task loop above has each warp decode one item of a 16-row task, then do its share of
 // the task's work (the next task's tables, partial sums, the barrier): at 4096 columns its
@@ -577,11 +653,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint4 xr[2][16];
   const bool has_x = Grouped || per;
   if (direct_x) {
-    const uint4* xg = reinterpret_cast<const uint4*>(in.fragments);
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) xr[h][4 * r] = has_x ? __ldcg(xg + (2 * cp + h) * 16 + (lane & 3) + 4 * r) : uint4{};
+    x_direct(in.fragments, cp, lane, has_x, xr);
     stage_norm_scale(in, int(m.cols), warp, lane, &norm_scale);  // read after the last barrier
   } else {
     if (in.prologue == GemvPrologue::Fragments) copy_fragments(in.fragments, int(padded), xs);
@@ -589,11 +661,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     stage_norm_scale(in, int(m.cols), warp, lane, &norm_scale);
     dev::copy_async_wait_all();
     __syncthreads();
-    const uint4* xsv = reinterpret_cast<const uint4*>(xs);
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) xr[h][4 * r] = has_x ? xsv[(2 * cp + h) * 16 + (lane & 3) + 4 * r] : uint4{};
+    x_staged(xs, cp, lane, has_x, xr);
   }
   PMPD_TIMELINE_MARK(4);
 
@@ -605,16 +673,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Item i from `cur`, the item Ahead on loaded into `next`.
   auto decode = [&](int i, const uint2 (&cur)[2][B], uint2 (&next)[2][B]) {
     if (i + Ahead * stride < n) load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead * stride), cp, lane, next);
-    TableAddress<B> ta;
-    ta.set(tables_address + uint32_t(i) * kTable, tables + size_t(i) * kTable, lane);
-    float acc[2][4] = {};
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      uint32_t p[2][B];
-      item_half<B>(cur, h, p);
-      chunk_mma<B>(p, xr[h], ta, acc);
-    }
-    write_warp_partials(partial + size_t(i) * (kWarps + 1) * kRows, cp - cp_base, lane, acc);
+    decode_item<B>(cur, xr, tables_address + uint32_t(i) * kTable, tables + size_t(i) * kTable,
+                   partial + size_t(i) * (kWarps + 1) * kRows, cp - cp_base, lane);
     if (i == first) PMPD_TIMELINE_MARK(5);
   };
   auto item = [&](int i) {
@@ -648,34 +708,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   PMPD_TIMELINE_MARK(7);
   const int busy = kSliced ? cp_width : Grouped ? cp32 : cp32 < kWarps ? cp32 : kWarps;  // warps that wrote partial sums a task
   const float scale = in.sumsq_partials ? norm_scale : 1.f;
-  if constexpr (kSliced) {
-    for (int i = warp; i < n; i += kWarps)
-      if (lane < kRows) {
-        const int task = task_of(i);
-        const float* part = partial + size_t(i) * (kWarps + 1) * kRows;
-        float sum = task_row_sum(part, lane, busy, m.nnz && slice == 0);
-        if (!slices_meet<Slices>(out, task, slice, lane, sum)) continue;  // another slice's block writes the rows
-        const bool first_rows = i == warp;
-        const float before = first_rows ? y_old : residual_of<false>(m, out, task, lane);
-        const int r = task_row<false>(m, task, lane);
-        const float stored = store_row(out, r, row_value(out, r, sum, scale), before);
-        const float y = r >= 0 ? stored : 0.f;
-        if (first_rows) PMPD_TIMELINE_MARK(9);  // thread 0's first rows, where its block writes them
-        if (out.norm_fragments)
-          write_norm_fold<false>(m, out, task, lane, y, first_rows ? norm_w : norm_weight_of<false>(m, out, task, lane));
-      }
-  } else {
-    for (int i = warp; i < n; i += kWarps)
-      if (lane < kRows) {
-        const bool first_rows = i == warp;  // loaded ahead
-        const int task = task_of(i);
-        const float y = write_task_row<Mapped>(m, out, partial + size_t(i) * (kWarps + 1) * kRows, task, lane, busy,
-                                               scale, first_rows ? y_old : residual_of<Mapped>(m, out, task, lane));
-        if (first_rows) PMPD_TIMELINE_MARK(9);
-        if (out.norm_fragments)
-          write_norm_fold<Mapped>(m, out, task, lane, y, first_rows ? norm_w : norm_weight_of<Mapped>(m, out, task, lane));
-      }
-  }
+  write_block_rows<Mapped, Slices>(m, out, partial, n, task_of, slice, busy, scale, y_old, norm_w);
   PMPD_TIMELINE_MARK(8);
 }
 
@@ -753,21 +786,13 @@ __global__ void __launch_bounds__(kThreads, 1)
   __shared__ float norm_scale;
   uint4 xr[2][16];  // x of this warp's chunk pair, at the indices chunk_mma reads (4 r of each half)
   if (direct_x) {
-    const uint4* xg = reinterpret_cast<const uint4*>(in.fragments);
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) xr[h][4 * r] = __ldcg(xg + (2 * cp + h) * 16 + (lane & 3) + 4 * r);
+    x_direct(in.fragments, cp, lane, true, xr);
     stage_norm_scale(in, int(m.cols), warp, lane, &norm_scale);  // read after the last barrier
   } else {
     stage_fragments(in, int(m.cols), int(padded), xs);
     stage_norm_scale(in, int(m.cols), warp, lane, &norm_scale);
     __syncthreads();
-    const uint4* xsv = reinterpret_cast<const uint4*>(xs);
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) xr[h][4 * r] = xsv[(2 * cp + h) * 16 + (lane & 3) + 4 * r];
+    x_staged(xs, cp, lane, true, xr);
   }
   PMPD_TIMELINE_MARK(4);
 
@@ -777,16 +802,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int slot = i % kRollSlots, use = i / kRollSlots;
     if (use > 0) dev::barrier_wait(ready + slot, (use - 1) & 1);  // rebuilt for this task
     if (i + 1 < n) load_item<B>(tiled, plane_words, cp32, task_of(i + 1), cp, lane, next);
-    TableAddress<B> ta;
-    ta.set(tables_address + uint32_t(slot) * kTable, tables + size_t(slot) * kTable, lane);
-    float acc[2][4] = {};
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      uint32_t p[2][B];
-      item_half<B>(cur, h, p);
-      chunk_mma<B>(p, xr[h], ta, acc);
-    }
-    write_warp_partials(partial + size_t(i) * (kWarps + 1) * kRows, cp, lane, acc);
+    decode_item<B>(cur, xr, tables_address + uint32_t(slot) * kTable, tables + size_t(slot) * kTable,
+                   partial + size_t(i) * (kWarps + 1) * kRows, cp, lane);
     if (i == 0) PMPD_TIMELINE_MARK(5);
     if (i + kRollSlots < n) {  // this slot is rebuilt: done with it
       __syncwarp();
@@ -812,16 +829,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   __syncthreads();  // every task's partial sums are in
   PMPD_TIMELINE_MARK(7);
   const float scale = in.sumsq_partials ? norm_scale : 1.f;
-  for (int i = warp; i < n; i += kWarps)
-    if (lane < kRows) {
-      const bool first_rows = i == warp;  // loaded ahead
-      const int task = task_of(i);
-      const float y = write_task_row<Mapped>(m, out, partial + size_t(i) * (kWarps + 1) * kRows, task, lane, kWarps,
-                                             scale, first_rows ? y_old : residual_of<Mapped>(m, out, task, lane));
-      if (first_rows) PMPD_TIMELINE_MARK(9);
-      if (out.norm_fragments)
-        write_norm_fold<Mapped>(m, out, task, lane, y, first_rows ? norm_w : norm_weight_of<Mapped>(m, out, task, lane));
-    }
+  write_block_rows<Mapped, 1>(m, out, partial, n, task_of, 0, kWarps, scale, y_old, norm_w);
   PMPD_TIMELINE_MARK(8);
 }
 
