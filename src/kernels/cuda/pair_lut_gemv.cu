@@ -497,6 +497,16 @@ __device__ __forceinline__ void decode_item(const uint2 (&item)[2][B], const uin
   write_warp_partials(part, w, lane, acc);
 }
 
+// The streaming kernels' wait on the kernel before: first the barrier that publishes the tables
+// where x then goes straight into registers (no barrier after the wait would), so the tables
+// are built while that kernel finishes.
+__device__ __forceinline__ void publish_tables_and_wait(bool direct_x) {
+  if (direct_x) __syncthreads();
+  PMPD_TIMELINE_MARK(2);
+  dev::wait_for_producer();
+  PMPD_TIMELINE_MARK(3);
+}
+
 // A streaming block's rows after its items: lanes 0..15 of warp w write its tasks w, w + 16, ...
 // (task_of(i): the block's task i; partial: [n][kWarps + 1][16], `busy` warps' sums a task),
 // with the residual and the folded norm's weight of each warp's first task loaded ahead (y_old,
@@ -644,10 +654,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // grouped kernel ran 0.3-1.4% slower with it (groups of warps reading the same x), so it
   // keeps staging x (sweeps/stop29-direct-x.md).
   const bool direct_x = !Grouped && in.prologue == GemvPrologue::Fragments && !m.nnz;
-  if (direct_x) __syncthreads();
-  PMPD_TIMELINE_MARK(2);
-  dev::wait_for_producer();
-  PMPD_TIMELINE_MARK(3);
+  publish_tables_and_wait(direct_x);
   const float y_old = writer ? residual_of<Mapped>(m, out, task_of(warp), lane) : 0.f;
   __shared__ float norm_scale;
   // x of this warp's chunk pair, at the indices chunk_mma reads (4 r of each half).
@@ -781,10 +788,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     share.store(tables + size_t(i) * kTable);
   }
   const bool direct_x = in.prologue == GemvPrologue::Fragments;  // (the host sends no DNS outliers here)
-  if (direct_x) __syncthreads();
-  PMPD_TIMELINE_MARK(2);
-  dev::wait_for_producer();
-  PMPD_TIMELINE_MARK(3);
+  publish_tables_and_wait(direct_x);
   const float y_old = writer ? residual_of<Mapped>(m, out, task_of(warp), lane) : 0.f;
   __shared__ float norm_scale;
   uint4 xr[2][16];  // x of this warp's chunk pair, at the indices chunk_mma reads (4 r of each half)
