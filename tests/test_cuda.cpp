@@ -183,6 +183,13 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
         cuda::set_pair_lut_stream(mode == 1 || mode >= 4 || b == 4), cuda::set_pair_lut_stream_rounds_3bit(1);
         cuda::bitplane_gemv(tc ? tiled.d : dm.d, b, dx.p, dy.p, nullptr);
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        if (tc && cols == 3900 && b <= 4) {  // 16 chunk pairs: the kernel each mode is for ran, not a fallback
+          using K = cuda::PairLutKernel;
+          const K want = b == 4 ? (nnz == 0 && mode != 6 ? K::Rolling : K::TaskLoop)
+                                : (mode == 1 || mode == 4 ? K::Streaming : K::TaskLoop);
+          EXPECT_EQ(int(cuda::pair_lut_last_kernel()), int(want)) << rows << "x" << cols << " nnz " << nnz << " bits " << b
+                                                                  << " mode " << mode;
+        }
         std::vector<float> y = dy.get(static_cast<size_t>(rows)), ref(static_cast<size_t>(rows));
         double scale = 0;
         for (int64_t r = 0; r < rows; ++r) {

@@ -35,6 +35,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <type_traits>
 #include <utility>
@@ -871,6 +872,7 @@ size_t smem_bytes(const DeviceBitPlanes& m) {
          centroids;
 }
 constexpr size_t kSmemMax = 227 * 1024 - 256;  // the opt-in limit, less room for static shared memory (reductions)
+std::atomic<PairLutKernel> last_kernel{PairLutKernel::None};  // pair_lut_last_kernel
 
 template <int B, int Blocks, bool Mapped>
 bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
@@ -888,6 +890,7 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
   PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
   launch_chained(pair_lut_gemv_kernel<B, Blocks, Mapped>, dim3(unsigned(blocks)), dim3(kThreads), smem, s, m, in, out,
                  int(rounds));
+  last_kernel = PairLutKernel::TaskLoop;
   return true;
 }
 
@@ -960,6 +963,7 @@ bool launch_sliced(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutp
   if (slices == 2) launch_stream_kernel<pair_lut_stream_kernel<B, false, 1, false, 2>>(grid, smem, s, m, in, out, rounds);
   else if (slices == 3) launch_stream_kernel<pair_lut_stream_kernel<B, false, 1, false, 3>>(grid, smem, s, m, in, out, rounds);
   else launch_stream_kernel<pair_lut_stream_kernel<B, false, 1, false, 4>>(grid, smem, s, m, in, out, rounds);
+  last_kernel = PairLutKernel::ColumnSlices;
   return true;
 }
 template <int B, bool Mapped>
@@ -981,6 +985,7 @@ bool launch_stream(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutp
   else if (stream_ahead == 2) launch_stream_kernel<pair_lut_stream_kernel<B, Mapped, 2, false>>(grid, smem, s, m, in, out, rounds);
   else if (grouped) launch_stream_kernel<pair_lut_stream_kernel<B, Mapped, 1, true>>(grid, smem, s, m, in, out, rounds);
   else launch_stream_kernel<pair_lut_stream_kernel<B, Mapped, 1, false>>(grid, smem, s, m, in, out, rounds);
+  last_kernel = PairLutKernel::Streaming;
   return true;
 }
 
@@ -1010,6 +1015,7 @@ bool launch_roll(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput
   if (smem > kSmemMax) return false;
   PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
   launch_stream_kernel<pair_lut_roll_kernel<B, Mapped>>(dim3{unsigned(blocks)}, smem, s, m, in, out, rounds);
+  last_kernel = PairLutKernel::Rolling;
   return true;
 }
 
@@ -1204,6 +1210,8 @@ int set_pair_lut_stream_ahead(int items) { return std::exchange(stream_ahead, st
 int set_pair_lut_slices(int mode) { return std::exchange(slices_mode, std::clamp(mode, 0, 2)); }
 
 void set_pair_lut_roll(bool on, int max_blocks) { roll_enabled = on, roll_max_blocks = std::max(0, max_blocks); }
+
+PairLutKernel pair_lut_last_kernel() { return last_kernel.load(std::memory_order_relaxed); }
 
 int64_t slice_partial_floats(int64_t rows) { return (rows + 15) / 16 * 4 * kRows; }
 
