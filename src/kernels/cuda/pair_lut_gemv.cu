@@ -480,6 +480,21 @@ __device__ __forceinline__ void x_staged(const __half* xs, int cp, int lane, boo
     for (int r = 0; r < 4; ++r) xr[h][4 * r] = has_x ? xsv[(2 * cp + h) * 16 + (lane & 3) + 4 * r] : uint4{};
 }
 
+// The centroids of a streaming block's n tasks (task_of(i): its task i) into cent [n][16][2^B],
+// asynchronously (committed, not waited for): 16 bytes a copy at most, so a 4-bit row takes two.
+template <int B, bool Mapped, class TaskOf>
+__device__ __forceinline__ void copy_task_centroids(const DeviceBitPlanes& m, int n, const TaskOf& task_of, __half* cent) {
+  const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
+  constexpr int kRowBytes = 2 << B, kCopy = kRowBytes < 16 ? kRowBytes : 16, kCopies = kRowBytes / kCopy;
+  for (int i = threadIdx.x; i < n * kRows * kCopies; i += blockDim.x) {
+    const int slot = i / kCopies, part = i % kCopies;
+    const int row = task_row<Mapped>(m, task_of(slot / kRows), slot % kRows);
+    dev::copy_async<kCopy>(reinterpret_cast<uint8_t*>(cent + (slot << B)) + part * kCopy,
+                           reinterpret_cast<const uint8_t*>(table + (row >= 0 ? row << B : 0)) + part * kCopy, row >= 0);
+  }
+  dev::copy_async_commit();
+}
+
 // One item (chunk pair w of a task, its plane words in `item`) decoded against the task's tables
 // at `table` (its shared-memory address and pointer), x in registers; its 16 rows' partial sums
 // into column w of part.
@@ -627,15 +642,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int a = 0; a < Ahead; ++a)
       if (a < items) load(next, ring[a]), step(next);
   }
-  {  // every task's centroids, asynchronously
-    const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
-    constexpr int kCopy = 2 << B;  // bytes of a row's centroids: 8 or 16, one copy
-    for (int slot = threadIdx.x; slot < n * kRows; slot += blockDim.x) {
-      const int row = task_row<Mapped>(m, task_of(slot / kRows), slot % kRows);
-      dev::copy_async<kCopy>(cent + (slot << B), table + (row >= 0 ? row << B : 0), row >= 0);
-    }
-    dev::copy_async_commit();
-  }
+  copy_task_centroids<B, Mapped>(m, n, task_of, cent);
   prefetch_norm(in, int(m.cols));
   // The epilogue's first rows (warp w, lanes 0..15: task w's): a folded norm's weights now,
   // their residual after the wait; both in flight until the end.
@@ -762,17 +769,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int cp = warp;  // 16 chunk pairs: one a warp
   uint2 ring[2][2][B];  // the item decoded and the next one, in flight, taking turns
   load_item<B>(tiled, plane_words, cp32, task_of(0), cp, lane, ring[0]);
-  {  // every task's centroids, asynchronously
-    const __half* table = reinterpret_cast<const __half*>(m.tables[B]);
-    constexpr int kCopy = 16, kCopies = (2 << B) / kCopy;  // 32 bytes a row: two copies
-    for (int i = threadIdx.x; i < n * kRows * kCopies; i += blockDim.x) {
-      const int slot = i / kCopies, part = i % kCopies;
-      const int row = task_row<Mapped>(m, task_of(slot / kRows), slot % kRows);
-      dev::copy_async<kCopy>(reinterpret_cast<uint8_t*>(cent + (slot << B)) + part * kCopy,
-                             reinterpret_cast<const uint8_t*>(table + (row >= 0 ? row << B : 0)) + part * kCopy, row >= 0);
-    }
-    dev::copy_async_commit();
-  }
+  copy_task_centroids<B, Mapped>(m, n, task_of, cent);
   if (threadIdx.x < kRollSlots) {
     dev::barrier_init(done + threadIdx.x, kWarps);
     dev::barrier_init(ready + threadIdx.x, kWarps);
@@ -920,11 +917,17 @@ int stream_rounds_3bit = [] {
   const char* e = std::getenv("PMPD_CUDA_GEMV_STREAM_ROUNDS3");
   return e ? std::max(1, std::atoi(e)) : 1;
 }();
+// Shared memory of a streaming block beside its tables: x, the partial sums and the centroids
+// of `rounds` tasks (the streaming and rolling kernels' layout).
+template <int B>
+size_t stream_rest_bytes(const DeviceBitPlanes& m, int rounds) {
+  return size_t(layout_of(m).chunk_pairs) * 512 + sizeof(float) * size_t(rounds) * (kWarps + 1) * kRows +
+         (size_t(rounds * kRows) << B) * 2;
+}
+// The streaming kernel's: every task's tables, aligned to their size (one table of padding).
 template <int B>
 size_t stream_smem_bytes(const DeviceBitPlanes& m, int rounds) {
-  const Layout lay = layout_of(m);
-  return table_bytes<B>() + size_t(rounds) * table_bytes<B>() + size_t(lay.chunk_pairs) * 512 +
-         sizeof(float) * size_t(rounds) * (kWarps + 1) * kRows + (size_t(rounds * kRows) << B) * 2;
+  return table_bytes<B>() + size_t(rounds) * table_bytes<B>() + stream_rest_bytes<B>(m, rounds);
 }
 template <auto Kernel>
 void launch_stream_kernel(dim3 grid, size_t smem, cudaStream_t s, const DeviceBitPlanes& m, const GemvInput& in,
@@ -1001,8 +1004,7 @@ bool roll_enabled = [] {
 int roll_max_blocks = 0;  // tests: fewer blocks, so that slots are rebuilt
 template <int B>
 size_t roll_smem_bytes(const DeviceBitPlanes& m, int rounds) {
-  return kRollSlots * table_bytes<B>() + size_t(layout_of(m).chunk_pairs) * 512 +
-         sizeof(float) * size_t(rounds) * (kWarps + 1) * kRows + (size_t(rounds * kRows) << B) * 2;
+  return kRollSlots * table_bytes<B>() + stream_rest_bytes<B>(m, rounds);
 }
 template <int B, bool Mapped>
 bool launch_roll(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
@@ -1021,15 +1023,12 @@ bool launch_roll(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput
 
 template <int B>
 bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
-  if constexpr (B <= 3) {
-    const bool mapped = m.tiles_interleave || out.fragments;
+  const bool mapped = m.tiles_interleave || out.fragments;
+  if constexpr (B <= 3)
     if (mapped ? launch_stream<B, true>(m, in, out, s) : launch_stream<B, false>(m, in, out, s)) return true;
-  }
-  if constexpr (B == 4) {
-    const bool mapped = m.tiles_interleave || out.fragments;
+  if constexpr (B == 4)
     if (mapped ? launch_roll<B, true>(m, in, out, s) : launch_roll<B, false>(m, in, out, s)) return true;
-  }
-  if (m.tiles_interleave || out.fragments) return launch<B, default_blocks<B>(), true>(m, in, out, s);
+  if (mapped) return launch<B, default_blocks<B>(), true>(m, in, out, s);
   if constexpr (B <= 3)
     if (one_block_cols < 0 ? one_block_pays<B>(m) : m.cols <= one_block_cols) return launch<B, 1, false>(m, in, out, s);
   return launch<B, default_blocks<B>(), false>(m, in, out, s);
