@@ -167,6 +167,7 @@ __global__ void __launch_bounds__(kMaxDecodeThreads) attention_decode_kernel(Dec
   while (vec && T < hd / 8) T <<= 1;
   const int teams = int(blockDim.x) / T, team = tid / T, d0 = 8 * (tid % T);
   const bool active = vec && d0 < hd;
+  const bool team_sums = vec && teams <= kTeamSums;  // the block's sum from the teams' (below)
   // Online softmax per team over batches of U positions a team: a batch's keys and values
   // are loaded while the batch before is scored (two register buffers), so a team keeps up
   // to 4U row loads in flight instead of waiting on each batch.
@@ -308,7 +309,7 @@ __global__ void __launch_bounds__(kMaxDecodeThreads) attention_decode_kernel(Dec
     // below, one block reduction fewer (stop 34, with the cluster merge's weights once a warp:
     // +0.2..0.6% end to end); more teams a block reduction (Phi-1.5's heads of 64, 64 teams in
     // one 512-thread block, ran 1.5% slower with every thread adding 64 sums).
-    if (teams <= kTeamSums) {
+    if (team_sums) {
       if (tid % T == 0) team_l[team] = tl * w;
     } else {
       l = block_sum(tid % T == 0 ? tl * w : 0.f);
@@ -345,7 +346,7 @@ __global__ void __launch_bounds__(kMaxDecodeThreads) attention_decode_kernel(Dec
     }
   }
   __syncthreads();
-  if (vec && rows <= kTeamSums) {  // the block's sum, the teams' in order (every thread the same)
+  if (team_sums) {  // the block's sum, the teams' in order (every thread the same)
     l = 0.f;
     for (int g = 0; g < rows; ++g) l += team_l[g];
   }

@@ -153,13 +153,8 @@ int set_pair_lut_slices(int mode);
 // (on by default; initial value from PMPD_CUDA_GEMV_ROLL) or the task loop; max_blocks > 0
 // caps its grid (tests: more tasks a block, so that its table slots are rebuilt).
 void set_pair_lut_roll(bool on, int max_blocks = 0);
-// Where the streaming, sliced and rolling GEMVs build only the first `ahead` tasks' tables of a
-// block before its items and the rest as its warps go (pair_lut_lazy_kernel; default 2, initial
-// value from PMPD_CUDA_GEMV_LAZY; 0: every table before the wait, stop 35's kernels);
-// max_blocks > 0 caps its grid (tests: more tasks a block). Returns the `ahead` it replaces.
-int set_pair_lut_lazy(int ahead, int max_blocks = 0);
 // Which kernel the last pair-table GEMV launched (tests: that a path ran, not a fallback).
-enum class PairLutKernel { None, TaskLoop, Streaming, ColumnSlices, Rolling, Lazy };
+enum class PairLutKernel { None, TaskLoop, Streaming, ColumnSlices, Rolling };
 PairLutKernel pair_lut_last_kernel();
 // Floats of GemvOutput::slice_partials for a matrix of `rows` rows (slice_counts: one a
 // 16-row task, ceil(rows / 16)).

@@ -838,129 +838,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   PMPD_TIMELINE_MARK(8);
 }
 
-// ---- Tables built as the warps go (stop 36) ----
-// Stop 34's timeline: a GEMV ends ~1.5-2.9 us after its median block's items would, because
-// the blocks that start last (on the SMs the kernel before held longest, so after it ended)
-// pay their centroids' round trip, every task's tables and then x's round trip before their
-// first item. Here a block asks for its centroids and first item, waits on the kernel before,
-// asks for x, and builds only the first `ahead` tasks' tables while both round trips are on
-// their way; after its item of task i each warp builds its share of task i + ahead's tables and
-// arrives at ready[its slot], which the warps wait on before their items of that task (a warp
-// waits only on warps `ahead` tasks behind). Slots: a task each at 2..3 bits (all tables fit, as
-// in the streaming GEMV), `slots` < tasks at 4 bits (the rolling GEMV's three), a slot rebuilt
-// once every warp is done with its task before (done[slot]). Slices as the streaming GEMV's;
-// warps past a slice's chunk pairs load and decode nothing (the streaming GEMV's load their
-// neighbours' items and drop the sums). Same decode, same partial sums, same epilogue as the
-// streaming and rolling GEMVs: the same bits.
-constexpr int kLazyMaxSlots = 32;
-template <int B, bool Mapped, int Slices>
-__global__ void __launch_bounds__(kThreads, 1) pair_lut_lazy_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out,
-                                                                    int rounds, int slots, int ahead) {
-  extern __shared__ __align__(16) uint8_t smem[];
-  const Layout lay = layout_of(m);
-  const int64_t padded = lay.chunk_pairs * 256;
-  const int cp32 = int(lay.chunk_pairs), tasks32 = int(lay.row_blocks / 2);
-  constexpr uint32_t kTable = uint32_t(table_bytes<B>()), kAlign = table_align<B>();
-  // `slots` tables (aligned as TableAddress needs), x, the partial sums [rounds][kWarps + 1][16]
-  // and the centroids [rounds][16][2^B].
-  const uint32_t smem_address = uint32_t(__cvta_generic_to_shared(smem));
-  uint8_t* tables = smem + ((kAlign - smem_address % kAlign) % kAlign);
-  const uint32_t tables_address = uint32_t(__cvta_generic_to_shared(tables));
-  __half* xs = reinterpret_cast<__half*>(tables + size_t(slots) * kTable);
-  float* partial = reinterpret_cast<float*>(xs + padded);
-  __half* cent = reinterpret_cast<__half*>(partial + size_t(rounds) * (kWarps + 1) * kRows);
-  __shared__ uint64_t done[kLazyMaxSlots], ready[kLazyMaxSlots];
-  __shared__ float norm_scale;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const uint2* tiled = reinterpret_cast<const uint2*>(m.tiled);
-  const uint32_t plane_words = uint32_t(lay.row_blocks) * uint32_t(cp32) * 32u;  // in uint2
-  PMPD_TIMELINE_BEGIN(timeline::StreamGemv, B, reinterpret_cast<uintptr_t>(m.tiled));
-  dev::let_next_start();
-
-  // Tasks block_of_tasks + i task_blocks; slice `slice` of them (chunk pairs cp_base.., cp_width).
-  constexpr bool kSliced = Slices > 1;
-  const int slice = kSliced ? int(blockIdx.x % Slices) : 0;
-  const int block_of_tasks = kSliced ? int(blockIdx.x / Slices) : int(blockIdx.x);
-  const int task_blocks = kSliced ? int(gridDim.x / Slices) : int(gridDim.x);
-  const int cp_base = kSliced ? slice * cp32 / Slices : 0;
-  const int cp_width = kSliced ? (slice + 1) * cp32 / Slices - cp_base : cp32;
-  const int n = (tasks32 - 1 - block_of_tasks) / task_blocks + 1;
-  auto task_of = [&](int i) { return block_of_tasks + i * task_blocks; };
-  const int cp = cp_base + warp;
-  const bool busy = warp < cp_width;  // this warp has a chunk pair
-  uint2 ring[2][2][B];                // the item decoded and the next one, in flight, taking turns
-  if (busy) load_item<B>(tiled, plane_words, cp32, task_of(0), cp, lane, ring[0]);
-  copy_task_centroids<B, Mapped>(m, n, task_of, cent);
-  if (threadIdx.x < slots) {
-    dev::barrier_init(done + threadIdx.x, kWarps);
-    dev::barrier_init(ready + threadIdx.x, kWarps);
-  }
-  prefetch_norm(in, int(m.cols));
-  const bool writer = lane < kRows && warp < n;
-  const float norm_w = writer ? norm_weight_of<Mapped>(m, out, task_of(warp), lane) : 0.f;
-  PMPD_TIMELINE_MARK(1);
-  PMPD_TIMELINE_MARK(2);
-  dev::wait_for_producer();
-  PMPD_TIMELINE_MARK(3);
-  const float y_old = writer ? residual_of<Mapped>(m, out, task_of(warp), lane) : 0.f;
-  uint4 xr[2][16];  // x of this warp's chunk pair, at the indices chunk_mma reads (4 r of each half)
-  const bool direct_x = in.prologue == GemvPrologue::Fragments;  // (the host sends no DNS outliers here)
-  if (direct_x) x_direct(in.fragments, cp, lane, busy, xr);
-  else stage_fragments(in, int(m.cols), int(padded), xs);
-  stage_norm_scale(in, int(m.cols), warp, lane, &norm_scale);  // read after the last barrier
-  dev::copy_async_wait_all();
-  __syncthreads();  // the centroids, the barriers, x where staged
-  if (!direct_x) x_staged(xs, cp, lane, busy, xr);
-  TableShare<B> share;
-  for (int t = 0; t < min(n, ahead); ++t) {  // while x is on its way
-    share.load(cent + (t * kRows << B));
-    share.store(tables + size_t(t % slots) * kTable);
-  }
-  __syncthreads();  // the first tables
-  PMPD_TIMELINE_MARK(4);
-
-  // Task i: its item from `cur`, the next task's loaded into `next`; two tasks a trip, the
-  // registers taking turns (indexed by a variable, the ring would live in local memory).
-  // ready[s] completes once a table built here into slot s, done[s] once a use of slot s
-  // followed by a rebuild: the parities count those (neither can run two phases ahead of a
-  // waiter, as each next phase needs that waiter's own arrival).
-  auto task_item = [&](int i, const uint2 (&cur)[2][B], uint2 (&next)[2][B]) {
-    const int slot = i % slots;
-    if (i >= ahead) dev::barrier_wait(ready + slot, unsigned(i / slots - (slot < ahead)) & 1u);
-    if (busy) {
-      if (i + 1 < n) load_item<B>(tiled, plane_words, cp32, task_of(i + 1), cp, lane, next);
-      decode_item<B>(cur, xr, tables_address + uint32_t(slot) * kTable, tables + size_t(slot) * kTable,
-                     partial + size_t(i) * (kWarps + 1) * kRows, warp, lane);
-    }
-    if (i == 0) PMPD_TIMELINE_MARK(5);
-    if (i + slots < n) {  // this slot is rebuilt: done with it
-      __syncwarp();
-      if (lane == 0) dev::barrier_arrive(done + slot);
-    }
-    const int t = i + ahead;  // this warp's share of task t's tables, now
-    if (t < n) {
-      const int s = t % slots;
-      share.load(cent + (t * kRows << B));  // before the wait: centroids, not the slot
-      if (t >= slots) dev::barrier_wait(done + s, unsigned((t - slots) / slots) & 1u);
-      share.store(tables + size_t(s) * kTable);
-      __syncwarp();
-      if (lane == 0) dev::barrier_arrive(ready + s);
-    }
-  };
-  int i = 0;
-  for (; i + 1 < n; i += 2) {
-    task_item(i, ring[0], ring[1]);
-    task_item(i + 1, ring[1], ring[0]);
-  }
-  if (i < n) task_item(i, ring[0], ring[1]);
-  PMPD_TIMELINE_MARK(6);
-  __syncthreads();  // every task's partial sums are in
-  PMPD_TIMELINE_MARK(7);
-  const float scale = in.sumsq_partials ? norm_scale : 1.f;
-  write_block_rows<Mapped, Slices>(m, out, partial, n, task_of, slice, cp_width, scale, y_old, norm_w);
-  PMPD_TIMELINE_MARK(8);
-}
-
 // 2..3-bit matrices on the task loop (the down projections: more than 4096 columns) run as one
 // block an SM with two items in flight a warp, instead of two blocks with one, where that costs
 // no SMs (stop 25, sweeps/stop25-one-block-down.md, end to end): where every block has one task
@@ -1052,43 +929,11 @@ template <int B>
 size_t stream_smem_bytes(const DeviceBitPlanes& m, int rounds) {
   return table_bytes<B>() + size_t(rounds) * table_bytes<B>() + stream_rest_bytes<B>(m, rounds);
 }
-template <auto Kernel, class... Extra>
+template <auto Kernel>
 void launch_stream_kernel(dim3 grid, size_t smem, cudaStream_t s, const DeviceBitPlanes& m, const GemvInput& in,
-                          const GemvOutput& out, int rounds, Extra... extra) {
+                          const GemvOutput& out, int rounds) {
   allow_dynamic_smem<Kernel>(smem);
-  launch_chained(Kernel, grid, dim3(kThreads), smem, s, m, in, out, rounds, extra...);
-}
-// Tables built as the warps go (pair_lut_lazy_kernel, stop 36): PMPD_CUDA_GEMV_LAZY=N
-// (set_pair_lut_lazy) builds the first N tasks' tables of a block before its items (default 2);
-// 0 leaves the streaming, sliced and rolling GEMVs, which build them all before the wait on the
-// kernel before. Serves what those serve without DNS outliers, one item in flight a warp, 16
-// chunk pairs or column slices of them (2..3 bits) and 4 bits in the rolling GEMV's slots.
-int lazy_ahead = [] {
-  const char* e = std::getenv("PMPD_CUDA_GEMV_LAZY");
-  return e ? std::clamp(std::atoi(e), 0, kLazyMaxSlots) : 2;
-}();
-int lazy_max_blocks = 0;  // tests: fewer blocks, more tasks a block
-template <int B>
-size_t lazy_smem_bytes(const DeviceBitPlanes& m, int rounds, int slots) {
-  return (table_align<B>() > 16 ? table_bytes<B>() : 0) + size_t(slots) * table_bytes<B>() + stream_rest_bytes<B>(m, rounds);
-}
-// The lazy kernel over task_blocks blocks of tasks (times Slices), at most slots_max tables a
-// block; false (nothing launched) where it does not fit.
-template <int B, bool Mapped, int Slices>
-bool launch_lazy(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s,
-                 int64_t task_blocks, int slots_max) {
-  if (!lazy_ahead || m.nnz) return false;
-  if (lazy_max_blocks > 0) task_blocks = std::min<int64_t>(task_blocks, lazy_max_blocks);
-  const int64_t tasks = layout_of(m).row_blocks / 2;
-  const int rounds = int((tasks + task_blocks - 1) / task_blocks), slots = std::min(rounds, slots_max);
-  // A slot rebuilt for task i + ahead after the items of task i must not be task i's.
-  const int ahead = std::min(lazy_ahead, slots < rounds ? slots - 1 : rounds);
-  const size_t smem = lazy_smem_bytes<B>(m, rounds, slots);
-  if (slots > kLazyMaxSlots || ahead < 1 || smem > kSmemMax) return false;
-  launch_stream_kernel<pair_lut_lazy_kernel<B, Mapped, Slices>>(dim3{unsigned(task_blocks * Slices)}, smem, s, m, in,
-                                                                out, rounds, slots, ahead);
-  last_kernel = PairLutKernel::Lazy;
-  return true;
+  launch_chained(Kernel, grid, dim3(kThreads), smem, s, m, in, out, rounds);
 }
 // Column slices (stop 33): 2..3-bit matrices of 17..64 chunk pairs, plain tiles and output, where
 // the output brings the scratch: ceil(CP / 16) slices, SMs / slices blocks a slice (at most one
@@ -1114,14 +959,9 @@ bool launch_sliced(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutp
   const int rounds = int((tasks + task_blocks - 1) / task_blocks);
   if (B == 3 && rounds < stream_rounds_3bit) return false;
   if (slices_mode == 1 && (B != 3 || rounds < 3)) return false;
-  PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
-  if (stream_ahead == 1) {
-    if (slices == 2 && launch_lazy<B, false, 2>(m, in, out, s, task_blocks, kLazyMaxSlots)) return true;
-    if (slices == 3 && launch_lazy<B, false, 3>(m, in, out, s, task_blocks, kLazyMaxSlots)) return true;
-    if (slices == 4 && launch_lazy<B, false, 4>(m, in, out, s, task_blocks, kLazyMaxSlots)) return true;
-  }
   const size_t smem = stream_smem_bytes<B>(m, rounds);
   if (smem > kSmemMax) return false;
+  PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
   const dim3 grid{unsigned(task_blocks * slices)};
   if (slices == 2) launch_stream_kernel<pair_lut_stream_kernel<B, false, 1, false, 2>>(grid, smem, s, m, in, out, rounds);
   else if (slices == 3) launch_stream_kernel<pair_lut_stream_kernel<B, false, 1, false, 3>>(grid, smem, s, m, in, out, rounds);
@@ -1140,10 +980,9 @@ bool launch_stream(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutp
   const int64_t blocks = std::min<int64_t>(tasks, multiprocessor_count());
   const int rounds = int((tasks + blocks - 1) / blocks);
   if (B == 3 && rounds < stream_rounds_3bit) return false;
-  PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
-  if (!grouped && stream_ahead == 1 && launch_lazy<B, Mapped, 1>(m, in, out, s, blocks, kLazyMaxSlots)) return true;
   const size_t smem = stream_smem_bytes<B>(m, rounds);
   if (smem > kSmemMax) return false;
+  PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
   const dim3 grid{unsigned(blocks)};
   if (stream_ahead == 2 && grouped) launch_stream_kernel<pair_lut_stream_kernel<B, Mapped, 2, true>>(grid, smem, s, m, in, out, rounds);
   else if (stream_ahead == 2) launch_stream_kernel<pair_lut_stream_kernel<B, Mapped, 2, false>>(grid, smem, s, m, in, out, rounds);
@@ -1174,10 +1013,9 @@ bool launch_roll(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput
   if (!roll_enabled || !stream_enabled || m.nnz || lay.chunk_pairs != kWarps || tasks < 1) return false;
   const int64_t blocks = std::min<int64_t>(tasks, roll_max_blocks > 0 ? roll_max_blocks : multiprocessor_count());
   const int rounds = int((tasks + blocks - 1) / blocks);
-  PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
-  if (launch_lazy<B, Mapped, 1>(m, in, out, s, blocks, kRollSlots)) return true;
   const size_t smem = roll_smem_bytes<B>(m, rounds);
   if (smem > kSmemMax) return false;
+  PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
   launch_stream_kernel<pair_lut_roll_kernel<B, Mapped>>(dim3{unsigned(blocks)}, smem, s, m, in, out, rounds);
   last_kernel = PairLutKernel::Rolling;
   return true;
@@ -1371,11 +1209,6 @@ int set_pair_lut_stream_ahead(int items) { return std::exchange(stream_ahead, st
 int set_pair_lut_slices(int mode) { return std::exchange(slices_mode, std::clamp(mode, 0, 2)); }
 
 void set_pair_lut_roll(bool on, int max_blocks) { roll_enabled = on, roll_max_blocks = std::max(0, max_blocks); }
-
-int set_pair_lut_lazy(int ahead, int max_blocks) {
-  lazy_max_blocks = std::max(0, max_blocks);
-  return std::exchange(lazy_ahead, std::clamp(ahead, 0, kLazyMaxSlots));
-}
 
 PairLutKernel pair_lut_last_kernel() { return last_kernel.load(std::memory_order_relaxed); }
 
