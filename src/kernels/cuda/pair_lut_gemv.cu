@@ -631,6 +631,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   };
   const int groups = Grouped ? kWarps / cp32 : 1, group = Grouped ? warp / cp32 : 0,
             cp = Grouped ? warp % cp32 : cp_base + warp;
+  // A slice's warps past its chunk pairs (a slice of 14 leaves two) still walk its tasks,
+  // decoding against zeros and dropping their sums; they load the slice's first chunk pair
+  // (the lines warp 0 asks for at the same time), not their neighbour slice's, which at the
+  // last slice of a matrix tiled with its widest plane lay past the tiles (stop 36).
+  const int load_cp = kSliced && !per ? cp_base : cp;
   uint2 ring[Ahead + 1][2][B];  // ring[0]: the item decoded; ring[1..Ahead]: the next ones, in flight
   Cursor next;  // the item loaded next
   if constexpr (Grouped) {
@@ -688,7 +693,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int first = Grouped ? (group < groups ? group : n) : 0, stride = Grouped ? groups : 1;
   // Item i from `cur`, the item Ahead on loaded into `next`.
   auto decode = [&](int i, const uint2 (&cur)[2][B], uint2 (&next)[2][B]) {
-    if (i + Ahead * stride < n) load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead * stride), cp, lane, next);
+    if (i + Ahead * stride < n) load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead * stride), load_cp, lane, next);
     decode_item<B>(cur, xr, tables_address + uint32_t(i) * kTable, tables + size_t(i) * kTable,
                    partial + size_t(i) * (kWarps + 1) * kRows, cp - cp_base, lane);
     if (i == first) PMPD_TIMELINE_MARK(5);
