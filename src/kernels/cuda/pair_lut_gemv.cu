@@ -631,11 +631,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   };
   const int groups = Grouped ? kWarps / cp32 : 1, group = Grouped ? warp / cp32 : 0,
             cp = Grouped ? warp % cp32 : cp_base + warp;
-  // A slice's warps past its chunk pairs (a slice of 14 leaves two) still walk its tasks,
-  // decoding against zeros and dropping their sums; they load the slice's first chunk pair
-  // (the lines warp 0 asks for at the same time), not their neighbour slice's, which at the
-  // last slice of a matrix tiled with its widest plane lay past the tiles (stop 36).
-  const int load_cp = kSliced && !per ? cp_base : cp;
   uint2 ring[Ahead + 1][2][B];  // ring[0]: the item decoded; ring[1..Ahead]: the next ones, in flight
   Cursor next;  // the item loaded next
   if constexpr (Grouped) {
@@ -689,11 +684,13 @@ __global__ void __launch_bounds__(kThreads, 1)
   // The stride is a constant 1 unless Grouped: with the grouped loop's runtime stride the
   // 16-chunk-pair kernel ran 16% slower on Vicuna-7B's 3-bit q|k|v and o (stop 23), so its
   // instantiation must keep this loop's constant step.
-  // Grouped: warps past groups * CP (CP not a divisor of 16: 2560 columns, 10 chunk pairs) idle.
-  const int first = Grouped ? (group < groups ? group : n) : 0, stride = Grouped ? groups : 1;
+  // Grouped: warps past groups * CP (CP not a divisor of 16: 2560 columns, 10 chunk pairs) idle;
+  // so do a slice's warps past its chunk pairs (a slice of 14 leaves two), whose loads would
+  // be their neighbour slice's items, past the tiles at the last slice (stop 36).
+  const int first = Grouped ? (group < groups ? group : n) : kSliced && !per ? n : 0, stride = Grouped ? groups : 1;
   // Item i from `cur`, the item Ahead on loaded into `next`.
   auto decode = [&](int i, const uint2 (&cur)[2][B], uint2 (&next)[2][B]) {
-    if (i + Ahead * stride < n) load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead * stride), load_cp, lane, next);
+    if (i + Ahead * stride < n) load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead * stride), cp, lane, next);
     decode_item<B>(cur, xr, tables_address + uint32_t(i) * kTable, tables + size_t(i) * kTable,
                    partial + size_t(i) * (kWarps + 1) * kRows, cp - cp_base, lane);
     if (i == first) PMPD_TIMELINE_MARK(5);
