@@ -151,8 +151,8 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
   // of the streaming GEMV's prefetch ring is loaded inside its loop; 4300 x 2000: 8 chunk pairs,
   // two groups of warps, one with two tasks of a block and the other with one (1000 and 2048
   // columns: 4 and 8 chunk pairs, one task a block); 4300 x 2500 (2..3 bits): 10 chunk pairs,
-  // one group, 6 warps idle. 700 x 3900 at 4 bits: 44 tasks, on the rolling streaming GEMV
-  // over 3 blocks too (15, 15 and 14 tasks: every table slot rebuilt four times or more).
+  // one group, 6 warps idle. 700 x 3900 at 4, 5, 6 and 8 bits: 44 tasks, on the rolling streaming
+  // GEMV over 3 blocks too (15, 15 and 14 tasks: every table slot rebuilt three times or more).
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 64},      {7, 100},     {37, 1000},
                                                            {300, 4096 + 17}, {513, 2048}, {45, 3900},
                                                            {6400, 3900}, {4300, 2000}, {4300, 2500},
@@ -172,20 +172,21 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
       // single-weight tables at 5..8; at 2..3 bits and up to 4096 columns the streaming
       // GEMV), which rounds x to f16 (|error| <= 2^-11 sum |w x|); 2: 2..3 bits on the task loop
       // as one block an SM; 3: 2..3 bits on the task loop as two blocks an SM; 4: the streaming
-      // GEMV with two items in flight a warp (mode 1: one); at 4 bits mode 1 is the rolling
-      // streaming GEMV where the matrix has 16 chunk pairs, 5 the same over 3 blocks, 6 the task loop
+      // GEMV with two items in flight a warp (mode 1: one); at 4, 5, 6 and 8 bits mode 1 is the
+      // rolling streaming GEMV where the matrix has 16 chunk pairs, 5 the same over 3 blocks, 6 the
+      // task loop (7 bits: always the task loop)
       for (int b = 2; b <= (rows * cols > 10'000'000 ? 3 : 8); ++b) for (int mode : {0, 1, 2, 3, 4, 5, 6}) {
-        if ((mode >= 2 && mode <= 4 && b > 3) || (mode >= 5 && b != 4)) continue;
+        if ((mode >= 2 && mode <= 4 && b > 3) || (mode >= 5 && b < 4)) continue;
         cuda::set_pair_lut_roll(mode != 6, mode == 5 ? 3 : 0);
         cuda::set_pair_lut_stream_ahead(mode == 4 ? 2 : 1);
         const bool tc = mode > 0, f16_x = tc && b <= cuda::kTiledPlanesMax;
         cuda::set_pair_lut_one_block_cols(mode == 2 ? 1 << 30 : 0);
-        cuda::set_pair_lut_stream(mode == 1 || mode >= 4 || b == 4), cuda::set_pair_lut_stream_rounds_3bit(1);
+        cuda::set_pair_lut_stream(mode == 1 || mode >= 4 || b >= 4), cuda::set_pair_lut_stream_rounds_3bit(1);
         cuda::bitplane_gemv(tc ? tiled.d : dm.d, b, dx.p, dy.p, nullptr);
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        if (tc && cols == 3900 && b <= 4) {  // 16 chunk pairs: the kernel each mode is for ran, not a fallback
+        if (tc && cols == 3900) {  // 16 chunk pairs: the kernel each mode is for ran, not a fallback
           using K = cuda::PairLutKernel;
-          const K want = b == 4 ? (nnz == 0 && mode != 6 ? K::Rolling : K::TaskLoop)
+          const K want = b >= 4 ? (nnz == 0 && mode != 6 && b != 7 ? K::Rolling : K::TaskLoop)
                                 : (mode == 1 || mode == 4 ? K::Streaming : K::TaskLoop);
           EXPECT_EQ(int(cuda::pair_lut_last_kernel()), int(want)) << rows << "x" << cols << " nnz " << nnz << " bits " << b
                                                                   << " mode " << mode;
@@ -343,12 +344,11 @@ TEST(Cuda, MlpFragmentsEqualTheFusedPrologue) {
     for (int nnz : {0, 2}) {
       HostMatrix h1 = random_matrix(first_rows, dim, 2, 5, nnz, 20 + nnz), h2 = random_matrix(dim, hidden, 2, 5, nnz, 30 + nnz);
       DeviceMatrix in_order(h1, true), mapped(h1, true, gated ? hidden : 0), down(h2, true), down_untiled(h2);
-      // pair tables at 2..4 bits, single-weight tables at 5; 2..4 bits streaming (at 4 the
+      // pair tables at 2..4 bits, single-weight tables at 5; streaming (at 4 and 5 bits the
       // rolling GEMV over 2 blocks: 13 gate|up tasks, its table slots rebuilt) and not
       for (int b = 2; b <= 5; ++b)
         for (int act : {0, 1})
           for (bool stream : {true, false}) {
-            if (!stream && b > 4) continue;
             cuda::set_pair_lut_stream(stream), cuda::set_pair_lut_roll(stream, 2);
             Dev<float> y1(static_cast<size_t>(first_rows)), y1m(static_cast<size_t>(first_rows)),
                 y2(static_cast<size_t>(dim)), y2f(static_cast<size_t>(dim));
@@ -413,9 +413,8 @@ TEST(Cuda, FoldedNormMatchesTheNormPrologue) {
         HostMatrix hp = random_matrix(dim, pcols, 2, 5, nnz, 40 + nnz), hc = random_matrix(rows, dim, 2, 5, nnz, 50 + nnz);
         DeviceMatrix producer(hp, true), consumer(hc, true);
         for (int b = 2; b <= 5; ++b)
-          for (bool stream : {true, false}) {  // the streaming GEMV (2..4 bits) or the task loop
-            if (!stream && b > 4) continue;
-            // 4 bits: the 3900-column producer on the rolling GEMV over 24 blocks (11 tasks a block)
+          for (bool stream : {true, false}) {  // the streaming GEMV (2..5 bits) or the task loop
+            // 4..5 bits: the 3900-column producer on the rolling GEMV over 24 blocks (11 tasks a block)
             cuda::set_pair_lut_stream(stream), cuda::set_pair_lut_roll(stream, 24);
             const std::string what =
                 fmt::format("norm weights x{} producer cols {} nnz {} bits {} streaming {}", wmul, pcols, nnz, b, stream);

@@ -30,7 +30,8 @@
 // Further down, the streaming GEMV (pair_lut_stream_kernel, stop 22) serves 2..3-bit matrices
 // of 4096 columns: each warp keeps its columns of x in registers and walks every task of its
 // block with nothing between items; the rolling one (pair_lut_roll_kernel, stop 35) does the
-// same at 4 bits with three tasks' tables a block, rebuilt as the warps move on.
+// same at 4 bits with three tasks' tables a block, rebuilt as the warps move on, and
+// wide_roll_kernel (stop 39) at 5, 6 and 8 bits with four tasks' single-weight tables.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -840,6 +841,129 @@ __global__ void __launch_bounds__(kThreads, 1)
   PMPD_TIMELINE_MARK(8);
 }
 
+// ---- The rolling streaming GEMV at 5..8 bits (stop 39) ----
+// The task loop serves 5..8 bits at 39-52% of copy bandwidth on Vicuna-7B's projections (a
+// table fill and a block barrier a 16-row task). This is the 4-bit rolling kernel's walk with
+// the wide decoder: each warp owns one chunk pair and walks every task of its block, one item
+// each, kWideRollSlots tasks' tables resident and a slot refilled for the task kWideRollSlots
+// on once every warp is done with it (the same done/ready barriers a slot). A wide table is a
+// buffer of a 64 KiB region (tile_decode.cuh, kWideRegion), so the slots are the two buffers of
+// two regions. Its centroids come from the device tables into registers (WideTableFill), the
+// loads issued a refill ahead. x stays staged in shared memory: an 8-bit item takes 64
+// registers a warp's lane, and x in registers would leave too few for two items in flight.
+constexpr int kWideRollSlots = 4;
+template <int B>
+__device__ __forceinline__ void decode_item_wide(const uint2 (&item)[2][B], const uint4* xsv, uint32_t region, int buf,
+                                                 float* part, int cp, int lane) {
+  uint32_t base[2];
+  base[0] = region | uint32_t(buf * 128 + 4 * lane), base[1] = base[0] | 2u;
+  float acc[2][4] = {};
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    uint32_t p[2][B];
+    item_half<B>(item, h, p);
+    chunk_mma_wide<B>(p, xsv + (2 * cp + h) * 16 + (lane & 3), base, acc);
+  }
+  write_warp_partials(part, cp, lane, acc);
+}
+template <int B, bool Mapped>
+__global__ void __launch_bounds__(kThreads, 1)
+    wide_roll_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
+  static_assert(is_wide<B>(), "5..8 bits");
+  constexpr int S = kWideRollSlots;
+  static_assert(S % 2 == 0, "the first fills go in pairs; their last load is the first refill's, task S");
+  extern __shared__ __align__(16) uint8_t smem[];
+  const Layout lay = layout_of(m);
+  const int64_t padded = lay.chunk_pairs * 256;
+  const int cp32 = int(lay.chunk_pairs), tasks32 = int(lay.row_blocks / 2);
+  // x and the partial sums [rounds][kWarps + 1][16] first, then two table regions from the
+  // next 64 KiB boundary (the host asks for room for the worst padding).
+  __half* xs = reinterpret_cast<__half*>(smem);
+  float* partial = reinterpret_cast<float*>(xs + padded);
+  const uint32_t rest_end = uint32_t(__cvta_generic_to_shared(partial + size_t(rounds) * (kWarps + 1) * kRows));
+  const uint32_t tables_address = (rest_end + kWideRegion - 1) & ~(kWideRegion - 1);
+  auto region_of = [&](int slot) { return tables_address + uint32_t(slot >> 1) * kWideRegion; };
+  __shared__ uint64_t done[S], ready[S];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const uint2* tiled = reinterpret_cast<const uint2*>(m.tiled);
+  const uint32_t plane_words = uint32_t(lay.row_blocks) * uint32_t(cp32) * 32u;  // in uint2
+  PMPD_TIMELINE_BEGIN(timeline::StreamGemv, B, reinterpret_cast<uintptr_t>(m.tiled));
+  dev::let_next_start();
+
+  const int n = (tasks32 - 1 - int(blockIdx.x)) / int(gridDim.x) + 1;  // tasks blockIdx.x + i gridDim.x
+  auto task_of = [&](int i) { return int(blockIdx.x) + i * int(gridDim.x); };
+  const int cp = warp;  // 16 chunk pairs: one a warp
+  uint2 ring[2][2][B];  // the item decoded and the next one, in flight, taking turns
+  load_item<B>(tiled, plane_words, cp32, task_of(0), cp, lane, ring[0]);
+  if (threadIdx.x < S) {
+    dev::barrier_init(done + threadIdx.x, kWarps);
+    dev::barrier_init(ready + threadIdx.x, kWarps);
+  }
+  prefetch_norm(in, int(m.cols));
+  const bool writer = lane < kRows && warp < n;
+  const float norm_w = writer ? norm_weight_of<Mapped>(m, out, task_of(warp), lane) : 0.f;
+  // The first slots' tables need none of x: filled while the kernel before finishes, two
+  // tasks' centroid loads in flight at a time. fill then holds the next refill's centroids.
+  WideTableFill<B, Mapped> fill, other;
+  fill.init(), other.init();
+  fill.load(m, task_of(0));
+  for (int i = 0; i < min(n, S); i += 2) {
+    if (i + 1 < min(n, S)) other.load(m, task_of(i + 1));
+    fill.store(region_of(i), i & 1);
+    if (i + 2 < n) fill.load(m, task_of(i + 2));  // the next pair's first, or the first refill
+    if (i + 1 < min(n, S)) other.store(region_of(i + 1), (i + 1) & 1);
+  }
+  __syncthreads();  // the barriers and the first tables
+  PMPD_TIMELINE_MARK(1);
+  PMPD_TIMELINE_MARK(2);
+  dev::wait_for_producer();
+  PMPD_TIMELINE_MARK(3);
+  const float y_old = writer ? residual_of<Mapped>(m, out, task_of(warp), lane) : 0.f;
+  __shared__ float norm_scale;
+  if (in.prologue == GemvPrologue::Fragments) copy_fragments(in.fragments, int(padded), xs);
+  else stage_fragments(in, int(m.cols), int(padded), xs);
+  stage_norm_scale(in, int(m.cols), warp, lane, &norm_scale);
+  dev::copy_async_wait_all();
+  __syncthreads();
+  const uint4* xsv = reinterpret_cast<const uint4*>(xs);
+  PMPD_TIMELINE_MARK(4);
+
+  // Task i: its item from `cur`, the next task's loaded into `next` (two tasks a trip, the
+  // registers taking turns); then this warp's share of the refill of the slot task i - 1 left.
+  auto task_item = [&](int i, const uint2 (&cur)[2][B], uint2 (&next)[2][B]) {
+    const int slot = i % S, use = i / S;
+    if (use > 0) dev::barrier_wait(ready + slot, (use - 1) & 1);  // refilled for this task
+    if (i + 1 < n) load_item<B>(tiled, plane_words, cp32, task_of(i + 1), cp, lane, next);
+    decode_item_wide<B>(cur, xsv, region_of(slot), slot & 1, partial + size_t(i) * (kWarps + 1) * kRows, cp, lane);
+    if (i == 0) PMPD_TIMELINE_MARK(5);
+    if (i + S < n) {  // this slot is refilled: done with it
+      __syncwarp();
+      if (lane == 0) dev::barrier_arrive(done + slot);
+    }
+    const int prev = i - 1, target = prev + S;  // the refill this warp does now
+    if (prev >= 0 && target < n) {
+      const int s = prev % S;
+      dev::barrier_wait(done + s, (prev / S) & 1);
+      fill.store(region_of(s), s & 1);
+      __syncwarp();
+      if (lane == 0) dev::barrier_arrive(ready + s);
+      if (target + 1 < n) fill.load(m, task_of(target + 1));  // in flight until the next refill
+    }
+  };
+  int i = 0;
+  for (; i + 1 < n; i += 2) {
+    task_item(i, ring[0], ring[1]);
+    task_item(i + 1, ring[1], ring[0]);
+  }
+  if (i < n) task_item(i, ring[0], ring[1]);
+  PMPD_TIMELINE_MARK(6);
+  __syncthreads();  // every task's partial sums are in
+  PMPD_TIMELINE_MARK(7);
+  const float scale = in.sumsq_partials ? norm_scale : 1.f;
+  write_block_rows<Mapped, 1>(m, out, partial, n, task_of, 0, kWarps, scale, y_old, norm_w);
+  PMPD_TIMELINE_MARK(8);
+}
+
 // 2..3-bit matrices on the task loop (the down projections: more than 4096 columns) run as one
 // block an SM with two items in flight a warp, instead of two blocks with one, where that costs
 // no SMs (stop 25, sweeps/stop25-one-block-down.md, end to end): where every block has one task
@@ -1023,6 +1147,35 @@ bool launch_roll(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput
   return true;
 }
 
+// The wide rolling GEMV (stop 39): 5, 6 and 8-bit matrices of 16 chunk pairs without DNS
+// outliers, where x, the partial sums and two 64 KiB table regions (with the worst padding to
+// their alignment) fit. PMPD_CUDA_GEMV_ROLL=0 turns it off with the 4-bit one. Against the task
+// loop, Vicuna-7B end to end (sweeps/stop39-wide-roll.md): 8 bits +2.2%, 6 bits +1.9% (two
+// pairs each), 5 bits +0.2%; 7 bits -0.9% (one pair), so 7 bits stays on the task loop.
+template <int B>
+constexpr bool wide_roll_pays() {
+  return B == 5 || B == 6 || B == 8;
+}
+template <int B>
+size_t wide_roll_smem_bytes(const DeviceBitPlanes& m, int rounds) {
+  return size_t(layout_of(m).chunk_pairs) * 512 + sizeof(float) * size_t(rounds) * (kWarps + 1) * kRows +
+         3 * size_t(kWideRegion);
+}
+template <int B, bool Mapped>
+bool launch_roll_wide(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
+  const Layout lay = layout_of(m);
+  const int64_t tasks = lay.row_blocks / 2;
+  if (!roll_enabled || !stream_enabled || m.nnz || lay.chunk_pairs != kWarps || tasks < 1) return false;
+  const int64_t blocks = std::min<int64_t>(tasks, roll_max_blocks > 0 ? roll_max_blocks : multiprocessor_count());
+  const int rounds = int((tasks + blocks - 1) / blocks);
+  const size_t smem = wide_roll_smem_bytes<B>(m, rounds);
+  if (smem > kSmemMax) return false;
+  PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
+  launch_stream_kernel<wide_roll_kernel<B, Mapped>>(dim3{unsigned(blocks)}, smem, s, m, in, out, rounds);
+  last_kernel = PairLutKernel::Rolling;
+  return true;
+}
+
 template <int B>
 bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
   const bool mapped = m.tiles_interleave || out.fragments;
@@ -1030,6 +1183,8 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
     if (mapped ? launch_stream<B, true>(m, in, out, s) : launch_stream<B, false>(m, in, out, s)) return true;
   if constexpr (B == 4)
     if (mapped ? launch_roll<B, true>(m, in, out, s) : launch_roll<B, false>(m, in, out, s)) return true;
+  if constexpr (wide_roll_pays<B>())
+    if (mapped ? launch_roll_wide<B, true>(m, in, out, s) : launch_roll_wide<B, false>(m, in, out, s)) return true;
   if (mapped) return launch<B, default_blocks<B>(), true>(m, in, out, s);
   if constexpr (B <= 3)
     if (one_block_cols < 0 ? one_block_pays<B>(m) : m.cols <= one_block_cols) return launch<B, 1, false>(m, in, out, s);
