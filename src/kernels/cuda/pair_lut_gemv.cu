@@ -1128,9 +1128,22 @@ bool roll_enabled = [] {
   return !(e && std::atoi(e) == 0);
 }();
 int roll_max_blocks = 0;  // tests: fewer blocks, so that slots are rebuilt
+// The wide rolling GEMV (stop 39) serves 5, 6 and 8 bits on the same matrices, where x, the
+// partial sums and two 64 KiB table regions (with the worst padding to their alignment) fit.
+// Against the task loop, Vicuna-7B end to end (sweeps/stop39-wide-roll.md): 8 bits +2.2%, 6
+// bits +1.9% (two pairs each), 5 bits +0.2%; 7 bits -0.9% (one pair), so 7 bits stays on the
+// task loop.
+template <int B>
+constexpr bool roll_pays() {
+  return B == 4 || B == 5 || B == 6 || B == 8;
+}
 template <int B>
 size_t roll_smem_bytes(const DeviceBitPlanes& m, int rounds) {
-  return kRollSlots * table_bytes<B>() + stream_rest_bytes<B>(m, rounds);
+  if constexpr (is_wide<B>())
+    return size_t(layout_of(m).chunk_pairs) * 512 + sizeof(float) * size_t(rounds) * (kWarps + 1) * kRows +
+           3 * size_t(kWideRegion);
+  else
+    return kRollSlots * table_bytes<B>() + stream_rest_bytes<B>(m, rounds);
 }
 template <int B, bool Mapped>
 bool launch_roll(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
@@ -1142,36 +1155,10 @@ bool launch_roll(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput
   const size_t smem = roll_smem_bytes<B>(m, rounds);
   if (smem > kSmemMax) return false;
   PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
-  launch_stream_kernel<pair_lut_roll_kernel<B, Mapped>>(dim3{unsigned(blocks)}, smem, s, m, in, out, rounds);
-  last_kernel = PairLutKernel::Rolling;
-  return true;
-}
-
-// The wide rolling GEMV (stop 39): 5, 6 and 8-bit matrices of 16 chunk pairs without DNS
-// outliers, where x, the partial sums and two 64 KiB table regions (with the worst padding to
-// their alignment) fit. PMPD_CUDA_GEMV_ROLL=0 turns it off with the 4-bit one. Against the task
-// loop, Vicuna-7B end to end (sweeps/stop39-wide-roll.md): 8 bits +2.2%, 6 bits +1.9% (two
-// pairs each), 5 bits +0.2%; 7 bits -0.9% (one pair), so 7 bits stays on the task loop.
-template <int B>
-constexpr bool wide_roll_pays() {
-  return B == 5 || B == 6 || B == 8;
-}
-template <int B>
-size_t wide_roll_smem_bytes(const DeviceBitPlanes& m, int rounds) {
-  return size_t(layout_of(m).chunk_pairs) * 512 + sizeof(float) * size_t(rounds) * (kWarps + 1) * kRows +
-         3 * size_t(kWideRegion);
-}
-template <int B, bool Mapped>
-bool launch_roll_wide(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out, cudaStream_t s) {
-  const Layout lay = layout_of(m);
-  const int64_t tasks = lay.row_blocks / 2;
-  if (!roll_enabled || !stream_enabled || m.nnz || lay.chunk_pairs != kWarps || tasks < 1) return false;
-  const int64_t blocks = std::min<int64_t>(tasks, roll_max_blocks > 0 ? roll_max_blocks : multiprocessor_count());
-  const int rounds = int((tasks + blocks - 1) / blocks);
-  const size_t smem = wide_roll_smem_bytes<B>(m, rounds);
-  if (smem > kSmemMax) return false;
-  PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
-  launch_stream_kernel<wide_roll_kernel<B, Mapped>>(dim3{unsigned(blocks)}, smem, s, m, in, out, rounds);
+  if constexpr (is_wide<B>())
+    launch_stream_kernel<wide_roll_kernel<B, Mapped>>(dim3{unsigned(blocks)}, smem, s, m, in, out, rounds);
+  else
+    launch_stream_kernel<pair_lut_roll_kernel<B, Mapped>>(dim3{unsigned(blocks)}, smem, s, m, in, out, rounds);
   last_kernel = PairLutKernel::Rolling;
   return true;
 }
@@ -1181,10 +1168,8 @@ bool launch(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutput& out
   const bool mapped = m.tiles_interleave || out.fragments;
   if constexpr (B <= 3)
     if (mapped ? launch_stream<B, true>(m, in, out, s) : launch_stream<B, false>(m, in, out, s)) return true;
-  if constexpr (B == 4)
+  if constexpr (roll_pays<B>())
     if (mapped ? launch_roll<B, true>(m, in, out, s) : launch_roll<B, false>(m, in, out, s)) return true;
-  if constexpr (wide_roll_pays<B>())
-    if (mapped ? launch_roll_wide<B, true>(m, in, out, s) : launch_roll_wide<B, false>(m, in, out, s)) return true;
   if (mapped) return launch<B, default_blocks<B>(), true>(m, in, out, s);
   if constexpr (B <= 3)
     if (one_block_cols < 0 ? one_block_pays<B>(m) : m.cols <= one_block_cols) return launch<B, 1, false>(m, in, out, s);
