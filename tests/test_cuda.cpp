@@ -1267,7 +1267,7 @@ TEST(Cuda, SyncChainPhasesSeeThePhaseBefore) {
     for (size_t i = 0; i < total; ++i) want[size_t(p) * total + i] = sum + 7u * uint32_t(i) + uint32_t(p);
     before.assign(want.begin() + ptrdiff_t(size_t(p) * total), want.begin() + ptrdiff_t(size_t(p + 1) * total));
   }
-  ASSERT_EQ(got.outputs.size(), std::size(cuda::kSyncWays));
+  ASSERT_EQ(got.outputs.size(), std::size(cuda::kCheckedSyncWays));
   for (size_t w = 0; w < got.outputs.size(); ++w) EXPECT_EQ(got.outputs[w], want) << "way " << w;
 }
 

@@ -173,9 +173,12 @@ int bench_sync_costs() {
               "their share: a kernel a phase chained with PDL in a CUDA graph (the decode step's way), with blocks\n"
               "that fill an SM (one an SM: a phase's block starts when the one before on its SM exits) or half of\n"
               "one (two an SM: it starts, and streams, while the phase before runs), or one persistent kernel\n"
-              "whose phases meet at a grid barrier (the weights streamed before it). Time a phase.\n\n"
-              "| bytes a block | MB a phase | chained, one an SM: us a phase | chained, two an SM | persistent |\n"
-              "|---|---|---|---|---|\n",
+              "whose phases meet at a grid barrier (the weights streamed before it). Time a phase. Two\n"
+              "diagnostics split the persistent phase: without the barrier (the dependent read and write alone;\n"
+              "its outputs are wrong) and with the barrier but no dependent read (the wait alone).\n\n"
+              "| bytes a block | MB a phase | chained, one an SM: us a phase | chained, two an SM | persistent "
+              "| persistent, no barrier | persistent, barrier, no read |\n"
+              "|---|---|---|---|---|---|---|\n",
               cuda::device_name().c_str(), kPhases);
   const std::vector<cuda::SyncCost> runs = cuda::measure_sync_costs({0, 16 << 10, 48 << 10, 256 << 10}, kPhases);
   const size_t ways = std::size(cuda::kSyncWays);

@@ -78,14 +78,24 @@ __global__ void __launch_bounds__(kThreads, 2) chained_phase_kernel(Chain c, int
   if (acc == 0x9e3779b9u) c.sink[blockIdx.x] = acc;  // rarely true; keeps the loads
 }
 
-// Every phase in one kernel: the next phase's weights before the barrier.
-__global__ void __launch_bounds__(kThreads, 1) persistent_chain_kernel(Chain c) {
+// Only this block's share of phase p's output, read from nothing (the barrier-only diagnostic).
+__device__ void write_share(const Chain& c, int p) {
+  const int total = int(gridDim.x) * c.per_block;
+  uint32_t* mine = c.out + static_cast<size_t>(p) * total + static_cast<size_t>(blockIdx.x) * c.per_block;
+  for (int i = threadIdx.x; i < c.per_block; i += blockDim.x) mine[i] = uint32_t(p);
+}
+
+// Every phase in one kernel: the next phase's weights before the barrier. barrier false: the
+// phases unsynchronized (a diagnostic: what the dependent read and write cost alone); read
+// false: the barrier without the dependent read.
+__global__ void __launch_bounds__(kThreads, 1) persistent_chain_kernel(Chain c, bool barrier, bool read) {
   dev::wait_for_producer();
   uint32_t acc = 0;
   for (int p = 0; p < c.phases; ++p) {
     acc ^= stream_weights(c, p);
-    if (p > 0) dev::grid_barrier(c.barrier);
-    compute_phase(c, p);
+    if (p > 0 && barrier) dev::grid_barrier(c.barrier);
+    if (read) compute_phase(c, p);
+    else write_share(c, p);
   }
   if (acc == 0x9e3779b9u) c.sink[blockIdx.x] = acc;
 }
@@ -124,7 +134,8 @@ class SyncChain {
     drop_graph();
   }
   void run(SyncWay way) {
-    if (way == SyncWay::Persistent) return launch_persistent();
+    if (way == SyncWay::Persistent || way == SyncWay::PersistentNoBarrier || way == SyncWay::PersistentBarrierOnly)
+      return launch_persistent(way != SyncWay::PersistentNoBarrier, way != SyncWay::PersistentBarrierOnly);
     if (graph_ && graph_way_ != way) drop_graph();
     if (!graph_) capture(way);
     PMPD_CUDA_CHECK(cudaGraphLaunch(graph_, stream_));
@@ -155,8 +166,9 @@ class SyncChain {
   void drop_graph() {
     if (graph_) cudaGraphExecDestroy(graph_), graph_ = nullptr;
   }
-  void launch_persistent() {
-    launch_cooperative(persistent_chain_kernel, dim3(unsigned(blocks_)), dim3(kThreads), kOneBlockSmem, stream_, c_);
+  void launch_persistent(bool barrier, bool read) {
+    launch_cooperative(persistent_chain_kernel, dim3(unsigned(blocks_)), dim3(kThreads), kOneBlockSmem, stream_, c_,
+                       barrier, read);
   }
 
   int blocks_;
@@ -213,7 +225,7 @@ SyncChainOutputs run_sync_chain(int phases, int per_block) {
   chain.set_bytes_per_block(4096);
   SyncChainOutputs r;
   r.blocks = chain.blocks();
-  for (SyncWay way : kSyncWays) {
+  for (SyncWay way : kCheckedSyncWays) {
     chain.run(way);
     r.outputs.push_back(chain.output());
   }

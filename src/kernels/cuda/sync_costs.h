@@ -14,8 +14,13 @@ namespace pmpd::cuda {
 // exits); the same with blocks small enough for two an SM, so a phase's blocks start, and
 // stream their weights, while the phase before runs (what a GEMV of half the registers and
 // shared memory would get); one persistent kernel whose phases meet at a grid barrier.
-enum class SyncWay { Chained, ChainedTwoAnSm, Persistent };
-inline constexpr SyncWay kSyncWays[] = {SyncWay::Chained, SyncWay::ChainedTwoAnSm, SyncWay::Persistent};
+// Two diagnostics split the persistent way's phase into its parts (stop 39): the phases
+// without the barrier (each block's dependent read and write alone; outputs wrong, unchecked)
+// and with the barrier but without the dependent read (the wait alone).
+enum class SyncWay { Chained, ChainedTwoAnSm, Persistent, PersistentNoBarrier, PersistentBarrierOnly };
+inline constexpr SyncWay kSyncWays[] = {SyncWay::Chained, SyncWay::ChainedTwoAnSm, SyncWay::Persistent,
+                                        SyncWay::PersistentNoBarrier, SyncWay::PersistentBarrierOnly};
+inline constexpr SyncWay kCheckedSyncWays[] = {SyncWay::Chained, SyncWay::ChainedTwoAnSm, SyncWay::Persistent};
 struct SyncCost {
   SyncWay way = SyncWay::Chained;
   long long bytes_per_block = 0;
@@ -30,7 +35,7 @@ std::vector<SyncCost> measure_sync_costs(const std::vector<long long>& bytes_per
 // the device refuses the size.
 int max_resident_clusters(int cluster_size);
 
-// The same chain once each way (kSyncWays' order) on `per_block` 32-bit words a block a phase, with small weight
+// The same chain once each checked way (kCheckedSyncWays' order) on `per_block` 32-bit words a block a phase, with small weight
 // streams, returning every phase's output (phases x blocks x per_block words): word i of
 // phase p is the wrapping sum of the words before (phase p - 1's; before phase 0, word i is i)
 // plus 7 i + p. A phase that read its input before every block of the phase before had
