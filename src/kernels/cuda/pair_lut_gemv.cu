@@ -745,6 +745,46 @@ __global__ void __launch_bounds__(kThreads, 1)
 // sweeps/stop35-roll.md): Vicuna-7B 4 bits +10.9% end to end, its projections 39% / 44% ->
 // 42% / 49% of copy bandwidth.
 constexpr int kRollSlots = 3;
+// The rolling kernels' table slots and their two barriers a slot (mbarriers, kWarps arrivals):
+// task i uses slot i % S; a warp waits for `ready` before its item of a task whose slot was
+// refilled, arrives at `done` after its item of a task whose slot will be, and after its item
+// of task i refills its share of the slot task i - 1 left for task i - 1 + S.
+template <int S>
+struct SlotRing {
+  uint64_t* done;
+  uint64_t* ready;
+  __device__ void init() const {
+    if (threadIdx.x < S) {
+      dev::barrier_init(done + threadIdx.x, kWarps);
+      dev::barrier_init(ready + threadIdx.x, kWarps);
+    }
+  }
+  __device__ void wait_ready(int i, int slot) const {
+    const int use = i / S;
+    if (use > 0) dev::barrier_wait(ready + slot, (use - 1) & 1);  // refilled for this task
+  }
+  __device__ void release(int i, int slot, int n, int lane) const {
+    if (i + S < n) {  // this slot is refilled: done with it
+      __syncwarp();
+      if (lane == 0) dev::barrier_arrive(done + slot);
+    }
+  }
+  // After task i's item: prepare(target) (what needs no slot), then, once every warp is done
+  // with slot s, store(s, target) and arrive at ready; after(target) last.
+  template <class Prepare, class Store, class After>
+  __device__ void refill(int i, int n, int lane, Prepare&& prepare, Store&& store, After&& after) const {
+    const int prev = i - 1, target = prev + S;
+    if (prev >= 0 && target < n) {
+      const int s = prev % S;
+      prepare(target);
+      dev::barrier_wait(done + s, (prev / S) & 1);
+      store(s);
+      __syncwarp();
+      if (lane == 0) dev::barrier_arrive(ready + s);
+      after(target);
+    }
+  }
+};
 template <int B, bool Mapped>
 __global__ void __launch_bounds__(kThreads, 1)
     pair_lut_roll_kernel(DeviceBitPlanes m, GemvInput in, GemvOutput out, int rounds) {
@@ -761,6 +801,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   float* partial = reinterpret_cast<float*>(xs + padded);
   __half* cent = reinterpret_cast<__half*>(partial + size_t(rounds) * (kWarps + 1) * kRows);
   __shared__ uint64_t done[kRollSlots], ready[kRollSlots];
+  const SlotRing<kRollSlots> slots{done, ready};
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint2* tiled = reinterpret_cast<const uint2*>(m.tiled);
   const uint32_t plane_words = uint32_t(lay.row_blocks) * uint32_t(cp32) * 32u;  // in uint2
@@ -773,10 +814,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint2 ring[2][2][B];  // the item decoded and the next one, in flight, taking turns
   load_item<B>(tiled, plane_words, cp32, task_of(0), cp, lane, ring[0]);
   copy_task_centroids<B, Mapped>(m, n, task_of, cent);
-  if (threadIdx.x < kRollSlots) {
-    dev::barrier_init(done + threadIdx.x, kWarps);
-    dev::barrier_init(ready + threadIdx.x, kWarps);
-  }
+  slots.init();
   prefetch_norm(in, int(m.cols));
   const bool writer = lane < kRows && warp < n;
   const float norm_w = writer ? norm_weight_of<Mapped>(m, out, task_of(warp), lane) : 0.f;
@@ -807,25 +845,16 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Task i: its item from `cur`, the next task's loaded into `next`; two tasks a trip, the
   // registers taking turns (indexed by a variable, the ring would live in local memory).
   auto task_item = [&](int i, const uint2 (&cur)[2][B], uint2 (&next)[2][B]) {
-    const int slot = i % kRollSlots, use = i / kRollSlots;
-    if (use > 0) dev::barrier_wait(ready + slot, (use - 1) & 1);  // rebuilt for this task
+    const int slot = i % kRollSlots;
+    slots.wait_ready(i, slot);
     if (i + 1 < n) load_item<B>(tiled, plane_words, cp32, task_of(i + 1), cp, lane, next);
     decode_item<B>(cur, xr, tables_address + uint32_t(slot) * kTable, tables + size_t(slot) * kTable,
                    partial + size_t(i) * (kWarps + 1) * kRows, cp, lane);
     if (i == 0) PMPD_TIMELINE_MARK(5);
-    if (i + kRollSlots < n) {  // this slot is rebuilt: done with it
-      __syncwarp();
-      if (lane == 0) dev::barrier_arrive(done + slot);
-    }
-    const int prev = i - 1, target = prev + kRollSlots;  // the rebuild this warp does now
-    if (prev >= 0 && target < n) {
-      const int s = prev % kRollSlots;
-      share.load(cent + (target * kRows << B));  // before the wait: centroids, not the slot
-      dev::barrier_wait(done + s, (prev / kRollSlots) & 1);
-      share.store(tables + size_t(s) * kTable);
-      __syncwarp();
-      if (lane == 0) dev::barrier_arrive(ready + s);
-    }
+    slots.release(i, slot, n, lane);
+    slots.refill(
+        i, n, lane, [&](int target) { share.load(cent + (target * kRows << B)); },  // centroids, not the slot
+        [&](int s) { share.store(tables + size_t(s) * kTable); }, [](int) {});
   };
   int i = 0;
   for (; i + 1 < n; i += 2) {
@@ -884,6 +913,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint32_t tables_address = (rest_end + kWideRegion - 1) & ~(kWideRegion - 1);
   auto region_of = [&](int slot) { return tables_address + uint32_t(slot >> 1) * kWideRegion; };
   __shared__ uint64_t done[S], ready[S];
+  const SlotRing<S> slots{done, ready};
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const uint2* tiled = reinterpret_cast<const uint2*>(m.tiled);
   const uint32_t plane_words = uint32_t(lay.row_blocks) * uint32_t(cp32) * 32u;  // in uint2
@@ -895,10 +925,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int cp = warp;  // 16 chunk pairs: one a warp
   uint2 ring[2][2][B];  // the item decoded and the next one, in flight, taking turns
   load_item<B>(tiled, plane_words, cp32, task_of(0), cp, lane, ring[0]);
-  if (threadIdx.x < S) {
-    dev::barrier_init(done + threadIdx.x, kWarps);
-    dev::barrier_init(ready + threadIdx.x, kWarps);
-  }
+  slots.init();
   prefetch_norm(in, int(m.cols));
   const bool writer = lane < kRows && warp < n;
   const float norm_w = writer ? norm_weight_of<Mapped>(m, out, task_of(warp), lane) : 0.f;
@@ -931,24 +958,17 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Task i: its item from `cur`, the next task's loaded into `next` (two tasks a trip, the
   // registers taking turns); then this warp's share of the refill of the slot task i - 1 left.
   auto task_item = [&](int i, const uint2 (&cur)[2][B], uint2 (&next)[2][B]) {
-    const int slot = i % S, use = i / S;
-    if (use > 0) dev::barrier_wait(ready + slot, (use - 1) & 1);  // refilled for this task
+    const int slot = i % S;
+    slots.wait_ready(i, slot);
     if (i + 1 < n) load_item<B>(tiled, plane_words, cp32, task_of(i + 1), cp, lane, next);
     decode_item_wide<B>(cur, xsv, region_of(slot), slot & 1, partial + size_t(i) * (kWarps + 1) * kRows, cp, lane);
     if (i == 0) PMPD_TIMELINE_MARK(5);
-    if (i + S < n) {  // this slot is refilled: done with it
-      __syncwarp();
-      if (lane == 0) dev::barrier_arrive(done + slot);
-    }
-    const int prev = i - 1, target = prev + S;  // the refill this warp does now
-    if (prev >= 0 && target < n) {
-      const int s = prev % S;
-      dev::barrier_wait(done + s, (prev / S) & 1);
-      fill.store(region_of(s), s & 1);
-      __syncwarp();
-      if (lane == 0) dev::barrier_arrive(ready + s);
-      if (target + 1 < n) fill.load(m, task_of(target + 1));  // in flight until the next refill
-    }
+    slots.release(i, slot, n, lane);
+    slots.refill(
+        i, n, lane, [](int) {}, [&](int s) { fill.store(region_of(s), s & 1); },
+        [&](int target) {
+          if (target + 1 < n) fill.load(m, task_of(target + 1));  // in flight until the next refill
+        });
   };
   int i = 0;
   for (; i + 1 < n; i += 2) {
