@@ -412,7 +412,8 @@ Action add_bench(CLI::App& app) {
                 "rate (docs/cuda.md)");
   cmd->add_flag("--sync-costs", a->sync_costs,
                 "CUDA, nothing else: a boundary between two dependent phases as chained kernels (PDL, CUDA graph; "
-                "blocks of a whole or half an SM) against a grid barrier inside one persistent kernel; then how many "
+                "blocks of a whole or half an SM) against a grid barrier inside one persistent kernel, that one also "
+                "split into its parts (no barrier; the barrier without the dependent read); then how many "
                 "clusters of 2, 4 and 8 whole-SM blocks the device holds at once (docs/cuda.md)");
   cmd->add_option("--json", a->json, "Also write the results as JSON to this file");
   return [a]() { return bench(*a); };

@@ -1063,12 +1063,14 @@ int stream_rounds_3bit = [] {
   const char* e = std::getenv("PMPD_CUDA_GEMV_STREAM_ROUNDS3");
   return e ? std::max(1, std::atoi(e)) : 1;
 }();
-// Shared memory of a streaming block beside its tables: x, the partial sums and the centroids
-// of `rounds` tasks (the streaming and rolling kernels' layout).
+// Shared memory of a streaming block beside its tables: x and the partial sums of `rounds`
+// tasks, then (2..4 bits) their staged centroids (the streaming and rolling kernels' layout).
+inline size_t x_and_partials_bytes(const DeviceBitPlanes& m, int rounds) {
+  return size_t(layout_of(m).chunk_pairs) * 512 + sizeof(float) * size_t(rounds) * (kWarps + 1) * kRows;
+}
 template <int B>
 size_t stream_rest_bytes(const DeviceBitPlanes& m, int rounds) {
-  return size_t(layout_of(m).chunk_pairs) * 512 + sizeof(float) * size_t(rounds) * (kWarps + 1) * kRows +
-         (size_t(rounds * kRows) << B) * 2;
+  return x_and_partials_bytes(m, rounds) + (size_t(rounds * kRows) << B) * 2;
 }
 // The streaming kernel's: every task's tables, aligned to their size (one table of padding).
 template <int B>
@@ -1160,8 +1162,7 @@ constexpr bool roll_pays() {
 template <int B>
 size_t roll_smem_bytes(const DeviceBitPlanes& m, int rounds) {
   if constexpr (is_wide<B>())
-    return size_t(layout_of(m).chunk_pairs) * 512 + sizeof(float) * size_t(rounds) * (kWarps + 1) * kRows +
-           3 * size_t(kWideRegion);
+    return x_and_partials_bytes(m, rounds) + 3 * size_t(kWideRegion);
   else
     return kRollSlots * table_bytes<B>() + stream_rest_bytes<B>(m, rounds);
 }
