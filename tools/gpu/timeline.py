@@ -44,8 +44,12 @@ def load(path):
         for a, z in zip(order, order[1:]):
             d = [b[z] - b[a] for b in blocks if b[a] >= 0 and b[z] >= 0]
             phases.append(statistics.median(d) if d else float("nan"))
+        # Each block's start, first decoded item (streaming GEMVs: mark 5) and end, from the release.
+        spread = dict(start=sorted(b[0] - released for b in blocks),
+                      end=sorted(max(b[i] for i in order if b[i] >= 0) - released for b in blocks),
+                      first=sorted(b[5] - released for b in blocks if kind == 1 and b[5] >= 0))
         out.append(dict(kind=kind, bits=bits, blocks=len(blocks), begin=begin, released=released, end=end,
-                        phases=phases))
+                        phases=phases, spread=spread))
     out.sort(key=lambda l: l["begin"])
     return out
 
@@ -71,7 +75,7 @@ def summarize(path):
         gap = l["released"] - prev_end if prev_end is not None else float("nan")
         per_role.setdefault((role, l["kind"]), []).append(
             dict(gap=gap, busy=l["end"] - l["released"], early=l["released"] - l["begin"], phases=l["phases"],
-                 blocks=l["blocks"]))
+                 blocks=l["blocks"], spread=l["spread"]))
         prev_end = l["end"]
     print("Per role, medians over the layers (us). gap: the kernel before's last block end to the first"
           " return from this kernel's wait; busy: that return to this kernel's last block end; early:"
@@ -89,6 +93,29 @@ def summarize(path):
         print(f"| {role} | {KINDS[kind]} | {rows[0]['blocks']} | {us(g)} | {us(b)} | {us(med('early'))} | {ph} |")
     print(f"\nSummed over the step: gaps {us(total_gap)} us, busy {us(total_busy)} us"
           f" (of {us(step)}; the rest: kernels not instrumented, e.g. the LM head)\n")
+    print_spread(per_role)
+
+
+def percentile(v, p):
+    return v[round(p * (len(v) - 1))]
+
+
+def print_spread(per_role):
+    """How far apart a kernel's blocks start, reach their first item and end: the next kernel
+    is released only by the last block, and a block that starts late builds its tables late."""
+    print("Blocks from the release of their kernel's wait (us; percentiles over a launch's blocks,"
+          " medians over the layers): when they start, decode their first item (streaming GEMVs)"
+          " and end.\n")
+    print("| role | stamp | min | 10% | median | 90% | max |")
+    print("|---|---|---|---|---|---|---|")
+    for (role, kind), rows in per_role.items():
+        for stamp in ("start", "first", "end"):
+            runs = [r["spread"][stamp] for r in rows if r["spread"][stamp]]
+            if not runs:
+                continue
+            cells = " | ".join(us(statistics.median(percentile(v, p) for v in runs)) for p in (0, 0.1, 0.5, 0.9, 1))
+            print(f"| {role} | {stamp} | {cells} |")
+    print()
 
 
 for p in sys.argv[1:]:
