@@ -42,9 +42,12 @@ __device__ __forceinline__ uint32_t sm_id() {
     cudaMemcpyToSymbol(timeline_capacity, &capacity, sizeof capacity);                                   \
   }
 
-// Thread 0 claims a record (none when unbound or full) and stamps mark 0.
+// Thread 0 stamps mark 0, then claims a record (none when unbound or full): the clock is read
+// before the claim's round trip through device memory, so mark 0 is the block's start, not its
+// start plus that trip.
 #define PMPD_TIMELINE_BEGIN(kind_, bits_, key_)                                                          \
   if (threadIdx.x == 0) {                                                                                \
+    const uint64_t timeline_start = ::pmpd::cuda::timeline_device::now();                                \
     timeline_rec = nullptr;                                                                              \
     const uint32_t slot = timeline_records ? atomicAdd(timeline_count, 1u) : ~0u;                        \
     if (slot < timeline_capacity) {                                                                      \
@@ -52,7 +55,7 @@ __device__ __forceinline__ uint32_t sm_id() {
       timeline_rec->key = uint64_t(key_), timeline_rec->kind = uint32_t(kind_), timeline_rec->bits = bits_; \
       timeline_rec->block = blockIdx.x + gridDim.x * blockIdx.y;                                         \
       timeline_rec->sm = ::pmpd::cuda::timeline_device::sm_id();                                         \
-      timeline_rec->t[0] = ::pmpd::cuda::timeline_device::now();                                         \
+      timeline_rec->t[0] = timeline_start;                                                               \
     }                                                                                                    \
   }
 #define PMPD_TIMELINE_MARK(i)                                                                            \
