@@ -22,8 +22,11 @@ PHASES = {
          "row sums", "norm fold"]),
     2: (2, [0, 1, 2, 3, 4, 5, 6], ["tables", "wait", "x staged", "first task", "other tasks", "last rows"]),
     # The cluster merge (stop 28): row sums pushed to the merging blocks, one barrier, the merge.
-    3: (1, [0, 1, 2, 4, 5, 6, 3], ["before wait", "scores", "row sums pushed", "cluster barrier", "merge",
-                                   "exit"]),
+    # Marks 7..9 (stop 41) split the scores: the token's q, k, v read, the rotation, thread 0's team
+    # scoring its positions, then the block's max and rows (earlier timelines lack them: nan).
+    3: (1, [0, 1, 7, 8, 9, 2, 4, 5, 6, 3], ["before wait", "q k v read", "rotation", "team scores",
+                                            "block max and rows", "row sums pushed", "cluster barrier",
+                                            "merge", "exit"]),
 }
 
 

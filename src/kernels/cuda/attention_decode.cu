@@ -212,6 +212,7 @@ __global__ void __launch_bounds__(kMaxDecodeThreads) attention_decode_kernel(Dec
     }
   }
   __syncthreads();
+  PMPD_TIMELINE_MARK(7);  // the token's q, k, v in shared memory
   // Rotation: pair i of q, and (threads past the pairs of q) pair i of the new key, whose
   // rotated entries are rounded and stored; entries past rotary_dim are stored as they are.
   const int key_jobs = has_new ? hd - half : 0;  // pairs, then the unrotated tail
@@ -238,6 +239,7 @@ __global__ void __launch_bounds__(kMaxDecodeThreads) attention_decode_kernel(Dec
     }
   }
   __syncthreads();
+  PMPD_TIMELINE_MARK(8);  // rotated
   const float scale = rsqrtf(float(hd));
   float m = -INFINITY, l = 0.f;  // the block's softmax max and sum
   int rows = G;                  // the output is the sum of rows part[0 .. rows)
@@ -302,6 +304,7 @@ __global__ void __launch_bounds__(kMaxDecodeThreads) attention_decode_kernel(Dec
         if (pb + 3 * batch < p1) load_batch(kr1, vr1, pb + 3 * batch);
       }
     }
+    PMPD_TIMELINE_MARK(9);  // thread 0's team has scored its positions
     // The teams onto the block's max (every lane of a team holds its team's tm and tl).
     m = block_max(tm);
     const float w = tl > 0.f ? expf(tm - m) : 0.f;
