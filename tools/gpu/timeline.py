@@ -30,12 +30,18 @@ PHASES = {
 }
 
 
+# Marks stamped apart from the phases: (kind, name, from mark, to mark), printed after them where
+# recorded. Attention mark 10 (stop 41): thread 0's first cache row in its registers.
+EXTRAS = [(3, "first cache row in, after q k v read", 7, 10)]
+MARKS = 11
+
+
 def load(path):
     launches = {}
     with open(path) as f:
         for r in csv.DictReader(f):
             kind = int(r["kind"])
-            t = [int(r[f"t{i}"]) for i in range(10)]
+            t = [int(r.get(f"t{i}", -1)) for i in range(MARKS)]  # builds before stop 41: t0..t9
             launches.setdefault((kind, r["key"], r["bits"]), []).append(t)
     out = []
     for (kind, key, bits), blocks in launches.items():
@@ -51,8 +57,13 @@ def load(path):
         spread = dict(start=sorted(b[0] - released for b in blocks),
                       end=sorted(max(b[i] for i in order if b[i] >= 0) - released for b in blocks),
                       first=sorted(b[5] - released for b in blocks if kind == 1 and b[5] >= 0))
+        extras = {}
+        for k, name, a, z in EXTRAS:
+            d = [b[z] - b[a] for b in blocks if kind == k and b[a] >= 0 and b[z] >= 0]
+            if d:
+                extras[name] = statistics.median(d)
         out.append(dict(kind=kind, bits=bits, blocks=len(blocks), begin=begin, released=released, end=end,
-                        phases=phases, spread=spread))
+                        phases=phases, spread=spread, extras=extras))
     out.sort(key=lambda l: l["begin"])
     return out
 
@@ -78,7 +89,7 @@ def summarize(path):
         gap = l["released"] - prev_end if prev_end is not None else float("nan")
         per_role.setdefault((role, l["kind"]), []).append(
             dict(gap=gap, busy=l["end"] - l["released"], early=l["released"] - l["begin"], phases=l["phases"],
-                 blocks=l["blocks"], spread=l["spread"]))
+                 blocks=l["blocks"], spread=l["spread"], extras=l["extras"]))
         prev_end = l["end"]
     print("Per role, medians over the layers (us). gap: the kernel before's last block end to the first"
           " return from this kernel's wait; busy: that return to this kernel's last block end; early:"
@@ -90,6 +101,8 @@ def summarize(path):
         med = lambda k: statistics.median(r[k] for r in rows if r[k] == r[k]) if any(r[k] == r[k] for r in rows) else float("nan")
         names = PHASES[kind][2]
         ph = ", ".join(f"{n} {us(statistics.median(r['phases'][j] for r in rows))}" for j, n in enumerate(names))
+        for name in rows[0]["extras"]:
+            ph += f"; {name} {us(statistics.median(r['extras'].get(name, float('nan')) for r in rows))}"
         g, b = med("gap"), med("busy")
         total_gap += g * len(rows) if g == g else 0
         total_busy += b * len(rows)

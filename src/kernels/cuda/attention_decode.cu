@@ -213,6 +213,7 @@ __global__ void __launch_bounds__(kMaxDecodeThreads) attention_decode_kernel(Dec
   }
   __syncthreads();
   PMPD_TIMELINE_MARK(7);  // the token's q, k, v in shared memory
+  if (vec) PMPD_TIMELINE_MARK_ARRIVED(10, kr0[0].x);  // thread 0's first cache row (loaded before the wait) is in
   // Rotation: pair i of q, and (threads past the pairs of q) pair i of the new key, whose
   // rotated entries are rounded and stored; entries past rotary_dim are stored as they are.
   const int key_jobs = has_new ? hd - half : 0;  // pairs, then the unrotated tail

@@ -62,10 +62,26 @@ __device__ __forceinline__ uint32_t sm_id() {
   do {                                                                                                   \
     if (threadIdx.x == 0 && timeline_rec) timeline_rec->t[i] = ::pmpd::cuda::timeline_device::now();     \
   } while (0)
+// Mark i once thread 0's register `word`, loaded from memory before, has arrived: a volatile
+// shared-memory store of it (which cannot issue before the load returns) precedes the stamp.
+// It holds thread 0's warp until then: use it where that warp would wait for the value next anyway.
+#define PMPD_TIMELINE_MARK_ARRIVED(i, word)                                                              \
+  do {                                                                                                   \
+    __shared__ uint32_t timeline_sink;                                                                   \
+    if (threadIdx.x == 0 && timeline_rec) {                                                              \
+      asm volatile("st.volatile.shared.u32 [%0], %1;" ::"r"(uint32_t(__cvta_generic_to_shared(&timeline_sink))), \
+                   "r"(uint32_t(word))                                                                   \
+                   : "memory");                                                                          \
+      timeline_rec->t[i] = ::pmpd::cuda::timeline_device::now();                                         \
+    }                                                                                                    \
+  } while (0)
 #else
 #define PMPD_TIMELINE_UNIT(name)
 #define PMPD_TIMELINE_BEGIN(kind_, bits_, key_)
 #define PMPD_TIMELINE_MARK(i) \
   do {                        \
+  } while (0)
+#define PMPD_TIMELINE_MARK_ARRIVED(i, word) \
+  do {                                      \
   } while (0)
 #endif
