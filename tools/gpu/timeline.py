@@ -31,9 +31,11 @@ PHASES = {
 
 
 # Marks stamped apart from the phases: (kind, name, from mark, to mark), printed after them where
-# recorded. Attention mark 10 (stop 41): thread 0's first cache row in its registers.
+# recorded. Attention mark 10 (stop 41): thread 0's first cache row in its registers (its warp
+# waits for it there, so in such a build the "rotation" phase includes that wait).
 EXTRAS = [(3, "first cache row in, after q k v read", 7, 10)]
-MARKS = 11
+# Marks read from each record: every one a phase or an extra names (-1 where a CSV lacks it).
+MARKS = 1 + max(max(m for _, order, _ in PHASES.values() for m in order), max(z for _, _, _, z in EXTRAS))
 
 
 def load(path):
