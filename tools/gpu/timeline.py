@@ -33,9 +33,17 @@ PHASES = {
 # Marks stamped apart from the phases: (kind, name, from mark, to mark), printed after them where
 # recorded. Attention mark 10 (stop 41): thread 0's first cache row in its registers (its warp
 # waits for it there, so in such a build the "rotation" phase includes that wait).
-EXTRAS = [(3, "first cache row in, after q k v read", 7, 10)]
+# Streaming GEMV marks 11..14 (stop 42): warp 0's last two items in, the block's last busy warp's
+# last item in and its loop's end: is the last round decoded as one bunch after all its items are
+# in, or as they come?
+EXTRAS = [(3, "first cache row in, after q k v read", 7, 10),
+          (1, "warp 0: item before last in to last in", 14, 11),
+          (1, "warp 0: last item in to its loop's end", 11, 6),
+          (1, "last item in: warp 0 to the last warp", 11, 12),
+          (1, "last warp: last item in to its loop's end", 12, 13),
+          (1, "warp 0's last item in to every warp done", 11, 7)]
 # Marks read from each record: every one a phase or an extra names (-1 where a CSV lacks it).
-MARKS = 1 + max(max(m for _, order, _ in PHASES.values() for m in order), max(z for _, _, _, z in EXTRAS))
+MARKS = 1 + max(max(m for _, order, _ in PHASES.values() for m in order), max(max(a, z) for _, _, a, z in EXTRAS))
 
 
 def load(path):
@@ -43,7 +51,7 @@ def load(path):
     with open(path) as f:
         for r in csv.DictReader(f):
             kind = int(r["kind"])
-            t = [int(r.get(f"t{i}", -1)) for i in range(MARKS)]  # builds before stop 41: t0..t9
+            t = [int(r.get(f"t{i}", -1)) for i in range(MARKS)]  # older builds: t0..t9 (stop 41: t0..t10)
             launches.setdefault((kind, r["key"], r["bits"]), []).append(t)
     out = []
     for (kind, key, bits), blocks in launches.items():

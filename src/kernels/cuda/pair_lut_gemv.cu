@@ -690,8 +690,19 @@ __global__ void __launch_bounds__(kThreads, 1)
   // be their neighbour slice's items, past the tiles at the last slice (stop 36).
   const int first = Grouped ? (group < groups ? group : n) : kSliced && !per ? n : 0, stride = Grouped ? groups : 1;
   // Item i from `cur`, the item Ahead on loaded into `next`.
+  // Timeline marks 11..14 (stop 42): when the last two items of warp 0 and the last item of the
+  // block's last busy warp arrive, and when that warp's loop ends: is the last decode round
+  // one bunch decoded after every item is in, or spread as the items come?
+  const int last_busy_warp = (kSliced ? cp_width : Grouped ? groups * cp32 : cp32 < kWarps ? cp32 : kWarps) - 1;
+  (void)last_busy_warp;
   auto decode = [&](int i, const uint2 (&cur)[2][B], uint2 (&next)[2][B]) {
     if (i + Ahead * stride < n) load_item<B>(tiled, plane_words, cp32, task_of(i + Ahead * stride), cp, lane, next);
+    if (i + stride >= n) {  // after the next item's loads: the marks hold their warp until `cur` is in
+      PMPD_TIMELINE_MARK_ARRIVED(11, cur[0][0].x);
+      PMPD_TIMELINE_MARK_ARRIVED_BY(12, cur[0][0].x, 32 * last_busy_warp);
+    } else if (i + 2 * stride >= n) {
+      PMPD_TIMELINE_MARK_ARRIVED(14, cur[0][0].x);
+    }
     decode_item<B>(cur, xr, tables_address + uint32_t(i) * kTable, tables + size_t(i) * kTable,
                    partial + size_t(i) * (kWarps + 1) * kRows, cp - cp_base, lane);
     if (i == first) PMPD_TIMELINE_MARK(5);
@@ -718,6 +729,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int i = first; i < n; i += stride) item(i);
   }
   PMPD_TIMELINE_MARK(6);
+  PMPD_TIMELINE_MARK_BY(13, 32 * last_busy_warp);
   if (m.nnz && slice == 0)  // warp w: row w's DNS outliers, for every task (slices: the first's sum)
     for (int i = 0; i < n; ++i) {
       const float s = outlier_correction<B, Mapped>(m, plane_words, cp32, task_of(i), warp, lane, xs);

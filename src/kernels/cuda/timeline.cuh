@@ -75,6 +75,22 @@ __device__ __forceinline__ uint32_t sm_id() {
       timeline_rec->t[i] = ::pmpd::cuda::timeline_device::now();                                         \
     }                                                                                                    \
   } while (0)
+// Mark i by another thread than 0 (e.g. the block's last busy warp), once its register `word`
+// has arrived (as above) or at once.
+#define PMPD_TIMELINE_MARK_ARRIVED_BY(i, word, thread)                                                   \
+  do {                                                                                                   \
+    __shared__ uint32_t timeline_sink_by;                                                                \
+    if (threadIdx.x == uint32_t(thread) && timeline_rec) {                                               \
+      asm volatile("st.volatile.shared.u32 [%0], %1;" ::"r"(uint32_t(__cvta_generic_to_shared(&timeline_sink_by))), \
+                   "r"(uint32_t(word))                                                                   \
+                   : "memory");                                                                          \
+      timeline_rec->t[i] = ::pmpd::cuda::timeline_device::now();                                         \
+    }                                                                                                    \
+  } while (0)
+#define PMPD_TIMELINE_MARK_BY(i, thread)                                                                 \
+  do {                                                                                                   \
+    if (threadIdx.x == uint32_t(thread) && timeline_rec) timeline_rec->t[i] = ::pmpd::cuda::timeline_device::now(); \
+  } while (0)
 #else
 #define PMPD_TIMELINE_UNIT(name)
 #define PMPD_TIMELINE_BEGIN(kind_, bits_, key_)
@@ -83,5 +99,11 @@ __device__ __forceinline__ uint32_t sm_id() {
   } while (0)
 #define PMPD_TIMELINE_MARK_ARRIVED(i, word) \
   do {                                      \
+  } while (0)
+#define PMPD_TIMELINE_MARK_ARRIVED_BY(i, word, thread) \
+  do {                                                 \
+  } while (0)
+#define PMPD_TIMELINE_MARK_BY(i, thread) \
+  do {                                   \
   } while (0)
 #endif

@@ -8,7 +8,7 @@
 
 namespace pmpd::cuda::timeline {
 
-constexpr int kMarks = 11;
+constexpr int kMarks = 15;
 // What wrote a record (its `kind`) and what its marks mean: docs/cuda.md, "Timeline".
 enum Kind : uint32_t { StreamGemv = 1, TaskLoopGemv = 2, DecodeAttention = 3 };
 
@@ -23,7 +23,7 @@ bool compiled();
 void begin_capture(uint32_t capacity = 1u << 17);
 // Waits for the device, returns the records and stops recording.
 std::vector<Record> end_capture();
-// One line a record: kind,bits,key,block,sm,t0..t10 (ns after the earliest t0; -1: no mark).
+// One line a record: kind,bits,key,block,sm,t0..t14 (ns after the earliest t0; -1: no mark).
 void write_csv(const std::string& path, const std::vector<Record>& records);
 
 }  // namespace pmpd::cuda::timeline
