@@ -58,52 +58,37 @@ __device__ __forceinline__ uint32_t sm_id() {
       timeline_rec->t[0] = timeline_start;                                                               \
     }                                                                                                    \
   }
-#define PMPD_TIMELINE_MARK(i)                                                                            \
+// Mark i by thread `thread` (0: the block's view after a barrier; another, e.g. the block's last
+// busy warp's first, for that warp's own progress).
+#define PMPD_TIMELINE_MARK_BY(i, thread)                                                                 \
   do {                                                                                                   \
-    if (threadIdx.x == 0 && timeline_rec) timeline_rec->t[i] = ::pmpd::cuda::timeline_device::now();     \
+    if (threadIdx.x == uint32_t(thread) && timeline_rec) timeline_rec->t[i] = ::pmpd::cuda::timeline_device::now(); \
   } while (0)
-// Mark i once thread 0's register `word`, loaded from memory before, has arrived: a volatile
-// shared-memory store of it (which cannot issue before the load returns) precedes the stamp.
-// It holds thread 0's warp until then: use it where that warp would wait for the value next anyway.
-#define PMPD_TIMELINE_MARK_ARRIVED(i, word)                                                              \
+#define PMPD_TIMELINE_MARK(i) PMPD_TIMELINE_MARK_BY(i, 0)
+// Mark i by thread `thread` once its register `word`, loaded from memory before, has arrived: a
+// volatile shared-memory store of it (which cannot issue before the load returns) precedes the
+// stamp. It holds that thread's warp until then: use it where the warp would wait for the value
+// next anyway.
+#define PMPD_TIMELINE_MARK_ARRIVED_BY(i, word, thread)                                                   \
   do {                                                                                                   \
     __shared__ uint32_t timeline_sink;                                                                   \
-    if (threadIdx.x == 0 && timeline_rec) {                                                              \
+    if (threadIdx.x == uint32_t(thread) && timeline_rec) {                                               \
       asm volatile("st.volatile.shared.u32 [%0], %1;" ::"r"(uint32_t(__cvta_generic_to_shared(&timeline_sink))), \
                    "r"(uint32_t(word))                                                                   \
                    : "memory");                                                                          \
       timeline_rec->t[i] = ::pmpd::cuda::timeline_device::now();                                         \
     }                                                                                                    \
   } while (0)
-// Mark i by another thread than 0 (e.g. the block's last busy warp), once its register `word`
-// has arrived (as above) or at once.
-#define PMPD_TIMELINE_MARK_ARRIVED_BY(i, word, thread)                                                   \
-  do {                                                                                                   \
-    __shared__ uint32_t timeline_sink_by;                                                                \
-    if (threadIdx.x == uint32_t(thread) && timeline_rec) {                                               \
-      asm volatile("st.volatile.shared.u32 [%0], %1;" ::"r"(uint32_t(__cvta_generic_to_shared(&timeline_sink_by))), \
-                   "r"(uint32_t(word))                                                                   \
-                   : "memory");                                                                          \
-      timeline_rec->t[i] = ::pmpd::cuda::timeline_device::now();                                         \
-    }                                                                                                    \
-  } while (0)
-#define PMPD_TIMELINE_MARK_BY(i, thread)                                                                 \
-  do {                                                                                                   \
-    if (threadIdx.x == uint32_t(thread) && timeline_rec) timeline_rec->t[i] = ::pmpd::cuda::timeline_device::now(); \
-  } while (0)
+#define PMPD_TIMELINE_MARK_ARRIVED(i, word) PMPD_TIMELINE_MARK_ARRIVED_BY(i, word, 0)
 #else
 #define PMPD_TIMELINE_UNIT(name)
 #define PMPD_TIMELINE_BEGIN(kind_, bits_, key_)
-#define PMPD_TIMELINE_MARK(i) \
-  do {                        \
-  } while (0)
-#define PMPD_TIMELINE_MARK_ARRIVED(i, word) \
-  do {                                      \
-  } while (0)
-#define PMPD_TIMELINE_MARK_ARRIVED_BY(i, word, thread) \
-  do {                                                 \
-  } while (0)
 #define PMPD_TIMELINE_MARK_BY(i, thread) \
   do {                                   \
   } while (0)
+#define PMPD_TIMELINE_MARK(i) PMPD_TIMELINE_MARK_BY(i, 0)
+#define PMPD_TIMELINE_MARK_ARRIVED_BY(i, word, thread) \
+  do {                                                 \
+  } while (0)
+#define PMPD_TIMELINE_MARK_ARRIVED(i, word) PMPD_TIMELINE_MARK_ARRIVED_BY(i, word, 0)
 #endif
