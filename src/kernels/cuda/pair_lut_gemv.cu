@@ -188,9 +188,16 @@ __device__ __forceinline__ void write_warp_partials(float* part, int warp, int l
 // Row l (0..15) of a task summed over its partial sums part[w * kRows + l] of `warps` warps,
 // the DNS outliers' part[kWarps * kRows + l] first where `outliers`: one order for every
 // epilogue, so the task loop, the streaming GEMV and its column slices give the same bits.
+// Every warp's sum is loaded before the first add (the buffer holds kWarps of them), so the
+// row costs one shared-memory round trip; a loop bounded by `warps` ran one a 4 loads.
 __device__ __forceinline__ float task_row_sum(const float* part, int l, int warps, bool outliers) {
+  float v[kWarps];
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) v[w] = part[w * kRows + l];
   float s = outliers ? part[kWarps * kRows + l] : 0.f;
-  for (int w = 0; w < warps; ++w) s += part[w * kRows + l];
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w)
+    if (w < warps) s += v[w];
   return s;
 }
 
@@ -217,11 +224,12 @@ __device__ __forceinline__ float write_task_row(const DeviceBitPlanes& m, const 
   const int r = task_row<Mapped>(m, task, i);
   const float v = value(i, r), y = store_row(out, r, v, y_old);
   if constexpr (Mapped) {
-    // A gate row's lane sums its up row too (the same additions as that row's lane:
-    // a shuffle or a pass through shared memory instead made ptxas spill).
+    // A gate row's up row is lane i + 8's (lanes 0..15 of a warp hold the task's rows): its
+    // value by shuffle, not summed again after the gate row's.
+    const float up = __shfl_down_sync(0xffffu, v, 8, 16);
     if (out.fragments && r >= 0) {
       if (out.fragment_op != GemvPrologue::GatedActivation) write_fragment(out, r, v);
-      else if (i < 8) write_fragment(out, r, v, value(i + 8, task_row<Mapped>(m, task, i + 8)));
+      else if (i < 8) write_fragment(out, r, v, up);
     }
   }
   return r >= 0 ? y : 0.f;
