@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# stop 43 call 5 (H200, the session's last ~280 s of device time): the streaming GEMV's tables
-# built 16 bytes a store (variant "tables4", .gpu/tables4.tar.xz: both binaries) against the
-# main bundle (cf61804), in one call: the variant's CUDA tests, then Vicuna-7B at 3 bits (two
-# pairs, interleaved) and Zephyr-3B at 3 bits (one pair); each row written to $OUT as it comes.
+# stop 43 call 5 (prepared, not run: the device time ran out): pair tables written 16 bytes a
+# store. Variants beside the main bundle (the code before): "tables4" (tables4.diff: the
+# streaming GEMV's, 2..3 bits; pmpd alone will do) and "tables4roll" (tables4-roll.diff: also
+# the 4-bit rolling GEMV's first slots and refills; pack it with both binaries, its tests cover
+# both changes). The tests of tables4roll, then interleaved A/B pairs: Vicuna-7B 3 bits main /
+# tables4 (two), 4 bits main / tables4roll (two), Zephyr-3B 3 bits main / tables4 (one).
 set -uo pipefail
 out=${OUT:-/tmp/out}
 source docs/data/h200/stop43/scripts/lib.sh   # b, t, with_variant; main = the main bundle's bin
 with_variant tables4 || exit 1
+t4=$var
+with_variant tables4roll || exit 1
+t4r=$var
 t0=$(date +%s)
-N=$var t tables4
-for r in 1 2; do for arm in main var; do N=${!arm}; echo "[$arm]"; b vicuna-7b 3; done; done 2>&1 | tee "$out/ab.txt"
-for arm in main var; do N=${!arm}; echo "[$arm]"; b zephyr-3b 3; done 2>&1 | tee -a "$out/ab.txt"
+N=$t4r t tables4roll
+{
+  for r in 1 2; do for arm in main t4; do N=${!arm}; echo "[$arm]"; b vicuna-7b 3; done; done
+  for r in 1 2; do for arm in main t4r; do N=${!arm}; echo "[$arm]"; b vicuna-7b 4; done; done
+  for arm in main t4; do N=${!arm}; echo "[$arm]"; b zephyr-3b 3; done
+} 2>&1 | tee "$out/ab.txt"
 echo "total $(( $(date +%s) - t0 )) s"
