@@ -6,10 +6,8 @@
 # bits (one pair), and the per-operator rows at 3 bits of each build.
 set -uo pipefail
 out=${OUT:-/tmp/out}
-source docs/data/h200/stop42/scripts/lib.sh   # b, t; N = the main bundle's bin
-main=$N
-mkdir -p "$root/rowsum" && tar -C "$root/rowsum" -xJf .gpu/rowsum.tar.xz || exit 1
-var=$root/rowsum/bin
+source docs/data/h200/stop43/scripts/lib.sh   # b, t, with_variant, per_operator; main = the main bundle's bin
+with_variant rowsum || exit 1
 t0=$(date +%s)
 N=$main t main
 N=$var t rowsum
@@ -17,9 +15,6 @@ N=$var t rowsum
   for r in 1 2 3; do for arm in main var; do N=${!arm}; echo "[$arm]"; b vicuna-7b 3; done; done
   for r in 1 2; do for arm in main var; do N=${!arm}; echo "[$arm]"; b vicuna-7b 2; done; done
   for arm in main var; do N=${!arm}; echo "[$arm]"; b zephyr-3b 3; done
-  for arm in main var; do
-    echo "-- $arm per operator"
-    timeout 120 "${!arm}/pmpd" bench --backend cuda --shape vicuna-7b --bits 3:3 --no-e2e 2>&1 | grep -E "^\| (3|16 \()"
-  done
+  per_operator main var
 } 2>&1 | tee "$out/ab.txt"
 echo "total $(( $(date +%s) - t0 )) s"

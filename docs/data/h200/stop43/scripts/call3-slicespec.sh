@@ -7,26 +7,20 @@
 # timeline build of the variant (.gpu/timeline.tar.xz) at 2..4 bits.
 set -uo pipefail
 out=${OUT:-/tmp/out}
-source docs/data/h200/stop42/scripts/lib.sh   # b, t; N = the main bundle's bin
-main=$N
-mkdir -p "$root/slicespec" && tar -C "$root/slicespec" -xJf .gpu/slicespec.tar.xz || exit 1
-var=$root/slicespec/bin
+source docs/data/h200/stop43/scripts/lib.sh   # b, t, with_variant, per_operator; main = the main bundle's bin
+with_variant slicespec || exit 1
 t0=$(date +%s)
 N=$main t main
 N=$var t slicespec
 {
   for r in 1 2 3; do for arm in main var; do N=${!arm}; echo "[$arm]"; b vicuna-7b 3; done; done
   for arm in main var; do N=${!arm}; echo "[$arm]"; b zephyr-3b 3; done
-  for arm in main var; do
-    echo "-- $arm per operator"
-    timeout 120 "${!arm}/pmpd" bench --backend cuda --shape vicuna-7b --bits 3:3 --no-e2e 2>&1 | grep -E "^\| (3|16 \()"
-  done
+  per_operator main var
 } 2>&1 | tee "$out/ab.txt"
 echo "a/b done at $(( $(date +%s) - t0 )) s"
 if [ -f .gpu/timeline.tar.xz ]; then
-  BITS=2:4 timeout 150 bash tools/gpu/timeline.sh "$out/timeline" >/dev/null 2>&1
+  KEEP_CSV=0 BITS=2:4 timeout 150 bash tools/gpu/timeline.sh "$out/timeline" >/dev/null 2>&1   # the summary only
   echo "== timeline: rc $?"
-  rm -f "$out"/timeline/*.csv*   # the tool brings back few files: the summary is enough
   grep -E "\| (stream|taskloop|attention) \| [0-9]+ \|" "$out/timeline/timeline.md" | grep -vE "^\| [0-9]+ \|" | cut -c1-400
   grep -E "^\| [2-4]-bit" "$out/timeline/bench.md"
 fi
