@@ -766,6 +766,12 @@ __global__ void __launch_bounds__(kThreads, 1)
 // sweeps/stop35-roll.md): Vicuna-7B 4 bits +10.9% end to end, its projections 39% / 44% ->
 // 42% / 49% of copy bandwidth.
 constexpr int kRollSlots = 3;
+// Each warp also asks L2 for its item two tasks on (prefetch_item_l2), beside loading the next
+// into registers. Stop 44 (docs/data/h200/stop44, H200): Vicuna-7B 4 bits 514.9 / 515.5 / 515.4
+// -> 528.8 / 527.4 / 528.6 tok/s (+2.6%; three on +1.7%); the same prefetch lost 0.9-2.7% in
+// the 2..3-bit streaming GEMV and was mixed in the 5..8-bit rolling one (8 bits +1.0%, 6 bits
+// -1.2%), so it is this kernel's alone.
+constexpr int kRollL2Ahead = 2;
 // The rolling kernels' table slots and their two barriers a slot (mbarriers, kWarps arrivals):
 // task i uses slot i % S; a warp waits for `ready` before its item of a task whose slot was
 // refilled, arrives at `done` after its item of a task whose slot will be, and after its item
@@ -869,6 +875,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int slot = i % kRollSlots;
     slots.wait_ready(i, slot);
     if (i + 1 < n) load_item<B>(tiled, plane_words, cp32, task_of(i + 1), cp, lane, next);
+    if (i + kRollL2Ahead < n) prefetch_item_l2<B>(tiled, plane_words, cp32, task_of(i + kRollL2Ahead), cp, lane);
     decode_item<B>(cur, xr, tables_address + uint32_t(slot) * kTable, tables + size_t(slot) * kTable,
                    partial + size_t(i) * (kWarps + 1) * kRows, cp, lane);
     if (i == 0) PMPD_TIMELINE_MARK(5);

@@ -379,6 +379,21 @@ __device__ __forceinline__ void load_item(const uint2* tiled, uint32_t plane_wor
 #pragma unroll
     for (int k = 0; k < B; ++k) dst[q][k] = load_weights(base + (uint32_t(k) * plane_words + uint32_t(q * cp32 * 32)));
 }
+// Asks L2 for a warp's item (prefetch.global.L2: no register held until it lands), so that
+// its load into registers an item later finds its lines there: more of a step's bytes in
+// flight than the one item a warp its registers hold. An item is 2 B runs of 256 bytes (row
+// block q, plane k), two lines each: lane l < 4 B asks for line l % 2 of run l / 2.
+template <int B>
+__device__ __forceinline__ void prefetch_item_l2(const uint2* tiled, uint32_t plane_words, int cp32, int task, int cp,
+                                                 int lane) {
+  if (lane < 4 * B) {
+    const int run = lane / 2, q = run / B, k = run % B;
+    const uint2* p = tiled + ((uint32_t(task) * 2u * uint32_t(cp32) + uint32_t(cp)) * 32u +
+                              uint32_t(k) * plane_words + uint32_t(q * cp32 * 32) + uint32_t(16 * (lane % 2)));
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+  }
+}
+
 // The plane words of chunk half h (0: chunk 2 cp, 1: chunk 2 cp + 1) of a loaded item.
 template <int B>
 __device__ __forceinline__ void item_half(const uint2 (&w)[2][B], int h, uint32_t (&p)[2][B]) {
