@@ -20,5 +20,5 @@ N=$var t reloff
   for arm in main var; do echo "[$arm] --bits 3:4"
     timeout 150 "${!arm}/pmpd" bench --backend cuda --shape vicuna-7b --bits 3:4 --prompt-tokens 128 --no-ops 2>&1 |
       grep -E "^\| (3-bit|4-bit|PMPD)|rror"; done
-} 2>&1 | tee "$out/ab.txt"
+} 2>&1 | tee "$out/ab-reloff.txt"
 echo "total $(( $(date +%s) - t0 )) s"

@@ -21,5 +21,5 @@ N=$k1 t tl1
 {
   for r in 1 2; do for arm in main k1 k2; do N=${!arm}; echo "[$arm]"; b vicuna-7b 4; done; done
   for bits in 2 7 3; do for arm in main k1 k2; do N=${!arm}; echo "[$arm]"; b vicuna-7b $bits; done; done
-} 2>&1 | tee "$out/ab.txt"
+} 2>&1 | tee "$out/ab-taskloop.txt"
 echo "total $(( $(date +%s) - t0 )) s"
