@@ -72,6 +72,8 @@ __device__ __forceinline__ void grid_barrier(unsigned* barrier) {
 
 // Brings the line holding p into L1 (data needed after a wait that does not depend on it).
 __device__ __forceinline__ void prefetch_l1(const void* p) { asm volatile("prefetch.global.L1 [%0];" ::"l"(p)); }
+// Brings the line holding p into L2 (data read again soon, e.g. a later item's weights).
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 // Global -> shared copies that hold no register (cp.async): Bytes (4, 8 or 16) from src to
 // dst, both aligned to Bytes, or zeros where !valid. Complete after copy_async_wait_all().

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/device_math.cuh"
 
 namespace pmpd::cuda {
 namespace {
@@ -390,7 +391,7 @@ __device__ __forceinline__ void prefetch_item_l2(const uint2* tiled, uint32_t pl
     const int run = lane / 2, q = run / B, k = run % B;
     const uint2* p = tiled + ((uint32_t(task) * 2u * uint32_t(cp32) + uint32_t(cp)) * 32u +
                               uint32_t(k) * plane_words + uint32_t(q * cp32 * 32) + uint32_t(16 * (lane % 2)));
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+    dev::prefetch_l2(p);
   }
 }
 
