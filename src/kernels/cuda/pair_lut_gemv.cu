@@ -423,7 +423,7 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
       wide_base[0] = tables_address | uint32_t(buf * 128 + 4 * lane), wide_base[1] = wide_base[0] | 2u;
       if (next_task < tasks) fill.load(m, int(next_task));  // in flight during this task
     } else {
-      ta.set(tables_address + uint32_t(buf * table_bytes<B>()), tables + buf * table_bytes<B>(), lane);
+      ta.set(tables_address, tables, uint32_t(buf * table_bytes<B>()), lane);
     }
     float acc[2][4] = {};  // two chains; D column 0 of each: rows g and 8 + g
     for (int cp = warp; cp < cp32; cp += kWarps) {
@@ -509,10 +509,10 @@ __device__ __forceinline__ void copy_task_centroids(const DeviceBitPlanes& m, in
 // at `table` (its shared-memory address and pointer), x in registers; its 16 rows' partial sums
 // into column w of part.
 template <int B>
-__device__ __forceinline__ void decode_item(const uint2 (&item)[2][B], const uint4 (&xr)[2][16], uint32_t table_address,
-                                            const uint8_t* table, float* part, int w, int lane) {
+__device__ __forceinline__ void decode_item(const uint2 (&item)[2][B], const uint4 (&xr)[2][16], uint32_t tables_address,
+                                            const uint8_t* tables, uint32_t table_offset, float* part, int w, int lane) {
   TableAddress<B> ta;
-  ta.set(table_address, table, lane);
+  ta.set(tables_address, tables, table_offset, lane);
   float acc[2][4] = {};
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
@@ -712,7 +712,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     } else if (i + 2 * stride >= n) {
       PMPD_TIMELINE_MARK_ARRIVED(14, cur[0][0].x);
     }
-    decode_item<B>(cur, xr, tables_address + uint32_t(i) * kTable, tables + size_t(i) * kTable,
+    decode_item<B>(cur, xr, tables_address, tables, uint32_t(i) * kTable,
                    partial + size_t(i) * (kWarps + 1) * kRows, cp - cp_base, lane);
     if (i == first) PMPD_TIMELINE_MARK(5);
   };
@@ -876,7 +876,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     slots.wait_ready(i, slot);
     if (i + 1 < n) load_item<B>(tiled, plane_words, cp32, task_of(i + 1), cp, lane, next);
     if (i + kRollL2Ahead < n) prefetch_item_l2<B>(tiled, plane_words, cp32, task_of(i + kRollL2Ahead), cp, lane);
-    decode_item<B>(cur, xr, tables_address + uint32_t(slot) * kTable, tables + size_t(slot) * kTable,
+    decode_item<B>(cur, xr, tables_address, tables, uint32_t(slot) * kTable,
                    partial + size_t(i) * (kWarps + 1) * kRows, cp, lane);
     if (i == 0) PMPD_TIMELINE_MARK(5);
     slots.release(i, slot, n, lane);
