@@ -387,7 +387,7 @@ __global__ void __launch_bounds__(kThreads, Blocks) pair_lut_gemv_kernel(DeviceB
   // while the kernel before this one finishes (1-2% end to end, stop 22). The wide tables
   // wait for their centroids' loads first, and built there they cost 1-3% at 8 bits: they
   // follow x, as before.
-  TableShare<Wide ? 4 : B> share;  // (unused by the wide decoder)
+  TableBuild<Wide ? 4 : B> share;  // (unused by the wide decoder)
   if constexpr (!Wide) {
     dev::copy_async_wait_all();  // the centroids
     __syncthreads();
@@ -661,7 +661,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   dev::copy_async_wait_all();
   __syncthreads();
   PMPD_TIMELINE_MARK(1);
-  TableShare<B> share;
+  TableBuild<B> share;
   for (int i = 0; i < n; ++i) {  // need none of x: built while the kernel before finishes
     share.load(cent + (i * kRows << B));
     share.store(tables + size_t(i) * kTable);
@@ -848,7 +848,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   dev::copy_async_wait_all();
   __syncthreads();  // the centroids and the barriers
   PMPD_TIMELINE_MARK(1);
-  TableShare<B> share;
+  TableBuild<B> share;
   for (int i = 0; i < min(n, kRollSlots); ++i) {  // the first slots' tables need none of x
     share.load(cent + (i * kRows << B));
     share.store(tables + size_t(i) * kTable);

@@ -6,6 +6,7 @@
 // Everything here is device code inlined into each kernel file; the anonymous namespace
 // keeps each file's copy its own.
 #pragma once
+#include <type_traits>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -280,6 +281,46 @@ struct TableShare {
     }
   }
 };
+
+// TableShare's layout built by row lanes (4 bits). Lane L takes row g = L % 8 of each row
+// block and its warp's entries u = t + 4 j (t = L / 8), and writes an entry's four lane copies
+// (four consecutive words) by one 16-byte store: a quarter-warp's lanes (g = 0..7) write 128
+// consecutive bytes, so the stores stay conflict-free and a lane loads only the centroids of its
+// entries (2 + 2 a row block) from rows 32 bytes apart, as TableShare does: a quarter of the
+// stores and packs with the same loads. At 4 bits (a 64 KiB table a task, rebuilt as the rolling
+// GEMV walks): Vicuna-7B 568 -> 573 tokens/s on an H200 (stop 45); at 3 bits it lost 1.8%
+// (tables built once, before the wait), so 2..3 bits keep TableShare. (stop 43's tables4.diff
+// cut the stores alike but loaded per chunk, with conflicts: -8.8% at 4 bits.)
+template <int B>
+struct RowLaneShare {
+  static_assert(B == 3 || B == 4, "row lanes need at least four entries a warp");
+  static constexpr int kPerWarp = (1 << (2 * B)) / kWarps, kJ = kPerWarp / 4, kHalf = kJ > 1 ? 2 : 1;
+  __half f[2][kHalf], s[2][kHalf];
+  __device__ void load(const __half* cent) {
+    const int lane = threadIdx.x % 32, g = lane % 8, t = lane / 8, e0 = (threadIdx.x / 32) * kPerWarp;
+    const int first_w = even_bits(e0) + (t & 1), second_w = odd_bits(e0) + (t >> 1);
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+      const __half* row = cent + ((8 * q + g) << B);
+#pragma unroll
+      for (int h = 0; h < kHalf; ++h) f[q][h] = row[first_w + 2 * h], s[q][h] = row[second_w + 2 * h];
+    }
+  }
+  __device__ void store(uint8_t* tables) const {
+    const int lane = threadIdx.x % 32, g = lane % 8, t = lane / 8, e0 = (threadIdx.x / 32) * kPerWarp;
+    uint4* dst = reinterpret_cast<uint4*>(tables) + (e0 + t) * 16 + g;
+#pragma unroll
+    for (int q = 0; q < 2; ++q)
+#pragma unroll
+      for (int j = 0; j < kJ; ++j) {
+        const uint32_t v = pack_half2(f[q][j & (kHalf - 1)], s[q][j >> 1]);
+        dst[64 * j + 8 * q] = make_uint4(v, v, v, v);  // entry e0 + t + 4 j, words 32 q + 4 g..
+      }
+  }
+};
+// The GEMVs' table builder at width B.
+template <int B>
+using TableBuild = std::conditional_t<B == 4, RowLaneShare<B>, TableShare<B>>;
 
 // D += A B with A the 16 x 16 weights (row-major fragments a0..a3) and B the x columns.
 __device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
