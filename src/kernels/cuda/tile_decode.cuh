@@ -500,7 +500,7 @@ constexpr uint32_t kWideRegion = 65536;
 
 // One chunk of both row blocks at a width 5..8 (see wide_bit_position): per code register
 // and row block, 4 + (B - 4) mask-merges, two more for the two index words, two rotations;
-// per weight a PRMT and a 16-bit load; a PRMT pairs two weights into an mma operand.
+// per weight a PRMT and a 16-bit load; an IMAD pairs two weights into an mma operand.
 template <int B, class Use>
 __device__ __forceinline__ void wide_operands(const uint32_t (&p)[2][B], const uint32_t (&lane_base)[2], Use&& use) {
 #pragma unroll
@@ -512,7 +512,12 @@ __device__ __forceinline__ void wide_operands(const uint32_t (&p)[2][B], const u
       const uint32_t sel = 0x3200u | ((4u + b) << 4);
       const uint32_t lo = load_shared_u16(__byte_perm(lane_base[q], w1[q], sel));
       const uint32_t hi = load_shared_u16(__byte_perm(lane_base[q], w2[q], sel));
-      return __byte_perm(lo, hi, 0x5410u);
+      // The pair packed by an IMAD (FMA pipe), not a PRMT (the ALU's, which the look-ups'
+      // addresses keep busy): Vicuna-7B on an H200, 5 bits 376.7 -> 386.0 tokens/s, 6 bits
+      // +2.1%, 7 bits +2.2%, 8 bits +1.5% (stop 46).
+      uint32_t packed;
+      asm("mad.lo.u32 %0, %1, 65536, %2;\n" : "=r"(packed) : "r"(hi), "r"(lo));
+      return packed;
     });
   }
 }
