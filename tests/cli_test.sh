@@ -37,6 +37,9 @@ trap 'rm -rf "$tmp"' EXIT
 "$PMPD" bench --shape tiny --bits 2:3 --new-tokens 4 --prompt-tokens 4 --min-seconds 0.01 --json "$tmp/bench.json" >/dev/null 2>&1 \
   && python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert len(j['ops'])==3 and len(j['decode'])>=3" "$tmp/bench.json" \
   && ok "bench" || bad "bench"
+"$PMPD" bench --shape tiny --bits 3:3 --quantize-head --no-e2e --min-seconds 0.01 --json "$tmp/bench-head.json" >/dev/null 2>&1 \
+  && python3 -c "import json,sys; assert json.load(open(sys.argv[1]))['head_quantized'] is True" "$tmp/bench-head.json" \
+  && ok "bench quantized head" || bad "bench quantized head"
 expect_error "bench unknown shape" "unknown model shape" "$PMPD" bench --shape gpt-9 --no-e2e
 "$PMPD" bench --shape tiny --bits 3:3 --no-ops --new-tokens 4 --prompt-tokens 4 --temp 1 --top-p 0.9 2>/dev/null \
   | grep -q "temperature 1, top-k 0, top-p 0.9" && ok "bench sampled" || bad "bench sampled"
@@ -65,6 +68,10 @@ expect_error "garbage file" "g.bin" "$PMPD" info -m "$tmp/g.bin"
 for b in 2 5 8; do
   "$PMPD" run -m "$tmp/q.gguf" --bits $b -p "A dog" -n 4 >/dev/null 2>&1 && ok "run --bits $b" || bad "run --bits $b"
 done
+# --quantize-head: the tied head stored as nested planes too; info counts it, run works at 2 bits
+"$PMPD" quantize -m "$SRC/models/pmpd-tiny" -o "$tmp/qh.gguf" --bits 2:8 --quantize-head 2>/dev/null \
+  && "$PMPD" info -m "$tmp/qh.gguf" 2>&1 | grep -q "29 tensors" \
+  && "$PMPD" run -m "$tmp/qh.gguf" --bits 2 -p "A dog" -n 4 >/dev/null 2>&1 && ok "quantize --quantize-head" || bad "quantize --quantize-head"
 head -c 2000 "$SRC/tests/cli_test.sh" > "$tmp/text.txt"
 "$PMPD" perplexity -m "$tmp/q.gguf" --text "$tmp/text.txt" --bits 3:4 --json "$tmp/ppl.json" >/dev/null 2>&1 \
   && python3 -c "import json; r=json.load(open('$tmp/ppl.json')); assert [x['bits'] for x in r]==[3,4]" && ok "perplexity" || bad "perplexity"

@@ -1238,15 +1238,23 @@ TEST(Cuda, CacheCopiesAndHostSyncFollowTheDevice) {
   EXPECT_THROW(cpu.forward(&t1, 1, gc, x.data()), Error);
 }
 
+// Also with the LM head quantized (`pmpd bench --quantize-head`): the head's GEMV on the
+// device at each width.
 TEST(Cuda, SyntheticShapesRunEndToEnd) {
   SKIP_WITHOUT_GPU();
-  auto m = make_synthetic_model(synthetic_config("tiny"), {});
-  Transformer cpu(*m), gpu(*m, Backend::CUDA);
-  ExactKernel exact;
-  std::vector<int> prompt = {1, 2, 3, 4, 5, 6};
-  for (int b : {2, 4, 8}) {
-    auto a = run_passes(cpu, prompt, 4, b), g = run_passes(gpu, prompt, 4, b);
-    for (size_t i = 0; i < a.size(); ++i) EXPECT_LT(test::rel_error(g[i], a[i]), 1e-3) << "bits " << b;
+  for (bool head : {false, true}) {
+    SyntheticOptions so;
+    so.quantize_head = head;
+    auto m = make_synthetic_model(synthetic_config("tiny"), so);
+    ASSERT_EQ(m->output.q != nullptr, head);
+    Transformer cpu(*m), gpu(*m, Backend::CUDA);
+    ExactKernel exact;
+    std::vector<int> prompt = {1, 2, 3, 4, 5, 6};
+    for (int b : {2, 3, 4, 8}) {
+      auto a = run_passes(cpu, prompt, 4, b), g = run_passes(gpu, prompt, 4, b);
+      for (size_t i = 0; i < a.size(); ++i)
+        EXPECT_LT(test::rel_error(g[i], a[i]), 1e-3) << "bits " << b << (head ? ", head quantized" : "");
+    }
   }
 }
 

@@ -335,6 +335,27 @@ TEST(DenseSparse, KernelsReproduceOutliersExactly) {
   }
 }
 
+// Mean negative log-likelihood of `ids` under `m` at `bits` (0: the model's own weights),
+// and the logits of every position.
+double mean_nll(const Model &m, const std::vector<int> &ids, int bits,
+                std::vector<float> *all_logits = nullptr) {
+  Transformer tf(m);
+  KVCache cache(m.config, int(ids.size()), false);
+  std::vector<float> logits(ids.size() * size_t(m.config.vocab_size));
+  tf.forward(ids.data(), int(ids.size()), cache, logits.data(), true, bits);
+  double s = 0;
+  for (size_t t = 0; t + 1 < ids.size(); ++t) {
+    const float *l = &logits[t * size_t(m.config.vocab_size)];
+    float mx = *std::max_element(l, l + m.config.vocab_size);
+    double z = 0;
+    for (int v = 0; v < m.config.vocab_size; ++v)
+      z += std::exp(double(l[v] - mx));
+    s += std::log(z) + mx - l[ids[t + 1]];
+  }
+  if (all_logits) *all_logits = std::move(logits);
+  return s / double(ids.size() - 1);
+}
+
 class QuantizedModel : public ::testing::Test {
 protected:
   static void SetUpTestSuite() {
@@ -375,28 +396,54 @@ TEST_F(QuantizedModel, FileHoldsEveryWidthAndLoadsMapped) {
 TEST_F(QuantizedModel, WidthOrdersQualityAndEightBitsIsCloseToSixteen) {
   Tokenizer tok(*src_->tokenizer);
   std::vector<int> ids = tok.encode(quant::builtin_calibration_text(), true);
-  auto nll = [&](const Model &m, int bits) {
-    Transformer tf(m);
-    KVCache cache(m.config, int(ids.size()), false);
-    std::vector<float> logits(ids.size() * size_t(m.config.vocab_size));
-    tf.forward(ids.data(), int(ids.size()), cache, logits.data(), true, bits);
-    double s = 0;
-    for (size_t t = 0; t + 1 < ids.size(); ++t) {
-      const float *l = &logits[t * size_t(m.config.vocab_size)];
-      float mx = *std::max_element(l, l + m.config.vocab_size);
-      double z = 0;
-      for (int v = 0; v < m.config.vocab_size; ++v)
-        z += std::exp(double(l[v] - mx));
-      s += std::log(z) + mx - l[ids[t + 1]];
-    }
-    return s / double(ids.size() - 1);
-  };
+  auto nll = [&](const Model &m, int bits) { return mean_nll(m, ids, bits); };
   double ref = nll(*src_, 0), n2 = nll(*q_, 2), n3 = nll(*q_, 3),
          n8 = nll(*q_, 8);
   EXPECT_GT(n2, n3);
   EXPECT_GT(n3, n8 - 1e-3);
   EXPECT_LT(std::fabs(std::exp(n8) / std::exp(ref) - 1), 0.01)
       << "8-bit perplexity within 1% of 16-bit";
+}
+
+// --quantize-head: the tied head of pmpd-tiny becomes its own nested tensor (the embedding
+// stays 16-bit) and runs at each step's width; by default it stays 16-bit.
+TEST_F(QuantizedModel, HeadIsQuantizedOnlyOnRequestAndFollowsTheWidth) {
+  ASSERT_TRUE(src_->config.tied_embeddings);
+  EXPECT_FALSE(q_->output.q) << "the head stays 16-bit by default";
+  quant::QuantizeOptions opt;
+  opt.quantize_head = true;
+  quant::quantize_model(*src_, dir_->file("head.gguf"), opt);
+  auto h = load_model(dir_->file("head.gguf"));
+  ASSERT_TRUE(h->output.q);
+  EXPECT_FALSE(h->config.tied_embeddings);
+  EXPECT_EQ(h->output.q->rows, src_->config.vocab_size);
+  EXPECT_EQ(h->token_embd.dtype, src_->token_embd.dtype);
+  EXPECT_EQ(h->quant.quantized_tensors, 7 * h->config.n_layers + 1);
+  GgufFile g = read_gguf(dir_->file("head.gguf"));
+  EXPECT_EQ(g.find("pmpd.quant.tensor_kinds")->as_array().back().as_string(),
+            "output.weight=bitplanes");
+  // The layers are the same as q_'s (same seed, same calibration): only the head differs,
+  // and its error grows as the width falls.
+  Tokenizer tok(*src_->tokenizer);
+  std::vector<int> ids = tok.encode(quant::builtin_calibration_text(), true);
+  ids.resize(std::min<size_t>(ids.size(), 96));
+  auto head_error = [&](int bits) {
+    std::vector<float> a, b;
+    mean_nll(*q_, ids, bits, &a);
+    mean_nll(*h, ids, bits, &b);
+    double d = 0, n = 0;
+    for (size_t i = 0; i < a.size(); ++i)
+      d += (a[i] - b[i]) * (a[i] - b[i]), n += a[i] * a[i];
+    return std::sqrt(d / n);
+  };
+  const double e8 = head_error(8), e3 = head_error(3), e2 = head_error(2);
+  EXPECT_GT(e8, 0) << "the head is quantized";
+  EXPECT_LT(e8, 0.01);
+  EXPECT_GT(e3, 2 * e8);
+  EXPECT_GT(e2, e3);
+  const double ref = mean_nll(*src_, ids, 0), n8 = mean_nll(*h, ids, 8);
+  EXPECT_LT(std::fabs(std::exp(n8) / std::exp(ref) - 1), 0.02)
+      << "8-bit perplexity with the head quantized within 2% of 16-bit";
 }
 
 TEST_F(QuantizedModel, QuantizingIsDeterministic) {

@@ -27,7 +27,7 @@ struct BenchArgs {
   std::string model, shape = "vicuna-7b", backend = "cpu", bits = "2:8", schedule = "auto", json;
   int prefill_bits = 0, prompt_tokens = 32, new_tokens = 128, threads = 0;
   double min_seconds = 0.5;
-  bool no_e2e = false, no_ops = false, gemv_ceiling = false, sync_costs = false;
+  bool no_e2e = false, no_ops = false, gemv_ceiling = false, sync_costs = false, quantize_head = false;
   SamplerParams sampler;  // end to end: greedy unless --temp
 };
 
@@ -226,8 +226,8 @@ int bench(const BenchArgs& a) {
     source = a.model;
   } else {
     std::fprintf(stderr, "building a synthetic %s (random weights)...\n", a.shape.c_str());
-    quantized = make_synthetic_model(synthetic_config(a.shape), {true, lo, hi, 1});
-    source = a.shape + " (synthetic, random weights)";
+    quantized = make_synthetic_model(synthetic_config(a.shape), {true, lo, hi, 1, a.quantize_head});
+    source = a.shape + (a.quantize_head ? " (synthetic, random weights, LM head quantized)" : " (synthetic, random weights)");
   }
   const ModelConfig& c = quantized->config;
   std::string schedule = a.schedule;
@@ -253,6 +253,7 @@ int bench(const BenchArgs& a) {
   out["device"] = device;
   out["copy_bandwidth_gbs"] = ceiling;
   out["shape"] = a.model.empty() ? a.shape : "";
+  out["head_quantized"] = quantized->output.q != nullptr;
   out["prompt_tokens"] = a.prompt_tokens;
   out["new_tokens"] = a.new_tokens;
   std::printf("# pmpd bench: %s\n\nbackend %s (%s); measured copy bandwidth %.0f GB/s (bytes read + written)\n\n",
@@ -401,6 +402,9 @@ Action add_bench(CLI::App& app) {
   cmd->add_option("--new-tokens", a->new_tokens, "Tokens decoded per timing")->capture_default_str()->check(CLI::Range(2, 1 << 16));
   cmd->add_option("--min-seconds", a->min_seconds, "CPU: least time per operator measurement")->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all cores)")->capture_default_str();
+  cmd->add_flag("--quantize-head", a->quantize_head,
+                "Synthetic model: the LM head quantized too (as `pmpd quantize --quantize-head` makes it), so it runs "
+                "at each step's width; the 16-bit baseline keeps an f16 head");
   cmd->add_flag("--no-e2e", a->no_e2e, "Skip the end-to-end decode timing");
   cmd->add_option("--temp", a->sampler.temperature, "End to end: sample at this temperature (0: greedy)")->capture_default_str();
   cmd->add_option("--top-k", a->sampler.top_k, "End to end: keep the k most likely tokens (0: off)")->capture_default_str();

@@ -34,9 +34,12 @@ Action add_info(CLI::App& app) {
       for (auto& lw : m->layers)
         for (const Linear* l : {&lw.q, &lw.k, &lw.v, &lw.o, &lw.gate, &lw.up, &lw.down})
           if (l->q) read_lo += l->q->bytes_read(m->quant.bits_min), read_hi += l->q->bytes_read(m->quant.bits_max);
+      if (m->output.q)
+        read_lo += m->output.q->bytes_read(m->quant.bits_min), read_hi += m->output.q->bytes_read(m->quant.bits_max);
       fmt::print("quantized:  {} tensors, {}, bits {} to {}; linear weights read per token: {:.2f} MiB at {} bits, "
                  "{:.2f} MiB at {} bits\n", m->quant.quantized_tensors, m->quant.method, m->quant.bits_min,
                  m->quant.bits_max, read_lo / 1048576.0, m->quant.bits_min, read_hi / 1048576.0, m->quant.bits_max);
+      fmt::print("LM head:    {}\n", m->output.q ? "quantized (runs at each step's width; counted above)" : "16-bit");
     }
     size_t kv = size_t(2) * c.n_layers * c.max_seq_len * c.kv_dim() * 2;
     fmt::print("KV cache:   {:.2f} MiB at the full context of {} tokens (16-bit)\n", kv / 1048576.0, c.max_seq_len);

@@ -28,6 +28,7 @@ Action add_quantize(CLI::App& app) {
     double sparse = 0.0045;
     int group = 128;
     uint64_t seed = 1;
+    bool head = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("-m,--model", a->model, "16-bit model: HF directory, .gguf or llama2.c .bin")->required();
@@ -42,6 +43,9 @@ Action add_quantize(CLI::App& app) {
   cmd->add_option("--calib", a->calib, "Calibration text (.txt, or .jsonl with text fields); default: built-in text");
   cmd->add_option("--calib-tokens", a->calib_tokens, "Calibration tokens to use")->capture_default_str()->check(CLI::Range(1, 1 << 24));
   cmd->add_option("--seed", a->seed, "Seed of the k-means initialisation")->capture_default_str();
+  cmd->add_flag("--quantize-head", a->head,
+               "Quantize the LM head too (default: 16-bit); it then runs at each step's width. A tied head is "
+               "stored as its own tensor, the embedding stays 16-bit");
   cmd->add_option("-t,--threads", a->threads, "Threads (0: all cores)")->capture_default_str();
   return [a]() {
     set_threads(a->threads);
@@ -50,6 +54,7 @@ Action add_quantize(CLI::App& app) {
     quant::QuantizeOptions opt;
     opt.method = a->method, opt.bits_min = lo, opt.bits_max = hi, opt.calib_path = a->calib;
     opt.calib_tokens = a->calib_tokens, opt.seed = a->seed, opt.sparse_fraction = a->sparse, opt.group_size = a->group;
+    opt.quantize_head = a->head;
     Progress bar("quantize");
     opt.progress = [&](int done, int total, const std::string& name) { bar.update(done, total, name); };
     opt.resumed = [&](int kept, int total) {

@@ -151,7 +151,9 @@ void export_gguf(const Model& m, const std::string& path, std::optional<DType> d
     e.linear(p + "ffn_down", lw.down);
   }
   e.norm("output_norm", m.output_norm);
-  if (!c.tied_embeddings) e.linear("output", m.output, 0, /*hookable=*/false);  // the head stays 16-bit
+  // The head stays 16-bit unless the hooks ask for it (pmpd quantize --quantize-head).
+  const bool head_hooked = hooks && hooks->head;
+  if (!c.tied_embeddings || head_hooked) e.linear("output", m.output, 0, head_hooked);
   w.write(path);
 }
 

@@ -202,7 +202,7 @@ void bind(Model& m) {
     m.layers.push_back(std::move(lw));
   }
   m.output_norm = b.norm("output_norm", D, true);
-  if (b.find("output.weight")) {
+  if (b.find("output.weight") || b.find("output.weight.planes")) {
     m.output = b.linear("output", V, D);
     m.config.tied_embeddings = false;
   } else {

@@ -187,15 +187,19 @@ std::unique_ptr<Model> make_synthetic_model(const ModelConfig& c, const Syntheti
     m->layers.push_back(std::move(w));
   }
   m->output_norm = b.norm(c.dim, ln);
-  // The LM head stays 16-bit, as pmpd quantize leaves it.
-  auto head = random_f16(size_t(c.vocab_size) * size_t(D), 1.f / std::sqrt(float(D)), opt.seed * 7 + 5);
-  m->output.w = TensorView{"output.weight", DType::F16, {c.vocab_size, D}, head->data()};
-  m->tensors.owned.push_back(head);
-  if (bias) m->output.bias.assign(size_t(c.vocab_size), 0.f);
+  if (opt.quantized && opt.quantize_head) {  // as `pmpd quantize --quantize-head` writes it
+    m->output = b.linear("output.weight", c.vocab_size, D, bias);
+    if (bias) std::fill(m->output.bias.begin(), m->output.bias.end(), 0.f);
+  } else {  // the LM head stays 16-bit, as pmpd quantize leaves it by default
+    auto head = random_f16(size_t(c.vocab_size) * size_t(D), 1.f / std::sqrt(float(D)), opt.seed * 7 + 5);
+    m->output.w = TensorView{"output.weight", DType::F16, {c.vocab_size, D}, head->data()};
+    m->tensors.owned.push_back(head);
+    if (bias) m->output.bias.assign(size_t(c.vocab_size), 0.f);
+  }
   if (opt.quantized) {
     m->quant.method = "anyprec";
     m->quant.bits_min = opt.bits_min, m->quant.bits_max = opt.bits_max;
-    m->quant.quantized_tensors = c.n_layers * (c.gated_mlp ? 7 : 6);
+    m->quant.quantized_tensors = c.n_layers * (c.gated_mlp ? 7 : 6) + (opt.quantize_head ? 1 : 0);
   }
   return m;
 }

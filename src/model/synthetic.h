@@ -21,6 +21,7 @@ struct SyntheticOptions {
   bool quantized = true;  // nested bit planes; false: f16 weights (the 16-bit baseline)
   int bits_min = 2, bits_max = 8;
   uint64_t seed = 1;
+  bool quantize_head = false;  // quantized models: the LM head in nested bit planes too
 };
 std::unique_ptr<Model> make_synthetic_model(const ModelConfig& c, const SyntheticOptions& opt);
 

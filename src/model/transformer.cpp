@@ -228,6 +228,10 @@ void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logit
   }
   cache.set_length(pos0 + n);
   const int first = all_logits ? 0 : n - 1, count = n - first;
+  if (observer_) {  // the head's input at every position, for quantizing the head
+    apply_norm(m_.output_norm, x.data(), h.data(), n);
+    observe(-1, "head_in", h.data(), n, int(D));
+  }
   apply_norm(m_.output_norm, &x[size_t(first * D)], h.data(), count);
   linear(m_.output, h.data(), count, logits, bits);
 }

@@ -51,10 +51,12 @@ const char* slot_of(const std::string& tensor) {
   if (tensor.find(".attn_output.") != std::string::npos) return "attn_out";
   if (tensor.find(".ffn_gate.") != std::string::npos || tensor.find(".ffn_up.") != std::string::npos) return "ffn_in";
   if (tensor.find(".ffn_down.") != std::string::npos) return "ffn_mid";
+  if (tensor == "output.weight") return "head_in";
   return nullptr;
 }
 
-int layer_of(const std::string& tensor) { return std::atoi(tensor.c_str() + 4); }  // "blk.N."
+// "blk.N." -> N; the head ("output.weight") is layer -1, as the transformer observes it.
+int layer_of(const std::string& tensor) { return tensor.rfind("blk.", 0) == 0 ? std::atoi(tensor.c_str() + 4) : -1; }
 
 }  // namespace
 
@@ -103,7 +105,7 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
              m.quant.method);
   Sensitivity sens = measure_sensitivity(m, opt);
   const int per_layer = m.config.gated_mlp ? 7 : 6;
-  const int total = per_layer * m.config.n_layers;
+  const int total = per_layer * m.config.n_layers + (opt.quantize_head ? 1 : 0);
   int done = 0;
 
   ExportHooks hooks;
@@ -132,6 +134,7 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
       for (const char* t : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
         if (m.config.gated_mlp || std::string(t) != "ffn_gate")
           kinds.push_back(fmt::format("blk.{}.{}.weight={}", l, t, opt.method == "dns" ? "bitplanes+sparse" : "bitplanes"));
+    if (opt.quantize_head) kinds.push_back(fmt::format("output.weight={}", opt.method == "dns" ? "bitplanes+sparse" : "bitplanes"));
     w.set_array_string("pmpd.quant.tensor_kinds", kinds);
   };
   // Each linear layer is quantized when the writer reaches its first tensor and freed
@@ -238,6 +241,7 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
     }
     return true;
   };
+  hooks.head = opt.quantize_head;
   export_gguf(m, out_path, std::nullopt, &hooks);
 }
 
