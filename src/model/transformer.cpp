@@ -228,12 +228,17 @@ void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logit
   }
   cache.set_length(pos0 + n);
   const int first = all_logits ? 0 : n - 1, count = n - first;
-  if (observer_) {  // the head's input at every position, for quantizing the head
+  // The head's input: the normed rows whose logits are asked for, or every row where an
+  // observer (the quantizer's calibration) sees the head's input at every position.
+  const float* head_in = h.data();
+  if (observer_) {
     apply_norm(m_.output_norm, x.data(), h.data(), n);
     observe(-1, "head_in", h.data(), n, int(D));
+    head_in = &h[size_t(first * D)];
+  } else {
+    apply_norm(m_.output_norm, &x[size_t(first * D)], h.data(), count);
   }
-  apply_norm(m_.output_norm, &x[size_t(first * D)], h.data(), count);
-  linear(m_.output, h.data(), count, logits, bits);
+  linear(m_.output, head_in, count, logits, bits);
 }
 
 }  // namespace pmpd

@@ -130,11 +130,12 @@ void quantize_model(const Model& m, const std::string& out_path, const QuantizeO
     if (opt.method == "uniform") w.set_u32("pmpd.quant.group_size", uint32_t(opt.group_size));
     // Per-tensor kinds: every quantized weight and the form it is stored in.
     std::vector<std::string> kinds;
+    const char* kind = opt.method == "dns" ? "bitplanes+sparse" : "bitplanes";
     for (int l = 0; l < m.config.n_layers; ++l)
       for (const char* t : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
         if (m.config.gated_mlp || std::string(t) != "ffn_gate")
-          kinds.push_back(fmt::format("blk.{}.{}.weight={}", l, t, opt.method == "dns" ? "bitplanes+sparse" : "bitplanes"));
-    if (opt.quantize_head) kinds.push_back(fmt::format("output.weight={}", opt.method == "dns" ? "bitplanes+sparse" : "bitplanes"));
+          kinds.push_back(fmt::format("blk.{}.{}.weight={}", l, t, kind));
+    if (opt.quantize_head) kinds.push_back(fmt::format("output.weight={}", kind));
     w.set_array_string("pmpd.quant.tensor_kinds", kinds);
   };
   // Each linear layer is quantized when the writer reaches its first tensor and freed
