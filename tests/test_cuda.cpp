@@ -143,7 +143,7 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
     int ahead = cuda::set_pair_lut_stream_ahead(1);
     ~ResetOneBlock() {
       cuda::set_pair_lut_one_block_cols(-1), cuda::set_pair_lut_stream(true), cuda::set_pair_lut_stream_rounds_3bit(1);
-      cuda::set_pair_lut_stream_ahead(ahead), cuda::set_pair_lut_roll(true);
+      cuda::set_pair_lut_stream_ahead(ahead), cuda::set_pair_lut_roll(true), cuda::set_pair_lut_stream_waves(true, 0);
     }
   } reset;
   // 3900 columns: 16 chunk pairs, the streaming GEMV's shapes (at 3 bits whatever the tasks a
@@ -174,9 +174,12 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
       // as one block an SM; 3: 2..3 bits on the task loop as two blocks an SM; 4: the streaming
       // GEMV with two items in flight a warp (mode 1: one); at 4, 5, 6 and 8 bits mode 1 is the
       // rolling streaming GEMV where the matrix has 16 chunk pairs, 5 the same over 3 blocks, 6 the
-      // task loop (7 bits: always the task loop)
-      for (int b = 2; b <= (rows * cols > 10'000'000 ? 3 : 8); ++b) for (int mode : {0, 1, 2, 3, 4, 5, 6}) {
-        if ((mode >= 2 && mode <= 4 && b > 3) || (mode >= 5 && b < 4)) continue;
+      // task loop (7 bits: always the task loop); 7: the streaming GEMV at 2..3 bits in waves of
+      // blocks of at most 2 tasks (6400 x 3900: 264 blocks, 2 waves; 4300 x 2000: the same grid
+      // over groups of warps), as an LM head whose tables do not fit runs
+      for (int b = 2; b <= (rows * cols > 10'000'000 ? 3 : 8); ++b) for (int mode : {0, 1, 2, 3, 4, 5, 6, 7}) {
+        if ((((mode >= 2 && mode <= 4) || mode == 7) && b > 3) || ((mode == 5 || mode == 6) && b < 4)) continue;
+        cuda::set_pair_lut_stream_waves(true, mode == 7 ? 2 : 0);
         cuda::set_pair_lut_roll(mode != 6, mode == 5 ? 3 : 0);
         cuda::set_pair_lut_stream_ahead(mode == 4 ? 2 : 1);
         const bool tc = mode > 0, f16_x = tc && b <= cuda::kTiledPlanesMax;
@@ -187,7 +190,7 @@ TEST(Cuda, BitPlaneGemvMatchesCpuAtEveryWidth) {
         if (tc && cols == 3900) {  // 16 chunk pairs: the kernel each mode is for ran, not a fallback
           using K = cuda::PairLutKernel;
           const K want = b >= 4 ? (nnz == 0 && mode != 6 && b != 7 ? K::Rolling : K::TaskLoop)
-                                : (mode == 1 || mode == 4 ? K::Streaming : K::TaskLoop);
+                                : (mode == 1 || mode == 4 || mode == 7 ? K::Streaming : K::TaskLoop);
           EXPECT_EQ(int(cuda::pair_lut_last_kernel()), int(want)) << rows << "x" << cols << " nnz " << nnz << " bits " << b
                                                                   << " mode " << mode;
         }

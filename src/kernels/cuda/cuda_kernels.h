@@ -141,6 +141,11 @@ void set_pair_lut_one_block_cols(int cols);
 // bits only where a block has N tasks or more (default 1).
 void set_pair_lut_stream(bool on, bool shared = true);
 void set_pair_lut_stream_rounds_3bit(int rounds);
+// Where one block an SM cannot hold the tables of all its tasks (an LM head), whether the
+// streaming GEMV runs in waves of blocks (on by default; initial value from
+// PMPD_CUDA_GEMV_STREAM_WAVES) or leaves the matrix to the task loop; max_rounds > 0 caps a
+// block's tasks (tests: waves on small matrices). Returns the cap it replaces.
+int set_pair_lut_stream_waves(bool on, int max_rounds = 0);
 // Items each warp of the streaming GEMV keeps in flight: 1 (the default) or 2 (initial value
 // from PMPD_CUDA_GEMV_STREAM_AHEAD). Returns the setting it replaces.
 int set_pair_lut_stream_ahead(int items);

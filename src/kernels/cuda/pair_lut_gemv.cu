@@ -1087,6 +1087,14 @@ int stream_ahead = [] {
   const char* e = std::getenv("PMPD_CUDA_GEMV_STREAM_AHEAD");
   return e ? std::clamp(std::atoi(e), 1, 2) : 1;
 }();
+// Waves of streaming blocks where one block an SM cannot hold every task's tables
+// (PMPD_CUDA_GEMV_STREAM_WAVES=0: the task loop there, as before stop 48); stream_max_rounds
+// (tests) caps a block's tasks, so that small matrices run in waves too.
+bool stream_waves = [] {
+  const char* e = std::getenv("PMPD_CUDA_GEMV_STREAM_WAVES");
+  return !(e && std::atoi(e) == 0);
+}();
+int stream_max_rounds = 0;
 int stream_rounds_3bit = [] {
   const char* e = std::getenv("PMPD_CUDA_GEMV_STREAM_ROUNDS3");
   return e ? std::max(1, std::atoi(e)) : 1;
@@ -1153,9 +1161,21 @@ bool launch_stream(const DeviceBitPlanes& m, const GemvInput& in, const GemvOutp
   if constexpr (!Mapped)
     if (cp > kWarps) return launch_sliced<B>(m, in, out, s);
   if (!stream_enabled || tasks < 1 || cp > kWarps || (grouped && !stream_shared)) return false;
-  const int64_t blocks = std::min<int64_t>(tasks, multiprocessor_count());
-  const int rounds = int((tasks + blocks - 1) / blocks);
+  const int64_t sms = multiprocessor_count();
+  int64_t blocks = std::min<int64_t>(tasks, sms);
+  int rounds = int((tasks + blocks - 1) / blocks);
   if (B == 3 && rounds < stream_rounds_3bit) return false;
+  // Waves (stop 48): where a block's tasks' tables do not all fit (an LM head: Vicuna-7B's
+  // 2000 tasks at 3 bits, 16 KiB of tables each), whole waves of one block an SM, each block
+  // with as many tasks as fit; the kernel takes any grid (block b: tasks b, b + grid, ...).
+  int fit = rounds;
+  while (fit > 0 && (stream_smem_bytes<B>(m, fit) > kSmemMax || (stream_max_rounds > 0 && fit > stream_max_rounds))) --fit;
+  if (fit < rounds) {
+    if (!stream_waves || fit == 0) return false;
+    const int64_t waves = (tasks + sms * fit - 1) / (sms * fit);
+    blocks = std::min<int64_t>(tasks, waves * sms);
+    rounds = int((tasks + blocks - 1) / blocks);
+  }
   const size_t smem = stream_smem_bytes<B>(m, rounds);
   if (smem > kSmemMax) return false;
   PMPD_CUDA_REQUIRE(tiled_words(m, B) < (int64_t(1) << 32), "pair-table GEMV: a matrix beyond 32-bit tile indices");
@@ -1394,6 +1414,10 @@ void set_pair_lut_one_block_cols(int cols) { one_block_cols = std::max(-1, cols)
 void set_pair_lut_stream(bool on, bool shared) { stream_enabled = on, stream_shared = shared; }
 
 void set_pair_lut_stream_rounds_3bit(int rounds) { stream_rounds_3bit = std::max(1, rounds); }
+int set_pair_lut_stream_waves(bool on, int max_rounds) {
+  stream_waves = on;
+  return std::exchange(stream_max_rounds, std::max(0, max_rounds));
+}
 
 int set_pair_lut_stream_ahead(int items) { return std::exchange(stream_ahead, std::clamp(items, 1, 2)); }
 
