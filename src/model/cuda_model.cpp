@@ -613,7 +613,7 @@ class CudaModel : public DeviceModel {
       PMPD_CUDA_CHECK(cudaMemset(att_fragments_.get(), 0, att_fragments_.bytes()));
       norm_fragments_.reserve(size_t(fragment_halves(int64_t(D))));
       PMPD_CUDA_CHECK(cudaMemset(norm_fragments_.get(), 0, norm_fragments_.bytes()));
-      norm_sumsq_.reserve(size_t(2 * c.n_layers) * ((D + 15) / 16));  // sumsq_slot's layout
+      norm_sumsq_.reserve(size_t(2 * c.n_layers + 1) * ((D + 15) / 16));  // sumsq_slot's layout
       // the column slices' scratch (GemvOutput::slice_partials), for the tallest matrix
       slice_tasks_ = (int64_t(std::max({D, F * 2, Q + 2 * KV})) + 15) / 16;
       slice_partials_.reserve(size_t(slice_partial_floats(slice_tasks_ * 16)));
@@ -775,16 +775,22 @@ class CudaModel : public DeviceModel {
     return l > 0 && l < c_.n_layers && norm_folds(layers_[size_t(l - 1)].down, layers_[size_t(l)].qkv,
                                                   layers_[size_t(l)].attn_norm, bits);
   }
-  // The tasks' sums of squares of layer l's attention norm (which 0) or MLP norm (1).
+  // Whether the final norm is folded into the last layer's down projection at `bits` (the
+  // head's GEMV then reads its input as fragments, as the layers' q|k|v do).
+  bool head_norm_folds(int bits) const {
+    return !c_.parallel_residual && norm_folds(layers_.back().down, output_, out_norm_, bits);
+  }
+  // The tasks' sums of squares of layer l's attention norm (which 0) or MLP norm (1); the
+  // final norm's at l = n_layers, which 0.
   float* sumsq_slot(int l, int which) const {
     return norm_sumsq_.get() + size_t(2 * l + which) * (size_t(c_.dim + 15) / 16);
   }
   // The input of layer l's q|k|v (which 0) or gate|up (1), written folded by the GEMV before.
+  // l = n_layers: the LM head's (the final norm, head_norm_folds).
   GemvInput folded_input(int l, int which) const {
     GemvInput in = fragment_input(norm_fragments_.get());
-    const DeviceLayer& w = layers_[size_t(l)];
-    in.sumsq_partials = sumsq_slot(l, which), in.eps = c_.norm_eps;
-    in.norm_gain = (which == 0 ? w.attn_norm : w.ffn_norm).fold_gain;
+    const DeviceNorm& nm = l == c_.n_layers ? out_norm_ : which == 0 ? layers_[size_t(l)].attn_norm : layers_[size_t(l)].ffn_norm;
+    in.sumsq_partials = sumsq_slot(l, which), in.eps = c_.norm_eps, in.norm_gain = nm.fold_gain;
     return in;
   }
 
@@ -867,9 +873,12 @@ class CudaModel : public DeviceModel {
         mark("output projection + residual");
         gemv(w.gate_up, gu_in, gu_out, bits);
         mark("norm + gate/up projection");
-        const bool attn_fold = attn_norm_folds(l + 1, bits);
+        // The next norm (layer l + 1's attention norm, or the final one) folded in where it can be.
+        const bool last = l + 1 == c.n_layers;
+        const bool next_fold = last ? head_norm_folds(bits) : attn_norm_folds(l + 1, bits);
         gemv(w.down, frag ? fragment_input(mlp_fragments_.get()) : act_in, x_.get(), true, bits, nullptr,
-             attn_fold ? &layers_[size_t(l + 1)].attn_norm : nullptr, attn_fold ? sumsq_slot(l + 1, 0) : nullptr);
+             next_fold ? (last ? &out_norm_ : &layers_[size_t(l + 1)].attn_norm) : nullptr,
+             next_fold ? sumsq_slot(l + 1, 0) : nullptr);
         mark("activation + down projection + residual");
         continue;
       }
@@ -892,8 +901,13 @@ class CudaModel : public DeviceModel {
       add_inplace(x_.get(), mlp_.get(), int64_t(n) * D, stream_);
     }
     const int first = all_logits ? 0 : n - 1, count = n - first;
-    norm(out_norm_, x_.get() + int64_t(first) * D, h_.get(), count);
-    linear(output_, h_.get(), count, logits_.get(), bits);
+    if (fused) {  // the final norm folded into the last down projection, or the head GEMV's prologue
+      gemv(output_, head_norm_folds(bits) ? folded_input(c.n_layers, 0) : norm_input(out_norm_, x_.get()), logits_.get(),
+           false, bits);
+    } else {
+      norm(out_norm_, x_.get() + int64_t(first) * D, h_.get(), count);
+      linear(output_, h_.get(), count, logits_.get(), bits);
+    }
     // A greedy pass also leaves its token and the next position where the next decode step
     // reads them (queue_step chains on that).
     if (greedy)
