@@ -92,6 +92,16 @@ if "$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/mini.json" --methods fp16,baseline
 else
   bad "eval"
 fi
+# pmpd-static's default schedule (first-half-high over max_new_tokens 40: 4 bits for 19 decode
+# steps) never lowers the width on a one-line translation (pmpd-tiny: 5 tokens, then the
+# newline): eval says so, and not with a --schedule that switches
+head -1 "$tmp/mini.jsonl" > "$tmp/mini1.jsonl"
+sed -e 's/mini.jsonl/mini1.jsonl/' -e 's/"max_new_tokens": 12/"max_new_tokens": 40/' "$tmp/mini.json" > "$tmp/mini1.json"
+"$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/mini1.json" --methods pmpd-static -o "$tmp/evn" 2>"$tmp/evn.err" >/dev/null \
+  && grep -q "no output got that far" "$tmp/evn.err" \
+  && "$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/mini1.json" --methods pmpd-static --schedule 4:1,3 -o "$tmp/evn" 2>"$tmp/evn.err" >/dev/null \
+  && ! grep -q "no output got that far" "$tmp/evn.err" && ok "eval notes a default schedule that never switched" \
+  || bad "eval note on the default schedule: $(tr '\r' '\n' < "$tmp/evn.err" | tail -3)"
 # calibrate on the same mini task, then use the schedule file in run and eval
 printf '{"data": {"calibration": "mini.jsonl", "test": "mini.jsonl"}, "prompt": "German: {de}\\nEnglish:\\n", "reference": "en", "max_new_tokens": 8, "stop": ["\\n"], "metrics": ["chrf"]}' > "$tmp/minical.json"
 if "$PMPD" calibrate -m "$tmp/q.gguf" --task "$tmp/minical.json" --bits 2:4 --tolerance 0.2 -o "$tmp/sched.json" > "$tmp/cal.txt" 2>/dev/null \

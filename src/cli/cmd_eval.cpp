@@ -3,6 +3,7 @@
 // is appended to a cache file, so an interrupted run continues where it stopped.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 
@@ -14,6 +15,7 @@
 #include "decode/generator.h"
 #include "eval/scoring.h"
 #include "eval/stop_text.h"
+#include "sched/schedule.h"
 #include "sched/schedule_file.h"
 #include "eval/task.h"
 
@@ -256,6 +258,19 @@ Action add_eval(CLI::App& app) {
       md += fmt::format(" {:.1f} |\n", tps);
       csv += fmt::format(",{:.2f}\n", tps);
       names.push_back(m.name), xs.push_back(bits), ys.push_back(score[cols[0]]);
+      // The default static schedule lowers the width half way through max_new_tokens: outputs
+      // that all end before that (short translations) run pmpd-static as baseline-h, which
+      // reads like a broken method unless said.
+      if (m.name == "pmpd-static" && a->schedule.empty() && m.model->quantized() &&
+          std::all_of(outs.begin(), outs.end(), [&](const Output& o) { return o.avg_bits >= a->high - 1e-9; })) {
+        const int steps = parse_schedule(m.schedule, task.max_new_tokens, 0).segments.front().second;
+        std::fprintf(stderr,
+                     "eval: note: pmpd-static's default schedule %s lowers the width after %d decode steps (half of "
+                     "the task's max_new_tokens, %d); no output got that far (%.1f tokens on average), so it ran at "
+                     "%d bits throughout, as baseline-h. Pass --schedule: one from `pmpd calibrate`, or e.g. %s:4,%s\n",
+                     m.schedule.c_str(), steps, task.max_new_tokens, toks / double(std::max<size_t>(outs.size(), 1)) + 1,
+                     a->high, H.c_str(), L.c_str());
+      }
     }
     std::fputs(("\n" + md).c_str(), stdout);
     write_file_atomic((fs::path(a->out) / "results.md").string(), md);
