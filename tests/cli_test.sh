@@ -94,11 +94,13 @@ else
 fi
 # pmpd-static's default schedule (first-half-high over max_new_tokens 40: 4 bits for 19 decode
 # steps) never lowers the width on a one-line translation (pmpd-tiny: 5 tokens, then the
-# newline): eval says so, and not with a --schedule that switches
+# newline): eval says so, and not with a --schedule that switches. Its progress into a file is
+# plain lines, not a terminal's carriage-return redraws
 head -1 "$tmp/mini.jsonl" > "$tmp/mini1.jsonl"
 sed -e 's/mini.jsonl/mini1.jsonl/' -e 's/"max_new_tokens": 12/"max_new_tokens": 40/' "$tmp/mini.json" > "$tmp/mini1.json"
 "$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/mini1.json" --methods pmpd-static -o "$tmp/evn" 2>"$tmp/evn.err" >/dev/null \
-  && grep -q "no output got that far" "$tmp/evn.err" \
+  && grep -q "no output got that far" "$tmp/evn.err" && ! grep -q $'\r' "$tmp/evn.err" \
+  && [ "$(grep -c '^eval: 1/1' "$tmp/evn.err")" -eq 1 ] \
   && "$PMPD" eval -m "$tmp/q.gguf" --task "$tmp/mini1.json" --methods pmpd-static --schedule 4:1,3 -o "$tmp/evn" 2>"$tmp/evn.err" >/dev/null \
   && ! grep -q "no output got that far" "$tmp/evn.err" && ok "eval notes a default schedule that never switched" \
   || bad "eval note on the default schedule: $(tr '\r' '\n' < "$tmp/evn.err" | tail -3)"
