@@ -770,15 +770,19 @@ class CudaModel : public DeviceModel {
            consumer.quantized && pair_lut_serves(producer.q, bits) && pair_lut_serves(consumer.q, bits) &&
            consumer.cols == c_.dim;
   }
-  // Whether layer l's attention norm is folded into layer l - 1's down projection at `bits`.
-  bool attn_norm_folds(int l, int bits) const {
-    return l > 0 && l < c_.n_layers && norm_folds(layers_[size_t(l - 1)].down, layers_[size_t(l)].qkv,
-                                                  layers_[size_t(l)].attn_norm, bits);
+  // The norm before layer l's q|k|v (which 0) or gate|up (1); at l = n_layers the final norm,
+  // before the LM head.
+  const DeviceNorm& input_norm(int l, int which) const {
+    if (l == c_.n_layers) return out_norm_;
+    return which == 0 ? layers_[size_t(l)].attn_norm : layers_[size_t(l)].ffn_norm;
   }
-  // Whether the final norm is folded into the last layer's down projection at `bits` (the
-  // head's GEMV then reads its input as fragments, as the layers' q|k|v do).
-  bool head_norm_folds(int bits) const {
-    return !c_.parallel_residual && norm_folds(layers_.back().down, output_, out_norm_, bits);
+  // Whether layer l's attention norm (l = n_layers: the final norm, the LM head reading its
+  // input as fragments as the layers' q|k|v do) is folded into layer l - 1's down projection
+  // at `bits`. Only the decode step's path without parallel blocks folds it.
+  bool attn_norm_folds(int l, int bits) const {
+    if (l <= 0 || l > c_.n_layers || c_.parallel_residual) return false;
+    const DeviceLinear& consumer = l == c_.n_layers ? output_ : layers_[size_t(l)].qkv;
+    return norm_folds(layers_[size_t(l - 1)].down, consumer, input_norm(l, 0), bits);
   }
   // The tasks' sums of squares of layer l's attention norm (which 0) or MLP norm (1); the
   // final norm's at l = n_layers, which 0.
@@ -786,11 +790,10 @@ class CudaModel : public DeviceModel {
     return norm_sumsq_.get() + size_t(2 * l + which) * (size_t(c_.dim + 15) / 16);
   }
   // The input of layer l's q|k|v (which 0) or gate|up (1), written folded by the GEMV before.
-  // l = n_layers: the LM head's (the final norm, head_norm_folds).
+  // l = n_layers: the LM head's (the final norm).
   GemvInput folded_input(int l, int which) const {
     GemvInput in = fragment_input(norm_fragments_.get());
-    const DeviceNorm& nm = l == c_.n_layers ? out_norm_ : which == 0 ? layers_[size_t(l)].attn_norm : layers_[size_t(l)].ffn_norm;
-    in.sumsq_partials = sumsq_slot(l, which), in.eps = c_.norm_eps, in.norm_gain = nm.fold_gain;
+    in.sumsq_partials = sumsq_slot(l, which), in.eps = c_.norm_eps, in.norm_gain = input_norm(l, which).fold_gain;
     return in;
   }
 
@@ -874,11 +877,9 @@ class CudaModel : public DeviceModel {
         gemv(w.gate_up, gu_in, gu_out, bits);
         mark("norm + gate/up projection");
         // The next norm (layer l + 1's attention norm, or the final one) folded in where it can be.
-        const bool last = l + 1 == c.n_layers;
-        const bool next_fold = last ? head_norm_folds(bits) : attn_norm_folds(l + 1, bits);
+        const bool next_fold = attn_norm_folds(l + 1, bits);
         gemv(w.down, frag ? fragment_input(mlp_fragments_.get()) : act_in, x_.get(), true, bits, nullptr,
-             next_fold ? (last ? &out_norm_ : &layers_[size_t(l + 1)].attn_norm) : nullptr,
-             next_fold ? sumsq_slot(l + 1, 0) : nullptr);
+             next_fold ? &input_norm(l + 1, 0) : nullptr, next_fold ? sumsq_slot(l + 1, 0) : nullptr);
         mark("activation + down projection + residual");
         continue;
       }
@@ -902,8 +903,8 @@ class CudaModel : public DeviceModel {
     }
     const int first = all_logits ? 0 : n - 1, count = n - first;
     if (fused) {  // the final norm folded into the last down projection, or the head GEMV's prologue
-      gemv(output_, head_norm_folds(bits) ? folded_input(c.n_layers, 0) : norm_input(out_norm_, x_.get()), logits_.get(),
-           false, bits);
+      gemv(output_, attn_norm_folds(c.n_layers, bits) ? folded_input(c.n_layers, 0) : norm_input(out_norm_, x_.get()),
+           logits_.get(), false, bits);
     } else {
       norm(out_norm_, x_.get() + int64_t(first) * D, h_.get(), count);
       linear(output_, h_.get(), count, logits_.get(), bits);
