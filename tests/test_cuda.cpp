@@ -711,9 +711,11 @@ TEST(Cuda, DecodeAttentionMatchesCpuAtEverySplit) {
         }
 }
 
-// The prompt pass's causal attention (tiles of 64 queries and 32 keys) against a plain CPU
-// computation: prompts shorter than a tile, across tiles and past a cached prefix, with
-// grouped heads and head sizes that are not multiples of 8 or 32.
+// The prompt pass's causal attention against a plain CPU computation, both kernels (the
+// tensor cores' where the head is a multiple of 8, and the f32 one): prompts shorter than a
+// tile, across query and key tiles and past a cached prefix, with grouped heads and head
+// sizes that are not multiples of 8, 16 or 32. The tensor cores' kernel splits q and P into
+// two f16 parts each, so it is held to the f32 kernel's bound.
 TEST(Cuda, PrefillAttentionMatchesCpu) {
   SKIP_WITHOUT_GPU();
   struct Shape {
@@ -721,10 +723,14 @@ TEST(Cuda, PrefillAttentionMatchesCpu) {
   };
   std::mt19937 rng(12);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
-  for (Shape sh : {Shape{4, 4, 64}, Shape{8, 2, 128}, Shape{6, 3, 80}, Shape{2, 1, 256}, Shape{3, 1, 36}})
+  for (int mma : {1, 0})
+  for (Shape sh : {Shape{4, 4, 64}, Shape{8, 2, 128}, Shape{6, 3, 80}, Shape{2, 1, 256}, Shape{3, 1, 36},
+                   Shape{2, 2, 40}})
     for (int pos0 : {0, 37})
-      for (int n : {1, 5, 64, 130}) {
-        const int max_ctx = 200, kv_dim = sh.kv_heads * sh.head_dim, Q = sh.heads * sh.head_dim;
+      for (int n : {1, 5, 64, 130, 250}) {
+        cuda::set_prefill_attention_mma(mma);
+        EXPECT_EQ(cuda::prefill_attention_mma_fits(sh.head_dim), mma == 1 && sh.head_dim % 8 == 0);
+        const int max_ctx = 300, kv_dim = sh.kv_heads * sh.head_dim, Q = sh.heads * sh.head_dim;
         const int stride = Q + 2 * kv_dim, len = pos0 + n;
         std::vector<float> qkv(size_t(n) * stride);
         for (auto& v : qkv) v = 2.f * u(rng);
@@ -757,8 +763,10 @@ TEST(Cuda, PrefillAttentionMatchesCpu) {
         cuda::attention(dqkv.p, n, stride, sh.heads, sh.kv_heads, sh.head_dim, slots.p, max_ctx, step.p, out.p, nullptr);
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         EXPECT_LT(test::rel_error(out.get(want.size()), want), 1e-4)
-            << fmt::format("heads {}/{} dim {} pos0 {} n {}", sh.heads, sh.kv_heads, sh.head_dim, pos0, n);
+            << fmt::format("{} kernel, heads {}/{} dim {} pos0 {} n {}", mma ? "mma" : "f32", sh.heads, sh.kv_heads,
+                           sh.head_dim, pos0, n);
       }
+  cuda::set_prefill_attention_mma(-1);
 }
 
 TEST(Cuda, DequantizedMatrixEqualsCpuRows) {

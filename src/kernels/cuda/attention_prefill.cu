@@ -1,4 +1,6 @@
-// The prompt pass's causal attention on the device, tiled as flash attention is: a block
+// The prompt pass's causal attention on the device, on the f32 pipes (heads whose size is not
+// a multiple of 8, or PMPD_CUDA_PREFILL_MMA=0; the others run on the tensor cores,
+// attention_prefill_mma.cu), tiled as flash attention is: a block
 // takes 64 query tokens of one head and walks the cache in tiles of 32 keys, each tile
 // staged once in shared memory (as f32) and used by all 64 queries, with an online softmax.
 // The kernel before it (one block per head and token, each reading the whole prefix from
@@ -166,7 +168,8 @@ size_t prefill_smem_bytes(int head_dim) {
 }  // namespace
 
 size_t attention_smem_bytes(int head_dim, int max_ctx) {
-  return std::max(prefill_smem_bytes(head_dim), attention_decode_smem_bytes(head_dim, max_ctx, 1));
+  return std::max({prefill_smem_bytes(head_dim), prefill_attention_mma_smem_bytes(head_dim),
+                   attention_decode_smem_bytes(head_dim, max_ctx, 1)});
 }
 
 void attention(const float* q, int n, int q_stride, int n_heads, int n_kv_heads, int head_dim,
@@ -174,6 +177,8 @@ void attention(const float* q, int n, int q_stride, int n_heads, int n_kv_heads,
   PMPD_CUDA_REQUIRE(head_dim >= 1 && head_dim <= kMaxHeadDim && n_kv_heads >= 1 && n_heads % n_kv_heads == 0 && n >= 1 &&
                         n <= max_ctx,
                     "attention: bad head size, head counts or token count");
+  // The tensor cores' kernel (attention_prefill_mma.cu) where the head fits it.
+  if (prefill_attention_mma(q, n, q_stride, n_heads, n_kv_heads, head_dim, kv_slots, step, out, stream)) return;
   const size_t smem = prefill_smem_bytes(head_dim);
   dim3 grid{unsigned(n_heads), unsigned((n + kQueries - 1) / kQueries)};
   with_width<1>((head_dim + 31) / 32, [&](auto ND) {

@@ -227,12 +227,22 @@ void rope_and_store(float* qkv, int n, int stride, int n_heads, int n_kv_heads, 
                     const StepState* step, void* stream);
 // Causal attention of n query tokens (row stride `q_stride`) over positions
 // 0 .. pos0 + t of one layer's f16 caches; out: [n][n_heads * head_dim]. max_ctx bounds
-// pos0 + n (attention_prefill.cu: tiles of 64 queries and 32 keys).
+// pos0 + n. Heads whose size is a multiple of 8 run on the tensor cores
+// (attention_prefill_mma.cu: tiles of 64 queries and 64 keys, q and P split into two f16
+// parts each), others on the f32 pipes (attention_prefill.cu: 64 queries, 32 keys).
 // Shared memory the attention kernels (prompt and decode) need at most for a head size and
 // a context bound (the decode kernel keeps a row of scores for heads not a multiple of 8).
 size_t attention_smem_bytes(int head_dim, int max_ctx);
 void attention(const float* q, int n, int q_stride, int n_heads, int n_kv_heads, int head_dim,
                uint16_t* const* kv_slots, int max_ctx, const StepState* step, float* out, void* stream);
+// The tensor cores' prompt attention: false (nothing launched) where the head does not fit
+// it or it is off (PMPD_CUDA_PREFILL_MMA=0, or set_prefill_attention_mma(0) for tests; -1
+// goes back to the environment's setting).
+bool prefill_attention_mma(const float* q, int n, int q_stride, int n_heads, int n_kv_heads, int head_dim,
+                           uint16_t* const* kv_slots, const StepState* step, float* out, void* stream);
+bool prefill_attention_mma_fits(int head_dim);
+size_t prefill_attention_mma_smem_bytes(int head_dim);
+void set_prefill_attention_mma(int on);
 
 // The decode step's attention (one token at position step->pos0) with its RoPE and KV
 // store fused in, split along the context over `splits` blocks a head (flash-decoding).

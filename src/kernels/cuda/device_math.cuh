@@ -86,6 +86,11 @@ __device__ __forceinline__ void copy_async(void* dst, const void* src, bool vali
 }
 __device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void copy_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+// Waits until at most `Pending` of this thread's committed groups are still in flight.
+template <int Pending>
+__device__ __forceinline__ void copy_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
+}
 
 // Shared-memory barriers that a thread arrives at and waits on apart (mbarrier, sm_80+): the
 // 4-bit streaming GEMV's table slots (a warp arrives when done with a slot, and waits before
