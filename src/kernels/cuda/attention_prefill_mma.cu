@@ -30,6 +30,7 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kQueries = 16 * kWarps;  // a block's query tokens: 16 a warp (one mma's rows)
 constexpr int kKeys = 64;              // a tile's keys
+constexpr int kKeyTiles = kKeys / 8;    // the scores' 8-key accumulator tiles
 constexpr int kThreads = 32 * kWarps;
 
 // Halves a staged row takes for a head padded to 16 * NT dimensions: 8 more, so that a row is
@@ -131,9 +132,9 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(const f
     dev::copy_async_wait<1>();  // this tile's keys are in (its values may still be coming)
     __syncthreads();            // for every thread's copies, and q the first time
     const bool active = row0 < n && k0 <= warp_last_key;
-    float s[8][4];
+    float s[kKeyTiles][4];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+    for (int j = 0; j < kKeyTiles; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
     if (active) {
 #pragma unroll
       for (int kt = 0; kt < NT; ++kt) {
@@ -141,7 +142,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(const f
         load_matrix_x4(qh_at + 32u * kt, a_hi);
         load_matrix_x4(ql_at + 32u * kt, a_lo);
 #pragma unroll
-        for (int jp = 0; jp < 4; ++jp) {
+        for (int jp = 0; jp < kKeyTiles / 2; ++jp) {
           uint32_t b[4];
           load_matrix_x4(k_at + uint32_t(16 * jp * kRowBytes) + 32u * kt, b);
           mma(s[2 * jp], a_hi, b[0], b[1]);
@@ -162,7 +163,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(const f
       for (int half = 0; half < 2; ++half) {
         float mx = -INFINITY;
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
+        for (int j = 0; j < kKeyTiles; ++j)
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             float& v = s[j][2 * half + e];
@@ -176,7 +177,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(const f
         const float corr = mn == -INFINITY ? 1.f : exp2f(row_max[half] - mn);
         float sum = 0.f;
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
+        for (int j = 0; j < kKeyTiles; ++j)
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             float& v = s[j][2 * half + e];
@@ -190,7 +191,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(const f
       }
       // O += P V, 16 keys a step: the two 8-key score tiles are P's A fragments as they lie.
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
+      for (int kk = 0; kk < kKeyTiles / 2; ++kk) {
         uint32_t p_hi[4], p_lo[4];
         split_half2(s[2 * kk][0], s[2 * kk][1], p_hi[0], p_lo[0]);
         split_half2(s[2 * kk][2], s[2 * kk][3], p_hi[1], p_lo[1]);
