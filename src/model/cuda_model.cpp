@@ -670,13 +670,17 @@ class CudaModel : public DeviceModel {
     return ++timeline_replays_[key] == (step ? std::atoi(step) : 16);
   }
 
-  void norm(const DeviceNorm& nm, const float* x, float* out, int n) {
-    if (c_.norm == NormKind::RMSNorm) rmsnorm(x, nm.w.get(), out, n, c_.dim, c_.norm_eps, stream_);
-    else layernorm(x, nm.w.get(), nm.b.get(), out, n, c_.dim, c_.norm_eps, stream_);
+  // The norm of n rows of x into out, after the residual adds x += add0 (+= add1) where given;
+  // out16: also out rounded to f16 there (the next linear's cuBLAS input, `x16_ready`).
+  void norm(const DeviceNorm& nm, float* x, float* out, int n, const float* add0 = nullptr, const float* add1 = nullptr,
+            uint16_t* out16 = nullptr) {
+    norm_rows(c_.norm == NormKind::RMSNorm, x, add0, add1, nm.w.get(), nm.b.get(), out, out16, n, c_.dim, c_.norm_eps,
+              stream_);
   }
 
-  // y[n][rows] = x[n][cols] W^T (+ bias).
-  void linear(const DeviceLinear& l, const float* x, int n, float* y, int bits) {
+  // y[n][rows] = x[n][cols] W^T (+ bias). x16_ready: x already rounded to f16 by the kernel that
+  // wrote x, for the cuBLAS GEMM (otherwise converted here).
+  void linear(const DeviceLinear& l, const float* x, int n, float* y, int bits, const uint16_t* x16_ready = nullptr) {
     const float one = 1.f, zero = 0.f;
     if (l.quantized && n == 1) {
       bitplane_gemv(l.q, bits, x, y, stream_);
@@ -694,8 +698,8 @@ class CudaModel : public DeviceModel {
         bitplane_dequant_f16(l.q, bits, wscratch_.get(), stream_);
         w = wscratch_.get();
       }
-      uint16_t* x16 = x16_.get();
-      f32_to_f16(x, x16, int64_t(n) * l.cols, stream_);
+      const uint16_t* x16 = x16_ready;
+      if (!x16) f32_to_f16(x, x16_.get(), int64_t(n) * l.cols, stream_), x16 = x16_.get();
       PMPD_CUBLAS_CHECK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(l.rows), n, int(l.cols), &one, w, CUDA_R_16F,
                                      int(l.cols), x16, CUDA_R_16F, int(l.cols), &zero, y, CUDA_R_32F, int(l.rows),
                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
@@ -840,6 +844,11 @@ class CudaModel : public DeviceModel {
     mark("start");
     embed_rows_f16(embd_.get(), tokens_.get(), n, D, x_.get(), stream_);
     mark("embedding");
+    // The prompt pass leaves a layer's residual adds (its MLP's; a parallel block's attention's
+    // too) to the next norm's kernel; the norms write their f16 copy into x16_ for the GEMM next.
+    const float* pending_add0 = nullptr;
+    const float* pending_add1 = nullptr;
+    uint16_t* norm16 = fused ? nullptr : x16_.get();
     for (int l = 0; l < c.n_layers; ++l) {
       DeviceLayer& w = layers_[size_t(l)];
       if (fused && !c.parallel_residual) {
@@ -847,9 +856,9 @@ class CudaModel : public DeviceModel {
         gemv(w.qkv, attn_norm_folds(l, bits) ? folded_input(l, 0) : norm_input(w.attn_norm, x_.get()), qkv_.get(), false,
              bits);
       } else {
-        norm(w.attn_norm, x_.get(), h_.get(), n);
+        norm(w.attn_norm, x_.get(), h_.get(), n, pending_add0, pending_add1, norm16);
         if (fused) gemv(w.qkv, plain_input(h_.get()), qkv_.get(), false, bits);
-        else linear(w.qkv, h_.get(), n, qkv_.get(), bits);
+        else linear(w.qkv, h_.get(), n, qkv_.get(), bits, norm16);
       }
       mark("norm + q/k/v projection");
       uint16_t* const* slots = slots_.get() + 2 * l;
@@ -891,23 +900,26 @@ class CudaModel : public DeviceModel {
       mark("attention");
       linear(w.o, att_.get(), n, o_.get(), bits);
       if (!c.parallel_residual) {
-        add_inplace(x_.get(), o_.get(), int64_t(n) * D, stream_);
-        norm(w.ffn_norm, x_.get(), h_.get(), n);
+        norm(w.ffn_norm, x_.get(), h_.get(), n, o_.get(), nullptr, x16_.get());  // x += o, then the norm
+        linear(w.gate_up, h_.get(), n, gu_.get(), bits, x16_.get());
+      } else {
+        linear(w.gate_up, h_.get(), n, gu_.get(), bits);  // h's f16 copy went with o's input
       }
-      linear(w.gate_up, h_.get(), n, gu_.get(), bits);
-      mlp_activation(gu_.get(), n, F, int(w.gate_up.rows), c.gated_mlp, act_code(), mid_.get(),
-                     stream_);
-      linear(w.down, mid_.get(), n, mlp_.get(), bits);
-      if (c.parallel_residual) add_inplace(x_.get(), o_.get(), int64_t(n) * D, stream_);
-      add_inplace(x_.get(), mlp_.get(), int64_t(n) * D, stream_);
+      mlp_activation(gu_.get(), n, F, int(w.gate_up.rows), c.gated_mlp, act_code(), mid_.get(), stream_, x16_.get());
+      linear(w.down, mid_.get(), n, mlp_.get(), bits, x16_.get());
+      pending_add0 = c.parallel_residual ? o_.get() : mlp_.get();  // x = (x + o) + mlp, as the CPU adds them
+      pending_add1 = c.parallel_residual ? mlp_.get() : nullptr;
     }
     const int first = all_logits ? 0 : n - 1, count = n - first;
     if (fused) {  // the final norm folded into the last down projection, or the head GEMV's prologue
       gemv(output_, attn_norm_folds(c.n_layers, bits) ? folded_input(c.n_layers, 0) : norm_input(out_norm_, x_.get()),
            logits_.get(), false, bits);
     } else {
-      norm(out_norm_, x_.get() + int64_t(first) * D, h_.get(), count);
-      linear(output_, h_.get(), count, logits_.get(), bits);
+      // The last layer's residual adds, for the rows the head reads (x is not read after the pass).
+      const int64_t skip = int64_t(first) * D;
+      norm(out_norm_, x_.get() + skip, h_.get(), count, pending_add0 ? pending_add0 + skip : nullptr,
+           pending_add1 ? pending_add1 + skip : nullptr, x16_.get());
+      linear(output_, h_.get(), count, logits_.get(), bits, x16_.get());
     }
     // A greedy pass also leaves its token and the next position where the next decode step
     // reads them (queue_step chains on that).

@@ -174,8 +174,11 @@ void bitplane_dequant_f16(const DeviceBitPlanes& m, int bits, uint16_t* out, voi
 
 // Element-wise and per-token operators. Shapes follow kernels/cpu/ops.h; n tokens.
 void embed_rows_f16(const uint16_t* table, const int* tokens, int n, int dim, float* out, void* stream);
-void rmsnorm(const float* x, const float* w, float* out, int n, int dim, float eps, void* stream);
-void layernorm(const float* x, const float* w, const float* b, float* out, int n, int dim, float eps, void* stream);
+// The norm of each of n token rows of x (RMSNorm where rms, else LayerNorm with optional w and
+// b): first x += add0 (then += add1) where given, written back (the residual adds before the
+// norm); out = the norm (f32), and out16, where given, the same rounded to f16.
+void norm_rows(bool rms, float* x, const float* add0, const float* add1, const float* w, const float* b, float* out,
+               uint16_t* out16, int n, int dim, float eps, void* stream);
 void f32_to_f16(const float* x, uint16_t* out, int64_t count, void* stream);
 // Where a greedy pass leaves the next decode step's input on the device, so that step can be
 // queued before the host has seen the token: the token into next.token[0], and step->pos0
@@ -205,7 +208,9 @@ void add_inplace(float* x, const float* y, int64_t count, void* stream);
 void add_bias(float* x, const float* bias, int n, int cols, void* stream);
 // out[t, i] = act(gate[t, i]) * up[t, i] (gated) or act(up) where gate is null; act: 0 SiLU, 1 GELU-tanh.
 // gate and up are columns [0, F) and [F, 2F) (gated) of rows of length `stride`.
-void mlp_activation(const float* in, int n, int F, int stride, bool gated, int act, float* out, void* stream);
+// out16, where given: the same rounded to f16.
+void mlp_activation(const float* in, int n, int F, int stride, bool gated, int act, float* out, void* stream,
+                    uint16_t* out16 = nullptr);
 
 // The per-step values that change between decode steps live in device memory, so a
 // captured CUDA graph replays for every position.

@@ -1,5 +1,5 @@
 // Device helpers shared by the CUDA kernels: launch chaining, warp and block reductions,
-// activations, RoPE of one head, reading one code from the on-disk bit planes.
+// activations, reading one code from the on-disk bit planes.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -185,20 +185,6 @@ __device__ __forceinline__ float activation(float g, int act, bool fast = false)
   if (act == 0) return fast ? g * __frcp_rn(1.f + __expf(-g)) : g / (1.f + expf(-g));
   const float k = 0.7978845608028654f;
   return 0.5f * g * (1.f + tanhf(k * (g + 0.044715f * g * g * g)));
-}
-
-// Rotates one head `v` (rotary_dim of its entries; in global or shared memory) to position
-// `pos`, the block's threads sharing the pairs.
-__device__ __forceinline__ void rotate_head(float* v, int pos, int rotary_dim, bool interleaved, const float* inv_freq) {
-  const int half = rotary_dim / 2;
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    const float angle = float(pos) * inv_freq[i];
-    const float c = cosf(angle), s = sinf(angle);
-    const int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
-    const float x0 = v[a], x1 = v[b];
-    v[a] = x0 * c - x1 * s;
-    v[b] = x1 * c + x0 * s;
-  }
 }
 
 // The b-bit code of weight (r, j), read from the planes in their on-disk layout (slow: the

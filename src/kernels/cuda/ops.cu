@@ -17,7 +17,6 @@ namespace {
 constexpr int kThreads = 256;
 using dev::activation;
 using dev::block_sum;
-using dev::rotate_head;
 using dev::warp_sum;
 
 __global__ void embed_kernel(const __half* table, const int* tokens, int dim, float* out) {
@@ -28,29 +27,80 @@ __global__ void embed_kernel(const __half* table, const int* tokens, int dim, fl
     out[int64_t(t) * dim + i] = __half2float(table[row * dim + i]);
 }
 
-__global__ void rmsnorm_kernel(const float* x, const float* w, float* out, int dim, float eps) {
+// The prompt pass's norms (one block a token row): first the residual adds that precede the
+// norm, x += add0 (+= add1), written back (fused here: one read of x fewer than an add kernel
+// before); then out = the norm of x in f32 and, where out16 is given, the same values rounded
+// to f16 for the cuBLAS GEMM that reads them (no conversion kernel of its own). Four floats a
+// load where the row allows, the loop unrolled, so that a thread's loads are in flight at once
+// (one load at a time made a 128-token pass's norm ~15 us, latency-bound).
+template <bool kRms>
+__global__ void norm_kernel(float* x, const float* add0, const float* add1, const float* w, const float* b,
+                            float* out, __half* out16, int dim, float eps) {
   dev::chained_start();
-  const float* xi = x + int64_t(blockIdx.x) * dim;
-  float* oi = out + int64_t(blockIdx.x) * dim;
-  float ss = 0.f;
-  for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += xi[i] * xi[i];
-  ss = block_sum(ss);
-  const float scale = rsqrtf(ss / float(dim) + eps);
-  for (int i = threadIdx.x; i < dim; i += blockDim.x) oi[i] = w[i] * (xi[i] * scale);
-}
-
-__global__ void layernorm_kernel(const float* x, const float* w, const float* b, float* out, int dim, float eps) {
-  dev::chained_start();
-  const float* xi = x + int64_t(blockIdx.x) * dim;
-  float* oi = out + int64_t(blockIdx.x) * dim;
+  const int64_t base = int64_t(blockIdx.x) * dim;
+  float* xi = x + base;
+  float* oi = out + base;
+  const bool quads = dim % 4 == 0;
+  const int n4 = quads ? dim / 4 : 0;
+  float4* x4 = reinterpret_cast<float4*>(xi);
+  // Pass 1: the adds, and the sum (RMSNorm: of squares; LayerNorm: of values).
   float s = 0.f;
-  for (int i = threadIdx.x; i < dim; i += blockDim.x) s += xi[i];
-  const float mean = block_sum(s) / float(dim);
-  float v = 0.f;
-  for (int i = threadIdx.x; i < dim; i += blockDim.x) v += (xi[i] - mean) * (xi[i] - mean);
-  const float inv = rsqrtf(block_sum(v) / float(dim) + eps);
-  for (int i = threadIdx.x; i < dim; i += blockDim.x)
-    oi[i] = (xi[i] - mean) * inv * (w ? w[i] : 1.f) + (b ? b[i] : 0.f);
+#pragma unroll 4
+  for (int q = threadIdx.x; q < n4; q += blockDim.x) {
+    float4 v = x4[q];
+    if (add0) {
+      const float4 a = reinterpret_cast<const float4*>(add0 + base)[q];
+      v.x += a.x, v.y += a.y, v.z += a.z, v.w += a.w;
+      if (add1) {
+        const float4 c = reinterpret_cast<const float4*>(add1 + base)[q];
+        v.x += c.x, v.y += c.y, v.z += c.z, v.w += c.w;
+      }
+      x4[q] = v;
+    }
+    s += kRms ? v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w : v.x + v.y + v.z + v.w;
+  }
+  for (int i = 4 * n4 + threadIdx.x; i < dim; i += blockDim.x) {
+    float v = xi[i];
+    if (add0) {
+      v += add0[base + i];
+      if (add1) v += add1[base + i];
+      xi[i] = v;
+    }
+    s += kRms ? v * v : v;
+  }
+  float mean = 0.f, scale;
+  if constexpr (kRms) {
+    scale = rsqrtf(block_sum(s) / float(dim) + eps);
+  } else {
+    mean = block_sum(s) / float(dim);
+    float var = 0.f;
+#pragma unroll 4
+    for (int q = threadIdx.x; q < n4; q += blockDim.x) {
+      const float4 v = x4[q];
+      var += (v.x - mean) * (v.x - mean) + (v.y - mean) * (v.y - mean) + (v.z - mean) * (v.z - mean) +
+             (v.w - mean) * (v.w - mean);
+    }
+    for (int i = 4 * n4 + threadIdx.x; i < dim; i += blockDim.x) var += (xi[i] - mean) * (xi[i] - mean);
+    scale = rsqrtf(block_sum(var) / float(dim) + eps);
+  }
+  // Pass 2: the normed row, as the CPU computes it (w * (x * scale); LayerNorm (x - mean) * inv * w + b).
+  auto normed = [&](float v, int i) {
+    return kRms ? w[i] * (v * scale) : (v - mean) * scale * (w ? w[i] : 1.f) + (b ? b[i] : 0.f);
+  };
+#pragma unroll 4
+  for (int q = threadIdx.x; q < n4; q += blockDim.x) {
+    const float4 v = x4[q];
+    const float4 o = make_float4(normed(v.x, 4 * q), normed(v.y, 4 * q + 1), normed(v.z, 4 * q + 2), normed(v.w, 4 * q + 3));
+    reinterpret_cast<float4*>(oi)[q] = o;
+    if (out16) {
+      __half2* h = reinterpret_cast<__half2*>(out16 + base) + 2 * q;
+      h[0] = __floats2half2_rn(o.x, o.y), h[1] = __floats2half2_rn(o.z, o.w);
+    }
+  }
+  for (int i = 4 * n4 + threadIdx.x; i < dim; i += blockDim.x) {
+    oi[i] = normed(xi[i], i);
+    if (out16) out16[base + i] = __float2half_rn(oi[i]);
+  }
 }
 
 // The greedy token on the device: the index of the largest of n logits, the first one
@@ -75,16 +125,32 @@ __global__ void argmax_kernel(const float* x, int n, int* out, int* next_token, 
   }
 }
 
+// The element-wise kernels take four elements a thread where the count allows (float4 loads).
 __global__ void to_f16_kernel(const float* x, __half* out, int64_t count) {
   dev::chained_start();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < count) out[i] = __float2half_rn(x[i]);
+  if (count % 4 == 0) {
+    if (4 * i >= count) return;
+    const float4 v = reinterpret_cast<const float4*>(x)[i];
+    __half2* h = reinterpret_cast<__half2*>(out) + 2 * i;
+    h[0] = __floats2half2_rn(v.x, v.y), h[1] = __floats2half2_rn(v.z, v.w);
+  } else if (i < count) {
+    out[i] = __float2half_rn(x[i]);
+  }
 }
 
 __global__ void add_kernel(float* x, const float* y, int64_t count) {
   dev::chained_start();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < count) x[i] += y[i];
+  if (count % 4 == 0) {
+    if (4 * i >= count) return;
+    float4 v = reinterpret_cast<float4*>(x)[i];
+    const float4 a = reinterpret_cast<const float4*>(y)[i];
+    v.x += a.x, v.y += a.y, v.z += a.z, v.w += a.w;
+    reinterpret_cast<float4*>(x)[i] = v;
+  } else if (i < count) {
+    x[i] += y[i];
+  }
 }
 
 __global__ void bias_kernel(float* x, const float* bias, int n, int cols) {
@@ -93,35 +159,75 @@ __global__ void bias_kernel(float* x, const float* bias, int n, int cols) {
   if (i < int64_t(n) * cols) x[i] += bias[i % cols];
 }
 
-__global__ void activation_kernel(const float* in, int n, int F, int stride, bool gated, int act, float* out) {
+// out (and out16, rounded, where given: the down projection's cuBLAS input) = act(gate) * up.
+// Four columns a thread where F and the row stride allow.
+__global__ void activation_kernel(const float* in, int n, int F, int stride, bool gated, int act, float* out,
+                                  __half* out16) {
   dev::chained_start();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (F % 4 == 0 && stride % 4 == 0) {
+    const int64_t first = 4 * i;
+    if (first >= int64_t(n) * F) return;
+    const int64_t t = first / F, c = first % F;
+    const float4 g = *reinterpret_cast<const float4*>(in + t * stride + c);
+    float4 o = make_float4(activation(g.x, act), activation(g.y, act), activation(g.z, act), activation(g.w, act));
+    if (gated) {
+      const float4 u = *reinterpret_cast<const float4*>(in + t * stride + F + c);
+      o.x *= u.x, o.y *= u.y, o.z *= u.z, o.w *= u.w;
+    }
+    reinterpret_cast<float4*>(out)[i] = o;
+    if (out16) {
+      __half2* h = reinterpret_cast<__half2*>(out16) + 2 * i;
+      h[0] = __floats2half2_rn(o.x, o.y), h[1] = __floats2half2_rn(o.z, o.w);
+    }
+    return;
+  }
   if (i >= int64_t(n) * F) return;
   const int64_t t = i / F, c = i % F;
   const float a = activation(in[t * stride + c], act);
   out[i] = gated ? a * in[t * stride + F + c] : a;
+  if (out16) out16[i] = __float2half_rn(out[i]);
 }
 
-// One block per (token, head): q and k heads rotate, k and v heads go to the f16 caches.
+// One block a token: its rotation's cosines and sines once into shared memory, then every q
+// and k head's pairs rotated, then k and v into the f16 caches, two entries a thread. (One
+// block a (token, head) of 64 threads, each computing its pair's cosine and sine, took 228 us
+// a layer at 1920 tokens on Vicuna-7B, mostly blocks starting and ending.)
 __global__ void rope_store_kernel(float* qkv, int stride, int n_heads, int n_kv_heads, int head_dim, int rotary_dim,
                                   bool interleaved, const float* inv_freq, int k_off, int v_off,
                                   uint16_t* const* kv_slots, const StepState* step) {
+  __shared__ float cos_at[kMaxHeadDim / 2], sin_at[kMaxHeadDim / 2];
   dev::chained_start();
-  const int t = blockIdx.x, h = blockIdx.y;
-  const int pos = step->pos0 + t;
+  const int t = blockIdx.x, pos = step->pos0 + t, half = rotary_dim / 2;
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    const float angle = float(pos) * inv_freq[i];
+    cos_at[i] = cosf(angle), sin_at[i] = sinf(angle);
+  }
+  __syncthreads();
   float* row = qkv + int64_t(t) * stride;
+  const int heads = n_heads + n_kv_heads;  // q heads, then k heads
+  for (int p = threadIdx.x; p < heads * half; p += blockDim.x) {
+    const int hh = p / half, i = p % half;
+    float* v = row + (hh < n_heads ? hh * head_dim : k_off + (hh - n_heads) * head_dim);
+    const float c = cos_at[i], s = sin_at[i];
+    const int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
+    const float x0 = v[a], x1 = v[b];
+    v[a] = x0 * c - x1 * s;
+    v[b] = x1 * c + x0 * s;
+  }
+  __syncthreads();  // the rotated k is in (global memory, this block's writes)
   const int kv_dim = n_kv_heads * head_dim;
-  if (h < n_heads + n_kv_heads) {
-    float* v = h < n_heads ? row + h * head_dim : row + k_off + (h - n_heads) * head_dim;
-    rotate_head(v, pos, rotary_dim, interleaved, inv_freq);
-    if (h < n_heads) return;
-    __syncthreads();
-    __half* k_cache = reinterpret_cast<__half*>(kv_slots[0]) + int64_t(pos) * kv_dim + (h - n_heads) * head_dim;
-    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) k_cache[d] = __float2half_rn(v[d]);
+  __half* k_cache = reinterpret_cast<__half*>(kv_slots[0]) + int64_t(pos) * kv_dim;
+  __half* v_cache = reinterpret_cast<__half*>(kv_slots[1]) + int64_t(pos) * kv_dim;
+  if (kv_dim % 2 == 0 && k_off % 2 == 0 && v_off % 2 == 0 && stride % 2 == 0) {
+    for (int e = 2 * threadIdx.x; e < kv_dim; e += 2 * blockDim.x) {
+      const float2 k = *reinterpret_cast<const float2*>(row + k_off + e), v = *reinterpret_cast<const float2*>(row + v_off + e);
+      *reinterpret_cast<__half2*>(k_cache + e) = __floats2half2_rn(k.x, k.y);
+      *reinterpret_cast<__half2*>(v_cache + e) = __floats2half2_rn(v.x, v.y);
+    }
   } else {
-    const int vh = h - n_heads - n_kv_heads;
-    __half* v_cache = reinterpret_cast<__half*>(kv_slots[1]) + int64_t(pos) * kv_dim + vh * head_dim;
-    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) v_cache[d] = __float2half_rn(row[v_off + vh * head_dim + d]);
+    for (int e = threadIdx.x; e < kv_dim; e += blockDim.x)
+      k_cache[e] = __float2half_rn(row[k_off + e]), v_cache[e] = __float2half_rn(row[v_off + e]);
   }
 }
 
@@ -135,14 +241,11 @@ void embed_rows_f16(const uint16_t* table, const int* tokens, int n, int dim, fl
                  reinterpret_cast<const __half*>(table), tokens, dim, out);
 }
 
-void rmsnorm(const float* x, const float* w, float* out, int n, int dim, float eps, void* stream) {
-  launch_chained(rmsnorm_kernel, dim3(unsigned(n)), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), x, w, out,
-                 dim, eps);
-}
-
-void layernorm(const float* x, const float* w, const float* b, float* out, int n, int dim, float eps, void* stream) {
-  launch_chained(layernorm_kernel, dim3(unsigned(n)), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), x, w, b,
-                 out, dim, eps);
+void norm_rows(bool rms, float* x, const float* add0, const float* add1, const float* w, const float* b, float* out,
+               uint16_t* out16, int n, int dim, float eps, void* stream) {
+  const auto kernel = rms ? norm_kernel<true> : norm_kernel<false>;
+  launch_chained(kernel, dim3(unsigned(n)), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), x, add0, add1, w, b,
+                 out, reinterpret_cast<__half*>(out16), dim, eps);
 }
 
 void argmax(const float* x, int n, int* out, void* stream, const NextStep& next) {
@@ -151,12 +254,14 @@ void argmax(const float* x, int n, int* out, void* stream, const NextStep& next)
 }
 
 void f32_to_f16(const float* x, uint16_t* out, int64_t count, void* stream) {
-  launch_chained(to_f16_kernel, dim3(blocks_for(count)), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), x,
+  const int64_t items = count % 4 == 0 ? count / 4 : count;
+  launch_chained(to_f16_kernel, dim3(blocks_for(items)), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), x,
                  reinterpret_cast<__half*>(out), count);
 }
 
 void add_inplace(float* x, const float* y, int64_t count, void* stream) {
-  launch_chained(add_kernel, dim3(blocks_for(count)), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), x, y,
+  const int64_t items = count % 4 == 0 ? count / 4 : count;
+  launch_chained(add_kernel, dim3(blocks_for(items)), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), x, y,
                  count);
 }
 
@@ -165,16 +270,17 @@ void add_bias(float* x, const float* bias, int n, int cols, void* stream) {
                  static_cast<cudaStream_t>(stream), x, bias, n, cols);
 }
 
-void mlp_activation(const float* in, int n, int F, int stride, bool gated, int act, float* out, void* stream) {
-  launch_chained(activation_kernel, dim3(blocks_for(int64_t(n) * F)), dim3(kThreads), 0,
-                 static_cast<cudaStream_t>(stream), in, n, F, stride, gated, act, out);
+void mlp_activation(const float* in, int n, int F, int stride, bool gated, int act, float* out, void* stream,
+                    uint16_t* out16) {
+  const int64_t items = F % 4 == 0 && stride % 4 == 0 ? int64_t(n) * F / 4 : int64_t(n) * F;
+  launch_chained(activation_kernel, dim3(blocks_for(items)), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), in,
+                 n, F, stride, gated, act, out, reinterpret_cast<__half*>(out16));
 }
 
 void rope_and_store(float* qkv, int n, int stride, int n_heads, int n_kv_heads, int head_dim, int rotary_dim,
                     bool interleaved, const float* inv_freq, int k_off, int v_off, uint16_t* const* kv_slots,
                     const StepState* step, void* stream) {
-  dim3 grid{unsigned(n), unsigned(n_heads + 2 * n_kv_heads)};
-  launch_chained(rope_store_kernel, grid, dim3(64), 0, static_cast<cudaStream_t>(stream), qkv, stride, n_heads,
+  launch_chained(rope_store_kernel, dim3(unsigned(n)), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), qkv, stride, n_heads,
                  n_kv_heads, head_dim, rotary_dim, interleaved, inv_freq, k_off, v_off, kv_slots, step);
 }
 
