@@ -55,6 +55,15 @@ __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint3
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+// Two 8-column tiles of one x4 load (b[0..1], b[2..3]) times an operand split in two parts:
+// d0 += (hi + lo) b[0..1], d1 += (hi + lo) b[2..3].
+__device__ __forceinline__ void mma_split_pair(float (&d0)[4], float (&d1)[4], const uint32_t (&hi)[4],
+                                               const uint32_t (&lo)[4], const uint32_t (&b)[4]) {
+  mma(d0, hi, b[0], b[1]);
+  mma(d0, lo, b[0], b[1]);
+  mma(d1, hi, b[2], b[3]);
+  mma(d1, lo, b[2], b[3]);
+}
 // (x, y) as f16x2 high parts and the f16x2 of what they leave out.
 __device__ __forceinline__ void split_half2(float x, float y, uint32_t& hi, uint32_t& lo) {
   const __half2 h = __floats2half2_rn(x, y);
@@ -152,10 +161,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(const f
         for (int jp = 0; jp < kKeyTiles / 2; ++jp) {
           uint32_t b[4];
           load_matrix_x4(k_at + uint32_t(16 * jp * kRowBytes) + 32u * kt, b);
-          mma(s[2 * jp], a_hi, b[0], b[1]);
-          mma(s[2 * jp], a_lo, b[0], b[1]);
-          mma(s[2 * jp + 1], a_hi, b[2], b[3]);
-          mma(s[2 * jp + 1], a_lo, b[2], b[3]);
+          mma_split_pair(s[2 * jp], s[2 * jp + 1], a_hi, a_lo, b);
         }
       }
     }
@@ -208,10 +214,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(const f
         for (int dp = 0; dp < NT; ++dp) {
           uint32_t b[4];
           load_matrix_x4_transposed(v_at + uint32_t(16 * kk * kRowBytes) + 32u * dp, b);
-          mma(o[2 * dp], p_hi, b[0], b[1]);
-          mma(o[2 * dp], p_lo, b[0], b[1]);
-          mma(o[2 * dp + 1], p_hi, b[2], b[3]);
-          mma(o[2 * dp + 1], p_lo, b[2], b[3]);
+          mma_split_pair(o[2 * dp], o[2 * dp + 1], p_hi, p_lo, b);
         }
       }
     }
