@@ -769,6 +769,54 @@ TEST(Cuda, PrefillAttentionMatchesCpu) {
   cuda::set_prefill_attention_mma(-1);
 }
 
+// The prompt pass's norms (stop 49): the residual adds before the norm written back into x,
+// the norm against the CPU's, and the f16 copy equal to the f32 output rounded; RMSNorm and
+// LayerNorm (with and without weights), rows of four-float loads and of odd length. (Added
+// after stop 49's last device call: not yet run on a GPU.)
+TEST(Cuda, NormRowsTakeTheAddsAndWriteTheF16Copy) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(49);
+  std::uniform_real_distribution<float> u(-2.f, 2.f);
+  auto randoms = [&](size_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) x = u(rng);
+    return v;
+  };
+  for (bool rms : {true, false})
+    for (int dim : {4096, 37})
+      for (int adds : {0, 1, 2}) {
+        const int n = 5;
+        const size_t count = size_t(n) * dim;
+        const std::vector<float> x = randoms(count), a0 = randoms(count), a1 = randoms(count), w = randoms(size_t(dim)),
+                                 b = randoms(size_t(dim));
+        std::vector<float> want_x = x;
+        for (size_t i = 0; i < count; ++i) {
+          if (adds >= 1) want_x[i] += a0[i];
+          if (adds >= 2) want_x[i] += a1[i];
+        }
+        const bool weighted = rms || adds != 1;  // LayerNorm also without weight and bias
+        std::vector<float> want(count);
+        for (int t = 0; t < n; ++t) {
+          const float* xi = want_x.data() + size_t(t) * dim;
+          if (rms) kernels::rmsnorm(want.data() + size_t(t) * dim, xi, w.data(), dim, 1e-5f);
+          else kernels::layernorm(want.data() + size_t(t) * dim, xi, weighted ? w.data() : nullptr, weighted ? b.data() : nullptr, dim, 1e-5f);
+        }
+        Dev<float> dx(x), d0(a0), d1(a1), dw(w), db(b), out(count);
+        Dev<uint16_t> out16(count);
+        cuda::norm_rows(rms, dx.p, adds >= 1 ? d0.p : nullptr, adds >= 2 ? d1.p : nullptr, weighted ? dw.p : nullptr,
+                        weighted && !rms ? db.p : nullptr, out.p, out16.p, n, dim, 1e-5f, nullptr);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        const std::string what = fmt::format("{} dim {} adds {}", rms ? "rms" : "layer", dim, adds);
+        EXPECT_EQ(dx.get(count), want_x) << what;  // the same f32 additions in the same order
+        const std::vector<float> got = out.get(count);
+        EXPECT_LT(test::rel_error(got, want), 1e-5) << what;
+        const std::vector<uint16_t> got16 = out16.get(count);
+        size_t differ = 0;
+        for (size_t i = 0; i < count; ++i) differ += got16[i] != f32_to_f16(got[i]);
+        EXPECT_EQ(differ, 0u) << what;
+      }
+}
+
 TEST(Cuda, DequantizedMatrixEqualsCpuRows) {
   SKIP_WITHOUT_GPU();
   // Rows in order and odd columns; a fused gate|up's interleaved halves and 16-byte rows.
