@@ -19,6 +19,12 @@ using dev::activation;
 using dev::block_sum;
 using dev::warp_sum;
 
+// Four floats rounded to f16 into dst[0..3] (4-byte aligned), as two half2 stores.
+__device__ __forceinline__ void store_f16x4(__half* dst, float4 v) {
+  __half2* h = reinterpret_cast<__half2*>(dst);
+  h[0] = __floats2half2_rn(v.x, v.y), h[1] = __floats2half2_rn(v.z, v.w);
+}
+
 __global__ void embed_kernel(const __half* table, const int* tokens, int dim, float* out) {
   dev::chained_start();
   const int t = blockIdx.y;
@@ -90,11 +96,11 @@ __global__ void norm_kernel(float* x, const float* add0, const float* add1, cons
 #pragma unroll 4
   for (int q = threadIdx.x; q < n4; q += blockDim.x) {
     const float4 v = x4[q];
-    const float4 o = make_float4(normed(v.x, 4 * q), normed(v.y, 4 * q + 1), normed(v.z, 4 * q + 2), normed(v.w, 4 * q + 3));
+    const float4 o =
+        make_float4(normed(v.x, 4 * q), normed(v.y, 4 * q + 1), normed(v.z, 4 * q + 2), normed(v.w, 4 * q + 3));
     reinterpret_cast<float4*>(oi)[q] = o;
     if (out16) {
-      __half2* h = reinterpret_cast<__half2*>(out16 + base) + 2 * q;
-      h[0] = __floats2half2_rn(o.x, o.y), h[1] = __floats2half2_rn(o.z, o.w);
+      store_f16x4(out16 + base + 4 * q, o);
     }
   }
   for (int i = 4 * n4 + threadIdx.x; i < dim; i += blockDim.x) {
@@ -132,8 +138,7 @@ __global__ void to_f16_kernel(const float* x, __half* out, int64_t count) {
   if (count % 4 == 0) {
     if (4 * i >= count) return;
     const float4 v = reinterpret_cast<const float4*>(x)[i];
-    __half2* h = reinterpret_cast<__half2*>(out) + 2 * i;
-    h[0] = __floats2half2_rn(v.x, v.y), h[1] = __floats2half2_rn(v.z, v.w);
+    store_f16x4(out + 4 * i, v);
   } else if (i < count) {
     out[i] = __float2half_rn(x[i]);
   }
@@ -177,8 +182,7 @@ __global__ void activation_kernel(const float* in, int n, int F, int stride, boo
     }
     reinterpret_cast<float4*>(out)[i] = o;
     if (out16) {
-      __half2* h = reinterpret_cast<__half2*>(out16) + 2 * i;
-      h[0] = __floats2half2_rn(o.x, o.y), h[1] = __floats2half2_rn(o.z, o.w);
+      store_f16x4(out16 + 4 * i, o);
     }
     return;
   }
@@ -221,7 +225,8 @@ __global__ void rope_store_kernel(float* qkv, int stride, int n_heads, int n_kv_
   __half* v_cache = reinterpret_cast<__half*>(kv_slots[1]) + int64_t(pos) * kv_dim;
   if (kv_dim % 2 == 0 && k_off % 2 == 0 && v_off % 2 == 0 && stride % 2 == 0) {
     for (int e = 2 * threadIdx.x; e < kv_dim; e += 2 * blockDim.x) {
-      const float2 k = *reinterpret_cast<const float2*>(row + k_off + e), v = *reinterpret_cast<const float2*>(row + v_off + e);
+      const float2 k = *reinterpret_cast<const float2*>(row + k_off + e);
+      const float2 v = *reinterpret_cast<const float2*>(row + v_off + e);
       *reinterpret_cast<__half2*>(k_cache + e) = __floats2half2_rn(k.x, k.y);
       *reinterpret_cast<__half2*>(v_cache + e) = __floats2half2_rn(v.x, v.y);
     }
@@ -232,6 +237,9 @@ __global__ void rope_store_kernel(float* qkv, int stride, int n_heads, int n_kv_
 }
 
 unsigned blocks_for(int64_t n, int threads = kThreads) { return unsigned((n + threads - 1) / threads); }
+// Blocks for an element-wise kernel over `count` floats: a thread takes four where `quads`
+// (the kernel's float4 path), else one.
+unsigned blocks_for_elements(int64_t count, bool quads) { return blocks_for(quads ? count / 4 : count); }
 
 }  // namespace
 
@@ -254,15 +262,13 @@ void argmax(const float* x, int n, int* out, void* stream, const NextStep& next)
 }
 
 void f32_to_f16(const float* x, uint16_t* out, int64_t count, void* stream) {
-  const int64_t items = count % 4 == 0 ? count / 4 : count;
-  launch_chained(to_f16_kernel, dim3(blocks_for(items)), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), x,
-                 reinterpret_cast<__half*>(out), count);
+  launch_chained(to_f16_kernel, dim3(blocks_for_elements(count, count % 4 == 0)), dim3(kThreads), 0,
+                 static_cast<cudaStream_t>(stream), x, reinterpret_cast<__half*>(out), count);
 }
 
 void add_inplace(float* x, const float* y, int64_t count, void* stream) {
-  const int64_t items = count % 4 == 0 ? count / 4 : count;
-  launch_chained(add_kernel, dim3(blocks_for(items)), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), x, y,
-                 count);
+  launch_chained(add_kernel, dim3(blocks_for_elements(count, count % 4 == 0)), dim3(kThreads), 0,
+                 static_cast<cudaStream_t>(stream), x, y, count);
 }
 
 void add_bias(float* x, const float* bias, int n, int cols, void* stream) {
@@ -272,16 +278,18 @@ void add_bias(float* x, const float* bias, int n, int cols, void* stream) {
 
 void mlp_activation(const float* in, int n, int F, int stride, bool gated, int act, float* out, void* stream,
                     uint16_t* out16) {
-  const int64_t items = F % 4 == 0 && stride % 4 == 0 ? int64_t(n) * F / 4 : int64_t(n) * F;
-  launch_chained(activation_kernel, dim3(blocks_for(items)), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), in,
-                 n, F, stride, gated, act, out, reinterpret_cast<__half*>(out16));
+  const bool quads = F % 4 == 0 && stride % 4 == 0;  // activation_kernel's float4 path
+  launch_chained(activation_kernel, dim3(blocks_for_elements(int64_t(n) * F, quads)), dim3(kThreads), 0,
+                 static_cast<cudaStream_t>(stream), in, n, F, stride, gated, act, out,
+                 reinterpret_cast<__half*>(out16));
 }
 
 void rope_and_store(float* qkv, int n, int stride, int n_heads, int n_kv_heads, int head_dim, int rotary_dim,
                     bool interleaved, const float* inv_freq, int k_off, int v_off, uint16_t* const* kv_slots,
                     const StepState* step, void* stream) {
-  launch_chained(rope_store_kernel, dim3(unsigned(n)), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), qkv, stride, n_heads,
-                 n_kv_heads, head_dim, rotary_dim, interleaved, inv_freq, k_off, v_off, kv_slots, step);
+  launch_chained(rope_store_kernel, dim3(unsigned(n)), dim3(kThreads), 0, static_cast<cudaStream_t>(stream), qkv,
+                 stride, n_heads, n_kv_heads, head_dim, rotary_dim, interleaved, inv_freq, k_off, v_off, kv_slots,
+                 step);
 }
 
 }  // namespace pmpd::cuda
