@@ -1034,6 +1034,40 @@ TEST(Cuda, QuantizedModelGivesCpuTokensAtEveryWidth) {
   }
 }
 
+// --prefill-cache: prompts of more than 8 tokens multiply each quantized matrix's rows kept
+// in f16 at their width, the values the dequantization writes for each prompt without it:
+// the same logits bit for bit where the prompt takes the dequantized path either way (40
+// tokens), the CPU's within the f16 tolerance where it would take the tiled GEMM (12 tokens);
+// a width switch dequantizes into the same rows (no growth), and back.
+TEST(Cuda, PrefillCacheGivesTheDequantizedPassesLogits) {
+  SKIP_WITHOUT_GPU();
+  TinyOnBothBackends t;
+  cuda::set_prefill_cache(true);
+  Transformer cached(*t.m, Backend::CUDA);
+  cuda::set_prefill_cache(false);
+  ASSERT_EQ(cached.device_model()->prefill_cache_bytes(), 0u);
+  ASSERT_EQ(t.gpu.device_model()->prefill_cache_bytes(), 0u);
+  size_t expected = 0;  // every quantized matrix's rows in f16
+  for (const LayerWeights& w : t.m->layers)
+    for (const Linear* l : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down})
+      if (l->q) expected += size_t(l->out() * l->in()) * 2;
+  if (t.m->output.q) expected += size_t(t.m->output.out() * t.m->output.in()) * 2;
+  ASSERT_GT(expected, 0u);
+  const int vocab = t.m->config.vocab_size;
+  std::vector<int> long_prompt(40), short_prompt(12);
+  for (size_t i = 0; i < long_prompt.size(); ++i) long_prompt[i] = int((i * 37 + 5) % size_t(vocab));
+  for (size_t i = 0; i < short_prompt.size(); ++i) short_prompt[i] = int((i * 53 + 11) % size_t(vocab));
+  for (int b : {3, 5, 3, 8, 2}) {
+    auto ref = run_passes(t.gpu, long_prompt, 2, b), got = run_passes(cached, long_prompt, 2, b);
+    ASSERT_EQ(got.size(), ref.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], ref[i]) << "bits " << b << " pass " << i;
+    EXPECT_EQ(cached.device_model()->prefill_cache_bytes(), expected) << "bits " << b;
+    auto cpu = run_passes(t.cpu, short_prompt, 2, b), s = run_passes(cached, short_prompt, 2, b);
+    for (size_t i = 0; i < s.size(); ++i) EXPECT_LT(test::rel_error(s[i], cpu[i]), 3e-3) << "short, bits " << b << " pass " << i;
+  }
+  EXPECT_EQ(t.gpu.device_model()->prefill_cache_bytes(), 0u);
+}
+
 TEST(Cuda, ProgressiveScheduleSwitchesWidthsOnTheDevice) {
   SKIP_WITHOUT_GPU();
   TinyOnBothBackends t;

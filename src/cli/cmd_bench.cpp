@@ -375,6 +375,12 @@ int bench(const BenchArgs& a) {
       std::printf("\nwidth switch every token: %+.2f%% of a step against the mean of %d and %d bits\n", 100 * overhead, h, l);
       out["switch_overhead"] = overhead;
     }
+    if (const cuda::DeviceModel* dm = tq.device_model(); dm && dm->prefill_cache_bytes() > 0) {
+      // --prefill-cache: the prompt rates above are of a prompt after the one that filled it.
+      std::printf("\nprefill cache: %.2f GiB of f16 weights (filled by the untimed first generation)\n",
+                  double(dm->prefill_cache_bytes()) / double(1u << 30));
+      out["prefill_cache_bytes"] = dm->prefill_cache_bytes();
+    }
     std::printf("\n");
   }
   if (!a.json.empty()) {

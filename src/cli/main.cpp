@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "model/cuda_model.h"
 
 namespace pmpd::cli {
 void set_threads(int n) {
@@ -16,6 +17,11 @@ void add_backend_option(CLI::App* cmd, std::string& backend) {
   cmd->add_option("--backend", backend, "Where the forward pass runs: cpu, or cuda (the whole model on the GPU)")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_flag_callback(
+      "--prefill-cache", [] { cuda::set_prefill_cache(true); },
+      "--backend cuda: keep each quantized matrix dequantized to f16 at the prompt's width, so prompts after the "
+      "first at that width run as fast as with 16-bit weights (2 bytes a weight of GPU memory more; it stops "
+      "growing where less than 2 GiB would stay free; docs/cuda.md)");
 }
 
 std::unique_ptr<Model> load_quantized(const std::string& path, const std::string& purpose) {

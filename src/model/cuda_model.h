@@ -3,6 +3,7 @@
 // device, the decode step replayed from one CUDA graph per width. Builds without CUDA
 // get a stub whose create() explains how to enable it.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -29,6 +30,13 @@ std::string device_name();  // the first GPU's name, or why there is none
 struct ProjectionTiming {
   double attn_seconds = 0, mlp_seconds = 0;
 };
+
+// The prefill cache (`--prefill-cache`) for models created after the call: each quantized
+// matrix keeps its weights dequantized to f16 at the width of the last prompt that needed
+// them, so later prompts at that width skip the dequantization (2 bytes a weight of device
+// memory more; it stops growing where less than 2 GiB would stay free). Off by default, or
+// as PMPD_CUDA_PREFILL_CACHE=1 says. Without CUDA: nothing.
+void set_prefill_cache(bool on);
 
 class DeviceModel {
  public:
@@ -58,6 +66,8 @@ class DeviceModel {
   // layers, in pass order; last, "step without stage marks": the whole step replayed
   // without those events, which cut the overlap of consecutive kernels.
   virtual std::vector<std::pair<std::string, double>> profile_step(int bits, int context) = 0;
+  // Device memory the prefill cache holds (set_prefill_cache), bytes; 0 where it is off.
+  virtual size_t prefill_cache_bytes() const = 0;
 };
 
 // Device-to-device copy bandwidth, counting bytes read and written (GB/s): the ceiling

@@ -15,6 +15,7 @@ std::vector<GemvScaling> measure_gemv_scaling(int, long long, const std::vector<
 }
 std::vector<SyncCost> measure_sync_costs(const std::vector<long long>&, int) { fail("this pmpd was built without CUDA"); }
 SyncChainOutputs run_sync_chain(int, int) { fail("this pmpd was built without CUDA"); }
+void set_prefill_cache(bool) {}
 int max_resident_clusters(int) { fail("this pmpd was built without CUDA"); }
 
 std::unique_ptr<DeviceModel> DeviceModel::create(const Model&) {
