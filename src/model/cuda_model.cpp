@@ -705,7 +705,15 @@ class CudaModel : public DeviceModel {
       const size_t bytes = size_t(l.rows * l.cols) * 2;
       size_t free_bytes = 0, total_bytes = 0;
       PMPD_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-      if (free_bytes < bytes + kPrefillCacheHeadroom) {
+      bool fits = free_bytes >= bytes + kPrefillCacheHeadroom;
+      if (fits) {
+        try {
+          l.prefill_f16.reserve(size_t(l.rows * l.cols));
+        } catch (const Error&) {  // free but fragmented: the same as full
+          fits = false;
+        }
+      }
+      if (!fits) {
         if (!prefill_cache_full_)
           std::fprintf(stderr,
                        "pmpd: the prefill cache stops at %.1f GiB: the GPU keeps %.1f GiB free; the other matrices "
@@ -714,7 +722,6 @@ class CudaModel : public DeviceModel {
         prefill_cache_full_ = true;
         return nullptr;
       }
-      l.prefill_f16.reserve(size_t(l.rows * l.cols));
       prefill_cache_bytes_ += bytes;
     }
     bitplane_dequant_f16(l.q, bits, l.prefill_f16.get(), stream_);
@@ -1036,8 +1043,9 @@ class CudaModel : public DeviceModel {
 
   // The prefill cache (prefill_weights): on from set_prefill_cache or PMPD_CUDA_PREFILL_CACHE=1
   // when the model is created; prompts of more than kCachedTiledTokens tokens use it (cuBLAS on
-  // f16 rows beats the tiled GEMM from 16 tokens on: Vicuna-7B 16 tokens 2724 against 2140
-  // tokens/s at 3 bits, 8 tokens 1383 against 1513; docs/cuda.md, "Prompt processing").
+  // the cached f16 rows beats the tiled GEMM from 16 tokens on: Vicuna-7B, 3 bits, 16 tokens
+  // 3038 against 2305 tokens/s (stop 50); at 8 the tiled GEMM won against cuBLAS on f16 rows,
+  // 1513 against 1383; docs/cuda.md, "Prompt processing").
   static constexpr int kCachedTiledTokens = 8;
   static constexpr size_t kPrefillCacheHeadroom = size_t(2) << 30;  // left free for KV caches
   bool prefill_cache_on_ = prefill_cache_default();
