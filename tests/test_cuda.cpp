@@ -1038,7 +1038,8 @@ TEST(Cuda, QuantizedModelGivesCpuTokensAtEveryWidth) {
 // in f16 at their width, the values the dequantization writes for each prompt without it:
 // the same logits bit for bit where the prompt takes the dequantized path either way (40
 // tokens), the CPU's within the f16 tolerance where it would take the tiled GEMM (12 tokens);
-// a width switch dequantizes into the same rows (no growth), and back.
+// a width switch dequantizes into the same rows (no growth), and back; a device without room
+// for the rows caches nothing and gives the same logits.
 TEST(Cuda, PrefillCacheGivesTheDequantizedPassesLogits) {
   SKIP_WITHOUT_GPU();
   TinyOnBothBackends t;
@@ -1066,6 +1067,17 @@ TEST(Cuda, PrefillCacheGivesTheDequantizedPassesLogits) {
     for (size_t i = 0; i < s.size(); ++i) EXPECT_LT(test::rel_error(s[i], cpu[i]), 3e-3) << "short, bits " << b << " pass " << i;
   }
   EXPECT_EQ(t.gpu.device_model()->prefill_cache_bytes(), 0u);
+
+  // A device without room (asked to keep more free than it has): nothing cached, the same
+  // logits as without the cache.
+  setenv("PMPD_CUDA_PREFILL_CACHE_FREE_GIB", "100000", 1);
+  cuda::set_prefill_cache(true);
+  Transformer full(*t.m, Backend::CUDA);
+  cuda::set_prefill_cache(false);
+  unsetenv("PMPD_CUDA_PREFILL_CACHE_FREE_GIB");
+  auto ref = run_passes(t.gpu, long_prompt, 2, 3), got = run_passes(full, long_prompt, 2, 3);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], ref[i]) << "full, pass " << i;
+  EXPECT_EQ(full.device_model()->prefill_cache_bytes(), 0u);
 }
 
 TEST(Cuda, ProgressiveScheduleSwitchesWidthsOnTheDevice) {

@@ -697,7 +697,7 @@ class CudaModel : public DeviceModel {
   // kept from the prompt that first asked for them, so a later prompt at the same width skips
   // the dequantization (at 128 tokens as long as the GEMMs themselves) and multiplies like a
   // 16-bit model; another width dequantizes into the same rows. nullptr where the cache is off
-  // or the device keeps less than kPrefillCacheHeadroom free after the rows (said once).
+  // or the device would keep less than prefill_cache_headroom_ free after the rows (said once).
   const uint16_t* prefill_weights(const DeviceLinear& l, int bits) {
     if (!prefill_cache_on_) return nullptr;
     if (l.prefill_bits == bits) return l.prefill_f16.get();
@@ -705,7 +705,7 @@ class CudaModel : public DeviceModel {
       const size_t bytes = size_t(l.rows * l.cols) * 2;
       size_t free_bytes = 0, total_bytes = 0;
       PMPD_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-      bool fits = free_bytes >= bytes + kPrefillCacheHeadroom;
+      bool fits = free_bytes >= bytes + prefill_cache_headroom_;
       if (fits) {
         try {
           l.prefill_f16.reserve(size_t(l.rows * l.cols));
@@ -1047,7 +1047,12 @@ class CudaModel : public DeviceModel {
   // 3038 against 2305 tokens/s (stop 50); at 8 the tiled GEMM won against cuBLAS on f16 rows,
   // 1513 against 1383; docs/cuda.md, "Prompt processing").
   static constexpr int kCachedTiledTokens = 8;
-  static constexpr size_t kPrefillCacheHeadroom = size_t(2) << 30;  // left free for KV caches
+  // Device memory the cache leaves free (for KV caches and other models): 2 GiB, or
+  // PMPD_CUDA_PREFILL_CACHE_FREE_GIB.
+  size_t prefill_cache_headroom_ = [] {
+    const char* e = std::getenv("PMPD_CUDA_PREFILL_CACHE_FREE_GIB");
+    return size_t(std::max(0.0, e ? std::atof(e) : 2.0) * double(size_t(1) << 30));
+  }();
   bool prefill_cache_on_ = prefill_cache_default();
   bool prefill_cache_full_ = false;
   size_t prefill_cache_bytes_ = 0;
