@@ -263,6 +263,7 @@ TEST_F(ServerTest, ClientThatLeavesStopsItsGenerationAndMetricsCount) {
   EXPECT_EQ(metric("pmpd_client_disconnects_total"), before + 1);
   EXPECT_GT(metric("pmpd_requests_total"), 0);
   EXPECT_GT(metric("pmpd_average_bits"), 1.9);
+  EXPECT_EQ(metric("pmpd_prefill_cache_bytes"), 0);  // the CPU backend has none
   EXPECT_LT(metric("pmpd_generated_tokens_total") - tokens_before, 400);  // the stream stopped early
 }
 

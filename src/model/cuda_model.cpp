@@ -718,7 +718,7 @@ class CudaModel : public DeviceModel {
           std::fprintf(stderr,
                        "pmpd: the prefill cache stops at %.1f GiB: the GPU keeps %.1f GiB free; the other matrices "
                        "dequantize for each prompt\n",
-                       double(prefill_cache_bytes_) / double(1u << 30), double(free_bytes) / double(1u << 30));
+                       double(prefill_cache_bytes_.load()) / double(1u << 30), double(free_bytes) / double(1u << 30));
         prefill_cache_full_ = true;
         return nullptr;
       }
@@ -1055,7 +1055,7 @@ class CudaModel : public DeviceModel {
   }();
   bool prefill_cache_on_ = prefill_cache_default();
   bool prefill_cache_full_ = false;
-  size_t prefill_cache_bytes_ = 0;
+  std::atomic<size_t> prefill_cache_bytes_{0};  // read by other threads (the server's /metrics)
 
   DevArray<uint16_t> wscratch_;
   DevArray<int> tokens_;

@@ -66,7 +66,8 @@ class DeviceModel {
   // layers, in pass order; last, "step without stage marks": the whole step replayed
   // without those events, which cut the overlap of consecutive kernels.
   virtual std::vector<std::pair<std::string, double>> profile_step(int bits, int context) = 0;
-  // Device memory the prefill cache holds (set_prefill_cache), bytes; 0 where it is off.
+  // Device memory the prefill cache holds (set_prefill_cache), bytes; 0 where it is off. Any
+  // thread may ask.
   virtual size_t prefill_cache_bytes() const = 0;
 };
 

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "core/error.h"
+#include "model/cuda_model.h"
 #include "index_html.h"  // generated from src/server/web/index.html
 
 namespace pmpd::server {
@@ -156,6 +157,9 @@ struct Server::Impl {
     metric("pmpd_average_bits", "gauge", "Mean weight width per generated token, over all requests.",
            gen > 0 ? metrics.bits_sum / double(gen) : 0);
     metric("pmpd_queue_length", "gauge", "Requests waiting or running.", double(queue.waiting()));
+    const cuda::DeviceModel* gpu = tf.device_model();
+    metric("pmpd_prefill_cache_bytes", "gauge", "GPU memory the prefill cache holds (--prefill-cache; 0 without it).",
+           gpu ? double(gpu->prefill_cache_bytes()) : 0.0);
     return s;
   }
 
