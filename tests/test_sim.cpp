@@ -106,6 +106,25 @@ TEST(Simulator, DequantizingPromptPassIsTheSixteenBitOnePlusTheDequantization) {
   EXPECT_THROW(hw("{" + rates + R"(, "prompt_dequantizes": 1})"), Error);
 }
 
+// With the engine's prefill cache a dequantizing engine's quantized prompt pass is its 16-bit
+// one (the rows are there already); decode passes are untouched, and an engine that multiplies
+// at the width itself has nothing cached.
+TEST(Simulator, PrefillCacheMakesTheDequantizingPromptPassSixteenBit) {
+  const std::string rates = R"("bandwidth_gbs": 1, "clock_ghz": 1, "macs_per_cycle": {"4": 1e9, "16": 1e9}, "op_overhead_us": 1, "extra_ops_per_layer": 2, "extra_ops_per_layer_16": 5)";
+  auto dequant = hw("{" + rates + R"(, "prompt_dequantizes": true})"), cached = dequant, native = hw("{" + rates + "}");
+  cached.prefill_cache = true;
+  auto native_cached = native;
+  native_cached.prefill_cache = true;
+  sim::Trace t{3, 4, {4, 4}};
+  sim::SimResult d = sim::simulate(small(), dequant, t), c = sim::simulate(small(), cached, t);
+  sim::SimResult b = sim::simulate(small(), dequant, sim::as_16bit(t));
+  EXPECT_DOUBLE_EQ(c.prefill_seconds, b.prefill_seconds);
+  EXPECT_LT(c.prefill_seconds, d.prefill_seconds);
+  EXPECT_DOUBLE_EQ(c.bytes.dequantized, 0);
+  EXPECT_DOUBLE_EQ(c.decode_seconds, d.decode_seconds);
+  EXPECT_DOUBLE_EQ(sim::simulate(small(), native_cached, t).prefill_seconds, sim::simulate(small(), native, t).prefill_seconds);
+}
+
 // The attention's products may run at their own rate (pmpd's prompt attention is not a GEMM).
 TEST(Simulator, AttentionRunsAtItsOwnRate) {
   auto h = hw(R"({"bandwidth_gbs": 1e9, "clock_ghz": 1, "macs_per_cycle": {"4": 1, "16": 1}, "attention_macs_per_cycle": 0.5})");

@@ -20,6 +20,7 @@ namespace {
 struct SimArgs {
   std::string model, shape, hw, schedule, trace, json;
   int tokens = 128, prompt_tokens = 128, prefill_bits = 0, bits_max = 8;
+  bool prefill_cache = false;
 };
 
 std::string mib(double b) { return fmt::format("{:.1f} MiB", b / (1 << 20)); }
@@ -28,7 +29,12 @@ int simulate_cmd(const SimArgs& a) {
   PMPD_CHECK(a.model.empty() != a.shape.empty(), "give either --model or --shape");
   PMPD_CHECK(a.schedule.empty() != a.trace.empty(), "give either --schedule or --trace");
   ModelConfig c = a.shape.empty() ? load_model(a.model)->config : synthetic_config(a.shape);
-  const sim::Hardware hw = sim::load_hardware(a.hw);
+  sim::Hardware hw = sim::load_hardware(a.hw);
+  hw.prefill_cache = a.prefill_cache;
+  PMPD_CHECK(!a.prefill_cache || hw.prompt_dequantizes,
+             "--prefill-cache: {} multiplies quantized prompts at their width (no \"prompt_dequantizes\"), so there is "
+             "nothing to cache",
+             hw.name);
   sim::Trace t;
   std::string what;
   if (!a.trace.empty()) {
@@ -54,9 +60,9 @@ int simulate_cmd(const SimArgs& a) {
              "{} prompt + {} new tokens exceed the model's context of {}", t.prompt_tokens, t.token_bits.size(), c.max_seq_len);
   sim::SimResult r = sim::simulate(c, hw, t), base = sim::simulate(c, hw, sim::as_16bit(t));
   const double speed = base.decode_seconds / r.decode_seconds;
-  std::printf("# pmpd simulate: %s on %s\n\n%s; %d prompt tokens at %d bits, %zu generated tokens, average %.2f bits\n\n",
+  std::printf("# pmpd simulate: %s on %s\n\n%s; %d prompt tokens at %d bits%s, %zu generated tokens, average %.2f bits\n\n",
               a.shape.empty() ? a.model.c_str() : a.shape.c_str(), hw.name.c_str(), what.c_str(), t.prompt_tokens,
-              t.prefill_bits, t.token_bits.size(), r.average_bits);
+              t.prefill_bits, a.prefill_cache ? " (read from the prefill cache)" : "", t.token_bits.size(), r.average_bits);
   std::printf("| | this trace | 16-bit on the same hardware |\n|---|---|---|\n");
   std::printf("| prompt pass | %.3f ms | %.3f ms |\n", r.prefill_seconds * 1e3, base.prefill_seconds * 1e3);
   std::printf("| decode, mean per token | %.3f ms | %.3f ms |\n", r.mean_token_seconds() * 1e3, base.mean_token_seconds() * 1e3);
@@ -91,7 +97,8 @@ int simulate_cmd(const SimArgs& a) {
               {"bandwidth_utilization", r.bandwidth_utilization},
               {"baseline_16bit", {{"decode_seconds", base.decode_seconds}, {"total_seconds", base.total_seconds},
                                   {"mean_token_seconds", base.mean_token_seconds()}}},
-              {"decode_speedup", speed}};
+              {"decode_speedup", speed},
+              {"prefill_cache", a.prefill_cache}};
     write_file_atomic(a.json, j.dump(2) + "\n");
   }
   return 0;
@@ -112,6 +119,9 @@ Action add_simulate(CLI::App& app) {
   cmd->add_option("--prompt-tokens", a->prompt_tokens, "Prompt length, with --schedule")->capture_default_str()->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--prefill-bits", a->prefill_bits, "Prompt width (default: the schedule's first width)")->check(CLI::Range(0, 16));
   cmd->add_option("--json", a->json, "Also write the results (with every token's time) as JSON");
+  cmd->add_flag("--prefill-cache", a->prefill_cache,
+                "The engine keeps its dequantized 16-bit rows (pmpd --prefill-cache): a quantized prompt pass runs as a "
+                "16-bit one (hardware with \"prompt_dequantizes\" only)");
   return [a]() { return simulate_cmd(*a); };
 }
 

@@ -25,6 +25,11 @@ struct Hardware {
   // writing 16-bit ones) and run the 16-bit matrix product on them, as pmpd's GPU backends do;
   // false: the MAC array multiplies at the width itself, as for a decode pass.
   bool prompt_dequantizes = false;
+  // The engine's prefill cache (pmpd --prefill-cache; an option of the run, not a field of the
+  // JSON): a dequantizing engine keeps the dequantized rows, so a quantized prompt pass reads
+  // 16-bit weights and runs as a 16-bit one (the first prompt, which fills the cache, is not
+  // modelled). Without prompt_dequantizes it changes nothing.
+  bool prefill_cache = false;
 
   // MACs a second at `bits`: the entry for that width, else the next wider one listed.
   double mac_rate(int bits) const;

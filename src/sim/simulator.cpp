@@ -34,19 +34,23 @@ class Machine {
     t += switch_tables(bits);
     const bool stream_tables = !resident(bits);
     // A quantized prompt pass on a dequantizing engine: each projection written out at 16
-    // bits (a memory-bound operator of its own), then multiplied as a 16-bit one.
-    const bool dequantize = n > 1 && bits < 16 && hw_.prompt_dequantizes;
+    // bits (a memory-bound operator of its own), then multiplied as a 16-bit one; with the
+    // engine's prefill cache the 16-bit rows are there already, and the pass is a 16-bit one.
+    const bool quantized_prompt = n > 1 && bits < 16 && hw_.prompt_dequantizes;
+    const bool cached = quantized_prompt && hw_.prefill_cache;
+    const bool dequantize = quantized_prompt && !cached;
+    const int weight_bits = cached ? 16 : bits;
     for (int l = 0; l < c_.n_layers; ++l) {
       for (auto& p : proj_) {
-        const double w = bits >= 16 ? p.rows * p.cols * 2 : p.rows * p.cols * bits / 8.0;
-        const double tb = bits < 16 && stream_tables ? table_bytes(p.rows, bits) : 0;
+        const double w = weight_bits >= 16 ? p.rows * p.cols * 2 : p.rows * p.cols * bits / 8.0;
+        const double tb = weight_bits < 16 && stream_tables ? table_bytes(p.rows, bits) : 0;
         r_.bytes.weights += w, r_.bytes.tables += tb;
         if (dequantize) {
           const double w16 = p.rows * p.cols * 2;
           r_.bytes.dequantized += 2 * w16;
           t += op(w + tb + w16, 0, hw_.mac_rate(16)) + op(w16, p.rows * p.cols * n, hw_.mac_rate(16));
         } else {
-          t += op(w + tb, p.rows * p.cols * n, hw_.mac_rate(bits));
+          t += op(w + tb, p.rows * p.cols * n, hw_.mac_rate(weight_bits));
         }
       }
       // Attention: each token reads the keys and values before it and writes its own.
@@ -56,7 +60,7 @@ class Machine {
       const double read = 2 * kv * kv_elem * (n == 1 ? positions : pos0 + n), write = 2 * kv * kv_elem * n;
       r_.bytes.kv_read += read, r_.bytes.kv_write += write;
       t += op(read + write, 2.0 * c_.n_heads * c_.head_dim * positions, hw_.attention_mac_rate());
-      t += (bits >= 16 || dequantize ? hw_.extra_ops_per_layer_16 : hw_.extra_ops_per_layer) * hw_.op_overhead_us * 1e-6;
+      t += (weight_bits >= 16 || dequantize ? hw_.extra_ops_per_layer_16 : hw_.extra_ops_per_layer) * hw_.op_overhead_us * 1e-6;
       if (n > 1) t += hw_.prompt_layer_overhead_us * 1e-6;
     }
     // The LM head stays 16-bit; only the last position's logits are needed.
