@@ -51,6 +51,10 @@ if ! command -v nvidia-smi >/dev/null || ! nvidia-smi >/dev/null 2>&1; then
   expect_error "gemv ceiling without a GPU" "no usable GPU" timeout 20 "$PMPD" bench --backend cuda --gemv-ceiling
 fi
 expect_error "gemv ceiling on the CPU" "add --backend cuda" "$PMPD" bench --gemv-ceiling
+# an option check at parse time (CLI11's message and status, as for a bad --backend value)
+err=$("$PMPD" run -m "$FX/llama" --prompt-ids 1 --prefill-cache 2>&1 >/dev/null) && bad "prefill cache on the CPU: accepted" \
+  || { printf '%s' "$err" | grep -q -- "--prefill-cache: needs --backend cuda" && ok "prefill cache on the CPU" \
+       || bad "prefill cache on the CPU: $err"; }
 expect_error "missing model" "no such file" "$PMPD" run -m "$tmp/none" --prompt-ids 1
 expect_error "bad ids" "not a token id" "$PMPD" run -m "$FX/llama" --prompt-ids 1,x
 expect_error "id out of range" "outside the vocabulary" "$PMPD" run -m "$FX/llama" --prompt-ids 1,99999

@@ -17,11 +17,17 @@ void add_backend_option(CLI::App* cmd, std::string& backend) {
   cmd->add_option("--backend", backend, "Where the forward pass runs: cpu, or cuda (the whole model on the GPU)")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda"}));
-  cmd->add_flag_callback(
+  CLI::Option* cache = cmd->add_flag_callback(
       "--prefill-cache", [] { cuda::set_prefill_cache(true); },
       "--backend cuda: keep each quantized matrix dequantized to f16 at the prompt's width, so prompts after the "
       "first at that width run as fast as with 16-bit weights (2 bytes a weight of GPU memory more; it stops "
       "growing where less than 2 GiB would stay free; docs/cuda.md)");
+  // The CPU backend multiplies quantized prompts from the planes directly: nothing to cache,
+  // and a flag that silently does nothing would mislead.
+  cmd->parse_complete_callback([cache, &backend] {
+    if (cache->count() > 0 && backend != "cuda")
+      throw CLI::ValidationError("--prefill-cache", "needs --backend cuda (the CPU backend has no dequantized copy to keep)");
+  });
 }
 
 std::unique_ptr<Model> load_quantized(const std::string& path, const std::string& purpose) {
