@@ -702,23 +702,23 @@ class CudaModel : public DeviceModel {
     if (!prefill_cache_on_) return nullptr;
     if (l.prefill_bits == bits) return l.prefill_f16.get();
     if (!l.prefill_f16) {
-      const size_t bytes = size_t(l.rows * l.cols) * 2;
+      if (prefill_cache_full_) return nullptr;  // it stopped growing: no memory query a prompt
+      const size_t elems = size_t(l.rows * l.cols), bytes = elems * 2;
       size_t free_bytes = 0, total_bytes = 0;
       PMPD_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
       bool fits = free_bytes >= bytes + prefill_cache_headroom_;
       if (fits) {
         try {
-          l.prefill_f16.reserve(size_t(l.rows * l.cols));
+          l.prefill_f16.reserve(elems);
         } catch (const Error&) {  // free but fragmented: the same as full
           fits = false;
         }
       }
       if (!fits) {
-        if (!prefill_cache_full_)
-          std::fprintf(stderr,
-                       "pmpd: the prefill cache stops at %.1f GiB: the GPU keeps %.1f GiB free; the other matrices "
-                       "dequantize for each prompt\n",
-                       double(prefill_cache_bytes_.load()) / double(1u << 30), double(free_bytes) / double(1u << 30));
+        std::fprintf(stderr,
+                     "pmpd: the prefill cache stops at %.1f GiB: the GPU keeps %.1f GiB free; the other matrices "
+                     "dequantize for each prompt\n",
+                     double(prefill_cache_bytes_.load()) / double(1u << 30), double(free_bytes) / double(1u << 30));
         prefill_cache_full_ = true;
         return nullptr;
       }
