@@ -77,30 +77,75 @@ void BM_GemvDense(benchmark::State& state) {
   report(state, w.size());
 }
 
+// A random 2..8-bit nested matrix of the given shape (the speed does not depend on the values).
+struct RandomBitplane {
+  kernels::BitPlaneMatrix m;
+  std::vector<uint8_t> planes;
+  std::vector<std::vector<uint16_t>> tables;
+  explicit RandomBitplane(Shape s) {
+    m.rows = s.rows, m.cols = s.cols, m.bits_min = 2, m.bits_max = 8;
+    m.plane_stride = kernels::BitPlaneMatrix::stride_for(s.cols);
+    planes.resize(size_t(8) * size_t(s.rows) * size_t(m.plane_stride));
+    std::mt19937 rng(2);
+    for (auto& p : planes) p = uint8_t(rng());
+    for (int b = 2; b <= 8; ++b) {
+      tables.emplace_back(size_t(s.rows) << b);
+      for (size_t i = 0; i < tables.back().size(); ++i) tables.back()[i] = f32_to_f16(0.001f * float(i % (1 << b)));
+      m.tables.push_back(tables.back().data());
+    }
+    m.planes = planes.data();
+    kernels::prepare_int8(m);
+  }
+};
+
 void BM_GemvBitplane(benchmark::State& state) {
   const Shape s = kShapes[state.range(0)];
   const int bits = int(state.range(1));
-  kernels::BitPlaneMatrix m;
-  m.rows = s.rows, m.cols = s.cols, m.bits_min = 2, m.bits_max = 8;
-  m.plane_stride = kernels::BitPlaneMatrix::stride_for(s.cols);
-  std::vector<uint8_t> planes(size_t(8) * size_t(s.rows) * size_t(m.plane_stride));
-  std::mt19937 rng(2);
-  for (auto& p : planes) p = uint8_t(rng());
-  std::vector<std::vector<uint16_t>> tables;
-  for (int b = 2; b <= 8; ++b) {
-    tables.emplace_back(size_t(s.rows) << b);
-    for (size_t i = 0; i < tables.back().size(); ++i) tables.back()[i] = f32_to_f16(0.001f * float(i % (1 << b)));
-    m.tables.push_back(tables.back().data());
-  }
-  m.planes = planes.data();
-  kernels::prepare_int8(m);
+  RandomBitplane w(s);
   kernels::set_bitplane_kernel(state.range(2) ? kernels::BitPlaneKernel::Int8 : kernels::BitPlaneKernel::Exact);
   std::vector<float> x(size_t(s.cols), 0.5f), y(size_t(s.rows));
   for (auto _ : state) {
-    kernels::bitplane_matmul(m, bits, x.data(), 1, y.data());
+    kernels::bitplane_matmul(w.m, bits, x.data(), 1, y.data());
     benchmark::ClobberMemory();
   }
-  report(state, m.bytes_read(bits));
+  report(state, w.m.bytes_read(bits));
+}
+
+// A prompt of several tokens through one matrix: the library's path (rows widened a block
+// at a time, register tiles over rows and tokens) against the row-by-row products it
+// replaced (each row widened, then one dot() per token), same sums bit for bit.
+// Args: shape, bits (16: f16 weights), tokens, path (0 row by row, 1 library).
+void BM_Prompt(benchmark::State& state) {
+  const Shape s = kShapes[state.range(0)];
+  const int bits = int(state.range(1)), tokens = int(state.range(2));
+  const bool library = state.range(3) != 0;
+  RandomBitplane q(s);
+  std::vector<uint16_t> h(size_t(s.rows * s.cols));
+  std::mt19937 rng(3);
+  for (auto& v : h) v = f32_to_f16(std::normal_distribution<float>(0, 0.02f)(rng));
+  TensorView W{"w", DType::F16, {s.rows, s.cols}, h.data()};
+  std::vector<float> x(size_t(tokens * s.cols)), y(size_t(tokens * s.rows));
+  for (auto& v : x) v = std::normal_distribution<float>(0, 1)(rng);
+  for (auto _ : state) {
+    if (library) {
+      if (bits == 16) kernels::matmul(W, x.data(), tokens, y.data());
+      else kernels::bitplane_matmul(q.m, bits, x.data(), tokens, y.data());
+    } else {
+#pragma omp parallel
+      {
+        std::vector<float> row(size_t(s.cols));
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < s.rows; ++r) {
+          if (bits == 16) to_f32(DType::F16, W.row_ptr(r), row.data(), size_t(s.cols));
+          else kernels::bitplane_dequant_row(q.m, bits, r, row.data());
+          for (int t = 0; t < tokens; ++t)
+            y[size_t(t * s.rows + r)] = kernels::dot(DType::F32, row.data(), x.data() + t * s.cols, s.cols);
+        }
+      }
+    }
+    benchmark::ClobberMemory();
+  }
+  state.counters["tokens/s"] = benchmark::Counter(double(state.iterations()) * tokens, benchmark::Counter::kIsRate);
 }
 
 }  // namespace
@@ -108,4 +153,8 @@ void BM_GemvBitplane(benchmark::State& state) {
 BENCHMARK(BM_ReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_GemvDense)->ArgsProduct({{0, 1}, {32, 16}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_GemvBitplane)->ArgsProduct({{0, 1}, {2, 3, 4, 5, 6, 7, 8}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Prompt)
+    ->ArgsProduct({{0, 1}, {16, 8, 3}, {32}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_MAIN();

@@ -1,5 +1,6 @@
 // Every vectorised kernel equals the scalar reference on shapes that are not
 // multiples of the vector width.
+#include <bit>
 #include <random>
 
 #include "kernels/cpu/dot.h"
@@ -45,6 +46,45 @@ TEST(Kernels, MatmulMultiTokenEqualsSingleToken) {
     kernels::matmul(W, x.data() + t * cols, 1, y1.data());
     for (int r = 0; r < rows; ++r) EXPECT_NEAR(y[size_t(t * rows + r)], y1[size_t(r)], 1e-4);
   }
+  // The prompt's path equals widening each row and calling dot() for each token, bit for bit.
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int r = 0; r < rows; ++r) {
+    to_f32(DType::F16, w.data() + r * cols, row.data(), size_t(cols));
+    for (int t = 0; t < tokens; ++t)
+      EXPECT_EQ(y[size_t(t * rows + r)], kernels::dot(DType::F32, row.data(), x.data() + t * cols, cols));
+  }
+}
+
+// The prompt's tiled products must give every (row, token) pair the very bits of dot(),
+// so a prompt's logits do not depend on how its rows and tokens are blocked.
+TEST(Kernels, DotTileIsBitIdenticalToDot) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+    kernels::set_isa(isa);
+    for (int n : {1, 15, 16, 40, 64, 100, 257, 1000}) {
+      for (auto [rows, tokens] : {std::pair{1, 1}, {5, 7}, {12, 9}, {13, 4}}) {
+        const int64_t ldw = n + 3, ldx = n + 5, ldy = rows + 2;  // strides wider than the rows
+        std::vector<float> w(size_t(rows * ldw)), x(size_t(tokens * ldx)), y(size_t(tokens * ldy), -1.f);
+        for (auto& v : w) v = nd(rng);
+        for (auto& v : x) v = nd(rng);
+        std::vector<float> wl(w.size()), xl(x.size());
+        for (int r = 0; r < rows; ++r) kernels::tile_layout(w.data() + r * ldw, n, wl.data() + r * ldw);
+        for (int t = 0; t < tokens; ++t) kernels::tile_layout(x.data() + t * ldx, n, xl.data() + t * ldx);
+        kernels::dot_tile(wl.data(), ldw, rows, xl.data(), ldx, tokens, n, y.data(), ldy);
+        for (int t = 0; t < tokens; ++t)
+          for (int r = 0; r < rows; ++r) {
+            const float want = kernels::dot(DType::F32, w.data() + r * ldw, x.data() + t * ldx, n);
+            ASSERT_EQ(std::bit_cast<uint32_t>(y[size_t(t * ldy + r)]), std::bit_cast<uint32_t>(want))
+                << "n=" << n << " rows=" << rows << " tokens=" << tokens << " r=" << r << " t=" << t
+                << " isa=" << kernels::isa_name(kernels::active_isa());
+          }
+        for (int t = 0; t < tokens; ++t)  // the gaps between rows of Y are left alone
+          for (int r = rows; r < ldy; ++r) ASSERT_EQ(y[size_t(t * ldy + r)], -1.f);
+      }
+    }
+  }
+  kernels::set_isa(kernels::Isa::Avx512);
 }
 
 TEST(Kernels, RopeStylesAgreeUnderPermutation) {

@@ -135,9 +135,19 @@ TEST(BitPlaneKernels, EveryWidthAndIsaMatchesScalarOnOddShapes) {
           deq(static_cast<size_t>(C));
       for (int64_t r = 0; r < R; ++r) {
         ref[size_t(r)] = kernels::bitplane_dot_scalar(t.m, b, r, x.data());
+        kernels::set_isa(kernels::Isa::Scalar);
         kernels::bitplane_dequant_row(t.m, b, r, deq.data());
         EXPECT_NEAR(kernels::dot_scalar(DType::F32, deq.data(), x.data(), C),
                     ref[size_t(r)], 1e-4);
+        // The vector dequantization gives the table's very values.
+        std::vector<float> deq_vec(static_cast<size_t>(C));
+        for (auto isa : {kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+          kernels::set_isa(isa);
+          kernels::bitplane_dequant_row(t.m, b, r, deq_vec.data());
+          ASSERT_EQ(deq_vec, deq) << R << "x" << C << " bits " << b << " row " << r << " isa "
+                                  << kernels::isa_name(kernels::active_isa());
+        }
+        kernels::set_isa(kernels::Isa::Avx512);
       }
       for (auto isa :
            {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
@@ -158,6 +168,27 @@ TEST(BitPlaneKernels, EveryWidthAndIsaMatchesScalarOnOddShapes) {
       for (int64_t r = 0; r < R; ++r)
         EXPECT_NEAR(y2[size_t(R + r)], ref[size_t(r)],
                     1e-4 * (1 + std::fabs(ref[size_t(r)])));
+      // A longer prompt (past the per-token integer products) gives each token the bits
+      // of the dequantized row's dot() with it, under every ISA.
+      const int tokens = 7;
+      std::vector<float> xs;
+      for (int tk = 0; tk < tokens; ++tk) {
+        auto xt = random_row(int(C), 1000 + uint32_t(tk), false);
+        xs.insert(xs.end(), xt.begin(), xt.end());
+      }
+      std::vector<float> ys(static_cast<size_t>(tokens * R));
+      for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+        kernels::set_isa(isa);
+        kernels::bitplane_matmul(t.m, b, xs.data(), tokens, ys.data());
+        for (int64_t r = 0; r < R; ++r) {
+          kernels::bitplane_dequant_row(t.m, b, r, deq.data());
+          for (int tk = 0; tk < tokens; ++tk)
+            ASSERT_EQ(ys[size_t(tk * R + r)], kernels::dot(DType::F32, deq.data(), xs.data() + tk * C, C))
+                << R << "x" << C << " bits " << b << " token " << tk << " isa "
+                << kernels::isa_name(kernels::active_isa());
+        }
+      }
+      kernels::set_isa(kernels::Isa::Avx512);
     }
   }
 }

@@ -357,7 +357,50 @@ const std::array<uint64_t, 256> kSpread = [] {
 }();
 }  // namespace
 
+namespace {
+// AVX-512 dequantization of one row with one table, 16 columns a step: codes assembled
+// with one masked OR per plane, the table (as f32, 2^B entries) held in registers and
+// read by permutes: one at <= 4 bits, two-source at 5, a tree of two-source permutes
+// selected by the code's high bits at 6..8 (AMD's gathers are slower).
+template <int B>
+__attribute__((target("avx512f,avx512bw"))) void dequant_row_avx512(const BitPlaneMatrix& m, int64_t r, float* out) {
+  constexpr int kSlices = B <= 5 ? 1 : 1 << (B - 5);  // 32-entry slices
+  const uint16_t* t = m.table(B, r);
+  alignas(64) float lut[32 * kSlices] = {};
+  for (int c = 0; c < (1 << B); ++c) lut[c] = f16_to_f32(t[c]);
+  __m512 lo[kSlices], hi[kSlices];
+  for (int s = 0; s < kSlices; ++s) lo[s] = _mm512_load_ps(lut + 32 * s), hi[s] = _mm512_load_ps(lut + 32 * s + 16);
+  const uint16_t* pl[B];
+  for (int k = 0; k < B; ++k) pl[k] = reinterpret_cast<const uint16_t*>(m.plane(k, r));
+  const int64_t steps = m.cols / 16;
+  for (int64_t g = 0; g < steps; ++g) {
+    __m512i code = _mm512_setzero_si512();
+    for (int k = 0; k < B; ++k) code = _mm512_mask_or_epi32(code, __mmask16(pl[k][g]), code, _mm512_set1_epi32(1 << (B - 1 - k)));
+    __m512 w[kSlices];
+    for (int s = 0; s < kSlices; ++s)
+      w[s] = B <= 4 ? _mm512_permutexvar_ps(code, lo[s]) : _mm512_permutex2var_ps(lo[s], code, hi[s]);
+    for (int width = kSlices / 2, bit = 5; width >= 1; width /= 2, ++bit) {  // halve the candidates by code bit 5, 6, 7
+      const __mmask16 upper = _mm512_test_epi32_mask(code, _mm512_set1_epi32(1 << bit));
+      for (int s = 0; s < width; ++s) w[s] = _mm512_mask_blend_ps(upper, w[2 * s], w[2 * s + 1]);
+    }
+    _mm512_storeu_ps(out + g * 16, w[0]);
+  }
+  for (int64_t j = steps * 16; j < m.cols; ++j) out[j] = lut[code_at(m, B, r, j)];
+}
+
+using DequantFn = void (*)(const BitPlaneMatrix&, int64_t, float*);
+constexpr DequantFn kDequantAvx512[9] = {nullptr, dequant_row_avx512<1>, dequant_row_avx512<2>,
+                                         dequant_row_avx512<3>, dequant_row_avx512<4>, dequant_row_avx512<5>,
+                                         dequant_row_avx512<6>, dequant_row_avx512<7>, dequant_row_avx512<8>};
+}  // namespace
+
 void bitplane_dequant_row(const BitPlaneMatrix& m, int bits, int64_t r, float* out) {
+  if (active_isa() == Isa::Avx512 && m.groups() == 1) {
+    kDequantAvx512[bits](m, r, out);
+    if (m.nnz)
+      for (int32_t i = m.sp_rowptr[r]; i < m.sp_rowptr[r + 1]; ++i) out[m.sp_col[i]] = f16_to_f32(m.sp_val[i]);
+    return;
+  }
   // Codes assembled 8 columns per 64-bit word, plane by plane (most significant first; a
   // byte's code stays below 2^bits <= 256, so shifting never carries into its neighbour),
   // then one table look-up per column.
@@ -443,14 +486,22 @@ void bitplane_matmul(const BitPlaneMatrix& m, int bits, const float* X, int n_to
     add_sparse(m, bits, X, Y);
     return;
   }
-  // Prompt: dequantize each row once and reuse it for every token.
+  // Prompt: dequantize a block of rows once, then multiply it with every token in register
+  // tiles (the same sums as the exact kernels' row by row products).
+  std::vector<float> xs(size_t(n_tokens) * size_t(cols));
+  for (int t = 0; t < n_tokens; ++t) tile_layout(X + int64_t(t) * cols, cols, xs.data() + int64_t(t) * cols);
+  const int64_t blocks = (rows + kTileRowBlock - 1) / kTileRowBlock;
 #pragma omp parallel
   {
-    std::vector<float> row(static_cast<size_t>(cols));
+    std::vector<float> row(static_cast<size_t>(cols)), block(static_cast<size_t>(kTileRowBlock * cols));
 #pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      bitplane_dequant_row(m, bits, r, row.data());
-      for (int t = 0; t < n_tokens; ++t) Y[int64_t(t) * rows + r] = dot(DType::F32, row.data(), X + int64_t(t) * cols, cols);
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * kTileRowBlock, n = std::min(kTileRowBlock, rows - r0);
+      for (int64_t i = 0; i < n; ++i) {
+        bitplane_dequant_row(m, bits, r0 + i, row.data());
+        tile_layout(row.data(), cols, block.data() + i * cols);
+      }
+      dot_tile(block.data(), cols, int(n), xs.data(), cols, n_tokens, cols, Y + r0, rows);
     }
   }
 }

@@ -3,9 +3,13 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <array>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -17,6 +21,14 @@ namespace {
 float dot_f32_scalar(const float* w, const float* x, int64_t n) {
   float s = 0;
   for (int64_t i = 0; i < n; ++i) s += w[i] * x[i];
+  return s;
+}
+// The vector kernels' f32 tail (n % vector width columns): fused multiply-adds, which
+// round the same wherever they run, so dot() and the tiles agree bit for bit whether or
+// not the compiler inlines the tail and contracts its products.
+float dot_f32_tail(const float* w, const float* x, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s = std::fma(w[i], x[i], s);
   return s;
 }
 float dot_f16_scalar(const uint16_t* w, const float* x, int64_t n) {
@@ -65,7 +77,7 @@ PMPD_AVX2 float dot_avx2(const W* w, const float* x, int64_t n) {
   }
   for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(ld(w + i), _mm256_loadu_ps(x + i), a0);
   float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  if constexpr (T == DType::F32) return s + dot_f32_scalar(w + i, x + i, n - i);
+  if constexpr (T == DType::F32) return s + dot_f32_tail(w + i, x + i, n - i);
   else if constexpr (T == DType::F16) return s + dot_f16_scalar(w + i, x + i, n - i);
   else return s + dot_bf16_scalar(w + i, x + i, n - i);
 }
@@ -94,7 +106,7 @@ PMPD_AVX512 float dot_avx512(const W* w, const float* x, int64_t n) {
   }
   for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(ld(w + i), _mm512_loadu_ps(x + i), a0);
   float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-  if constexpr (T == DType::F32) return s + dot_f32_scalar(w + i, x + i, n - i);
+  if constexpr (T == DType::F32) return s + dot_f32_tail(w + i, x + i, n - i);
   else if constexpr (T == DType::F16) return s + dot_f16_scalar(w + i, x + i, n - i);
   else return s + dot_bf16_scalar(w + i, x + i, n - i);
 }
@@ -118,6 +130,103 @@ Isa initial_isa() {
 }
 
 Isa g_isa = initial_isa();
+
+// ---- Tiles of R rows x T tokens (prompt processing), every pair summed in exactly
+// dot()'s order. dot() keeps four accumulators, accumulator k taking the k-th vector of
+// each chunk of four vectors (and accumulator 0 the whole vectors after the last chunk);
+// those four sums are independent, so a tile computes them one after another: only
+// R x T accumulators are live, and each loaded vector serves T rows' or R tokens' pairs
+// instead of one (dot() loads two vectors per multiply-add). Inputs are in tile layout
+// (tile_layout()), so each of the four passes reads memory in order.
+template <int R, int T>
+PMPD_AVX512 void tile_avx512(const float* W, int64_t ldw, const float* X, int64_t ldx, int64_t n, float* Y,
+                             int64_t ldy) {
+  constexpr int64_t L = 16;
+  const int64_t pass = n / (4 * L) * L, vectors_end = n / L * L;
+  __m512 part[4][R][T];
+  for (int k = 0; k < 4; ++k) {
+    __m512 acc[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    auto step = [&](int64_t i) PMPD_AVX512 {
+      __m512 w[R];
+      for (int r = 0; r < R; ++r) w[r] = _mm512_loadu_ps(W + r * ldw + i);
+      for (int t = 0; t < T; ++t) {
+        const __m512 x = _mm512_loadu_ps(X + t * ldx + i);
+        for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(w[r], x, acc[r][t]);
+      }
+    };
+    for (int64_t i = k * pass; i < (k + 1) * pass; i += L) step(i);
+    if (k == 0)
+      for (int64_t i = 4 * pass; i < vectors_end; i += L) step(i);
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) part[k][r][t] = acc[r][t];
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) {
+      const __m512 sum = _mm512_add_ps(_mm512_add_ps(part[0][r][t], part[1][r][t]),
+                                       _mm512_add_ps(part[2][r][t], part[3][r][t]));
+      Y[t * ldy + r] = _mm512_reduce_add_ps(sum) +
+                       dot_f32_tail(W + r * ldw + vectors_end, X + t * ldx + vectors_end, n - vectors_end);
+    }
+}
+
+// AVX2 has 16 vector registers: tiles of at most 3 x 3 (9 accumulators, 3 rows, 1 token).
+template <int R, int T>
+PMPD_AVX2 void tile_avx2(const float* W, int64_t ldw, const float* X, int64_t ldx, int64_t n, float* Y, int64_t ldy) {
+  constexpr int64_t L = 8;
+  const int64_t pass = n / (4 * L) * L, vectors_end = n / L * L;
+  __m256 part[4][R][T];
+  for (int k = 0; k < 4; ++k) {
+    __m256 acc[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    auto step = [&](int64_t i) PMPD_AVX2 {
+      __m256 w[R];
+      for (int r = 0; r < R; ++r) w[r] = _mm256_loadu_ps(W + r * ldw + i);
+      for (int t = 0; t < T; ++t) {
+        const __m256 x = _mm256_loadu_ps(X + t * ldx + i);
+        for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(w[r], x, acc[r][t]);
+      }
+    };
+    for (int64_t i = k * pass; i < (k + 1) * pass; i += L) step(i);
+    if (k == 0)
+      for (int64_t i = 4 * pass; i < vectors_end; i += L) step(i);
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) part[k][r][t] = acc[r][t];
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) {
+      const __m256 sum = _mm256_add_ps(_mm256_add_ps(part[0][r][t], part[1][r][t]),
+                                       _mm256_add_ps(part[2][r][t], part[3][r][t]));
+      Y[t * ldy + r] =
+          hsum256(sum) + dot_f32_tail(W + r * ldw + vectors_end, X + t * ldx + vectors_end, n - vectors_end);
+    }
+}
+
+using TileFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*, int64_t);
+template <template <int, int> class Tile, int R, int... Ts>
+constexpr std::array<TileFn, sizeof...(Ts)> tile_row(std::integer_sequence<int, Ts...>) {
+  return {Tile<R, Ts + 1>::fn...};
+}
+template <int R, int T>
+struct Avx512Tile {
+  static constexpr TileFn fn = tile_avx512<R, T>;
+};
+template <int R, int T>
+struct Avx2Tile {
+  static constexpr TileFn fn = tile_avx2<R, T>;
+};
+// kTiles[r - 1][t - 1]: the kernel of an r x t tile.
+constexpr std::array<std::array<TileFn, 4>, 4> kAvx512Tiles = {
+    tile_row<Avx512Tile, 1>(std::make_integer_sequence<int, 4>{}),
+    tile_row<Avx512Tile, 2>(std::make_integer_sequence<int, 4>{}),
+    tile_row<Avx512Tile, 3>(std::make_integer_sequence<int, 4>{}),
+    tile_row<Avx512Tile, 4>(std::make_integer_sequence<int, 4>{})};
+constexpr std::array<std::array<TileFn, 3>, 3> kAvx2Tiles = {
+    tile_row<Avx2Tile, 1>(std::make_integer_sequence<int, 3>{}),
+    tile_row<Avx2Tile, 2>(std::make_integer_sequence<int, 3>{}),
+    tile_row<Avx2Tile, 3>(std::make_integer_sequence<int, 3>{})};
 
 }  // namespace
 
@@ -152,6 +261,39 @@ float dot(DType t, const void* row, const float* x, int64_t n) {
   return dot_scalar(t, row, x, n);
 }
 
+namespace {
+template <int64_t L>
+void tile_layout_for(const float* v, int64_t n, float* out) {
+  // Vector k of chunk i goes to pass k's run: out[(k * chunks + i) * L ...].
+  const int64_t chunks = n / (4 * L);
+  for (int64_t i = 0; i < chunks; ++i)
+    for (int64_t k = 0; k < 4; ++k) std::memcpy(out + (k * chunks + i) * L, v + (4 * i + k) * L, L * sizeof(float));
+  std::memcpy(out + 4 * chunks * L, v + 4 * chunks * L, size_t(n - 4 * chunks * L) * sizeof(float));
+}
+}  // namespace
+
+void tile_layout(const float* v, int64_t n, float* out) {
+  if (g_isa == Isa::Avx512) tile_layout_for<16>(v, n, out);
+  else if (g_isa == Isa::Avx2) tile_layout_for<8>(v, n, out);
+  else std::memcpy(out, v, size_t(n) * sizeof(float));
+}
+
+void dot_tile(const float* W, int64_t ldw, int n_rows, const float* X, int64_t ldx, int n_tokens, int64_t n, float* Y,
+              int64_t ldy) {
+  auto run = [&](const auto& tiles) {
+    const int max = int(tiles.size());
+    for (int t0 = 0; t0 < n_tokens; t0 += max)
+      for (int r0 = 0; r0 < n_rows; r0 += max) {
+        const int r = std::min(max, n_rows - r0), t = std::min(max, n_tokens - t0);
+        tiles[size_t(r - 1)][size_t(t - 1)](W + r0 * ldw, ldw, X + t0 * ldx, ldx, n, Y + t0 * ldy + r0, ldy);
+      }
+  };
+  if (g_isa == Isa::Avx512) return run(kAvx512Tiles);
+  if (g_isa == Isa::Avx2) return run(kAvx2Tiles);
+  for (int t = 0; t < n_tokens; ++t)
+    for (int r = 0; r < n_rows; ++r) Y[t * ldy + r] = dot_f32_scalar(W + r * ldw, X + t * ldx, n);
+}
+
 void matmul(const TensorView& W, const float* X, int n_tokens, float* Y) {
   const int64_t rows = W.rows(), cols = W.cols();
   const DType t = W.dtype;
@@ -160,19 +302,26 @@ void matmul(const TensorView& W, const float* X, int n_tokens, float* Y) {
     for (int64_t r = 0; r < rows; ++r) Y[r] = dot(t, W.row_ptr(r), X, cols);
     return;
   }
-  // Several tokens: widen each row to f32 once, then reuse it for every token.
+  // Several tokens: widen a block of rows to f32 once, then multiply it with every token
+  // in register tiles.
+  std::vector<float> xs(size_t(n_tokens) * size_t(cols));
+  for (int tok = 0; tok < n_tokens; ++tok) tile_layout(X + int64_t(tok) * cols, cols, xs.data() + int64_t(tok) * cols);
+  const int64_t blocks = (rows + kTileRowBlock - 1) / kTileRowBlock;
 #pragma omp parallel
   {
-    std::vector<float> row(size_t(t == DType::F32 ? 0 : cols));
+    std::vector<float> row(static_cast<size_t>(cols)), block(static_cast<size_t>(kTileRowBlock * cols));
 #pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* w = reinterpret_cast<const float*>(W.row_ptr(r));
-      if (t != DType::F32) {
-        to_f32(t, W.row_ptr(r), row.data(), size_t(cols));
-        w = row.data();
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * kTileRowBlock, n = std::min(kTileRowBlock, rows - r0);
+      for (int64_t i = 0; i < n; ++i) {
+        const float* w = reinterpret_cast<const float*>(W.row_ptr(r0 + i));
+        if (t != DType::F32) {
+          to_f32(t, W.row_ptr(r0 + i), row.data(), size_t(cols));
+          w = row.data();
+        }
+        tile_layout(w, cols, block.data() + i * cols);
       }
-      for (int tok = 0; tok < n_tokens; ++tok)
-        Y[int64_t(tok) * rows + r] = dot(DType::F32, w, X + int64_t(tok) * cols, cols);
+      dot_tile(block.data(), cols, int(n), xs.data(), cols, n_tokens, cols, Y + r0, rows);
     }
   }
 }
