@@ -91,28 +91,48 @@ void Transformer::linear(const Linear& l, const float* x, int n, float* y, int b
 
 void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache& cache, float* out) {
   const ModelConfig& c = m_.config;
-  const int hd = c.head_dim, group = c.n_heads / c.n_kv_heads;
+  const int hd = c.head_dim, group = c.n_heads / c.n_kv_heads, len_max = pos0 + n;
+  const int64_t kv_dim = int64_t(c.n_kv_heads) * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
+  // A prompt's queries all read the same cached rows: an f16 cache is widened to f32 once
+  // here (the same values load_k/load_v give) instead of once per query and head. A
+  // decode step reads each row once per head anyway and keeps to the f16 cache.
+  const bool widen = cache.is_f16() && n > 1;
+  std::vector<float> prompt_k, prompt_v;
+  if (widen) {
+    prompt_k.resize(size_t(len_max) * size_t(kv_dim)), prompt_v.resize(size_t(len_max) * size_t(kv_dim));
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < len_max; ++p)
+      for (int h = 0; h < c.n_kv_heads; ++h) {
+        cache.load_k(layer, p, h, &prompt_k[size_t(p * kv_dim + h * hd)]);
+        cache.load_v(layer, p, h, &prompt_v[size_t(p * kv_dim + h * hd)]);
+      }
+  }
+  auto key = [&](int p, int kvh, float* scratch) -> const float* {
+    if (widen) return &prompt_k[size_t(p * kv_dim + kvh * hd)];
+    if (cache.is_f16()) return cache.load_k(layer, p, kvh, scratch), scratch;
+    return cache.k32(layer, p) + int64_t(kvh) * hd;
+  };
+  auto value = [&](int p, int kvh, float* scratch) -> const float* {
+    if (widen) return &prompt_v[size_t(p * kv_dim + kvh * hd)];
+    if (cache.is_f16()) return cache.load_v(layer, p, kvh, scratch), scratch;
+    return cache.v32(layer, p) + int64_t(kvh) * hd;
+  };
 #pragma omp parallel
   {
-    std::vector<float> scores(static_cast<size_t>(pos0 + n)), kv(static_cast<size_t>(hd));
+    std::vector<float> scores(static_cast<size_t>(len_max)), kv(static_cast<size_t>(hd));
 #pragma omp for collapse(2) schedule(dynamic)
     for (int t = 0; t < n; ++t) {
       for (int h = 0; h < c.n_heads; ++h) {
         const int len = pos0 + t + 1;  // causal: positions 0..pos0+t
         const float* qh = q + (int64_t(t) * c.n_heads + h) * hd;
         const int kvh = h / group;
-        for (int p = 0; p < len; ++p) {
-          const float* k = cache.is_f16() ? (cache.load_k(layer, p, kvh, kv.data()), kv.data())
-                                          : cache.k32(layer, p) + int64_t(kvh) * hd;
-          scores[p] = kernels::dot(DType::F32, k, qh, hd) * scale;
-        }
+        for (int p = 0; p < len; ++p) scores[p] = kernels::dot(DType::F32, key(p, kvh, kv.data()), qh, hd) * scale;
         kernels::softmax(scores.data(), len);
         float* o = out + (int64_t(t) * c.n_heads + h) * hd;
         std::fill(o, o + hd, 0.f);
         for (int p = 0; p < len; ++p) {
-          const float* v = cache.is_f16() ? (cache.load_v(layer, p, kvh, kv.data()), kv.data())
-                                          : cache.v32(layer, p) + int64_t(kvh) * hd;
+          const float* v = value(p, kvh, kv.data());
           const float w = scores[p];
           for (int i = 0; i < hd; ++i) o[i] += w * v[i];
         }
