@@ -488,22 +488,10 @@ void bitplane_matmul(const BitPlaneMatrix& m, int bits, const float* X, int n_to
   }
   // Prompt: dequantize a block of rows once, then multiply it with every token in register
   // tiles (the same sums as the exact kernels' row by row products).
-  std::vector<float> xs(size_t(n_tokens) * size_t(cols));
-  for (int t = 0; t < n_tokens; ++t) tile_layout(X + int64_t(t) * cols, cols, xs.data() + int64_t(t) * cols);
-  const int64_t blocks = (rows + kTileRowBlock - 1) / kTileRowBlock;
-#pragma omp parallel
-  {
-    std::vector<float> row(static_cast<size_t>(cols)), block(static_cast<size_t>(kTileRowBlock * cols));
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t r0 = b * kTileRowBlock, n = std::min(kTileRowBlock, rows - r0);
-      for (int64_t i = 0; i < n; ++i) {
-        bitplane_dequant_row(m, bits, r0 + i, row.data());
-        tile_layout(row.data(), cols, block.data() + i * cols);
-      }
-      dot_tile(block.data(), cols, int(n), xs.data(), cols, n_tokens, cols, Y + r0, rows);
-    }
-  }
+  matmul_widened_rows(rows, cols, X, n_tokens, Y, [&](int64_t r, float* scratch) {
+    bitplane_dequant_row(m, bits, r, scratch);
+    return static_cast<const float*>(scratch);
+  });
 }
 
 }  // namespace pmpd::kernels

@@ -302,28 +302,12 @@ void matmul(const TensorView& W, const float* X, int n_tokens, float* Y) {
     for (int64_t r = 0; r < rows; ++r) Y[r] = dot(t, W.row_ptr(r), X, cols);
     return;
   }
-  // Several tokens: widen a block of rows to f32 once, then multiply it with every token
-  // in register tiles.
-  std::vector<float> xs(size_t(n_tokens) * size_t(cols));
-  for (int tok = 0; tok < n_tokens; ++tok) tile_layout(X + int64_t(tok) * cols, cols, xs.data() + int64_t(tok) * cols);
-  const int64_t blocks = (rows + kTileRowBlock - 1) / kTileRowBlock;
-#pragma omp parallel
-  {
-    std::vector<float> row(static_cast<size_t>(cols)), block(static_cast<size_t>(kTileRowBlock * cols));
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t r0 = b * kTileRowBlock, n = std::min(kTileRowBlock, rows - r0);
-      for (int64_t i = 0; i < n; ++i) {
-        const float* w = reinterpret_cast<const float*>(W.row_ptr(r0 + i));
-        if (t != DType::F32) {
-          to_f32(t, W.row_ptr(r0 + i), row.data(), size_t(cols));
-          w = row.data();
-        }
-        tile_layout(w, cols, block.data() + i * cols);
-      }
-      dot_tile(block.data(), cols, int(n), xs.data(), cols, n_tokens, cols, Y + r0, rows);
-    }
-  }
+  // Several tokens: each row widened to f32 once, multiplied with every token in tiles.
+  matmul_widened_rows(rows, cols, X, n_tokens, Y, [&](int64_t r, float* scratch) {
+    if (t == DType::F32) return reinterpret_cast<const float*>(W.row_ptr(r));
+    to_f32(t, W.row_ptr(r), scratch, size_t(cols));
+    return static_cast<const float*>(scratch);
+  });
 }
 
 }  // namespace pmpd::kernels

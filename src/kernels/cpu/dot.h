@@ -3,7 +3,9 @@
 // kernel; AVX2 and AVX-512 versions are picked at run time (PMPD_ISA=scalar|avx2|avx512
 // forces one, for tests and benchmarks).
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/tensor.h"
@@ -32,6 +34,28 @@ void dot_tile(const float* W, int64_t ldw, int n_rows, const float* X, int64_t l
 // Rows a caller widens to f32 at a time for dot_tile: a multiple of every ISA's tile
 // height (3 and 4), small enough to stay in L2 beside a few tokens.
 constexpr int64_t kTileRowBlock = 12;
+
+// Y[t * rows + r] = dot(F32, row_r, X[t]) for a prompt of n_tokens: X's tokens are laid out
+// once, then threads take blocks of kTileRowBlock rows, widen each row to f32 once
+// (`widen(r, scratch)` returns row r as f32, in `scratch` of `cols` floats or elsewhere) and
+// multiply the block with every token in register tiles. Serves every weight format whose
+// rows can be widened: the f16/bf16/f32 matmul and the bit-plane dequantization.
+template <class WidenRow>
+void matmul_widened_rows(int64_t rows, int64_t cols, const float* X, int n_tokens, float* Y, WidenRow widen) {
+  std::vector<float> xs(size_t(n_tokens) * size_t(cols));
+  for (int t = 0; t < n_tokens; ++t) tile_layout(X + int64_t(t) * cols, cols, xs.data() + int64_t(t) * cols);
+  const int64_t blocks = (rows + kTileRowBlock - 1) / kTileRowBlock;
+#pragma omp parallel
+  {
+    std::vector<float> scratch(static_cast<size_t>(cols)), block(static_cast<size_t>(kTileRowBlock * cols));
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * kTileRowBlock, n = std::min(kTileRowBlock, rows - r0);
+      for (int64_t i = 0; i < n; ++i) tile_layout(widen(r0 + i, scratch.data()), cols, block.data() + i * cols);
+      dot_tile(block.data(), cols, int(n), xs.data(), cols, n_tokens, cols, Y + r0, rows);
+    }
+  }
+}
 
 // Y[t, r] = sum_c W[r, c] * X[t, c] for t < n_tokens; W is {rows, cols}.
 // Threads split the rows; each row is read from memory once for all tokens.
