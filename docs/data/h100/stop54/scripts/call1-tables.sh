@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepared at stop 52 (no device lent then) for the next H100 call: the issue's tables on the
+# Prepared at stop 52 (no device lent then), run at stop 54 (H100, kind nvidia-h100-x1, carry .gpu): the issue's tables on the
 # issue's machine with today's code (last measured there at stop 40, before stops 41-50's
 # kept changes). Main bundle from `bash tools/gpu/pack.sh`; carry .gpu; models/pmpd-small
 # moved aside (carry limit).
