@@ -20,7 +20,7 @@ TEST(Kernels, DotAllIsasMatchScalar) {
       w[i] = nd(rng), x[i] = nd(rng);
       h[i] = f32_to_f16(w[i]), b[i] = f32_to_bf16(w[i]);
     }
-    for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+    for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Neon}) {
       kernels::set_isa(isa);
       for (auto [t, p] : {std::pair<DType, const void*>{DType::F32, w.data()}, {DType::F16, h.data()}, {DType::BF16, b.data()}}) {
         float ref = kernels::dot_scalar(t, p, x.data(), n);
@@ -60,7 +60,7 @@ TEST(Kernels, MatmulMultiTokenEqualsSingleToken) {
 TEST(Kernels, DotTileIsBitIdenticalToDot) {
   std::mt19937 rng(3);
   std::normal_distribution<float> nd;
-  for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+  for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Neon}) {
     kernels::set_isa(isa);
     for (int n : {1, 15, 16, 40, 64, 100, 257, 1000}) {
       for (auto [rows, tokens] : {std::pair{1, 1}, {5, 7}, {12, 9}, {13, 4}}) {

@@ -141,7 +141,7 @@ TEST(BitPlaneKernels, EveryWidthAndIsaMatchesScalarOnOddShapes) {
                     ref[size_t(r)], 1e-4);
         // The vector dequantization gives the table's very values.
         std::vector<float> deq_vec(static_cast<size_t>(C));
-        for (auto isa : {kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+        for (auto isa : {kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Neon}) {
           kernels::set_isa(isa);
           kernels::bitplane_dequant_row(t.m, b, r, deq_vec.data());
           ASSERT_EQ(deq_vec, deq) << R << "x" << C << " bits " << b << " row " << r << " isa "
@@ -150,7 +150,7 @@ TEST(BitPlaneKernels, EveryWidthAndIsaMatchesScalarOnOddShapes) {
         kernels::set_isa(kernels::Isa::Avx512);
       }
       for (auto isa :
-           {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+           {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Neon}) {
         kernels::set_isa(isa);
         kernels::bitplane_matmul(t.m, b, x.data(), 1, y.data());
         for (int64_t r = 0; r < R; ++r)
@@ -177,7 +177,7 @@ TEST(BitPlaneKernels, EveryWidthAndIsaMatchesScalarOnOddShapes) {
         xs.insert(xs.end(), xt.begin(), xt.end());
       }
       std::vector<float> ys(static_cast<size_t>(tokens * R));
-      for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+      for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Neon}) {
         kernels::set_isa(isa);
         kernels::bitplane_matmul(t.m, b, xs.data(), tokens, ys.data());
         for (int64_t r = 0; r < R; ++r) {
@@ -195,10 +195,9 @@ TEST(BitPlaneKernels, EveryWidthAndIsaMatchesScalarOnOddShapes) {
 
 TEST(BitPlaneKernels, Int8KernelEqualsItsScalarReferenceAndStaysCloseToExact) {
   if (kernels::active_isa() == kernels::Isa::Scalar)
-    GTEST_SKIP() << "no AVX2";
-  for (auto isa :
-       {kernels::Isa::Avx2,
-        kernels::Isa::Avx512}) { // VBMI + VNNI where the CPU has them
+    GTEST_SKIP() << "no AVX2 or NEON";
+  for (auto isa : {kernels::Isa::Avx2, kernels::Isa::Avx512,  // VBMI + VNNI where the CPU has them
+                   kernels::Isa::Neon}) {
     kernels::set_isa(isa);
     for (auto [R, C] : {std::pair<int64_t, int64_t>{5, 1},
                         {7, 63},
@@ -278,7 +277,7 @@ TEST(BitPlaneKernels, GroupedTablesMatchScalarOnEveryIsa) {
     EXPECT_NEAR(kernels::dot_scalar(DType::F32, deq.data(), x.data(), C), ref,
                 1e-4 * (1 + std::fabs(ref)));
     for (auto isa :
-         {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512}) {
+         {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Neon}) {
       kernels::set_isa(isa);
       kernels::bitplane_matmul(m, 3, x.data(), 1, y.data());
       EXPECT_NEAR(y[size_t(r)], ref, 1e-4 * (1 + std::fabs(ref)))

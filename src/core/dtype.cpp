@@ -1,8 +1,12 @@
 #include "core/dtype.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#define PMPD_X86 1
 #include <cpuid.h>
-
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 #include <cmath>
 
@@ -80,6 +84,7 @@ uint16_t f32_to_f16(float f) {
 }
 
 namespace {
+#ifdef PMPD_X86
 // Hardware conversion (F16C) for the hot paths: KV cache reads and row widening.
 __attribute__((target("avx2,f16c"))) void f16_row_f16c(const uint16_t* s, float* d, size_t n) {
   size_t i = 0;
@@ -90,12 +95,30 @@ const bool kHasF16c = [] {
   __builtin_cpu_init();
   return cpu_has_f16c() && __builtin_cpu_supports("avx2");
 }();
+#elif defined(__aarch64__)
+// Every AArch64 core converts f16 in hardware (FCVTL), four at a time.
+void f16_row_f16c(const uint16_t* s, float* d, size_t n) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(d + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(s + i))));
+  for (; i < n; ++i) d[i] = f16_to_f32(s[i]);
+}
+constexpr bool kHasF16c = true;
+#else
+void f16_row_f16c(const uint16_t* s, float* d, size_t n) {
+  for (size_t i = 0; i < n; ++i) d[i] = f16_to_f32(s[i]);
+}
+constexpr bool kHasF16c = false;
+#endif
 }  // namespace
 
 // CPUID leaf 1, ECX bit 29 (clang's __builtin_cpu_supports does not know "f16c").
 bool cpu_has_f16c() {
+#ifdef PMPD_X86
   unsigned a = 0, b = 0, c = 0, d = 0;
   return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
+#else
+  return false;
+#endif
 }
 
 void to_f32(DType t, const void* src, float* dst, size_t n) {

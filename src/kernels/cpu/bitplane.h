@@ -52,9 +52,10 @@ float bitplane_dot(const BitPlaneMatrix& m, int bits, int64_t r, const float* x)
 // [bits_min, bits_max] is an error.
 void bitplane_matmul(const BitPlaneMatrix& m, int bits, const float* X, int n_tokens, float* Y);
 
-// ---- The integer decode kernel (AVX-512 VBMI + VNNI). On 2-core machines a float
-// FMA kernel is compute-bound long before memory; this one looks weights up as bytes
-// (vpermb), multiplies them with 8-bit activations and sums in int32 (vpdpbusd).
+// ---- The integer decode kernel (AVX-512 VBMI + VNNI; AVX2; NEON). On 2-core machines a
+// float FMA kernel is compute-bound long before memory; this one looks weights up as bytes
+// (vpermb, pshufb, TBL), multiplies them with 8-bit activations and sums in int32 (vpdpbusd,
+// maddubs, SDOT).
 // Weights: the row's table rounded to 8 bits; activations: 8 bits per block of 256.
 
 // Builds lut_u8 / lut_scale (cheap: 2^b bytes per row and width). Matrices with several
@@ -72,7 +73,7 @@ void quantize_activations(const float* x, int64_t cols, Int8Activations& out);
 float bitplane_dot_int8_scalar(const BitPlaneMatrix& m, int bits, int64_t r, const Int8Activations& a);
 
 enum class BitPlaneKernel { Exact, Int8 };
-// Int8 when the CPU has AVX-512 VBMI and VNNI (override: PMPD_BITPLANE=exact|int8).
+// Int8 wherever a vector ISA runs it (override: PMPD_BITPLANE=exact|int8).
 BitPlaneKernel bitplane_kernel();
 void set_bitplane_kernel(BitPlaneKernel k);  // Int8 falls back to Exact without the ISA
 

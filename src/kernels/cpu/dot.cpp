@@ -1,6 +1,12 @@
 #include "kernels/cpu/dot.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#define PMPD_X86 1
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#define PMPD_NEON 1
+#include <arm_neon.h>
+#endif
 #include <omp.h>
 
 #include <algorithm>
@@ -42,6 +48,7 @@ float dot_bf16_scalar(const uint16_t* w, const float* x, int64_t n) {
   return s;
 }
 
+#ifdef PMPD_X86
 // ---- AVX2 + FMA + F16C ----
 #define PMPD_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define PMPD_AVX512 __attribute__((target("avx512f")))
@@ -111,26 +118,74 @@ PMPD_AVX512 float dot_avx512(const W* w, const float* x, int64_t n) {
   else return s + dot_bf16_scalar(w + i, x + i, n - i);
 }
 
+#endif  // PMPD_X86
+
+#ifdef PMPD_NEON
+// ---- NEON (every AArch64 core): four accumulators of 4 floats, each taking every fourth
+// vector, as the x86 kernels do.
+inline float32x4_t load4(const float* w) { return vld1q_f32(w); }
+inline float32x4_t load4(const uint16_t* w, bool bf16) {
+  const uint16x4_t h = vld1_u16(w);
+  if (!bf16) return vcvt_f32_f16(vreinterpret_f16_u16(h));
+  return vreinterpretq_f32_u32(vshll_n_u16(h, 16));
+}
+
+template <DType T, typename W>
+float dot_neon(const W* w, const float* x, int64_t n) {
+  auto ld = [](const W* p) {
+    if constexpr (T == DType::F32) return load4(p);
+    else return load4(p, T == DType::BF16);
+  };
+  float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    a0 = vfmaq_f32(a0, ld(w + i), vld1q_f32(x + i));
+    a1 = vfmaq_f32(a1, ld(w + i + 4), vld1q_f32(x + i + 4));
+    a2 = vfmaq_f32(a2, ld(w + i + 8), vld1q_f32(x + i + 8));
+    a3 = vfmaq_f32(a3, ld(w + i + 12), vld1q_f32(x + i + 12));
+  }
+  for (; i + 4 <= n; i += 4) a0 = vfmaq_f32(a0, ld(w + i), vld1q_f32(x + i));
+  float s = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+  if constexpr (T == DType::F32) return s + dot_f32_tail(w + i, x + i, n - i);
+  else if constexpr (T == DType::F16) return s + dot_f16_scalar(w + i, x + i, n - i);
+  else return s + dot_bf16_scalar(w + i, x + i, n - i);
+}
+#endif
+
 Isa detect() {
+#if defined(PMPD_X86)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f")) return Isa::Avx512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
     return Isa::Avx2;
   return Isa::Scalar;
+#elif defined(PMPD_NEON)
+  return Isa::Neon;
+#else
+  return Isa::Scalar;
+#endif
+}
+
+// Whether this CPU runs `isa`: scalar everywhere, on x86 every x86 ISA up to the best one
+// detected (AVX-512 machines also run the AVX2 kernels), NEON on AArch64.
+bool supported(Isa isa) {
+  const Isa best = detect();
+  if (isa == Isa::Scalar || isa == best) return true;
+  return best != Isa::Neon && isa != Isa::Neon && int(isa) <= int(best);
 }
 
 Isa initial_isa() {
-  Isa best = detect();
   if (const char* e = std::getenv("PMPD_ISA")) {
-    std::string s = e;
-    Isa want = s == "scalar" ? Isa::Scalar : s == "avx2" ? Isa::Avx2 : Isa::Avx512;
-    if (int(want) < int(best)) return want;
+    const std::string s = e;
+    const Isa want = s == "scalar" ? Isa::Scalar : s == "avx2" ? Isa::Avx2 : s == "neon" ? Isa::Neon : Isa::Avx512;
+    if (supported(want)) return want;
   }
-  return best;
+  return detect();
 }
 
 Isa g_isa = initial_isa();
 
+#ifdef PMPD_X86
 // ---- Tiles of R rows x T tokens (prompt processing), every pair summed in exactly
 // dot()'s order. dot() keeps four accumulators, accumulator k taking the k-th vector of
 // each chunk of four vectors (and accumulator 0 the whole vectors after the last chunk);
@@ -228,11 +283,20 @@ constexpr std::array<std::array<TileFn, 3>, 3> kAvx2Tiles = {
     tile_row<Avx2Tile, 2>(std::make_integer_sequence<int, 3>{}),
     tile_row<Avx2Tile, 3>(std::make_integer_sequence<int, 3>{})};
 
+#endif  // PMPD_X86
+
 }  // namespace
 
 Isa active_isa() { return g_isa; }
-void set_isa(Isa isa) { g_isa = int(isa) <= int(detect()) ? isa : detect(); }
-const char* isa_name(Isa isa) { return isa == Isa::Avx512 ? "avx512" : isa == Isa::Avx2 ? "avx2" : "scalar"; }
+void set_isa(Isa isa) { g_isa = supported(isa) ? isa : detect(); }
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return "avx512";
+    case Isa::Avx2: return "avx2";
+    case Isa::Neon: return "neon";
+    default: return "scalar";
+  }
+}
 
 float dot_scalar(DType t, const void* row, const float* x, int64_t n) {
   switch (t) {
@@ -246,6 +310,7 @@ float dot_scalar(DType t, const void* row, const float* x, int64_t n) {
 float dot(DType t, const void* row, const float* x, int64_t n) {
   auto* h = static_cast<const uint16_t*>(row);
   switch (g_isa) {
+#ifdef PMPD_X86
     case Isa::Avx512:
       if (t == DType::F32) return dot_avx512<DType::F32>(static_cast<const float*>(row), x, n);
       if (t == DType::F16) return dot_avx512<DType::F16>(h, x, n);
@@ -256,6 +321,14 @@ float dot(DType t, const void* row, const float* x, int64_t n) {
       if (t == DType::F16) return dot_avx2<DType::F16>(h, x, n);
       if (t == DType::BF16) return dot_avx2<DType::BF16>(h, x, n);
       break;
+#endif
+#ifdef PMPD_NEON
+    case Isa::Neon:
+      if (t == DType::F32) return dot_neon<DType::F32>(static_cast<const float*>(row), x, n);
+      if (t == DType::F16) return dot_neon<DType::F16>(h, x, n);
+      if (t == DType::BF16) return dot_neon<DType::BF16>(h, x, n);
+      break;
+#endif
     default: break;
   }
   return dot_scalar(t, row, x, n);
@@ -273,9 +346,11 @@ void tile_layout_for(const float* v, int64_t n, float* out) {
 }  // namespace
 
 void tile_layout(const float* v, int64_t n, float* out) {
-  if (g_isa == Isa::Avx512) tile_layout_for<16>(v, n, out);
-  else if (g_isa == Isa::Avx2) tile_layout_for<8>(v, n, out);
-  else std::memcpy(out, v, size_t(n) * sizeof(float));
+#ifdef PMPD_X86
+  if (g_isa == Isa::Avx512) return tile_layout_for<16>(v, n, out);
+  if (g_isa == Isa::Avx2) return tile_layout_for<8>(v, n, out);
+#endif
+  std::memcpy(out, v, size_t(n) * sizeof(float));  // scalar and NEON: dot() pair by pair
 }
 
 void dot_tile(const float* W, int64_t ldw, int n_rows, const float* X, int64_t ldx, int n_tokens, int64_t n, float* Y,
@@ -288,10 +363,14 @@ void dot_tile(const float* W, int64_t ldw, int n_rows, const float* X, int64_t l
         tiles[size_t(r - 1)][size_t(t - 1)](W + r0 * ldw, ldw, X + t0 * ldx, ldx, n, Y + t0 * ldy + r0, ldy);
       }
   };
+#ifdef PMPD_X86
   if (g_isa == Isa::Avx512) return run(kAvx512Tiles);
   if (g_isa == Isa::Avx2) return run(kAvx2Tiles);
+#endif
+  (void)run;
+  // Scalar and NEON: dot() itself pair by pair (the same bits by construction).
   for (int t = 0; t < n_tokens; ++t)
-    for (int r = 0; r < n_rows; ++r) Y[t * ldy + r] = dot_f32_scalar(W + r * ldw, X + t * ldx, n);
+    for (int r = 0; r < n_rows; ++r) Y[t * ldy + r] = dot(DType::F32, W + r * ldw, X + t * ldx, n);
 }
 
 void matmul(const TensorView& W, const float* X, int n_tokens, float* Y) {

@@ -1,7 +1,7 @@
 // Dot products and matrix-vector products over weights stored as f32, f16 or bf16,
 // with f32 activations and f32 accumulation. A scalar reference exists for every
-// kernel; AVX2 and AVX-512 versions are picked at run time (PMPD_ISA=scalar|avx2|avx512
-// forces one, for tests and benchmarks).
+// kernel; on x86 AVX2 and AVX-512 versions are picked at run time, on AArch64 NEON
+// (PMPD_ISA=scalar|avx2|avx512|neon forces one the CPU has, for tests and benchmarks).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -12,7 +12,7 @@
 
 namespace pmpd::kernels {
 
-enum class Isa { Scalar, Avx2, Avx512 };
+enum class Isa { Scalar, Avx2, Avx512, Neon };
 
 Isa active_isa();
 void set_isa(Isa isa);  // clamps to what the CPU supports
