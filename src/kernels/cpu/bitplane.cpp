@@ -5,7 +5,10 @@
 #include <immintrin.h>
 #elif defined(__aarch64__)
 #define PMPD_NEON 1
-#include <arm_neon.h>
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+
+#include "kernels/cpu/bitplane_neon.h"
 #endif
 
 #include <algorithm>
@@ -220,76 +223,6 @@ void matvec_int8_avx2(const BitPlaneMatrix& m, const Int8Activations& a, float* 
 
 #endif  // PMPD_X86
 
-#ifdef PMPD_NEON
-// ---- NEON integer kernel: 16 columns per step. A plane's two bytes become 16 byte lanes
-// (TBL, then a bit test), the weights come from the row's byte table by TBL over up to four
-// registers (64 entries; 7 and 8 bits chain TBX over 128 or 256), and the signed products
-// are summed by SDOT where the core has it (Armv8.2 dot product), else by widening
-// multiplies. Per block of 256 columns the integer sum is scaled as the scalar reference
-// scales it.
-template <int B>
-struct NeonTable {
-  static constexpr int kRegs = B <= 6 ? 1 : 1 << (B - 6);  // 64-entry groups
-  int8x16x4_t t[kRegs];
-  void load(const uint8_t* lut) {
-    alignas(16) uint8_t pad[64 * kRegs] = {};
-    std::memcpy(pad, lut, size_t(1) << B);
-    for (int g = 0; g < kRegs; ++g)
-      for (int i = 0; i < 4; ++i)  // stored as value + 128: flipping the top bit gives the signed weight
-        t[g].val[i] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(pad + 64 * g + 16 * i), vdupq_n_u8(0x80)));
-  }
-  int8x16_t lookup(uint8x16_t code) const {
-    int8x16_t w = vqtbl4q_s8(t[0], code);
-    for (int g = 1; g < kRegs; ++g) w = vqtbx4q_s8(w, t[g], vsubq_u8(code, vdupq_n_u8(uint8_t(64 * g))));
-    return w;
-  }
-};
-
-inline int32x4_t dot_s8(int32x4_t acc, int8x16_t w, int8x16_t x) {
-#ifdef __ARM_FEATURE_DOTPROD
-  return vdotq_s32(acc, w, x);
-#else
-  int16x8_t p = vmull_s8(vget_low_s8(w), vget_low_s8(x));  // |w|, |x| <= 127: two products fit 16 bits
-  p = vmlal_high_s8(p, w, x);
-  return vpadalq_s16(acc, p);
-#endif
-}
-
-template <int B>
-float dot_int8_neon(const BitPlaneMatrix& m, int64_t r, const Int8Activations& a) {
-  NeonTable<B> table;
-  table.load(m.lut_u8[size_t(B - m.bits_min)].data() + (size_t(r) << B));
-  const uint8_t* pl[B];
-  for (int k = 0; k < B; ++k) pl[k] = m.plane(k, r);
-  // Lane i of 16 columns reads plane byte i / 8 (of the two) and tests bit i % 8.
-  static constexpr uint8_t kBitOf[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
-  const uint8x16_t bit = vld1q_u8(kBitOf);
-  const int64_t steps = (m.cols + 63) / 64 * 4;  // planes are padded to 64 columns with zero bits
-  constexpr int64_t kPerBlock = Int8Activations::kBlock / 16;
-  double total = 0;
-  for (int64_t s0 = 0; s0 < steps; s0 += kPerBlock) {
-    int32x4_t acc = vdupq_n_s32(0);
-    const int64_t s1 = std::min<int64_t>(steps, s0 + kPerBlock);
-    for (int64_t st = s0; st < s1; ++st) {
-      uint8x16_t code = vdupq_n_u8(0);
-      for (int k = 0; k < B; ++k) {
-        const uint8x16_t bytes = vcombine_u8(vdup_n_u8(pl[k][2 * st]), vdup_n_u8(pl[k][2 * st + 1]));
-        code = vsubq_u8(vshlq_n_u8(code, 1), vtstq_u8(bytes, bit));  // a set bit tests as 0xff = -1
-      }
-      acc = dot_s8(acc, table.lookup(code), vld1q_s8(a.q.data() + st * 16));
-    }
-    total += double(vaddvq_s32(acc)) * a.scale[size_t(s0 / kPerBlock)];
-  }
-  return m.lut_scale[size_t(B - m.bits_min)][size_t(r)] * float(total);
-}
-
-template <int B>
-void matvec_int8_neon(const BitPlaneMatrix& m, const Int8Activations& a, float* y) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < m.rows; ++r) y[r] = dot_int8_neon<B>(m, r, a);
-}
-#endif  // PMPD_NEON
-
 using MatvecInt8Fn = void (*)(const BitPlaneMatrix&, const Int8Activations&, float*);
 #ifdef PMPD_X86
 constexpr MatvecInt8Fn kInt8Avx512[9] = {nullptr, matvec_int8<1>, matvec_int8<2>, matvec_int8<3>, matvec_int8<4>,
@@ -305,9 +238,11 @@ bool has_int8_avx512() {
 }
 #endif
 #ifdef PMPD_NEON
-constexpr MatvecInt8Fn kInt8Neon[9] = {nullptr, matvec_int8_neon<1>, matvec_int8_neon<2>, matvec_int8_neon<3>,
-                                       matvec_int8_neon<4>, matvec_int8_neon<5>, matvec_int8_neon<6>,
-                                       matvec_int8_neon<7>, matvec_int8_neon<8>};
+// SDOT where the core reports it (Armv8.2 dot product: Cortex-A55/A76 on, not the A72).
+bool has_neon_dotprod() {
+  static const bool yes = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+  return yes;
+}
 #endif
 
 // The integer kernel for the active ISA (VBMI + VNNI, else AVX2; NEON), or null.
@@ -317,7 +252,7 @@ const MatvecInt8Fn* int8_kernels() {
   if (active_isa() != Isa::Scalar) return kInt8Avx2;
 #endif
 #ifdef PMPD_NEON
-  if (active_isa() == Isa::Neon) return kInt8Neon;
+  if (active_isa() == Isa::Neon) return has_neon_dotprod() ? neon_int8_kernels_sdot() : neon_int8_kernels();
 #endif
   return nullptr;
 }

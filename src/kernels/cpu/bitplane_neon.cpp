@@ -1,0 +1,9 @@
+// The NEON integer bit-plane kernel with widening multiplies (every AArch64 core).
+#if defined(__aarch64__)
+#define PMPD_NEON_SDOT 0
+#include "kernels/cpu/bitplane_neon_kernel.h"
+
+namespace pmpd::kernels {
+const NeonInt8Matvec* neon_int8_kernels() { return kNeonKernels; }
+}  // namespace pmpd::kernels
+#endif
