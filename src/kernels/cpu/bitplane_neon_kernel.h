@@ -2,10 +2,10 @@
 // and bitplane_neon_sdot.cpp (PMPD_NEON_SDOT 1, compiled with +dotprod). Everything here is
 // in an unnamed namespace: each translation unit keeps its own copy.
 //
-// 16 columns per step. A plane's two bytes become 16 byte lanes (each lane's byte, then a
-// bit test), the weights come from the row's byte table by TBL over up to four registers
-// (64 entries; 7 and 8 bits chain TBX over 128 or 256), and the signed products are summed
-// by SDOT or by widening multiplies. Per block of 256 columns the integer sum is scaled as
+// 64 columns per step. A plane's eight bytes become four vectors of 16 byte lanes (a TBL
+// picks each lane's byte, then a bit test); the weights come from the row's byte table by
+// TBL over up to four registers (64 entries; 7 and 8 bits chain TBX over 128 or 256), and the
+// signed products are summed by SDOT or by widening multiplies. Per block of 256 columns the integer sum is scaled as
 // the scalar reference (bitplane_dot_int8_scalar) scales it.
 #pragma once
 #include <arm_neon.h>
@@ -52,24 +52,32 @@ float dot_int8_neon(const BitPlaneMatrix& m, int64_t r, const Int8Activations& a
   table.load(m.lut_u8[size_t(B - m.bits_min)].data() + (size_t(r) << B));
   const uint8_t* pl[B];
   for (int k = 0; k < B; ++k) pl[k] = m.plane(k, r);
-  // Lane i of 16 columns holds plane byte i / 8 (of the two) and tests bit i % 8.
+  // Lane i of 16 columns q (0..3 of a 64-column group) holds plane byte 2q + i / 8 (one TBL
+  // of the group's eight bytes) and tests bit i % 8.
   static constexpr uint8_t kBitOf[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+  static constexpr uint8_t kByteOf[4][16] = {{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
+                                             {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+                                             {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},
+                                             {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7}};
   const uint8x16_t bit = vld1q_u8(kBitOf);
-  const int64_t steps = (m.cols + 63) / 64 * 4;  // planes are padded to 64 columns with zero bits
-  constexpr int64_t kPerBlock = Int8Activations::kBlock / 16;
+  uint8x16_t byte_of[4];
+  for (int q = 0; q < 4; ++q) byte_of[q] = vld1q_u8(kByteOf[q]);
+  const int64_t groups = (m.cols + 63) / 64;  // planes are padded to 64 columns with zero bits
+  constexpr int64_t kPerBlock = Int8Activations::kBlock / 64;
   double total = 0;
-  for (int64_t s0 = 0; s0 < steps; s0 += kPerBlock) {
+  for (int64_t g0 = 0; g0 < groups; g0 += kPerBlock) {
     int32x4_t acc = vdupq_n_s32(0);
-    const int64_t s1 = std::min<int64_t>(steps, s0 + kPerBlock);
-    for (int64_t st = s0; st < s1; ++st) {
-      uint8x16_t code = vdupq_n_u8(0);
+    const int64_t g1 = std::min<int64_t>(groups, g0 + kPerBlock);
+    for (int64_t g = g0; g < g1; ++g) {
+      uint8x16_t code[4] = {vdupq_n_u8(0), vdupq_n_u8(0), vdupq_n_u8(0), vdupq_n_u8(0)};
       for (int k = 0; k < B; ++k) {
-        const uint8x16_t bytes = vcombine_u8(vdup_n_u8(pl[k][2 * st]), vdup_n_u8(pl[k][2 * st + 1]));
-        code = vsubq_u8(vshlq_n_u8(code, 1), vtstq_u8(bytes, bit));  // a set bit tests as 0xff = -1
+        const uint8x16_t bytes = vcombine_u8(vld1_u8(pl[k] + 8 * g), vdup_n_u8(0));
+        for (int q = 0; q < 4; ++q)  // a set bit tests as 0xff = -1
+          code[q] = vsubq_u8(vshlq_n_u8(code[q], 1), vtstq_u8(vqtbl1q_u8(bytes, byte_of[q]), bit));
       }
-      acc = dot_s8(acc, table.lookup(code), vld1q_s8(a.q.data() + st * 16));
+      for (int q = 0; q < 4; ++q) acc = dot_s8(acc, table.lookup(code[q]), vld1q_s8(a.q.data() + g * 64 + q * 16));
     }
-    total += double(vaddvq_s32(acc)) * a.scale[size_t(s0 / kPerBlock)];
+    total += double(vaddvq_s32(acc)) * a.scale[size_t(g0 / kPerBlock)];
   }
   return m.lut_scale[size_t(B - m.bits_min)][size_t(r)] * float(total);
 }
