@@ -5,8 +5,8 @@
 // 64 columns per step. A plane's eight bytes become four vectors of 16 byte lanes (a TBL
 // picks each lane's byte, then a bit test); the weights come from the row's byte table by
 // TBL over up to four registers (64 entries; 7 and 8 bits chain TBX over 128 or 256), and the
-// signed products are summed by SDOT or by widening multiplies. Per block of 256 columns the integer sum is scaled as
-// the scalar reference (bitplane_dot_int8_scalar) scales it.
+// signed products are summed by SDOT or by widening multiplies. Per block of 256 columns the
+// integer sum is scaled as the scalar reference (bitplane_dot_int8_scalar) scales it.
 #pragma once
 #include <arm_neon.h>
 
