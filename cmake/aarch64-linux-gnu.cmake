@@ -1,5 +1,5 @@
 # Cross-compiling pmpd for 64-bit ARM Linux on an x86 Debian host (Debian's
-# g++-aarch64-linux-gnu and the :arm64 multiarch -dev packages; tools/arm/cross_test.sh).
+# g++-aarch64-linux-gnu and the :arm64 multiarch -dev packages; .ci/arm uses it).
 # On an ARM machine itself no toolchain file is needed.
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)

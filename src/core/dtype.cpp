@@ -1,10 +1,10 @@
 #include "core/dtype.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#define PMPD_X86 1
+#include "core/arch.h"
+#if defined(PMPD_X86)
 #include <cpuid.h>
 #include <immintrin.h>
-#elif defined(__aarch64__)
+#elif defined(PMPD_NEON)
 #include <arm_neon.h>
 #endif
 
@@ -95,7 +95,7 @@ const bool kHasF16c = [] {
   __builtin_cpu_init();
   return cpu_has_f16c() && __builtin_cpu_supports("avx2");
 }();
-#elif defined(__aarch64__)
+#elif defined(PMPD_NEON)
 // Every AArch64 core converts f16 in hardware (FCVTL), four at a time.
 void f16_row_f16c(const uint16_t* s, float* d, size_t n) {
   size_t i = 0;

@@ -1,10 +1,9 @@
 #include "kernels/cpu/bitplane.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#define PMPD_X86 1
+#include "core/arch.h"
+#if defined(PMPD_X86)
 #include <immintrin.h>
-#elif defined(__aarch64__)
-#define PMPD_NEON 1
+#elif defined(PMPD_NEON)
 #include <asm/hwcap.h>
 #include <sys/auxv.h>
 

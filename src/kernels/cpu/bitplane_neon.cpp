@@ -1,5 +1,6 @@
 // The NEON integer bit-plane kernel with widening multiplies (every AArch64 core).
-#if defined(__aarch64__)
+#include "core/arch.h"
+#ifdef PMPD_NEON
 #define PMPD_NEON_SDOT 0
 #include "kernels/cpu/bitplane_neon_kernel.h"
 

@@ -1,6 +1,7 @@
 // The NEON integer bit-plane kernel with SDOT (compiled with +dotprod, CMakeLists.txt; run
 // only where the CPU reports the dot-product extension).
-#if defined(__aarch64__)
+#include "core/arch.h"
+#ifdef PMPD_NEON
 #define PMPD_NEON_SDOT 1
 #include "kernels/cpu/bitplane_neon_kernel.h"
 
