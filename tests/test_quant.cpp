@@ -237,6 +237,32 @@ TEST(BitPlaneKernels, Int8KernelEqualsItsScalarReferenceAndStaysCloseToExact) {
   kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);
 }
 
+// The AVX2 kernel sums each 256-column block in integers and scales it in double in the
+// scalar reference's order, so its result is the reference's to the bit, not merely close.
+TEST(BitPlaneKernels, Avx2Int8KernelIsBitIdenticalToItsScalarReference) {
+  kernels::set_isa(kernels::Isa::Avx2);
+  if (kernels::active_isa() != kernels::Isa::Avx2) {
+    kernels::set_isa(kernels::Isa::Avx512);
+    GTEST_SKIP() << "this CPU has no AVX2";
+  }
+  kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);
+  for (auto [R, C] : {std::pair<int64_t, int64_t>{3, 1}, {5, 63}, {4, 65}, {6, 255}, {3, 257},
+                      {7, 300}, {5, 1000}, {2, 4096}, {3, 4100}}) {
+    TestMatrix t(R, C, 1, 8);
+    kernels::prepare_int8(t.m);
+    auto x = random_row(int(C), 777 + int(C), false);
+    kernels::Int8Activations a;
+    kernels::quantize_activations(x.data(), C, a);
+    for (int b = 1; b <= 8; ++b) {
+      std::vector<float> y(static_cast<size_t>(R));
+      kernels::bitplane_matmul(t.m, b, x.data(), 1, y.data());
+      for (int64_t r = 0; r < R; ++r)
+        EXPECT_EQ(y[size_t(r)], kernels::bitplane_dot_int8_scalar(t.m, b, r, a)) << R << "x" << C << " bits " << b;
+    }
+  }
+  kernels::set_isa(kernels::Isa::Avx512);
+}
+
 TEST(BitPlaneKernels, GroupedTablesMatchScalarOnEveryIsa) {
   const int64_t R = 5, C = 300, G = 64; // 5 groups, the last one partial
   std::vector<uint8_t> codes(size_t(R * C));

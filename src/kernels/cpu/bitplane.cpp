@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -154,70 +155,144 @@ void matvec_int8(const BitPlaneMatrix& m, const Int8Activations& a, float* y) {
   for (int64_t r = 0; r < m.rows; ++r) dot_int8_rows<B, 1>(m, r, a, y + r);
 }
 
-// ---- AVX2 integer kernel: 32 columns per step. Each plane's 32 bits become byte lanes
-// (byte shuffle + bit test), the weights come from the row's byte table by pshufb (16
-// entries per shuffle; wider tables select among 16-entry slices), and the products go
-// through maddubs with the sign moved onto the weights (|x| <= 127, |w| <= 127, so the
-// pairwise 16-bit sums cannot saturate), as llama.cpp's AVX2 dot products do.
+// ---- AVX2 integer kernel: a 256-column block per step, the activations reordered once a
+// product so that plane bits need no shuffles. Byte i of a block's 32 plane bytes holds
+// columns 8i..8i+7; shifting the whole vector right by s and masking one bit gives, in byte
+// i, the bit of column 8i+s: a plane's bits reach their place in the code with a shift, an
+// AND and an OR, where spreading them by shuffle and compare took five operations. So the
+// activations are stored in the same order: slot s*32+i of a block holds column 8i+s.
+// Weights come from the row's byte table by pshufb (16 entries a shuffle; wider tables are
+// 16-entry slices picked by a blend tree on the code's high planes, blendv reading each
+// plane bit moved to bit 7), and the products go through maddubs with the sign moved onto
+// the weights (|x| <= 127, |w| <= 127, so the pairwise 16-bit sums cannot saturate). Each
+// block's integer sum is scaled as bitplane_dot_int8_scalar scales it: the same bits.
+struct Int8BlockOrder {
+  std::vector<int8_t> x;       // the activations, block order, zero past cols
+  std::vector<uint8_t> x_abs;  // their absolute values
+  std::vector<int32_t> sum;    // sum of each block's activations (the table's +128 bias)
+  void build(const Int8Activations& a, int64_t blocks) {
+    const size_t n = size_t(blocks) * Int8Activations::kBlock;
+    x.assign(n, 0), x_abs.assign(n, 0), sum.assign(size_t(blocks), 0);
+    const int64_t have = int64_t(a.q.size());
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int s = 0; s < 8; ++s)
+        for (int i = 0; i < 32; ++i) {
+          const int64_t col = b * 256 + 8 * i + s;
+          const int8_t v = col < have ? a.q[size_t(col)] : int8_t(0);
+          const size_t slot = size_t(b * 256 + s * 32 + i);
+          x[slot] = v, x_abs[slot] = uint8_t(std::abs(int(v)));
+          sum[size_t(b)] += v;
+        }
+  }
+};
+
+// Plane bit s of every byte moved to bit t (the shift's spill from the neighbouring byte
+// lands on other bits, which the mask clears).
+template <int S, int T>
+__attribute__((target("avx2"))) inline __m256i plane_bit(const uint8_t* p) {
+  __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  if constexpr (S > T) v = _mm256_srli_epi16(v, S - T);
+  if constexpr (S < T) v = _mm256_slli_epi16(v, T - S);
+  return _mm256_and_si256(v, _mm256_set1_epi8(char(1 << T)));
+}
+
 template <int B>
-__attribute__((target("avx2,fma"))) float dot_int8_avx2(const BitPlaneMatrix& m, int64_t r, const Int8Activations& a) {
-  constexpr int kSlices = B <= 4 ? 1 : 1 << (B - 4);
-  const uint8_t* lut = m.lut_u8[size_t(B - m.bits_min)].data() + (size_t(r) << B);
+struct Avx2Row {
+  static constexpr int kLow = B < 4 ? B : 4;               // planes in the pshufb index
+  static constexpr int kSlices = 1 << (B - kLow);          // 16-entry slices of the table
   __m256i slice[kSlices];
-  for (int t = 0; t < kSlices; ++t) {
-    alignas(16) uint8_t pad[16] = {};
-    std::memcpy(pad, lut + 16 * t, std::min<size_t>(16, size_t(1) << B));
-    // Stored as value + 128: flipping the top bit gives the signed weight.
-    slice[t] = _mm256_xor_si256(_mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(pad))),
-                                _mm256_set1_epi8(char(0x80)));
-  }
   const uint8_t* pl[B];
-  for (int k = 0; k < B; ++k) pl[k] = m.plane(k, r);
-  // Byte i of a step holds column i: it reads plane byte i / 8 and tests bit i % 8.
-  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3,
-                                          3, 3, 3, 3, 3, 3);
-  const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
-  const __m256i low4 = _mm256_set1_epi8(0x0F), ones16 = _mm256_set1_epi16(1);
-  const int64_t steps = (m.cols + 63) / 64 * 2;  // planes are padded to 64 columns with zero bits
-  constexpr int64_t kPerBlock = Int8Activations::kBlock / 32;
-  __m256 facc = _mm256_setzero_ps();
-  for (int64_t s0 = 0; s0 < steps; s0 += kPerBlock) {
-    __m256i acc = _mm256_setzero_si256();
-    const int64_t s1 = std::min<int64_t>(steps, s0 + kPerBlock);
-    for (int64_t st = s0; st < s1; ++st) {
-      __m256i code = _mm256_setzero_si256();
-      for (int k = 0; k < B; ++k) {
-        uint32_t word;
-        std::memcpy(&word, pl[k] + st * 4, 4);
-        __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32(int(word)), spread);
-        b = _mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit);
-        code = _mm256_or_si256(code, _mm256_and_si256(b, _mm256_set1_epi8(char(1 << (B - 1 - k)))));
-      }
-      __m256i w;
-      if constexpr (B <= 4) {
-        w = _mm256_shuffle_epi8(slice[0], code);
-      } else {
-        const __m256i lo = _mm256_and_si256(code, low4), hi = _mm256_and_si256(_mm256_srli_epi16(code, 4), low4);
-        w = _mm256_shuffle_epi8(slice[0], lo);
-        for (int t = 1; t < kSlices; ++t)
-          w = _mm256_blendv_epi8(w, _mm256_shuffle_epi8(slice[t], lo), _mm256_cmpeq_epi8(hi, _mm256_set1_epi8(char(t))));
-      }
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + st * 32));
-      const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(x), _mm256_sign_epi8(w, x));
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones16));
+  alignas(32) uint8_t tail[B][32];  // the last block's plane bytes where the row has fewer than 32
+
+  __attribute__((target("avx2"))) void load(const BitPlaneMatrix& m, int64_t r) {
+    const uint8_t* lut = m.lut_u8[size_t(B - m.bits_min)].data() + (size_t(r) << B);
+    for (int t = 0; t < kSlices; ++t) {
+      alignas(16) uint8_t pad[16] = {};
+      std::memcpy(pad, lut + 16 * t, std::min<size_t>(16, size_t(1) << B));
+      // Stored as value + 128: flipping the top bit gives the signed weight.
+      slice[t] = _mm256_xor_si256(_mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(pad))),
+                                  _mm256_set1_epi8(char(0x80)));
     }
-    facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(a.scale[size_t(s0 / kPerBlock)]), facc);
+    for (int k = 0; k < B; ++k) pl[k] = m.plane(k, r);
+    const int64_t last = (m.plane_stride - 1) / 32 * 32;  // the last block's first plane byte
+    for (int k = 0; k < B; ++k) {
+      std::memset(tail[k], 0, 32);
+      std::memcpy(tail[k], pl[k] + last, size_t(m.plane_stride - last));
+    }
   }
-  alignas(32) float part[8];
-  _mm256_store_ps(part, facc);
-  const float total = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-  return m.lut_scale[size_t(B - m.bits_min)][size_t(r)] * total;
+  // The 32 signed weights of columns 8i + S (i = 0..31) of the block whose plane bytes
+  // start at p[k] for plane k.
+  template <int S>
+  __attribute__((target("avx2"))) __m256i weights(const uint8_t* const* p) const {
+    __m256i code = plane_bit<S, kLow - 1>(p[B - kLow]);
+    for (int k = B - kLow + 1; k < B; ++k) code = _mm256_or_si256(code, plane_bit_at<S>(p[k], B - 1 - k));
+    __m256i w[kSlices];
+    for (int t = 0; t < kSlices; ++t) w[t] = _mm256_shuffle_epi8(slice[t], code);
+    // Halve the candidates by planes B-5, B-6, ..., 0 (code bits 4, 5, ..., B-1).
+    for (int width = kSlices / 2, k = B - kLow - 1; width >= 1; width /= 2, --k) {
+      const __m256i upper = plane_top<S>(p[k]);
+      for (int t = 0; t < width; ++t) w[t] = _mm256_blendv_epi8(w[2 * t], w[2 * t + 1], upper);
+    }
+    return w[0];
+  }
+  template <int S>
+  __attribute__((target("avx2"))) static __m256i plane_bit_at(const uint8_t* p, int t) {
+    switch (t) {  // t is a constant once the plane loop is unrolled
+      case 0: return plane_bit<S, 0>(p);
+      case 1: return plane_bit<S, 1>(p);
+      case 2: return plane_bit<S, 2>(p);
+      default: return plane_bit<S, 3>(p);
+    }
+  }
+  // Plane bit S at bit 7 of every byte, where blendv reads it.
+  template <int S>
+  __attribute__((target("avx2"))) static __m256i plane_top(const uint8_t* p) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    if constexpr (S == 7) return v;
+    else return _mm256_slli_epi16(v, 7 - S);
+  }
+};
+
+template <int B>
+__attribute__((target("avx2,fma"))) float dot_int8_avx2(const BitPlaneMatrix& m, int64_t r, const Int8BlockOrder& a,
+                                                        const Int8Activations& act) {
+  Avx2Row<B> row;
+  row.load(m, r);
+  const int64_t blocks = (m.plane_stride + 31) / 32;
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  double total = 0;
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const uint8_t* p[B];
+    const bool whole = (blk + 1) * 32 <= m.plane_stride;
+    for (int k = 0; k < B; ++k) p[k] = whole ? row.pl[k] + blk * 32 : row.tail[k];
+    const int8_t* xs = a.x.data() + blk * 256;
+    const uint8_t* xa = a.x_abs.data() + blk * 256;
+    __m256i acc = _mm256_setzero_si256();
+    auto step = [&]<int S>() __attribute__((target("avx2"))) {
+      const __m256i w = row.template weights<S>(p);
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + S * 32));
+      const __m256i xabs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa + S * 32));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(xabs, _mm256_sign_epi8(w, x)), ones16));
+    };
+    step.template operator()<0>(), step.template operator()<1>(), step.template operator()<2>();
+    step.template operator()<3>(), step.template operator()<4>(), step.template operator()<5>();
+    step.template operator()<6>(), step.template operator()<7>();
+    const __m128i h = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    const __m128i q = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+    const int64_t signed_sum = _mm_cvtsi128_si32(_mm_add_epi32(q, _mm_shuffle_epi32(q, 0xB1)));
+    // The scalar reference sums the +128-biased table: add the bias back.
+    total += double(signed_sum + 128 * int64_t(a.sum[size_t(blk)])) * act.scale[size_t(blk)];
+  }
+  return m.lut_scale[size_t(B - m.bits_min)][size_t(r)] * float(total - act.offset);
 }
 
 template <int B>
 void matvec_int8_avx2(const BitPlaneMatrix& m, const Int8Activations& a, float* y) {
+  thread_local Int8BlockOrder order;
+  order.build(a, (m.plane_stride + 31) / 32);
+  const Int8BlockOrder& shared = order;
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < m.rows; ++r) y[r] = dot_int8_avx2<B>(m, r, a);
+  for (int64_t r = 0; r < m.rows; ++r) y[r] = dot_int8_avx2<B>(m, r, shared, a);
 }
 
 #endif  // PMPD_X86
