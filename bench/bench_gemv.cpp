@@ -52,7 +52,8 @@ void report(benchmark::State& state, size_t bytes) {
 struct Shape {
   int64_t rows, cols;
 };
-constexpr Shape kShapes[] = {{4096, 4096}, {11008, 4096}};
+// 7B projections, then pmpd-small's q|k|v (384 columns: a partial 256-column block) and down.
+constexpr Shape kShapes[] = {{4096, 4096}, {11008, 4096}, {1152, 384}, {384, 1024}};
 
 void BM_GemvDense(benchmark::State& state) {
   const Shape s = kShapes[state.range(0)];
@@ -153,6 +154,8 @@ void BM_Prompt(benchmark::State& state) {
 BENCHMARK(BM_ReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_GemvDense)->ArgsProduct({{0, 1}, {32, 16}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_GemvBitplane)->ArgsProduct({{0, 1}, {2, 3, 4, 5, 6, 7, 8}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
+// Small matrices, where a row's fixed cost and a partial last block weigh most.
+BENCHMARK(BM_GemvBitplane)->ArgsProduct({{2, 3}, {2, 3, 4, 8}, {1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Prompt)
     ->ArgsProduct({{0, 1}, {16, 8, 3}, {32}, {0, 1}})
     ->Unit(benchmark::kMillisecond)

@@ -39,7 +39,7 @@ inline int code_at(const BitPlaneMatrix& m, int bits, int64_t r, int64_t j) {
 template <int B>
 __attribute__((target("avx512f,avx512bw"))) float dot_avx512_range(const BitPlaneMatrix& m, int64_t r, const float* x,
                                                                    const uint16_t* t, int64_t j0, int64_t j1) {
-  alignas(64) float lut[1 << B];
+  alignas(64) float lut[1 << B];  // for the gather (6..8 bits) and the columns past the last 16
   if constexpr (B >= 4) {
     for (int i = 0; i < (1 << B); i += 16)
       _mm512_store_ps(lut + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + i))));
@@ -48,9 +48,9 @@ __attribute__((target("avx512f,avx512bw"))) float dot_avx512_range(const BitPlan
   }
   __m512 lut0 = B <= 4 ? _mm512_setzero_ps() : _mm512_load_ps(lut), lut1 = _mm512_setzero_ps();
   if constexpr (B <= 4) {
-    alignas(64) float pad[16] = {};
-    std::memcpy(pad, lut, sizeof(float) << B);
-    lut0 = _mm512_load_ps(pad);
+    // Converted in a register, not reloaded from a zeroed stack copy (a store-forwarding
+    // stall a row); masked-off table entries are not read.
+    lut0 = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_maskz_loadu_epi16(__mmask32((1u << (1 << B)) - 1), t)));
   } else if constexpr (B == 5) {
     lut1 = _mm512_load_ps(lut + 16);
   }
@@ -95,9 +95,9 @@ struct Int8Row {
     const uint8_t* lut = m.lut_u8[size_t(B - m.bits_min)].data() + (size_t(r) << B);
     t1 = t2 = t3 = _mm512_setzero_si512();
     if constexpr (B <= 6) {
-      alignas(64) uint8_t pad[64] = {};
-      std::memcpy(pad, lut, size_t(1) << B);
-      t0 = _mm512_load_si512(pad);
+      // A masked load, not a zeroed stack copy: the copy's 64-byte reload missed store
+      // forwarding, a stall on every row (masked-off bytes are not read, so no fault).
+      t0 = _mm512_maskz_loadu_epi8(__mmask64(B == 6 ? ~0ULL : (1ULL << (1 << B)) - 1), lut);
     } else {
       t0 = _mm512_loadu_si512(lut);
       t1 = _mm512_loadu_si512(lut + 64);
@@ -202,23 +202,27 @@ struct Avx2Row {
   static constexpr int kSlices = 1 << (B - kLow);          // 16-entry slices of the table
   __m256i slice[kSlices];
   const uint8_t* pl[B];
-  alignas(32) uint8_t tail[B][32];  // the last block's plane bytes where the row has fewer than 32
 
   __attribute__((target("avx2"))) void load(const BitPlaneMatrix& m, int64_t r) {
     const uint8_t* lut = m.lut_u8[size_t(B - m.bits_min)].data() + (size_t(r) << B);
     for (int t = 0; t < kSlices; ++t) {
-      alignas(16) uint8_t pad[16] = {};
-      std::memcpy(pad, lut + 16 * t, std::min<size_t>(16, size_t(1) << B));
+      // Loaded straight into a register: staging a short table in a zeroed stack buffer
+      // made the 16-byte reload miss store forwarding, a stall per row that cost as much
+      // as a 256-column block's work. Bytes past 2^B are never indexed.
+      __m128i table;
+      if constexpr (B >= 4) {
+        table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 16 * t));
+      } else if constexpr (B == 3) {
+        table = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(lut));
+      } else {
+        uint32_t word = 0;
+        std::memcpy(&word, lut, size_t(1) << B);
+        table = _mm_cvtsi32_si128(int(word));
+      }
       // Stored as value + 128: flipping the top bit gives the signed weight.
-      slice[t] = _mm256_xor_si256(_mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(pad))),
-                                  _mm256_set1_epi8(char(0x80)));
+      slice[t] = _mm256_xor_si256(_mm256_broadcastsi128_si256(table), _mm256_set1_epi8(char(0x80)));
     }
     for (int k = 0; k < B; ++k) pl[k] = m.plane(k, r);
-    const int64_t last = (m.plane_stride - 1) / 32 * 32;  // the last block's first plane byte
-    for (int k = 0; k < B; ++k) {
-      std::memset(tail[k], 0, 32);
-      std::memcpy(tail[k], pl[k] + last, size_t(m.plane_stride - last));
-    }
   }
   // The 32 signed weights of columns 8i + S (i = 0..31) of the block whose plane bytes
   // start at p[k] for plane k.
@@ -258,13 +262,10 @@ __attribute__((target("avx2,fma"))) float dot_int8_avx2(const BitPlaneMatrix& m,
                                                         const Int8Activations& act) {
   Avx2Row<B> row;
   row.load(m, r);
-  const int64_t blocks = (m.plane_stride + 31) / 32;
   const __m256i ones16 = _mm256_set1_epi16(1);
   double total = 0;
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    const uint8_t* p[B];
-    const bool whole = (blk + 1) * 32 <= m.plane_stride;
-    for (int k = 0; k < B; ++k) p[k] = whole ? row.pl[k] + blk * 32 : row.tail[k];
+  // One 256-column block whose plane k's 32 bytes start at p[k].
+  auto block = [&](const uint8_t* const* p, int64_t blk) __attribute__((target("avx2"), always_inline)) {
     const int8_t* xs = a.x.data() + blk * 256;
     const uint8_t* xa = a.x_abs.data() + blk * 256;
     __m256i acc = _mm256_setzero_si256();
@@ -282,6 +283,25 @@ __attribute__((target("avx2,fma"))) float dot_int8_avx2(const BitPlaneMatrix& m,
     const int64_t signed_sum = _mm_cvtsi128_si32(_mm_add_epi32(q, _mm_shuffle_epi32(q, 0xB1)));
     // The scalar reference sums the +128-biased table: add the bias back.
     total += double(signed_sum + 128 * int64_t(a.sum[size_t(blk)])) * act.scale[size_t(blk)];
+  };
+  const int64_t whole = m.plane_stride / 32;
+  const uint8_t* p[B];
+  for (int64_t blk = 0; blk < whole; ++blk) {
+    for (int k = 0; k < B; ++k) p[k] = row.pl[k] + blk * 32;
+    block(p, blk);
+  }
+  if (const int64_t rest = m.plane_stride - whole * 32; rest > 0) {
+    // A partial last block (plane rows are whole 8-byte words): its bytes, zeros after, in
+    // a row-local copy; a masked load reads no byte past the row.
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(rest / 4)), lane);
+    alignas(32) uint8_t tail[B][32];
+    for (int k = 0; k < B; ++k) {
+      const int* src = reinterpret_cast<const int*>(row.pl[k] + whole * 32);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tail[k]), _mm256_maskload_epi32(src, mask));
+      p[k] = tail[k];
+    }
+    block(p, whole);
   }
   return m.lut_scale[size_t(B - m.bits_min)][size_t(r)] * float(total - act.offset);
 }

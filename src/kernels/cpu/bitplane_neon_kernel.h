@@ -22,12 +22,23 @@ template <int B>
 struct NeonTable {
   static constexpr int kRegs = B <= 6 ? 1 : 1 << (B - 6);  // 64-entry groups
   int8x16x4_t t[kRegs];
+  // Straight from the table into registers (no zeroed stack copy to reload: on x86 that
+  // reload missed store forwarding on every row); codes never index past 2^B entries.
   void load(const uint8_t* lut) {
-    alignas(16) uint8_t pad[64 * kRegs] = {};
-    std::memcpy(pad, lut, size_t(1) << B);
     for (int g = 0; g < kRegs; ++g)
-      for (int i = 0; i < 4; ++i)  // stored as value + 128: flipping the top bit gives the signed weight
-        t[g].val[i] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(pad + 64 * g + 16 * i), vdupq_n_u8(0x80)));
+      for (int i = 0; i < 4; ++i) {
+        const int first = 64 * g + 16 * i;
+        uint8x16_t v = vdupq_n_u8(0);
+        if (first + 16 <= (1 << B)) {
+          v = vld1q_u8(lut + first);
+        } else if (first == 0) {  // B < 4: a table shorter than one register
+          uint64_t word = 0;
+          std::memcpy(&word, lut, size_t(1) << B);
+          v = vcombine_u8(vcreate_u8(word), vdup_n_u8(0));
+        }
+        // Stored as value + 128: flipping the top bit gives the signed weight.
+        t[g].val[i] = vreinterpretq_s8_u8(veorq_u8(v, vdupq_n_u8(0x80)));
+      }
   }
   int8x16_t lookup(uint8x16_t code) const {
     int8x16_t w = vqtbl4q_s8(t[0], code);  // lanes past 63 give 0, then TBX fills them from the next group
