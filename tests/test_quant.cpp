@@ -237,6 +237,24 @@ TEST(BitPlaneKernels, Int8KernelEqualsItsScalarReferenceAndStaysCloseToExact) {
   kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);
 }
 
+// Activations are rounded half away from zero, as std::lround rounds: ties, values a hair
+// below a half, and random values over several blocks.
+TEST(BitPlaneKernels, ActivationQuantizationRoundsLikeLround) {
+  std::vector<float> x = {127.f, 2.5f, -2.5f, 0.5f, -0.5f, 0.49999997f, -0.49999997f, 126.5f, -126.5f, 3.4999998f,
+                          -0.f, 0.f, 1e-30f, -1e-30f};
+  auto extra = random_row(600, 99, false);
+  for (float v : extra) x.push_back(v * 40.f);
+  kernels::Int8Activations a;
+  kernels::quantize_activations(x.data(), int64_t(x.size()), a);
+  for (size_t j = 0; j < x.size(); ++j) {
+    const float s = a.scale[j / kernels::Int8Activations::kBlock];
+    EXPECT_EQ(int(a.q[j]), int(std::lround(x[j] / s))) << "x[" << j << "] = " << x[j];
+  }
+  EXPECT_EQ(a.scale[0], 1.f);  // the first block's largest |x| is 127: the ties above are exact
+  EXPECT_EQ(int(a.q[1]), 3);
+  EXPECT_EQ(int(a.q[2]), -3);
+}
+
 // The AVX2 kernel sums each 256-column block in integers and scales it in double in the
 // scalar reference's order, so its result is the reference's to the bit, not merely close.
 TEST(BitPlaneKernels, Avx2Int8KernelIsBitIdenticalToItsScalarReference) {

@@ -118,6 +118,11 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
     if (cache.is_f16()) return cache.load_v(layer, p, kvh, scratch), scratch;
     return cache.v32(layer, p) + int64_t(kvh) * hd;
   };
+  // A decode step scores the f16 keys in place (the f16 dot widens them in registers, not
+  // row by row into a scratch buffer: that copy was ~10% of a long small-model decode).
+  // Where hd is a whole number of vectors the f16 and f32 dots run the same arithmetic,
+  // so the scores keep their bits; other head sizes keep the widened copy.
+  const bool direct_f16_keys = cache.is_f16() && !widen && hd % 16 == 0;
 #pragma omp parallel
   {
     std::vector<float> scores(static_cast<size_t>(len_max)), kv(static_cast<size_t>(hd));
@@ -127,7 +132,12 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
         const int len = pos0 + t + 1;  // causal: positions 0..pos0+t
         const float* qh = q + (int64_t(t) * c.n_heads + h) * hd;
         const int kvh = h / group;
-        for (int p = 0; p < len; ++p) scores[p] = kernels::dot(DType::F32, key(p, kvh, kv.data()), qh, hd) * scale;
+        if (direct_f16_keys) {
+          const int64_t at = int64_t(kvh) * hd;
+          for (int p = 0; p < len; ++p) scores[p] = kernels::dot(DType::F16, cache.k16(layer, p) + at, qh, hd) * scale;
+        } else {
+          for (int p = 0; p < len; ++p) scores[p] = kernels::dot(DType::F32, key(p, kvh, kv.data()), qh, hd) * scale;
+        }
         kernels::softmax(scores.data(), len);
         float* o = out + (int64_t(t) * c.n_heads + h) * hd;
         std::fill(o, o + hd, 0.f);

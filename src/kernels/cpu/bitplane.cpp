@@ -435,6 +435,17 @@ void prepare_int8(BitPlaneMatrix& m) {
   }
 }
 
+namespace {
+// std::lround for |v| <= 127 without the libm call (it showed at 3-4% of a small model's
+// decode): truncate, then step away from zero when the dropped part is at least one half.
+// v - t is exact (same sign, |v - t| < 1), so ties go the way lround sends them.
+inline int round_half_away(float v) {
+  const int t = int(v);
+  const float rest = v - float(t);
+  return rest >= 0.5f ? t + 1 : rest <= -0.5f ? t - 1 : t;
+}
+}  // namespace
+
 void quantize_activations(const float* x, int64_t cols, Int8Activations& a) {
   const int64_t padded = (cols + 63) / 64 * 64;
   const int64_t blocks = (cols + Int8Activations::kBlock - 1) / Int8Activations::kBlock;
@@ -448,7 +459,7 @@ void quantize_activations(const float* x, int64_t cols, Int8Activations& a) {
     float s = mx > 0 ? mx / 127.f : 1.f;
     int64_t sum = 0;
     for (int64_t j = j0; j < j1; ++j) {
-      int v = int(std::lround(x[j] / s));
+      int v = round_half_away(x[j] / s);
       a.q[size_t(j)] = int8_t(v);
       sum += v;
     }
