@@ -112,6 +112,17 @@ void BM_GemvBitplane(benchmark::State& state) {
   report(state, w.m.bytes_read(bits));
 }
 
+// Load time: the byte tables of every width (2..8) of one 11008x4096 matrix, built once
+// per quantized matrix when a model loads (a 7B model has 224 such matrices).
+void BM_PrepareInt8(benchmark::State& state) {
+  RandomBitplane w(kShapes[1]);
+  for (auto _ : state) {
+    kernels::prepare_int8(w.m);
+    benchmark::DoNotOptimize(w.m.lut_u8.data());
+  }
+}
+BENCHMARK(BM_PrepareInt8)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // A prompt of several tokens through one matrix: the library's path (rows widened a block
 // at a time, register tiles over rows and tokens) against the row-by-row products it
 // replaced (each row widened, then one dot() per token), same sums bit for bit.

@@ -255,6 +255,25 @@ TEST(BitPlaneKernels, ActivationQuantizationRoundsLikeLround) {
   EXPECT_EQ(int(a.q[2]), -3);
 }
 
+// The byte tables the integer kernels read: each entry is the row's centroid over the row's
+// scale, rounded as std::lround rounds, plus 128.
+TEST(BitPlaneKernels, ByteTablesRoundLikeLround) {
+  TestMatrix t(37, 70, 1, 8);
+  kernels::prepare_int8(t.m);
+  for (int b = 1; b <= 8; ++b)
+    for (int64_t r = 0; r < t.m.rows; ++r) {
+      const uint16_t* table = t.m.table(b, r);
+      float mx = 0;
+      for (int c = 0; c < (1 << b); ++c) mx = std::max(mx, std::fabs(f16_to_f32(table[c])));
+      const float s = t.m.lut_scale[size_t(b - t.m.bits_min)][size_t(r)];
+      ASSERT_EQ(s, mx > 0 ? mx / 127.f : 1.f);
+      for (int c = 0; c < (1 << b); ++c)
+        ASSERT_EQ(int(t.m.lut_u8[size_t(b - t.m.bits_min)][(size_t(r) << b) + size_t(c)]),
+                  int(std::lround(f16_to_f32(table[c]) / s)) + 128)
+            << "bits " << b << " row " << r << " entry " << c;
+    }
+}
+
 // The AVX2 kernel sums each 256-column block in integers and scales it in double in the
 // scalar reference's order, so its result is the reference's to the bit, not merely close.
 TEST(BitPlaneKernels, Avx2Int8KernelIsBitIdenticalToItsScalarReference) {
