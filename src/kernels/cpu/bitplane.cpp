@@ -147,12 +147,17 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni"))) void dot_int8_
     out[i] = m.lut_scale[size_t(B - m.bits_min)][size_t(r0 + i)] * float(double(_mm512_reduce_add_ps(facc[i])) - a.offset);
 }
 
-// One row per step: measured faster than two rows sharing activation loads, whose
-// tables (up to four registers each at 8 bits) then spill.
+// Rows that share each activation load: four at 2..3 bits, two at 4..6 (one table register
+// a row), one at 7..8 (up to four table registers a row, which would spill). Measured
+// (docs/results.md, 2026-12-06) once a row's table load no longer stalled; before that fix
+// one row a step had measured fastest.
 template <int B>
 void matvec_int8(const BitPlaneMatrix& m, const Int8Activations& a, float* y) {
+  constexpr int R = B <= 3 ? 4 : B <= 6 ? 2 : 1;
+  const int64_t groups = m.rows / R;
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < m.rows; ++r) dot_int8_rows<B, 1>(m, r, a, y + r);
+  for (int64_t g = 0; g < groups; ++g) dot_int8_rows<B, R>(m, g * R, a, y + g * R);
+  for (int64_t r = groups * R; r < m.rows; ++r) dot_int8_rows<B, 1>(m, r, a, y + r);
 }
 
 // ---- AVX2 integer kernel: a 256-column block per step, the activations reordered once a
