@@ -141,10 +141,15 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
         kernels::softmax(scores.data(), len);
         float* o = out + (int64_t(t) * c.n_heads + h) * hd;
         std::fill(o, o + hd, 0.f);
-        for (int p = 0; p < len; ++p) {
-          const float* v = value(p, kvh, kv.data());
-          const float w = scores[p];
-          for (int i = 0; i < hd; ++i) o[i] += w * v[i];
+        if (cache.is_f16() && !widen) {  // a decode step: values read as f16 in place
+          const int64_t at = int64_t(kvh) * hd;
+          for (int p = 0; p < len; ++p) kernels::add_scaled_f16(o, scores[p], cache.v16(layer, p) + at, hd);
+        } else {
+          for (int p = 0; p < len; ++p) {
+            const float* v = value(p, kvh, kv.data());
+            const float w = scores[p];
+            for (int i = 0; i < hd; ++i) o[i] += w * v[i];
+          }
         }
       }
     }

@@ -48,6 +48,7 @@ class KVCache {
   const float* k32(int layer, int pos) const { return &k32_[offset(layer, pos)]; }
   const float* v32(int layer, int pos) const { return &v32_[offset(layer, pos)]; }
   const uint16_t* k16(int layer, int pos) const { return &k16_[offset(layer, pos)]; }
+  const uint16_t* v16(int layer, int pos) const { return &v16_[offset(layer, pos)]; }
   bool is_f16() const { return f16_; }
   void set_length(int n) { length_ = n; }
 

@@ -3,6 +3,13 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/arch.h"
+#include "core/dtype.h"
+
+#ifdef PMPD_X86
+#include <immintrin.h>
+#endif
+
 namespace pmpd::kernels {
 
 void rmsnorm(float* out, const float* x, const float* w, int n, float eps) {
@@ -71,6 +78,42 @@ void gelu_tanh(float* x, int n) {
 
 void add(float* x, const float* y, int n) {
   for (int i = 0; i < n; ++i) x[i] += y[i];
+}
+
+namespace {
+// The portable form: widen, then multiply and add element by element.
+void add_scaled_widened(float* o, float w, const uint16_t* v, int n) {
+  float row[64];
+  for (int i0 = 0; i0 < n; i0 += 64) {
+    const int len = std::min(64, n - i0);
+    to_f32(DType::F16, v + i0, row, size_t(len));
+    for (int i = 0; i < len; ++i) o[i0 + i] += w * row[i];
+  }
+}
+#ifdef PMPD_X86
+// Separate multiply and add (no FMA): the rounding of the portable loop on x86-64, whose
+// baseline has no FMA to contract it into.
+__attribute__((target("avx2,f16c"))) void add_scaled_f16c(float* o, float w, const uint16_t* v, int n) {
+  const __m256 wv = _mm256_set1_ps(w);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i)));
+    _mm256_storeu_ps(o + i, _mm256_add_ps(_mm256_loadu_ps(o + i), _mm256_mul_ps(wv, x)));
+  }
+  if (i < n) add_scaled_widened(o + i, w, v + i, n - i);
+}
+const bool kF16cRows = [] {
+  __builtin_cpu_init();
+  return cpu_has_f16c() && __builtin_cpu_supports("avx2");
+}();
+#endif
+}  // namespace
+
+void add_scaled_f16(float* o, float w, const uint16_t* v, int n) {
+#ifdef PMPD_X86
+  if (kF16cRows) return add_scaled_f16c(o, w, v, n);
+#endif
+  add_scaled_widened(o, w, v, n);
 }
 
 }  // namespace pmpd::kernels

@@ -24,5 +24,9 @@ void softmax(float* x, int n);
 void silu(float* x, int n);
 void gelu_tanh(float* x, int n);
 void add(float* x, const float* y, int n);
+// o += w * v for one f16 row (an attention value row): each element a rounded product,
+// then a rounded sum, as the f32 loop over the widened row computes it, so the result has
+// the same bits; on x86 with F16C the row is widened in registers, not through memory.
+void add_scaled_f16(float* o, float w, const uint16_t* v, int n);
 
 }  // namespace pmpd::kernels
