@@ -255,6 +255,29 @@ TEST(BitPlaneKernels, ActivationQuantizationRoundsLikeLround) {
   EXPECT_EQ(int(a.q[2]), -3);
 }
 
+// The vector activation quantizer gives the scalar one's bytes, scales and offset on
+// every length (whole blocks, partial blocks, a partial last vector) and on an all-zero block.
+TEST(BitPlaneKernels, ActivationQuantizationIsTheSameOnEveryIsa) {
+  for (int64_t n : {1, 15, 17, 255, 256, 257, 600, 1000}) {
+    auto x = random_row(int(n), 31 + int(n), false);
+    for (size_t j = 0; j < x.size(); ++j) x[j] *= (j % 7 == 0) ? 300.f : 3.f;
+    if (n == 600)
+      for (int j = 256; j < 512; ++j) x[size_t(j)] = 0.f;
+    kernels::set_isa(kernels::Isa::Scalar);
+    kernels::Int8Activations ref;
+    kernels::quantize_activations(x.data(), n, ref);
+    for (auto isa : {kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Neon}) {
+      kernels::set_isa(isa);
+      kernels::Int8Activations got;
+      kernels::quantize_activations(x.data(), n, got);
+      EXPECT_EQ(got.q, ref.q) << n << " " << kernels::isa_name(kernels::active_isa());
+      EXPECT_EQ(got.scale, ref.scale) << n;
+      EXPECT_EQ(got.offset, ref.offset) << n;
+    }
+  }
+  kernels::set_isa(kernels::Isa::Avx512);
+}
+
 // The byte tables the integer kernels read: each entry is the row's centroid over the row's
 // scale, rounded as std::lround rounds, plus 128.
 TEST(BitPlaneKernels, ByteTablesRoundLikeLround) {

@@ -455,24 +455,74 @@ void prepare_int8(BitPlaneMatrix& m) {
   }
 }
 
+namespace {
+// One block of activations: the largest |x|, then each x over the scale rounded half away
+// from zero. Returns the sum of the rounded values.
+int64_t quantize_block_scalar(const float* x, int64_t n, float& scale, int8_t* q) {
+  float mx = 0;
+  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, std::fabs(x[j]));
+  const float s = mx > 0 ? mx / 127.f : 1.f;
+  int64_t sum = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const int v = round_half_away(x[j] / s);
+    q[j] = int8_t(v);
+    sum += v;
+  }
+  scale = s;
+  return sum;
+}
+
+#ifdef PMPD_X86
+// The same operations 16 lanes at a time (it ran at ~5% of a small model's decode as
+// scalar code): max_ps keeps the running maximum where |x| is NaN, as std::max does; the
+// division is IEEE in either form; truncation, the step away from zero and the narrowing
+// to bytes (vpmovdb truncates, as the int8_t cast does) give the scalar loop's bytes.
+__attribute__((target("avx512f"))) int64_t quantize_block_avx512(const float* x, int64_t n, float& scale,
+                                                                   int8_t* q) {
+  __m512 mx = _mm512_setzero_ps();
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 in = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
+    mx = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(in, x + j)), mx);
+  }
+  const float top = _mm512_reduce_max_ps(mx);
+  const float s = top > 0 ? top / 127.f : 1.f;
+  const __m512 sv = _mm512_set1_ps(s), half = _mm512_set1_ps(0.5f), neg_half = _mm512_set1_ps(-0.5f);
+  const __m512i one = _mm512_set1_epi32(1);
+  __m512i sum = _mm512_setzero_si512();
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 in = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
+    const __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(in, x + j), sv);
+    __m512i t = _mm512_cvttps_epi32(v);
+    const __m512 rest = _mm512_sub_ps(v, _mm512_cvtepi32_ps(t));
+    t = _mm512_mask_add_epi32(t, _mm512_cmp_ps_mask(rest, half, _CMP_GE_OQ), t, one);
+    t = _mm512_mask_sub_epi32(t, _mm512_cmp_ps_mask(rest, neg_half, _CMP_LE_OQ), t, one);
+    _mm512_mask_cvtepi32_storeu_epi8(q + j, in, t);
+    sum = _mm512_mask_add_epi32(sum, in, sum, t);
+  }
+  // Lane sums of at most 16 values of |v| <= 127 (or INT_MIN where x/s is NaN, as the
+  // scalar cast gives): widened before the horizontal sum so that none can wrap.
+  const __m512i lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(sum));
+  const __m512i hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(sum, 1));
+  scale = s;
+  return _mm512_reduce_add_epi64(_mm512_add_epi64(lo, hi));
+}
+#endif
+}  // namespace
+
 void quantize_activations(const float* x, int64_t cols, Int8Activations& a) {
   const int64_t padded = (cols + 63) / 64 * 64;
   const int64_t blocks = (cols + Int8Activations::kBlock - 1) / Int8Activations::kBlock;
   a.q.assign(size_t(padded), 0);
   a.scale.assign(size_t(blocks), 0.f);
   a.offset = 0;
+  auto* block = quantize_block_scalar;
+#ifdef PMPD_X86
+  if (active_isa() == Isa::Avx512) block = quantize_block_avx512;
+#endif
   for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t j0 = blk * Int8Activations::kBlock, j1 = std::min(cols, j0 + Int8Activations::kBlock);
-    float mx = 0;
-    for (int64_t j = j0; j < j1; ++j) mx = std::max(mx, std::fabs(x[j]));
-    float s = mx > 0 ? mx / 127.f : 1.f;
-    int64_t sum = 0;
-    for (int64_t j = j0; j < j1; ++j) {
-      int v = round_half_away(x[j] / s);
-      a.q[size_t(j)] = int8_t(v);
-      sum += v;
-    }
-    a.scale[size_t(blk)] = s;
+    const int64_t j0 = blk * Int8Activations::kBlock, n = std::min(cols, j0 + Int8Activations::kBlock) - j0;
+    float& s = a.scale[size_t(blk)];
+    const int64_t sum = block(x + j0, n, s, a.q.data() + j0);
     a.offset += 128.0 * double(s) * double(sum);
   }
 }
