@@ -113,7 +113,8 @@ void BM_GemvBitplane(benchmark::State& state) {
 }
 
 // Load time: the byte tables of every width (2..8) of one 11008x4096 matrix, built once
-// per quantized matrix when a model loads (a 7B model has 224 such matrices).
+// per quantized matrix when a model loads (a 7B model's 224 matrices hold 1.35 M rows,
+// 123 times this one's 11008).
 void BM_PrepareInt8(benchmark::State& state) {
   RandomBitplane w(kShapes[1]);
   for (auto _ : state) {

@@ -113,16 +113,17 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
     if (cache.is_f16()) return cache.load_k(layer, p, kvh, scratch), scratch;
     return cache.k32(layer, p) + int64_t(kvh) * hd;
   };
-  auto value = [&](int p, int kvh, float* scratch) -> const float* {
+  // A decode step reads the f16 cache in place (widened in registers, not row by row into
+  // a scratch buffer: that copy was ~10% of a long small-model decode). Values always
+  // (add_scaled_f16 keeps the f32 loop's rounding); keys where hd is a whole number of
+  // vectors, so that the f16 and f32 dots run the same arithmetic and the scores keep
+  // their bits; other head sizes score a widened copy.
+  const bool decode_f16 = cache.is_f16() && !widen;
+  const bool direct_f16_keys = decode_f16 && hd % 16 == 0;
+  auto value = [&](int p, int kvh) -> const float* {  // f32 rows: an f32 cache or a widened prompt
     if (widen) return &prompt_v[size_t(p * kv_dim + kvh * hd)];
-    if (cache.is_f16()) return cache.load_v(layer, p, kvh, scratch), scratch;
     return cache.v32(layer, p) + int64_t(kvh) * hd;
   };
-  // A decode step scores the f16 keys in place (the f16 dot widens them in registers, not
-  // row by row into a scratch buffer: that copy was ~10% of a long small-model decode).
-  // Where hd is a whole number of vectors the f16 and f32 dots run the same arithmetic,
-  // so the scores keep their bits; other head sizes keep the widened copy.
-  const bool direct_f16_keys = cache.is_f16() && !widen && hd % 16 == 0;
 #pragma omp parallel
   {
     std::vector<float> scores(static_cast<size_t>(len_max)), kv(static_cast<size_t>(hd));
@@ -141,12 +142,12 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
         kernels::softmax(scores.data(), len);
         float* o = out + (int64_t(t) * c.n_heads + h) * hd;
         std::fill(o, o + hd, 0.f);
-        if (cache.is_f16() && !widen) {  // a decode step: values read as f16 in place
+        if (decode_f16) {
           const int64_t at = int64_t(kvh) * hd;
           for (int p = 0; p < len; ++p) kernels::add_scaled_f16(o, scores[p], cache.v16(layer, p) + at, hd);
         } else {
           for (int p = 0; p < len; ++p) {
-            const float* v = value(p, kvh, kv.data());
+            const float* v = value(p, kvh);
             const float w = scores[p];
             for (int i = 0; i < hd; ++i) o[i] += w * v[i];
           }

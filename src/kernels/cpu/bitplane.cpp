@@ -422,8 +422,9 @@ void set_bitplane_kernel(BitPlaneKernel k) { g_kernel = k == BitPlaneKernel::Int
 
 namespace {
 // std::lround for |v| <= 127 without the libm call (it showed at 3-4% of a small model's
-// decode, and in every table entry at load): truncate, then step away from zero when the dropped part is at least one half.
-// v - t is exact (same sign, |v - t| < 1), so ties go the way lround sends them.
+// decode, and in every table entry at load): truncate, then step away from zero when the
+// dropped part is at least one half. v - t is exact (same sign, |v - t| < 1), so ties go
+// the way lround sends them.
 inline int round_half_away(float v) {
   const int t = int(v);
   const float rest = v - float(t);
@@ -479,9 +480,10 @@ int64_t quantize_block_scalar(const float* x, int64_t n, float& scale, int8_t* q
 // to bytes (vpmovdb truncates, as the int8_t cast does) give the scalar loop's bytes.
 __attribute__((target("avx512f"))) int64_t quantize_block_avx512(const float* x, int64_t n, float& scale,
                                                                    int8_t* q) {
+  auto lanes = [n](int64_t j) { return n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1); };
   __m512 mx = _mm512_setzero_ps();
   for (int64_t j = 0; j < n; j += 16) {
-    const __mmask16 in = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
+    const __mmask16 in = lanes(j);
     mx = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(in, x + j)), mx);
   }
   const float top = _mm512_reduce_max_ps(mx);
@@ -490,7 +492,7 @@ __attribute__((target("avx512f"))) int64_t quantize_block_avx512(const float* x,
   const __m512i one = _mm512_set1_epi32(1);
   __m512i sum = _mm512_setzero_si512();
   for (int64_t j = 0; j < n; j += 16) {
-    const __mmask16 in = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
+    const __mmask16 in = lanes(j);
     const __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(in, x + j), sv);
     __m512i t = _mm512_cvttps_epi32(v);
     const __m512 rest = _mm512_sub_ps(v, _mm512_cvtepi32_ps(t));

@@ -5,6 +5,7 @@
 
 #include "core/arch.h"
 #include "core/dtype.h"
+#include "kernels/cpu/dot.h"
 
 #ifdef PMPD_X86
 #include <immintrin.h>
@@ -102,16 +103,13 @@ __attribute__((target("avx2,f16c"))) void add_scaled_f16c(float* o, float w, con
   }
   if (i < n) add_scaled_widened(o + i, w, v + i, n - i);
 }
-const bool kF16cRows = [] {
-  __builtin_cpu_init();
-  return cpu_has_f16c() && __builtin_cpu_supports("avx2");
-}();
 #endif
 }  // namespace
 
 void add_scaled_f16(float* o, float w, const uint16_t* v, int n) {
 #ifdef PMPD_X86
-  if (kF16cRows) return add_scaled_f16c(o, w, v, n);
+  // The AVX2 and AVX-512 levels both imply AVX2 + F16C (dot.cpp's detection).
+  if (active_isa() == Isa::Avx2 || active_isa() == Isa::Avx512) return add_scaled_f16c(o, w, v, n);
 #endif
   add_scaled_widened(o, w, v, n);
 }
