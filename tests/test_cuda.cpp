@@ -26,6 +26,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/device_array.h"
+#include "model/cublas_loader.h"
 #endif
 
 namespace pmpd {
@@ -52,6 +53,37 @@ TEST(Cuda, BackendNamesParse) {
   EXPECT_EQ(parse_backend("cuda"), Backend::CUDA);
   EXPECT_THROW(parse_backend("tpu"), Error);
 }
+
+#ifdef PMPD_HAVE_CUDA
+// Read during static initialisation, before any test: a linked library is mapped by then.
+const bool cublas_mapped_at_start = cuda::cublas_mapped();
+
+TEST(Cuda, CublasIsOpenedOnFirstUseNotAtStart) {
+  // Runs without a GPU too: opening cuBLAS needs its files, not a device.
+  EXPECT_FALSE(cublas_mapped_at_start) << "cuBLAS linked again? Every start would pay its initialisation";
+  const bool before = cuda::cublas_mapped();
+  auto m = make_synthetic_model(synthetic_config("tiny"), {});
+  Transformer cpu(*m, Backend::CPU);
+  KVCache cache(m->config, 8);
+  const int tokens[3] = {1, 2, 3};
+  std::vector<float> logits(size_t(m->config.vocab_size));
+  cpu.forward(tokens, 3, cache, logits.data());
+  // (ctest runs each test in a process of its own, where nothing opened it before.)
+  if (!before) {
+    EXPECT_FALSE(cuda::cublas_mapped()) << "a CPU forward pass opened cuBLAS";
+  }
+  try {
+    cuda::load_cublas("libpmpd-no-such-cublas.so");
+    ADD_FAILURE() << "a missing library loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("libpmpd-no-such-cublas.so"), std::string::npos) << e.what();
+  }
+  // The real one opens (the toolkit is installed wherever this was built) and is then mapped:
+  // the check above can see it.
+  EXPECT_NE(cuda::cublas().gemm_ex, nullptr);
+  EXPECT_TRUE(cuda::cublas_mapped());
+}
+#endif
 
 #ifdef PMPD_HAVE_CUDA
 

@@ -4,7 +4,6 @@
 // longer one dequantizes the layer to f16 and calls cuBLAS (prefill is compute-bound).
 #include "model/cuda_model.h"
 
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -24,6 +23,7 @@
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/device_array.h"
 #include "kernels/cuda/timeline.h"
+#include "model/cublas_loader.h"
 #include "model/model_loader.h"
 #include "model/transformer.h"
 
@@ -60,7 +60,7 @@ bool prefill_cache_default() {
 #define PMPD_CUBLAS_CHECK(call)                                                                   \
   do {                                                                                            \
     cublasStatus_t st_ = (call);                                                                  \
-    if (st_ != CUBLAS_STATUS_SUCCESS) cuda_fail(#call, cublasGetStatusString(st_), __FILE__, __LINE__); \
+    if (st_ != CUBLAS_STATUS_SUCCESS) cuda_fail(#call, cublas().status_string(st_), __FILE__, __LINE__); \
   } while (0)
 
 // One or more linear layers fused along their outputs.
@@ -338,11 +338,11 @@ class CudaModel : public DeviceModel {
     PMPD_CHECK(device_count() > 0, "--backend cuda: no usable GPU, device {}; --backend cpu runs without one", device_name());
     const ModelConfig& c = c_;
     PMPD_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    PMPD_CUBLAS_CHECK(cublasCreate(&blas_));
-    PMPD_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+    PMPD_CUBLAS_CHECK(cublas().create(&blas_));
+    PMPD_CUBLAS_CHECK(cublas().set_stream(blas_, stream_));
     // A fixed workspace lets cuBLAS calls be captured into CUDA graphs.
     workspace_.reserve(32u << 20);
-    PMPD_CUBLAS_CHECK(cublasSetWorkspace(blas_, workspace_.get(), workspace_.bytes()));
+    PMPD_CUBLAS_CHECK(cublas().set_workspace(blas_, workspace_.get(), workspace_.bytes()));
 
     const bool keep_planes = keep_planes_on_device();
     // Embeddings as f16 rows.
@@ -388,7 +388,7 @@ class CudaModel : public DeviceModel {
     for (cudaEvent_t e : queue_events_)
       if (e) cudaEventDestroy(e);
     if (pinned_) cudaFreeHost(pinned_);
-    if (blas_) cublasDestroy(blas_);
+    if (blas_) cublas().destroy(blas_);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -741,7 +741,7 @@ class CudaModel : public DeviceModel {
     } else if (l.quantized && !cached && tile_gemm_on_ && pair_lut_gemm_tile(l.q, bits, x, n, y, x16_.get(), stream_)) {
       // a longer prompt at 2..3 bits: the GEMM tile, also without an f16 copy
     } else if (!l.quantized && l.f32) {
-      PMPD_CUBLAS_CHECK(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(l.rows), n, int(l.cols), &one,
+      PMPD_CUBLAS_CHECK(cublas().sgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(l.rows), n, int(l.cols), &one,
                                     reinterpret_cast<const float*>(l.dense.get()), int(l.cols), x, int(l.cols), &zero, y,
                                     int(l.rows)));
     } else {
@@ -754,7 +754,7 @@ class CudaModel : public DeviceModel {
       }
       const uint16_t* x16 = x16_ready;
       if (!x16) f32_to_f16(x, x16_.get(), int64_t(n) * l.cols, stream_), x16 = x16_.get();
-      PMPD_CUBLAS_CHECK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(l.rows), n, int(l.cols), &one, w, CUDA_R_16F,
+      PMPD_CUBLAS_CHECK(cublas().gemm_ex(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(l.rows), n, int(l.cols), &one, w, CUDA_R_16F,
                                      int(l.cols), x16, CUDA_R_16F, int(l.cols), &zero, y, CUDA_R_32F, int(l.rows),
                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     }
