@@ -1,5 +1,6 @@
 // The any-precision quantizer and its bit-plane kernels.
 #include <random>
+#include <thread>
 
 #include "decode/generator.h"
 #include "kernels/cpu/bitplane.h"
@@ -288,13 +289,43 @@ TEST(BitPlaneKernels, ByteTablesRoundLikeLround) {
       const uint16_t* table = t.m.table(b, r);
       float mx = 0;
       for (int c = 0; c < (1 << b); ++c) mx = std::max(mx, std::fabs(f16_to_f32(table[c])));
-      const float s = t.m.lut_scale[size_t(b - t.m.bits_min)][size_t(r)];
+      const kernels::Int8Width w = kernels::int8_width(t.m, b);
+      const float s = w.scale[r];
       ASSERT_EQ(s, mx > 0 ? mx / 127.f : 1.f);
       for (int c = 0; c < (1 << b); ++c)
-        ASSERT_EQ(int(t.m.lut_u8[size_t(b - t.m.bits_min)][(size_t(r) << b) + size_t(c)]),
+        ASSERT_EQ(int(w.bytes[(size_t(r) << b) + size_t(c)]),
                   int(std::lround(f16_to_f32(table[c]) / s)) + 128)
             << "bits " << b << " row " << r << " entry " << c;
     }
+}
+
+// The byte tables are built per width on first use: a load builds none (every width of a
+// 7B model is ~0.7 GB), a product builds its own width only, and threads asking for the
+// same width at once get one build.
+TEST(BitPlaneKernels, ByteTablesAreBuiltPerWidthOnFirstUse) {
+  TestMatrix t(37, 70, 2, 8);
+  kernels::prepare_int8(t.m);
+  EXPECT_EQ(kernels::int8_table_bytes(t.m), 0u);
+  const size_t rows = size_t(t.m.rows);
+  const kernels::Int8Width w3 = kernels::int8_width(t.m, 3);
+  EXPECT_EQ(kernels::int8_table_bytes(t.m), rows * 8 + rows * sizeof(float));
+  EXPECT_EQ(kernels::int8_width(t.m, 3).bytes, w3.bytes) << "built again";
+  std::vector<const uint8_t*> seen(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < seen.size(); ++i) threads.emplace_back([&, i] { seen[i] = kernels::int8_width(t.m, 6).bytes; });
+  for (auto& th : threads) th.join();
+  for (const uint8_t* p : seen) EXPECT_EQ(p, seen[0]);
+  EXPECT_EQ(kernels::int8_table_bytes(t.m), rows * (8 + 64) + 2 * rows * sizeof(float));
+  // A product through the library builds its width where the integer kernel runs.
+  if (kernels::bitplane_kernel() == kernels::BitPlaneKernel::Int8) {
+    std::vector<float> y(rows);
+    kernels::bitplane_matmul(t.m, 2, t.rows[0].data(), 1, y.data());
+    EXPECT_EQ(kernels::int8_table_bytes(t.m), rows * (8 + 64 + 4) + 3 * rows * sizeof(float));
+  }
+  // Copies share the tables (the same weights).
+  const kernels::BitPlaneMatrix copy = t.m;
+  EXPECT_EQ(kernels::int8_width(copy, 6).bytes, seen[0]);
+  EXPECT_THROW(kernels::int8_width(t.m, 1), Error);
 }
 
 // The AVX2 kernel sums each 256-column block in integers and scales it in double in the
@@ -343,7 +374,7 @@ TEST(BitPlaneKernels, GroupedTablesMatchScalarOnEveryIsa) {
   m.planes = planes.data();
   m.tables = {table.data()};
   kernels::prepare_int8(m);
-  EXPECT_TRUE(m.lut_u8.empty()) << "grouped tables keep to the exact kernels";
+  EXPECT_FALSE(m.int8) << "grouped tables keep to the exact kernels";
   auto x = random_row(int(C), 8, false);
   std::vector<float> deq(static_cast<size_t>(C)), y(static_cast<size_t>(R));
   for (int64_t r = 0; r < R; ++r) {

@@ -60,6 +60,8 @@ cuda::ProjectionTiming cpu_projections(const Model& m, int bits, double min_seco
     if (l.q) kernels::bitplane_matmul(*l.q, bits, x.data(), 1, y.data());
     else kernels::matmul(l.w, x.data(), 1, y.data());
   };
+  // One untimed pass: builds the width's integer tables (on first use) and warms caches.
+  for (auto& l : m.layers) run(l.q), run(l.k), run(l.v), run(l.o), run(l.up), run(l.down), c.gated_mlp ? run(l.gate) : void();
   cuda::ProjectionTiming t;
   auto time = [&](bool attn) {
     long layers_run = 0;

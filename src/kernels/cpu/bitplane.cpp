@@ -12,9 +12,11 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -91,8 +93,9 @@ template <int B>
 struct Int8Row {
   __m512i t0, t1, t2, t3;
   const uint64_t* pl[B];
-  __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni"))) void load(const BitPlaneMatrix& m, int64_t r) {
-    const uint8_t* lut = m.lut_u8[size_t(B - m.bits_min)].data() + (size_t(r) << B);
+  __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni"))) void load(const Int8Width& tables,
+                                                                             const BitPlaneMatrix& m, int64_t r) {
+    const uint8_t* lut = tables.bytes + (size_t(r) << B);
     t1 = t2 = t3 = _mm512_setzero_si512();
     if constexpr (B <= 6) {
       // A masked load, not a zeroed stack copy: the copy's 64-byte reload missed store
@@ -123,11 +126,12 @@ struct Int8Row {
 };
 
 template <int B, int R>
-__attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni"))) void dot_int8_rows(const BitPlaneMatrix& m, int64_t r0,
+__attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni"))) void dot_int8_rows(const BitPlaneMatrix& m,
+                                                                                     const Int8Width& tables, int64_t r0,
                                                                                      const Int8Activations& a,
                                                                                      float* out) {
   Int8Row<B> rows[R];
-  for (int i = 0; i < R; ++i) rows[i].load(m, r0 + i);
+  for (int i = 0; i < R; ++i) rows[i].load(tables, m, r0 + i);
   const int64_t groups = (m.cols + 63) / 64;  // planes are padded to 64 columns with zero bits
   constexpr int64_t kPerBlock = Int8Activations::kBlock / 64;
   __m512 facc[R];
@@ -144,7 +148,7 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni"))) void dot_int8_
     for (int i = 0; i < R; ++i) facc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i]), sx, facc[i]);
   }
   for (int i = 0; i < R; ++i)
-    out[i] = m.lut_scale[size_t(B - m.bits_min)][size_t(r0 + i)] * float(double(_mm512_reduce_add_ps(facc[i])) - a.offset);
+    out[i] = tables.scale[r0 + i] * float(double(_mm512_reduce_add_ps(facc[i])) - a.offset);
 }
 
 // Rows that share each activation load: four at 2..3 bits, two at 4..6 (one table register
@@ -155,9 +159,10 @@ template <int B>
 void matvec_int8(const BitPlaneMatrix& m, const Int8Activations& a, float* y) {
   constexpr int R = B <= 3 ? 4 : B <= 6 ? 2 : 1;
   const int64_t groups = m.rows / R;
+  const Int8Width tables = int8_width(m, B);
 #pragma omp parallel for schedule(static)
-  for (int64_t g = 0; g < groups; ++g) dot_int8_rows<B, R>(m, g * R, a, y + g * R);
-  for (int64_t r = groups * R; r < m.rows; ++r) dot_int8_rows<B, 1>(m, r, a, y + r);
+  for (int64_t g = 0; g < groups; ++g) dot_int8_rows<B, R>(m, tables, g * R, a, y + g * R);
+  for (int64_t r = groups * R; r < m.rows; ++r) dot_int8_rows<B, 1>(m, tables, r, a, y + r);
 }
 
 // ---- AVX2 integer kernel: a 256-column block per step, the activations reordered once a
@@ -208,8 +213,8 @@ struct Avx2Row {
   __m256i slice[kSlices];
   const uint8_t* pl[B];
 
-  __attribute__((target("avx2"))) void load(const BitPlaneMatrix& m, int64_t r) {
-    const uint8_t* lut = m.lut_u8[size_t(B - m.bits_min)].data() + (size_t(r) << B);
+  __attribute__((target("avx2"))) void load(const Int8Width& tables, const BitPlaneMatrix& m, int64_t r) {
+    const uint8_t* lut = tables.bytes + (size_t(r) << B);
     for (int t = 0; t < kSlices; ++t) {
       // Loaded straight into a register: staging a short table in a zeroed stack buffer
       // made the 16-byte reload miss store forwarding, a stall per row that cost as much
@@ -263,10 +268,10 @@ struct Avx2Row {
 };
 
 template <int B>
-__attribute__((target("avx2,fma"))) float dot_int8_avx2(const BitPlaneMatrix& m, int64_t r, const Int8BlockOrder& a,
-                                                        const Int8Activations& act) {
+__attribute__((target("avx2,fma"))) float dot_int8_avx2(const BitPlaneMatrix& m, const Int8Width& tables, int64_t r,
+                                                        const Int8BlockOrder& a, const Int8Activations& act) {
   Avx2Row<B> row;
-  row.load(m, r);
+  row.load(tables, m, r);
   const __m256i ones16 = _mm256_set1_epi16(1);
   double total = 0;
   // One 256-column block whose plane k's 32 bytes start at p[k].
@@ -308,7 +313,7 @@ __attribute__((target("avx2,fma"))) float dot_int8_avx2(const BitPlaneMatrix& m,
     }
     block(p, whole);
   }
-  return m.lut_scale[size_t(B - m.bits_min)][size_t(r)] * float(total - act.offset);
+  return tables.scale[r] * float(total - act.offset);
 }
 
 template <int B>
@@ -316,8 +321,9 @@ void matvec_int8_avx2(const BitPlaneMatrix& m, const Int8Activations& a, float* 
   thread_local Int8BlockOrder order;
   order.build(a, (m.plane_stride + 31) / 32);
   const Int8BlockOrder& shared = order;
+  const Int8Width tables = int8_width(m, B);
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < m.rows; ++r) y[r] = dot_int8_avx2<B>(m, r, shared, a);
+  for (int64_t r = 0; r < m.rows; ++r) y[r] = dot_int8_avx2<B>(m, tables, r, shared, a);
 }
 
 #endif  // PMPD_X86
@@ -432,28 +438,55 @@ inline int round_half_away(float v) {
 }
 }  // namespace
 
+struct Int8Tables {
+  std::mutex build;                             // held while a width's tables are built
+  std::array<std::atomic<bool>, 9> ready{};     // by width: bytes and scale complete
+  std::array<std::vector<uint8_t>, 9> bytes;    // by width: [rows][2^bits]
+  std::array<std::vector<float>, 9> scale;      // by width: [rows]
+};
+
 void prepare_int8(BitPlaneMatrix& m) {
-  m.lut_u8.clear(), m.lut_scale.clear();
+  m.int8.reset();
   if (m.groups() > 1) return;
-  for (int b = m.bits_min; b <= m.bits_max; ++b) {
-    std::vector<uint8_t> u(size_t(m.rows) << b);
-    std::vector<float> sc(size_t(m.rows));
-    // Rows in parallel: this runs for every quantized matrix at load (about 5 s of a 7B
-    // model's load on one core before, with a libm call a table entry).
+  PMPD_CHECK(m.bits_min >= 1 && m.bits_max <= 8, "bit-plane widths {}..{} outside 1..8", m.bits_min, m.bits_max);
+  m.int8 = std::make_shared<Int8Tables>();
+}
+
+Int8Width int8_width(const BitPlaneMatrix& m, int bits) {
+  PMPD_CHECK(m.int8 && bits >= m.bits_min && bits <= m.bits_max, "no integer tables for {} bits", bits);
+  Int8Tables& t = *m.int8;
+  const size_t b = size_t(bits);
+  if (!t.ready[b].load(std::memory_order_acquire)) {
+    const std::lock_guard<std::mutex> lock(t.build);
+    if (!t.ready[b].load(std::memory_order_relaxed)) {
+      std::vector<uint8_t> u(size_t(m.rows) << bits);
+      std::vector<float> sc(size_t(m.rows));
+      // Rows in parallel (about 5 s of a 7B model's every width on one core before, with a
+      // libm call a table entry; one width's now costs its 2^bits bytes a row once).
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < m.rows; ++r) {
-      const uint16_t* t = m.table(b, r);
-      float v[256];
-      float mx = 0;
-      to_f32(DType::F16, t, v, size_t(1) << b);  // F16C where the CPU has it
-      for (int c = 0; c < (1 << b); ++c) mx = std::max(mx, std::fabs(v[c]));
-      const float s = mx > 0 ? mx / 127.f : 1.f;
-      sc[size_t(r)] = s;
-      for (int c = 0; c < (1 << b); ++c) u[(size_t(r) << b) + size_t(c)] = uint8_t(round_half_away(v[c] / s) + 128);
+      for (int64_t r = 0; r < m.rows; ++r) {
+        const uint16_t* table = m.table(bits, r);
+        float v[256];
+        float mx = 0;
+        to_f32(DType::F16, table, v, size_t(1) << bits);  // F16C where the CPU has it
+        for (int c = 0; c < (1 << bits); ++c) mx = std::max(mx, std::fabs(v[c]));
+        const float s = mx > 0 ? mx / 127.f : 1.f;
+        sc[size_t(r)] = s;
+        for (int c = 0; c < (1 << bits); ++c) u[(size_t(r) << bits) + size_t(c)] = uint8_t(round_half_away(v[c] / s) + 128);
+      }
+      t.bytes[b] = std::move(u), t.scale[b] = std::move(sc);
+      t.ready[b].store(true, std::memory_order_release);
     }
-    m.lut_u8.push_back(std::move(u));
-    m.lut_scale.push_back(std::move(sc));
   }
+  return {t.bytes[b].data(), t.scale[b].data()};
+}
+
+size_t int8_table_bytes(const BitPlaneMatrix& m) {
+  if (!m.int8) return 0;
+  size_t n = 0;
+  for (size_t b = 0; b < m.int8->ready.size(); ++b)
+    if (m.int8->ready[b].load(std::memory_order_acquire)) n += m.int8->bytes[b].size() + m.int8->scale[b].size() * sizeof(float);
+  return n;
 }
 
 namespace {
@@ -530,7 +563,8 @@ void quantize_activations(const float* x, int64_t cols, Int8Activations& a) {
 }
 
 float bitplane_dot_int8_scalar(const BitPlaneMatrix& m, int bits, int64_t r, const Int8Activations& a) {
-  const uint8_t* lut = m.lut_u8[size_t(bits - m.bits_min)].data() + (size_t(r) << bits);
+  const Int8Width tables = int8_width(m, bits);
+  const uint8_t* lut = tables.bytes + (size_t(r) << bits);
   double total = 0;
   for (int64_t j0 = 0; j0 < m.cols; j0 += Int8Activations::kBlock) {
     int64_t acc = 0;
@@ -538,7 +572,7 @@ float bitplane_dot_int8_scalar(const BitPlaneMatrix& m, int bits, int64_t r, con
       acc += int64_t(lut[code_at(m, bits, r, j)]) * a.q[size_t(j)];
     total += double(acc) * a.scale[size_t(j0 / Int8Activations::kBlock)];
   }
-  return m.lut_scale[size_t(bits - m.bits_min)][size_t(r)] * float(total - a.offset);
+  return tables.scale[r] * float(total - a.offset);
 }
 
 namespace {
@@ -672,7 +706,7 @@ void bitplane_matmul(const BitPlaneMatrix& m, int bits, const float* X, int n_to
   const int64_t rows = m.rows, cols = m.cols;
   // A few tokens: per-token integer products read the planes (cache-hot after the
   // first token) instead of widening every row to f32.
-  if (g_kernel == BitPlaneKernel::Int8 && !m.lut_u8.empty() && n_tokens <= 4 && has_int8_isa()) {
+  if (g_kernel == BitPlaneKernel::Int8 && m.int8 && n_tokens <= 4 && has_int8_isa()) {
     const MatvecInt8Fn* kernels = int8_kernels();
     for (int t = 0; t < n_tokens; ++t) {
       Int8Activations a;

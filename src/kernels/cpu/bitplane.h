@@ -5,16 +5,18 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace pmpd::kernels {
 
+struct Int8Tables;  // the integer kernels' byte tables, per width (bitplane.cpp)
+
 struct BitPlaneMatrix {
   int64_t rows = 0, cols = 0;
-  // Derived at load by prepare_int8(): per width, each row's table as unsigned bytes
-  // (round(centroid / scale) + 128) and the row's scale, for the integer kernel.
-  std::vector<std::vector<uint8_t>> lut_u8;
-  std::vector<std::vector<float>> lut_scale;
+  // Set by prepare_int8() where the integer kernels apply: each width's byte tables, built
+  // the first time a product at that width needs them (int8_width). Copies share them.
+  std::shared_ptr<Int8Tables> int8;
   int bits_min = 0, bits_max = 0;
   int64_t plane_stride = 0;  // bytes per (plane, row): cols rounded up to 64 bits
   int64_t group_size = 0;    // columns per table; 0: one table per row (a multiple of 64 otherwise)
@@ -58,9 +60,22 @@ void bitplane_matmul(const BitPlaneMatrix& m, int bits, const float* X, int n_to
 // maddubs, SDOT).
 // Weights: the row's table rounded to 8 bits; activations: 8 bits per block of 256.
 
-// Builds lut_u8 / lut_scale (cheap: 2^b bytes per row and width). Matrices with several
-// tables per row (group_size > 0) keep to the exact kernels.
+// Readies m for the integer kernels: each width's tables are built on first use, not here,
+// so a load builds none and a run builds only the widths it decodes at (every width of a
+// 7B model is ~0.7 GB of tables and ~0.7 s on two cores; its 3-bit ones 1/64 of that).
+// Matrices with several tables per row (group_size > 0) keep to the exact kernels.
 void prepare_int8(BitPlaneMatrix& m);
+
+// Row r's table at `bits` as unsigned bytes (round(centroid / scale) + 128, 2^bits of
+// them at bytes + (r << bits)) and its scale. Built on the first call for a width (rows in
+// parallel; thread-safe), then a load and a pointer. m must have been prepared.
+struct Int8Width {
+  const uint8_t* bytes = nullptr;
+  const float* scale = nullptr;
+};
+Int8Width int8_width(const BitPlaneMatrix& m, int bits);
+// Host memory of the integer tables built so far (0 before any product, or unprepared).
+size_t int8_table_bytes(const BitPlaneMatrix& m);
 
 struct Int8Activations {
   static constexpr int kBlock = 256;

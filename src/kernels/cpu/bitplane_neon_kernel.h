@@ -58,9 +58,9 @@ inline int32x4_t dot_s8(int32x4_t acc, int8x16_t w, int8x16_t x) {
 }
 
 template <int B>
-float dot_int8_neon(const BitPlaneMatrix& m, int64_t r, const Int8Activations& a) {
+float dot_int8_neon(const BitPlaneMatrix& m, const Int8Width& tables, int64_t r, const Int8Activations& a) {
   NeonTable<B> table;
-  table.load(m.lut_u8[size_t(B - m.bits_min)].data() + (size_t(r) << B));
+  table.load(tables.bytes + (size_t(r) << B));
   const uint8_t* pl[B];
   for (int k = 0; k < B; ++k) pl[k] = m.plane(k, r);
   // Lane i of 16 columns q (0..3 of a 64-column group) holds plane byte 2q + i / 8 (one TBL
@@ -90,13 +90,14 @@ float dot_int8_neon(const BitPlaneMatrix& m, int64_t r, const Int8Activations& a
     }
     total += double(vaddvq_s32(acc)) * a.scale[size_t(g0 / kPerBlock)];
   }
-  return m.lut_scale[size_t(B - m.bits_min)][size_t(r)] * float(total);
+  return tables.scale[r] * float(total);
 }
 
 template <int B>
 void matvec_int8_neon(const BitPlaneMatrix& m, const Int8Activations& a, float* y) {
+  const Int8Width tables = int8_width(m, B);
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < m.rows; ++r) y[r] = dot_int8_neon<B>(m, r, a);
+  for (int64_t r = 0; r < m.rows; ++r) y[r] = dot_int8_neon<B>(m, tables, r, a);
 }
 
 constexpr NeonInt8Matvec kNeonKernels[9] = {nullptr, matvec_int8_neon<1>, matvec_int8_neon<2>, matvec_int8_neon<3>,
