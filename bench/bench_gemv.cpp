@@ -52,8 +52,9 @@ void report(benchmark::State& state, size_t bytes) {
 struct Shape {
   int64_t rows, cols;
 };
-// 7B projections, then pmpd-small's q|k|v (384 columns: a partial 256-column block) and down.
-constexpr Shape kShapes[] = {{4096, 4096}, {11008, 4096}, {1152, 384}, {384, 1024}};
+// 7B projections, then pmpd-small's q|k|v (384 columns: a partial 256-column block), down,
+// and one of its q, k, v, o.
+constexpr Shape kShapes[] = {{4096, 4096}, {11008, 4096}, {1152, 384}, {384, 1024}, {384, 384}};
 
 void BM_GemvDense(benchmark::State& state) {
   const Shape s = kShapes[state.range(0)];
@@ -112,6 +113,28 @@ void BM_GemvBitplane(benchmark::State& state) {
   report(state, w.m.bytes_read(bits));
 }
 
+// A layer's q, k and v (three matrices of one shape, one input) at 3 bits with the integer
+// kernel: one product each (path 0: x quantized and the thread team woken three times)
+// against bitplane_matvec_many (path 1: once). Args: shape, path.
+void BM_GemvThreeOfOneInput(benchmark::State& state) {
+  const Shape s = kShapes[state.range(0)];
+  RandomBitplane q(s), k(s), v(s);
+  kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);
+  std::vector<float> x(size_t(s.cols), 0.5f), y(size_t(3 * s.rows));
+  float* out[3] = {y.data(), y.data() + s.rows, y.data() + 2 * s.rows};
+  for (auto _ : state) {
+    if (state.range(1)) {
+      kernels::bitplane_matvec_many({&q.m, &k.m, &v.m}, 3, x.data(), {out[0], out[1], out[2]});
+    } else {
+      kernels::bitplane_matmul(q.m, 3, x.data(), 1, out[0]);
+      kernels::bitplane_matmul(k.m, 3, x.data(), 1, out[1]);
+      kernels::bitplane_matmul(v.m, 3, x.data(), 1, out[2]);
+    }
+    benchmark::ClobberMemory();
+  }
+  report(state, 3 * q.m.bytes_read(3));
+}
+
 // The byte tables of every width (2..8) of one 11008x4096 matrix: what a model's load
 // built for every quantized matrix before tables were built per width on first use (a 7B
 // model's 224 matrices hold 1.35 M rows, 123 times this one's 11008).
@@ -167,7 +190,8 @@ BENCHMARK(BM_ReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_GemvDense)->ArgsProduct({{0, 1}, {32, 16}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_GemvBitplane)->ArgsProduct({{0, 1}, {2, 3, 4, 5, 6, 7, 8}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 // Small matrices, where a row's fixed cost and a partial last block weigh most.
-BENCHMARK(BM_GemvBitplane)->ArgsProduct({{2, 3}, {2, 3, 4, 8}, {1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_GemvBitplane)->ArgsProduct({{2, 3, 4}, {2, 3, 4, 8}, {1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_GemvThreeOfOneInput)->ArgsProduct({{4, 0}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Prompt)
     ->ArgsProduct({{0, 1}, {16, 8, 3}, {32}, {0, 1}})
     ->Unit(benchmark::kMillisecond)

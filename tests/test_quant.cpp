@@ -354,6 +354,54 @@ TEST(BitPlaneKernels, Avx2Int8KernelIsBitIdenticalToItsScalarReference) {
   kernels::set_isa(kernels::Isa::Avx512);
 }
 
+// q, k and v (or gate and up) through one call: x quantized once, one thread team over all
+// rows, each thread going on to the next matrix without waiting. Each output must be the
+// one a product of its own gives, bit for bit: row counts that are not whole steps of the
+// AVX-512 kernel (4 rows at 2..3 bits, 2 at 4..6), widths 1..8, every ISA; and matrices of
+// different widths of input fall back to one product each.
+TEST(BitPlaneKernels, ManyMatricesOfOneInputEqualOneProductEach) {
+  const size_t bound = kernels::min_parallel_bytes();
+  kernels::set_min_parallel_bytes(0);  // these small matrices would run on one thread
+  for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Neon}) {
+    kernels::set_isa(isa);
+    kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);
+    for (int64_t C : {int64_t(70), int64_t(300)}) {
+      TestMatrix a(5, C, 1, 8), b(9, C, 1, 8), c(38, C, 1, 8), other(6, C + 1, 1, 8);
+      for (auto* t : {&a, &b, &c, &other}) kernels::prepare_int8(t->m);
+      const auto x = random_row(int(C + 1), 99 + int(C), false);
+      for (int bits = 1; bits <= 8; ++bits) {
+        auto check = [&](const std::vector<TestMatrix*>& ts) {
+          std::vector<const kernels::BitPlaneMatrix*> ms;
+          std::vector<std::vector<float>> together, alone;
+          for (TestMatrix* t : ts) {
+            ms.push_back(&t->m);
+            together.emplace_back(size_t(t->m.rows), -1.f), alone.emplace_back(size_t(t->m.rows), -2.f);
+          }
+          std::vector<float*> ys;
+          for (auto& y : together) ys.push_back(y.data());
+          kernels::bitplane_matvec_many(ms, bits, x.data(), ys);
+          for (size_t i = 0; i < ts.size(); ++i) {
+            kernels::bitplane_matmul(ts[i]->m, bits, x.data(), 1, alone[i].data());
+            for (size_t r = 0; r < alone[i].size(); ++r)
+              ASSERT_EQ(together[i][r], alone[i][r]) << kernels::isa_name(kernels::active_isa()) << " C " << C
+                                                     << " bits " << bits << " matrix " << i << " row " << r;
+          }
+        };
+        check({&a, &b, &c});
+        check({&c, &other});  // 300 and 301 columns: one product each
+      }
+    }
+  }
+  kernels::set_min_parallel_bytes(bound);
+  kernels::set_isa(kernels::Isa::Avx512);
+  kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);
+  TestMatrix t(4, 16, 2, 4);
+  kernels::prepare_int8(t.m);
+  std::vector<float> y(4);
+  EXPECT_THROW(kernels::bitplane_matvec_many({&t.m}, 2, t.rows[0].data(), {}), Error);
+  EXPECT_THROW(kernels::bitplane_matvec_many({&t.m}, 5, t.rows[0].data(), {y.data()}), Error);
+}
+
 TEST(BitPlaneKernels, GroupedTablesMatchScalarOnEveryIsa) {
   const int64_t R = 5, C = 300, G = 64; // 5 groups, the last one partial
   std::vector<uint8_t> codes(size_t(R * C));

@@ -89,6 +89,22 @@ void Transformer::linear(const Linear& l, const float* x, int n, float* y, int b
     for (int t = 0; t < n; ++t) kernels::add(y + int64_t(t) * l.out(), l.bias.data(), int(l.out()));
 }
 
+void Transformer::linears(const std::vector<std::pair<const Linear*, float*>>& ls, const float* x, int n,
+                          int bits) const {
+  bool together = n == 1 && ls.size() > 1;
+  for (const auto& [l, y] : ls) together = together && l->q;
+  if (!together) {
+    for (const auto& [l, y] : ls) linear(*l, x, n, y, bits);
+    return;
+  }
+  std::vector<const kernels::BitPlaneMatrix*> ms;
+  std::vector<float*> ys;
+  for (const auto& [l, y] : ls) ms.push_back(l->q.get()), ys.push_back(y);
+  kernels::bitplane_matvec_many(ms, bits > 0 ? bits : ms[0]->bits_max, x, ys);
+  for (const auto& [l, y] : ls)
+    if (!l->bias.empty()) kernels::add(y, l->bias.data(), int(l->out()));
+}
+
 void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache& cache, float* out) {
   const ModelConfig& c = m_.config;
   const int hd = c.head_dim, group = c.n_heads / c.n_kv_heads, len_max = pos0 + n;
@@ -124,7 +140,9 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
     if (widen) return &prompt_v[size_t(p * kv_dim + kvh * hd)];
     return cache.v32(layer, p) + int64_t(kvh) * hd;
   };
-#pragma omp parallel
+  // A decode step's heads read the cached rows once: a short context is less work than a team's wake-up.
+  const size_t kv_bytes = size_t(len_max) * size_t(kv_dim) * 2 * (cache.is_f16() ? 2 : 4);
+#pragma omp parallel if (n > 1 || kernels::worth_threads(kv_bytes))
   {
     std::vector<float> scores(static_cast<size_t>(len_max)), kv(static_cast<size_t>(hd));
 #pragma omp for collapse(2) schedule(dynamic)
@@ -228,9 +246,7 @@ void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logit
     const LayerWeights& w = m_.layers[size_t(l)];
     apply_norm(w.attn_norm, x.data(), h.data(), n);
     observe(l, "attn_in", h.data(), n, int(D));
-    linear(w.q, h.data(), n, q.data(), bits);
-    linear(w.k, h.data(), n, k.data(), bits);
-    linear(w.v, h.data(), n, v.data(), bits);
+    linears({{&w.q, q.data()}, {&w.k, k.data()}, {&w.v, v.data()}}, h.data(), n, bits);
     for (int t = 0; t < n; ++t) {
       kernels::rope(&q[size_t(t * Q)], c.n_heads, c.head_dim, c.rotary_dim, pos0 + t, rope_, c.rope_interleaved);
       kernels::rope(&k[size_t(t * KV)], c.n_kv_heads, c.head_dim, c.rotary_dim, pos0 + t, rope_, c.rope_interleaved);
@@ -246,9 +262,9 @@ void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logit
       apply_norm(w.ffn_norm, x.data(), h.data(), n);
     }
     observe(l, "ffn_in", mlp_in, n, int(D));
-    linear(w.up, mlp_in, n, up.data(), bits);
+    if (c.gated_mlp) linears({{&w.up, up.data()}, {&w.gate, gate.data()}}, mlp_in, n, bits);
+    else linear(w.up, mlp_in, n, up.data(), bits);
     if (c.gated_mlp) {
-      linear(w.gate, mlp_in, n, gate.data(), bits);
       if (c.act == Activation::SiLU) kernels::silu(gate.data(), int(n * F));
       else kernels::gelu_tanh(gate.data(), int(n * F));
       for (size_t i = 0; i < up.size(); ++i) up[i] *= gate[i];

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "decode/sample_draw.h"
@@ -123,6 +124,10 @@ class Transformer {
   void attention(int layer, int n, int pos0, const float* q, KVCache& cache, float* out);
   void apply_norm(const Norm& nm, const float* x, float* out, int n) const;
   void linear(const Linear& l, const float* x, int n, float* y, int bits) const;
+  // Layers that read the same x (q, k and v; up and gate), y_i = l_i x: one token through
+  // quantized layers is one integer product for all of them (x quantized once, one thread
+  // team); otherwise one linear() each. The same numbers either way.
+  void linears(const std::vector<std::pair<const Linear*, float*>>& ls, const float* x, int n, int bits) const;
   void observe(int layer, const char* slot, const float* x, int n, int cols) const {
     if (observer_) observer_(layer, slot, x, n, cols);
   }

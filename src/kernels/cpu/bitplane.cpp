@@ -156,13 +156,16 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni"))) void dot_int8_
 // (docs/results.md, 2026-12-06) once a row's table load no longer stalled; before that fix
 // one row a step had measured fastest.
 template <int B>
-void matvec_int8(const BitPlaneMatrix& m, const Int8Activations& a, float* y) {
-  constexpr int R = B <= 3 ? 4 : B <= 6 ? 2 : 1;
-  const int64_t groups = m.rows / R;
-  const Int8Width tables = int8_width(m, B);
-#pragma omp parallel for schedule(static)
-  for (int64_t g = 0; g < groups; ++g) dot_int8_rows<B, R>(m, tables, g * R, a, y + g * R);
-  for (int64_t r = groups * R; r < m.rows; ++r) dot_int8_rows<B, 1>(m, tables, r, a, y + r);
+constexpr int kAvx512RowsPerStep = B <= 3 ? 4 : B <= 6 ? 2 : 1;
+
+// Rows [r0, r1) of m: R at a time, the rest one by one (each row's sum is the same either way).
+template <int B>
+void rows_int8_avx512(const BitPlaneMatrix& m, const Int8Width& tables, const Int8Activations& a, int64_t r0,
+                      int64_t r1, float* y) {
+  constexpr int R = kAvx512RowsPerStep<B>;
+  int64_t r = r0;
+  for (; r + R <= r1; r += R) dot_int8_rows<B, R>(m, tables, r, a, y + r);
+  for (; r < r1; ++r) dot_int8_rows<B, 1>(m, tables, r, a, y + r);
 }
 
 // ---- AVX2 integer kernel: a 256-column block per step, the activations reordered once a
@@ -176,25 +179,22 @@ void matvec_int8(const BitPlaneMatrix& m, const Int8Activations& a, float* y) {
 // plane bit moved to bit 7), and the products go through maddubs with the sign moved onto
 // the weights (|x| <= 127, |w| <= 127, so the pairwise 16-bit sums cannot saturate). Each
 // block's integer sum is scaled as bitplane_dot_int8_scalar scales it: the same bits.
-struct Int8BlockOrder {
-  std::vector<int8_t> x;       // the activations, block order, zero past cols
-  std::vector<uint8_t> x_abs;  // their absolute values
-  std::vector<int32_t> sum;    // sum of each block's activations (the table's +128 bias)
-  void build(const Int8Activations& a, int64_t blocks) {
-    const size_t n = size_t(blocks) * Int8Activations::kBlock;
-    x.assign(n, 0), x_abs.assign(n, 0), sum.assign(size_t(blocks), 0);
-    const int64_t have = int64_t(a.q.size());
-    for (int64_t b = 0; b < blocks; ++b)
-      for (int s = 0; s < 8; ++s)
-        for (int i = 0; i < 32; ++i) {
-          const int64_t col = b * 256 + 8 * i + s;
-          const int8_t v = col < have ? a.q[size_t(col)] : int8_t(0);
-          const size_t slot = size_t(b * 256 + s * 32 + i);
-          x[slot] = v, x_abs[slot] = uint8_t(std::abs(int(v)));
-          sum[size_t(b)] += v;
-        }
-  }
-};
+// Fills a's block-ordered copy (q_blocked: zero past cols), |q| and each block's sum (the
+// table's +128 bias) for `blocks` 256-column blocks.
+void build_block_order(Int8Activations& a, int64_t blocks) {
+  const size_t n = size_t(blocks) * Int8Activations::kBlock;
+  a.q_blocked.assign(n, 0), a.q_abs_blocked.assign(n, 0), a.block_sum.assign(size_t(blocks), 0);
+  const int64_t have = int64_t(a.q.size());
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int s = 0; s < 8; ++s)
+      for (int i = 0; i < 32; ++i) {
+        const int64_t col = b * 256 + 8 * i + s;
+        const int8_t v = col < have ? a.q[size_t(col)] : int8_t(0);
+        const size_t slot = size_t(b * 256 + s * 32 + i);
+        a.q_blocked[slot] = v, a.q_abs_blocked[slot] = uint8_t(std::abs(int(v)));
+        a.block_sum[size_t(b)] += v;
+      }
+}
 
 // Plane bit s of every byte moved to bit t (the shift's spill from the neighbouring byte
 // lands on other bits, which the mask clears).
@@ -269,15 +269,15 @@ struct Avx2Row {
 
 template <int B>
 __attribute__((target("avx2,fma"))) float dot_int8_avx2(const BitPlaneMatrix& m, const Int8Width& tables, int64_t r,
-                                                        const Int8BlockOrder& a, const Int8Activations& act) {
+                                                        const Int8Activations& act) {
   Avx2Row<B> row;
   row.load(tables, m, r);
   const __m256i ones16 = _mm256_set1_epi16(1);
   double total = 0;
   // One 256-column block whose plane k's 32 bytes start at p[k].
   auto block = [&](const uint8_t* const* p, int64_t blk) __attribute__((target("avx2"), always_inline)) {
-    const int8_t* xs = a.x.data() + blk * 256;
-    const uint8_t* xa = a.x_abs.data() + blk * 256;
+    const int8_t* xs = act.q_blocked.data() + blk * 256;
+    const uint8_t* xa = act.q_abs_blocked.data() + blk * 256;
     __m256i acc = _mm256_setzero_si256();
     auto step = [&]<int S>() __attribute__((target("avx2"))) {
       const __m256i w = row.template weights<S>(p);
@@ -292,7 +292,7 @@ __attribute__((target("avx2,fma"))) float dot_int8_avx2(const BitPlaneMatrix& m,
     const __m128i q = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
     const int64_t signed_sum = _mm_cvtsi128_si32(_mm_add_epi32(q, _mm_shuffle_epi32(q, 0xB1)));
     // The scalar reference sums the +128-biased table: add the bias back.
-    total += double(signed_sum + 128 * int64_t(a.sum[size_t(blk)])) * act.scale[size_t(blk)];
+    total += double(signed_sum + 128 * int64_t(act.block_sum[size_t(blk)])) * act.scale[size_t(blk)];
   };
   const int64_t whole = m.plane_stride / 32;
   const uint8_t* p[B];
@@ -317,24 +317,31 @@ __attribute__((target("avx2,fma"))) float dot_int8_avx2(const BitPlaneMatrix& m,
 }
 
 template <int B>
-void matvec_int8_avx2(const BitPlaneMatrix& m, const Int8Activations& a, float* y) {
-  thread_local Int8BlockOrder order;
-  order.build(a, (m.plane_stride + 31) / 32);
-  const Int8BlockOrder& shared = order;
-  const Int8Width tables = int8_width(m, B);
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < m.rows; ++r) y[r] = dot_int8_avx2<B>(m, tables, r, shared, a);
+void rows_int8_avx2(const BitPlaneMatrix& m, const Int8Width& tables, const Int8Activations& a, int64_t r0, int64_t r1,
+                    float* y) {
+  for (int64_t r = r0; r < r1; ++r) y[r] = dot_int8_avx2<B>(m, tables, r, a);
 }
 
 #endif  // PMPD_X86
 
-using MatvecInt8Fn = void (*)(const BitPlaneMatrix&, const Int8Activations&, float*);
+// An integer kernel: rows[b] computes rows [r0, r1) at width b on the calling thread; a team
+// splits a matrix into runs of step[b] rows; blocked: it reads Int8Activations' block order.
+struct Int8Kernel {
+  Int8RowsFn rows[9];
+  int step[9];
+  bool blocked;
+};
 #ifdef PMPD_X86
-constexpr MatvecInt8Fn kInt8Avx512[9] = {nullptr, matvec_int8<1>, matvec_int8<2>, matvec_int8<3>, matvec_int8<4>,
-                                         matvec_int8<5>, matvec_int8<6>, matvec_int8<7>, matvec_int8<8>};
-constexpr MatvecInt8Fn kInt8Avx2[9] = {nullptr, matvec_int8_avx2<1>, matvec_int8_avx2<2>, matvec_int8_avx2<3>,
-                                       matvec_int8_avx2<4>, matvec_int8_avx2<5>, matvec_int8_avx2<6>,
-                                       matvec_int8_avx2<7>, matvec_int8_avx2<8>};
+constexpr Int8Kernel kInt8Avx512 = {
+    {nullptr, rows_int8_avx512<1>, rows_int8_avx512<2>, rows_int8_avx512<3>, rows_int8_avx512<4>, rows_int8_avx512<5>,
+     rows_int8_avx512<6>, rows_int8_avx512<7>, rows_int8_avx512<8>},
+    {1, kAvx512RowsPerStep<1>, kAvx512RowsPerStep<2>, kAvx512RowsPerStep<3>, kAvx512RowsPerStep<4>,
+     kAvx512RowsPerStep<5>, kAvx512RowsPerStep<6>, kAvx512RowsPerStep<7>, kAvx512RowsPerStep<8>},
+    false};
+constexpr Int8Kernel kInt8Avx2 = {{nullptr, rows_int8_avx2<1>, rows_int8_avx2<2>, rows_int8_avx2<3>, rows_int8_avx2<4>,
+                                   rows_int8_avx2<5>, rows_int8_avx2<6>, rows_int8_avx2<7>, rows_int8_avx2<8>},
+                                  {1, 1, 1, 1, 1, 1, 1, 1, 1},
+                                  true};
 
 bool has_int8_avx512() {
   __builtin_cpu_init();
@@ -350,14 +357,23 @@ bool has_neon_dotprod() {
 }
 #endif
 
+#ifdef PMPD_NEON
+Int8Kernel neon_kernel(const Int8RowsFn* rows) {
+  Int8Kernel k{{}, {1, 1, 1, 1, 1, 1, 1, 1, 1}, false};
+  for (int b = 0; b < 9; ++b) k.rows[b] = rows[b];
+  return k;
+}
+#endif
+
 // The integer kernel for the active ISA (VBMI + VNNI, else AVX2; NEON), or null.
-const MatvecInt8Fn* int8_kernels() {
+const Int8Kernel* int8_kernels() {
 #ifdef PMPD_X86
-  if (active_isa() == Isa::Avx512 && has_int8_avx512()) return kInt8Avx512;
-  if (active_isa() != Isa::Scalar) return kInt8Avx2;
+  if (active_isa() == Isa::Avx512 && has_int8_avx512()) return &kInt8Avx512;
+  if (active_isa() != Isa::Scalar) return &kInt8Avx2;
 #endif
 #ifdef PMPD_NEON
-  if (active_isa() == Isa::Neon) return has_neon_dotprod() ? neon_int8_kernels_sdot() : neon_int8_kernels();
+  static const Int8Kernel plain = neon_kernel(neon_int8_kernels()), sdot = neon_kernel(neon_int8_kernels_sdot());
+  if (active_isa() == Isa::Neon) return has_neon_dotprod() ? &sdot : &plain;
 #endif
   return nullptr;
 }
@@ -700,20 +716,56 @@ float bitplane_dot(const BitPlaneMatrix& m, int bits, int64_t r, const float* x)
   return dense_dot(m, bits, r, x) + sparse_row(m, bits, r, x);
 }
 
-void bitplane_matmul(const BitPlaneMatrix& m, int bits, const float* X, int n_tokens, float* Y) {
+namespace {
+// One input through several matrices with the integer kernel k: x quantized once (and put
+// in k's block order where it reads one), one team for every matrix's rows. Each thread
+// takes its static share of a matrix and goes on to the next without waiting.
+void matvec_int8_many(const Int8Kernel& k, const std::vector<const BitPlaneMatrix*>& ms, int bits, const float* x,
+                      const std::vector<float*>& ys) {
+  thread_local Int8Activations a;  // reused: its buffers keep their capacity
+  const int64_t cols = ms[0]->cols;
+  quantize_activations(x, cols, a);
+#ifdef PMPD_X86
+  if (k.blocked) build_block_order(a, (ms[0]->plane_stride + 31) / 32);
+#endif
+  std::vector<Int8Width> tables(ms.size());  // built here, before the team, where first used
+  size_t bytes = 0;
+  for (size_t i = 0; i < ms.size(); ++i) tables[i] = int8_width(*ms[i], bits), bytes += ms[i]->bytes_read(bits);
+  const Int8RowsFn rows = k.rows[bits];
+  const int64_t step = k.step[bits];
+  const Int8Activations& in = a;
+#pragma omp parallel if (worth_threads(bytes))
+  for (size_t i = 0; i < ms.size(); ++i) {
+    const BitPlaneMatrix& m = *ms[i];
+    const int64_t runs = (m.rows + step - 1) / step;
+#pragma omp for schedule(static) nowait
+    for (int64_t u = 0; u < runs; ++u) rows(m, tables[i], in, u * step, std::min(m.rows, (u + 1) * step), ys[i]);
+  }
+  for (size_t i = 0; i < ms.size(); ++i) add_sparse(*ms[i], bits, x, ys[i]);
+}
+
+bool int8_applies(const BitPlaneMatrix& m, int bits) {
   PMPD_CHECK(bits >= m.bits_min && bits <= m.bits_max, "{} bits requested; the weights hold {} to {}", bits,
              m.bits_min, m.bits_max);
+  return g_kernel == BitPlaneKernel::Int8 && m.int8 && int8_kernels();
+}
+}  // namespace
+
+void bitplane_matvec_many(const std::vector<const BitPlaneMatrix*>& ms, int bits, const float* x,
+                          const std::vector<float*>& ys) {
+  PMPD_CHECK(!ms.empty() && ms.size() == ys.size(), "bitplane_matvec_many: {} matrices, {} outputs", ms.size(), ys.size());
+  bool together = true;
+  for (const BitPlaneMatrix* m : ms) together = int8_applies(*m, bits) && m->cols == ms[0]->cols && together;
+  if (together) return matvec_int8_many(*int8_kernels(), ms, bits, x, ys);
+  for (size_t i = 0; i < ms.size(); ++i) bitplane_matmul(*ms[i], bits, x, 1, ys[i]);
+}
+
+void bitplane_matmul(const BitPlaneMatrix& m, int bits, const float* X, int n_tokens, float* Y) {
   const int64_t rows = m.rows, cols = m.cols;
   // A few tokens: per-token integer products read the planes (cache-hot after the
   // first token) instead of widening every row to f32.
-  if (g_kernel == BitPlaneKernel::Int8 && m.int8 && n_tokens <= 4 && has_int8_isa()) {
-    const MatvecInt8Fn* kernels = int8_kernels();
-    for (int t = 0; t < n_tokens; ++t) {
-      Int8Activations a;
-      quantize_activations(X + int64_t(t) * cols, cols, a);
-      kernels[bits](m, a, Y + int64_t(t) * rows);
-      add_sparse(m, bits, X + int64_t(t) * cols, Y + int64_t(t) * rows);
-    }
+  if (int8_applies(m, bits) && n_tokens <= 4) {
+    for (int t = 0; t < n_tokens; ++t) matvec_int8_many(*int8_kernels(), {&m}, bits, X + int64_t(t) * cols, {Y + int64_t(t) * rows});
     return;
   }
   if (n_tokens == 1) {

@@ -82,8 +82,24 @@ struct Int8Activations {
   std::vector<int8_t> q;       // cols, padded with zeros to a multiple of 64
   std::vector<float> scale;    // per block of 256
   double offset = 0;           // 128 * sum_block scale_block * sum(q in block): the +128 bias of the table
+  // The AVX2 kernel's copy in its block order (slot s*32+i of a block: column 8i+s), |q| and
+  // each block's sum; made by its products, once per input, empty for the other kernels.
+  std::vector<int8_t> q_blocked;
+  std::vector<uint8_t> q_abs_blocked;
+  std::vector<int32_t> block_sum;
 };
 void quantize_activations(const float* x, int64_t cols, Int8Activations& out);
+
+// An ISA's integer kernel at one width: rows [r0, r1) of y = m x on the calling thread.
+using Int8RowsFn = void (*)(const BitPlaneMatrix& m, const Int8Width& tables, const Int8Activations& x, int64_t r0,
+                            int64_t r1, float* y);
+
+// y_i = M_i x for matrices that read the same input (q, k and v; gate and up), at `bits`:
+// x is quantized once and one thread team computes every matrix's rows, where one product
+// a matrix would quantize x and wake the team each time. The same numbers as one
+// bitplane_matmul a matrix (which it falls back to where the integer kernel does not run).
+void bitplane_matvec_many(const std::vector<const BitPlaneMatrix*>& ms, int bits, const float* x,
+                          const std::vector<float*>& ys);
 
 float bitplane_dot_int8_scalar(const BitPlaneMatrix& m, int bits, int64_t r, const Int8Activations& a);
 

@@ -6,8 +6,7 @@
 
 namespace pmpd::kernels {
 
-using NeonInt8Matvec = void (*)(const BitPlaneMatrix&, const Int8Activations&, float*);
-const NeonInt8Matvec* neon_int8_kernels();       // widening multiplies: every AArch64 core
-const NeonInt8Matvec* neon_int8_kernels_sdot();  // SDOT: cores with the dot-product extension
+const Int8RowsFn* neon_int8_kernels();       // widening multiplies: every AArch64 core
+const Int8RowsFn* neon_int8_kernels_sdot();  // SDOT: cores with the dot-product extension
 
 }  // namespace pmpd::kernels

@@ -94,15 +94,14 @@ float dot_int8_neon(const BitPlaneMatrix& m, const Int8Width& tables, int64_t r,
 }
 
 template <int B>
-void matvec_int8_neon(const BitPlaneMatrix& m, const Int8Activations& a, float* y) {
-  const Int8Width tables = int8_width(m, B);
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < m.rows; ++r) y[r] = dot_int8_neon<B>(m, tables, r, a);
+void rows_int8_neon(const BitPlaneMatrix& m, const Int8Width& tables, const Int8Activations& a, int64_t r0, int64_t r1,
+                    float* y) {
+  for (int64_t r = r0; r < r1; ++r) y[r] = dot_int8_neon<B>(m, tables, r, a);
 }
 
-constexpr NeonInt8Matvec kNeonKernels[9] = {nullptr, matvec_int8_neon<1>, matvec_int8_neon<2>, matvec_int8_neon<3>,
-                                            matvec_int8_neon<4>, matvec_int8_neon<5>, matvec_int8_neon<6>,
-                                            matvec_int8_neon<7>, matvec_int8_neon<8>};
+constexpr Int8RowsFn kNeonKernels[9] = {nullptr, rows_int8_neon<1>, rows_int8_neon<2>, rows_int8_neon<3>,
+                                        rows_int8_neon<4>, rows_int8_neon<5>, rows_int8_neon<6>,
+                                        rows_int8_neon<7>, rows_int8_neon<8>};
 
 }  // namespace
 }  // namespace pmpd::kernels

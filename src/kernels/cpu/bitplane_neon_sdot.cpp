@@ -6,6 +6,6 @@
 #include "kernels/cpu/bitplane_neon_kernel.h"
 
 namespace pmpd::kernels {
-const NeonInt8Matvec* neon_int8_kernels_sdot() { return kNeonKernels; }
+const Int8RowsFn* neon_int8_kernels_sdot() { return kNeonKernels; }
 }  // namespace pmpd::kernels
 #endif

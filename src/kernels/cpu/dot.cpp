@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -372,11 +373,25 @@ void dot_tile(const float* W, int64_t ldw, int n_rows, const float* X, int64_t l
     for (int r = 0; r < n_rows; ++r) Y[t * ldy + r] = dot(DType::F32, W + r * ldw, X + t * ldx, n);
 }
 
+// 64 KB: on the 2-core VM of docs/results.md ("One team for q, k and v") a 384x384 matrix
+// was slower on two threads than on one at 2 and 3 bits (37 and 55 KB read) and faster at
+// 4 bits (74 KB) and above. PMPD_PAR_MIN_BYTES sets another bound (0: always a team).
+namespace {
+std::atomic<size_t> g_min_parallel_bytes{[] {
+  const char* e = std::getenv("PMPD_PAR_MIN_BYTES");
+  return e ? size_t(std::strtoull(e, nullptr, 10)) : size_t(64) << 10;
+}()};
+}  // namespace
+
+bool worth_threads(size_t bytes) { return bytes >= g_min_parallel_bytes.load(std::memory_order_relaxed); }
+size_t min_parallel_bytes() { return g_min_parallel_bytes.load(std::memory_order_relaxed); }
+void set_min_parallel_bytes(size_t bytes) { g_min_parallel_bytes.store(bytes, std::memory_order_relaxed); }
+
 void matmul(const TensorView& W, const float* X, int n_tokens, float* Y) {
   const int64_t rows = W.rows(), cols = W.cols();
   const DType t = W.dtype;
   if (n_tokens == 1) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(W.nbytes()))
     for (int64_t r = 0; r < rows; ++r) Y[r] = dot(t, W.row_ptr(r), X, cols);
     return;
   }

@@ -57,6 +57,13 @@ void matmul_widened_rows(int64_t rows, int64_t cols, const float* X, int n_token
   }
 }
 
+// Whether a one-token product that reads `bytes` is worth splitting across threads: waking
+// the team and joining it costs microseconds, more than the whole of a small matrix.
+// The bound: 64 KB unless PMPD_PAR_MIN_BYTES says otherwise (0: a team for every product).
+bool worth_threads(size_t bytes);
+size_t min_parallel_bytes();
+void set_min_parallel_bytes(size_t bytes);
+
 // Y[t, r] = sum_c W[r, c] * X[t, c] for t < n_tokens; W is {rows, cols}.
 // Threads split the rows; each row is read from memory once for all tokens.
 void matmul(const TensorView& W, const float* X, int n_tokens, float* Y);
