@@ -121,10 +121,11 @@ void BM_GemvThreeOfOneInput(benchmark::State& state) {
   RandomBitplane q(s), k(s), v(s);
   kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);
   std::vector<float> x(size_t(s.cols), 0.5f), y(size_t(3 * s.rows));
-  float* out[3] = {y.data(), y.data() + s.rows, y.data() + 2 * s.rows};
+  float* const out[3] = {y.data(), y.data() + s.rows, y.data() + 2 * s.rows};
+  const kernels::BitPlaneMatrix* const ms[3] = {&q.m, &k.m, &v.m};
   for (auto _ : state) {
     if (state.range(1)) {
-      kernels::bitplane_matvec_many({&q.m, &k.m, &v.m}, 3, x.data(), {out[0], out[1], out[2]});
+      kernels::bitplane_matvec_many(ms, 3, x.data(), out);
     } else {
       kernels::bitplane_matmul(q.m, 3, x.data(), 1, out[0]);
       kernels::bitplane_matmul(k.m, 3, x.data(), 1, out[1]);

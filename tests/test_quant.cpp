@@ -398,8 +398,9 @@ TEST(BitPlaneKernels, ManyMatricesOfOneInputEqualOneProductEach) {
   TestMatrix t(4, 16, 2, 4);
   kernels::prepare_int8(t.m);
   std::vector<float> y(4);
-  EXPECT_THROW(kernels::bitplane_matvec_many({&t.m}, 2, t.rows[0].data(), {}), Error);
-  EXPECT_THROW(kernels::bitplane_matvec_many({&t.m}, 5, t.rows[0].data(), {y.data()}), Error);
+  const std::vector<const kernels::BitPlaneMatrix*> one{&t.m};
+  EXPECT_THROW(kernels::bitplane_matvec_many(one, 2, t.rows[0].data(), std::vector<float*>{}), Error);
+  EXPECT_THROW(kernels::bitplane_matvec_many(one, 5, t.rows[0].data(), std::vector<float*>{y.data()}), Error);
 }
 
 TEST(BitPlaneKernels, GroupedTablesMatchScalarOnEveryIsa) {

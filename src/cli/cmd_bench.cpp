@@ -60,16 +60,19 @@ cuda::ProjectionTiming cpu_projections(const Model& m, int bits, double min_seco
     if (l.q) kernels::bitplane_matmul(*l.q, bits, x.data(), 1, y.data());
     else kernels::matmul(l.w, x.data(), 1, y.data());
   };
+  auto projections = [&](const LayerWeights& l, bool attn) {
+    if (attn) run(l.q), run(l.k), run(l.v), run(l.o);
+    else run(l.up), run(l.down), c.gated_mlp ? run(l.gate) : void();
+  };
   // One untimed pass: builds the width's integer tables (on first use) and warms caches.
-  for (auto& l : m.layers) run(l.q), run(l.k), run(l.v), run(l.o), run(l.up), run(l.down), c.gated_mlp ? run(l.gate) : void();
+  for (auto& l : m.layers) projections(l, true), projections(l, false);
   cuda::ProjectionTiming t;
   auto time = [&](bool attn) {
     long layers_run = 0;
     auto t0 = clock_type::now();
     do {
       for (auto& l : m.layers) {
-        if (attn) run(l.q), run(l.k), run(l.v), run(l.o);
-        else run(l.up), run(l.down), c.gated_mlp ? run(l.gate) : void();
+        projections(l, attn);
         ++layers_run;
       }
     } while (seconds_since(t0) < min_seconds);

@@ -1,6 +1,7 @@
 #include "model/transformer.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -82,27 +83,35 @@ void Transformer::apply_norm(const Norm& nm, const float* x, float* out, int n) 
   }
 }
 
-void Transformer::linear(const Linear& l, const float* x, int n, float* y, int bits) const {
-  if (l.q) kernels::bitplane_matmul(*l.q, bits > 0 ? bits : l.q->bits_max, x, n, y);
-  else kernels::matmul(l.w, x, n, y);
+namespace {
+void add_bias(const Linear& l, float* y, int n) {
   if (!l.bias.empty())
     for (int t = 0; t < n; ++t) kernels::add(y + int64_t(t) * l.out(), l.bias.data(), int(l.out()));
 }
+}  // namespace
 
-void Transformer::linears(const std::vector<std::pair<const Linear*, float*>>& ls, const float* x, int n,
+void Transformer::linear(const Linear& l, const float* x, int n, float* y, int bits) const {
+  if (l.q) kernels::bitplane_matmul(*l.q, bits > 0 ? bits : l.q->bits_max, x, n, y);
+  else kernels::matmul(l.w, x, n, y);
+  add_bias(l, y, n);
+}
+
+void Transformer::linears(std::initializer_list<std::pair<const Linear*, float*>> ls, const float* x, int n,
                           int bits) const {
-  bool together = n == 1 && ls.size() > 1;
+  // On the stack: this runs for every layer of every decode step.
+  constexpr size_t kMost = 3;
+  std::array<const kernels::BitPlaneMatrix*, kMost> ms{};
+  std::array<float*, kMost> ys{};
+  bool together = n == 1 && ls.size() > 1 && ls.size() <= kMost;
   for (const auto& [l, y] : ls) together = together && l->q;
   if (!together) {
     for (const auto& [l, y] : ls) linear(*l, x, n, y, bits);
     return;
   }
-  std::vector<const kernels::BitPlaneMatrix*> ms;
-  std::vector<float*> ys;
-  for (const auto& [l, y] : ls) ms.push_back(l->q.get()), ys.push_back(y);
-  kernels::bitplane_matvec_many(ms, bits > 0 ? bits : ms[0]->bits_max, x, ys);
-  for (const auto& [l, y] : ls)
-    if (!l->bias.empty()) kernels::add(y, l->bias.data(), int(l->out()));
+  size_t i = 0;
+  for (const auto& [l, y] : ls) ms[i] = l->q.get(), ys[i] = y, ++i;
+  kernels::bitplane_matvec_many({ms.data(), i}, bits > 0 ? bits : ms[0]->bits_max, x, {ys.data(), i});
+  for (const auto& [l, y] : ls) add_bias(*l, y, 1);
 }
 
 void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache& cache, float* out) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <initializer_list>
 #include <utility>
 #include <vector>
 
@@ -127,7 +128,7 @@ class Transformer {
   // Layers that read the same x (q, k and v; up and gate), y_i = l_i x: one token through
   // quantized layers is one integer product for all of them (x quantized once, one thread
   // team); otherwise one linear() each. The same numbers either way.
-  void linears(const std::vector<std::pair<const Linear*, float*>>& ls, const float* x, int n, int bits) const;
+  void linears(std::initializer_list<std::pair<const Linear*, float*>> ls, const float* x, int n, int bits) const;
   void observe(int layer, const char* slot, const float* x, int n, int cols) const {
     if (observer_) observer_(layer, slot, x, n, cols);
   }

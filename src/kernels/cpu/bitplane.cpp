@@ -720,26 +720,28 @@ namespace {
 // One input through several matrices with the integer kernel k: x quantized once (and put
 // in k's block order where it reads one), one team for every matrix's rows. Each thread
 // takes its static share of a matrix and goes on to the next without waiting.
-void matvec_int8_many(const Int8Kernel& k, const std::vector<const BitPlaneMatrix*>& ms, int bits, const float* x,
-                      const std::vector<float*>& ys) {
+void matvec_int8_many(const Int8Kernel& k, std::span<const BitPlaneMatrix* const> ms, int bits, const float* x,
+                      std::span<float* const> ys) {
   thread_local Int8Activations a;  // reused: its buffers keep their capacity
   const int64_t cols = ms[0]->cols;
   quantize_activations(x, cols, a);
 #ifdef PMPD_X86
   if (k.blocked) build_block_order(a, (ms[0]->plane_stride + 31) / 32);
 #endif
-  std::vector<Int8Width> tables(ms.size());  // built here, before the team, where first used
+  // Each width's tables are built here, before the team, where first used; inside it
+  // int8_width is a load and a pointer.
   size_t bytes = 0;
-  for (size_t i = 0; i < ms.size(); ++i) tables[i] = int8_width(*ms[i], bits), bytes += ms[i]->bytes_read(bits);
+  for (const BitPlaneMatrix* m : ms) int8_width(*m, bits), bytes += m->bytes_read(bits);
   const Int8RowsFn rows = k.rows[bits];
   const int64_t step = k.step[bits];
   const Int8Activations& in = a;
 #pragma omp parallel if (worth_threads(bytes))
   for (size_t i = 0; i < ms.size(); ++i) {
     const BitPlaneMatrix& m = *ms[i];
+    const Int8Width tables = int8_width(m, bits);
     const int64_t runs = (m.rows + step - 1) / step;
 #pragma omp for schedule(static) nowait
-    for (int64_t u = 0; u < runs; ++u) rows(m, tables[i], in, u * step, std::min(m.rows, (u + 1) * step), ys[i]);
+    for (int64_t u = 0; u < runs; ++u) rows(m, tables, in, u * step, std::min(m.rows, (u + 1) * step), ys[i]);
   }
   for (size_t i = 0; i < ms.size(); ++i) add_sparse(*ms[i], bits, x, ys[i]);
 }
@@ -751,8 +753,8 @@ bool int8_applies(const BitPlaneMatrix& m, int bits) {
 }
 }  // namespace
 
-void bitplane_matvec_many(const std::vector<const BitPlaneMatrix*>& ms, int bits, const float* x,
-                          const std::vector<float*>& ys) {
+void bitplane_matvec_many(std::span<const BitPlaneMatrix* const> ms, int bits, const float* x,
+                          std::span<float* const> ys) {
   PMPD_CHECK(!ms.empty() && ms.size() == ys.size(), "bitplane_matvec_many: {} matrices, {} outputs", ms.size(), ys.size());
   bool together = true;
   for (const BitPlaneMatrix* m : ms) together = int8_applies(*m, bits) && m->cols == ms[0]->cols && together;
@@ -765,7 +767,11 @@ void bitplane_matmul(const BitPlaneMatrix& m, int bits, const float* X, int n_to
   // A few tokens: per-token integer products read the planes (cache-hot after the
   // first token) instead of widening every row to f32.
   if (int8_applies(m, bits) && n_tokens <= 4) {
-    for (int t = 0; t < n_tokens; ++t) matvec_int8_many(*int8_kernels(), {&m}, bits, X + int64_t(t) * cols, {Y + int64_t(t) * rows});
+    const BitPlaneMatrix* const one = &m;
+    for (int t = 0; t < n_tokens; ++t) {
+      float* const y = Y + int64_t(t) * rows;
+      matvec_int8_many(*int8_kernels(), {&one, 1}, bits, X + int64_t(t) * cols, {&y, 1});
+    }
     return;
   }
   if (n_tokens == 1) {

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 namespace pmpd::kernels {
@@ -98,8 +99,8 @@ using Int8RowsFn = void (*)(const BitPlaneMatrix& m, const Int8Width& tables, co
 // x is quantized once and one thread team computes every matrix's rows, where one product
 // a matrix would quantize x and wake the team each time. The same numbers as one
 // bitplane_matmul a matrix (which it falls back to where the integer kernel does not run).
-void bitplane_matvec_many(const std::vector<const BitPlaneMatrix*>& ms, int bits, const float* x,
-                          const std::vector<float*>& ys);
+void bitplane_matvec_many(std::span<const BitPlaneMatrix* const> ms, int bits, const float* x,
+                          std::span<float* const> ys);
 
 float bitplane_dot_int8_scalar(const BitPlaneMatrix& m, int bits, int64_t r, const Int8Activations& a);
 
