@@ -53,8 +53,8 @@ struct Shape {
   int64_t rows, cols;
 };
 // 7B projections, then pmpd-small's q|k|v (384 columns: a partial 256-column block), down,
-// and one of its q, k, v, o.
-constexpr Shape kShapes[] = {{4096, 4096}, {11008, 4096}, {1152, 384}, {384, 1024}, {384, 384}};
+// and one of its q, k, v, o; then pmpd-tiny's LM head.
+constexpr Shape kShapes[] = {{4096, 4096}, {11008, 4096}, {1152, 384}, {384, 1024}, {384, 384}, {4096, 256}};
 
 void BM_GemvDense(benchmark::State& state) {
   const Shape s = kShapes[state.range(0)];
@@ -77,6 +77,25 @@ void BM_GemvDense(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   report(state, w.size());
+}
+
+// A one-token product row by row on one thread: dot() called per row (arg 0) against
+// dot_rows (arg 1), which runs the same dot inline over a block of rows. Shape 5: the
+// default model's 16-bit LM head (4096 x 256), whose rows are too short for a call per row.
+void BM_DenseRows(benchmark::State& state) {
+  const Shape s = kShapes[state.range(0)];
+  const bool blocked = state.range(1) == 1;
+  std::vector<uint16_t> w(size_t(s.rows * s.cols));
+  std::mt19937 rng(1);
+  for (auto& e : w) e = f32_to_f16(std::normal_distribution<float>(0, 0.02f)(rng));
+  std::vector<float> x(size_t(s.cols), 0.5f), y(size_t(s.rows));
+  for (auto _ : state) {
+    if (blocked) kernels::dot_rows(DType::F16, w.data(), s.rows, x.data(), s.cols, y.data());
+    else
+      for (int64_t r = 0; r < s.rows; ++r) y[size_t(r)] = kernels::dot(DType::F16, &w[size_t(r * s.cols)], x.data(), s.cols);
+    benchmark::ClobberMemory();
+  }
+  report(state, w.size() * 2);
 }
 
 // A random 2..8-bit nested matrix of the given shape (the speed does not depend on the values).
@@ -192,6 +211,7 @@ BENCHMARK(BM_GemvDense)->ArgsProduct({{0, 1}, {32, 16}})->Unit(benchmark::kMicro
 BENCHMARK(BM_GemvBitplane)->ArgsProduct({{0, 1}, {2, 3, 4, 5, 6, 7, 8}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 // Small matrices, where a row's fixed cost and a partial last block weigh most.
 BENCHMARK(BM_GemvBitplane)->ArgsProduct({{2, 3, 4}, {2, 3, 4, 8}, {1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_DenseRows)->ArgsProduct({{5, 0}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_GemvThreeOfOneInput)->ArgsProduct({{4, 0}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_Prompt)
     ->ArgsProduct({{0, 1}, {16, 8, 3}, {32}, {0, 1}})

@@ -3,6 +3,7 @@
 #include <bit>
 #include <random>
 
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/dot.h"
 #include "kernels/cpu/ops.h"
 #include "test_util.h"
@@ -30,6 +31,82 @@ TEST(Kernels, DotAllIsasMatchScalar) {
     }
   }
   kernels::set_isa(kernels::Isa::Avx512);
+}
+
+TEST(Kernels, DotRowsEqualDotRowByRow) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd;
+  const kernels::Isa was = kernels::active_isa();
+  const int64_t count = 37;
+  for (int64_t n : {1, 15, 16, 64, 100, 256}) {
+    std::vector<float> w(size_t(count * n)), x(static_cast<size_t>(n));
+    std::vector<uint16_t> h(w.size()), b(w.size());
+    for (size_t i = 0; i < w.size(); ++i) w[i] = nd(rng), h[i] = f32_to_f16(w[i]), b[i] = f32_to_bf16(w[i]);
+    for (auto& e : x) e = nd(rng);
+    for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Neon}) {
+      kernels::set_isa(isa);
+      for (auto [t, p] : {std::pair<DType, const void*>{DType::F32, w.data()}, {DType::F16, h.data()}, {DType::BF16, b.data()}}) {
+        std::vector<float> y(static_cast<size_t>(count));
+        kernels::dot_rows(t, p, count, x.data(), n, y.data());
+        const size_t row_bytes = size_t(n) * dtype_size(t);
+        for (int64_t r = 0; r < count; ++r)
+          ASSERT_EQ(std::bit_cast<uint32_t>(y[size_t(r)]),
+                    std::bit_cast<uint32_t>(kernels::dot(t, static_cast<const uint8_t*>(p) + size_t(r) * row_bytes, x.data(), n)))
+              << "row " << r << " n=" << n << " dtype=" << dtype_name(t) << " isa=" << kernels::isa_name(kernels::active_isa());
+      }
+    }
+  }
+  kernels::set_isa(was);
+}
+
+// The decode attention kernel against the loop it replaced (a dot() and an add_scaled_f16()
+// call per cached row): the same bits on every ISA, head sizes of one to sixteen vectors.
+TEST(Kernels, AttendF16EqualsThePerRowLoop) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd;
+  const kernels::Isa was = kernels::active_isa();
+  for (int hd : {16, 32, 48, 64, 80, 96, 128, 256}) {
+    for (int len : {1, 2, 7, 300}) {
+      const int64_t stride = 3 * int64_t(hd) + 16;  // rows of other heads in between
+      std::vector<uint16_t> k(size_t(len) * size_t(stride)), v(k.size());
+      for (auto& e : k) e = f32_to_f16(2.f * nd(rng));
+      for (auto& e : v) e = f32_to_f16(nd(rng));
+      std::vector<float> q(static_cast<size_t>(hd));
+      for (auto& e : q) e = nd(rng);
+      const float scale = 1.f / std::sqrt(float(hd));
+      for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Neon}) {
+        kernels::set_isa(isa);
+        std::vector<float> s1(static_cast<size_t>(len)), s2(s1.size()), o1(q.size(), 7.f), o2(q.size(), -7.f);
+        kernels::attend_f16(q.data(), k.data(), v.data(), stride, len, hd, scale, s1.data(), o1.data());
+        kernels::attend_f16_per_row(q.data(), k.data(), v.data(), stride, len, hd, scale, s2.data(), o2.data());
+        for (int i = 0; i < hd; ++i)
+          ASSERT_EQ(std::bit_cast<uint32_t>(o1[size_t(i)]), std::bit_cast<uint32_t>(o2[size_t(i)]))
+              << "hd=" << hd << " len=" << len << " i=" << i << " isa=" << kernels::isa_name(kernels::active_isa());
+        for (int p = 0; p < len; ++p) ASSERT_EQ(std::bit_cast<uint32_t>(s1[size_t(p)]), std::bit_cast<uint32_t>(s2[size_t(p)]));
+        // And both are attention: out = softmax(q.k * scale) v, to f32 rounding.
+        std::vector<double> w(static_cast<size_t>(len));
+        double mx = -1e30, sum = 0;
+        for (int p = 0; p < len; ++p) {
+          double d = 0;
+          for (int i = 0; i < hd; ++i) d += double(f16_to_f32(k[size_t(p * stride + i)])) * q[size_t(i)];
+          w[size_t(p)] = d * scale, mx = std::max(mx, w[size_t(p)]);
+        }
+        for (auto& e : w) e = std::exp(e - mx), sum += e;
+        for (int i = 0; i < hd; ++i) {
+          double o = 0;
+          for (int p = 0; p < len; ++p) o += w[size_t(p)] / sum * f16_to_f32(v[size_t(p * stride + i)]);
+          ASSERT_NEAR(o1[size_t(i)], o, 1e-4 * (1 + std::fabs(o))) << "hd=" << hd << " len=" << len;
+        }
+      }
+    }
+  }
+  kernels::set_isa(was);
+}
+
+TEST(Kernels, AttendF16RejectsHeadSizesOffTheVector) {
+  std::vector<float> q(24), s(1), o(24);
+  std::vector<uint16_t> kv(24);
+  EXPECT_THROW(kernels::attend_f16(q.data(), kv.data(), kv.data(), 24, 1, 24, 1.f, s.data(), o.data()), Error);
 }
 
 TEST(Kernels, MatmulMultiTokenEqualsSingleToken) {

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/dot.h"
 #include "model/cuda_model.h"
 
@@ -160,14 +161,15 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
         const int len = pos0 + t + 1;  // causal: positions 0..pos0+t
         const float* qh = q + (int64_t(t) * c.n_heads + h) * hd;
         const int kvh = h / group;
-        if (direct_f16_keys) {
-          const int64_t at = int64_t(kvh) * hd;
-          for (int p = 0; p < len; ++p) scores[p] = kernels::dot(DType::F16, cache.k16(layer, p) + at, qh, hd) * scale;
-        } else {
-          for (int p = 0; p < len; ++p) scores[p] = kernels::dot(DType::F32, key(p, kvh, kv.data()), qh, hd) * scale;
-        }
-        kernels::softmax(scores.data(), len);
         float* o = out + (int64_t(t) * c.n_heads + h) * hd;
+        if (direct_f16_keys) {  // the whole head in one kernel (the same bits as dot, softmax, add_scaled_f16)
+          const int64_t at = int64_t(kvh) * hd;
+          kernels::attend_f16(qh, cache.k16(layer, 0) + at, cache.v16(layer, 0) + at, kv_dim, len, hd, scale,
+                              scores.data(), o);
+          continue;
+        }
+        for (int p = 0; p < len; ++p) scores[p] = kernels::dot(DType::F32, key(p, kvh, kv.data()), qh, hd) * scale;
+        kernels::softmax(scores.data(), len);
         std::fill(o, o + hd, 0.f);
         if (decode_f16) {
           const int64_t at = int64_t(kvh) * hd;

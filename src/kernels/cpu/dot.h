@@ -21,6 +21,9 @@ const char* isa_name(Isa isa);
 // dot(row, x) for a weight row of dtype `t` and length n.
 float dot(DType t, const void* row, const float* x, int64_t n);
 float dot_scalar(DType t, const void* row, const float* x, int64_t n);
+// y[r] = dot(t, row r, x) for `count` contiguous rows of n weights from `rows` on: the same
+// bits as dot() row by row, without a call and dispatch per row.
+void dot_rows(DType t, const void* rows, int64_t count, const float* x, int64_t n, float* y);
 
 // Prompt products in register tiles: Y[t * ldy + r] = dot(F32, w_r, x_t, n) for
 // r < n_rows, t < n_tokens, bit-identical to dot() pair by pair (so a prompt's logits do
