@@ -1,5 +1,7 @@
 // Every vectorised kernel equals the scalar reference on shapes that are not
 // multiples of the vector width.
+#include <omp.h>
+
 #include <bit>
 #include <random>
 
@@ -107,6 +109,23 @@ TEST(Kernels, AttendF16RejectsHeadSizesOffTheVector) {
   std::vector<float> q(24), s(1), o(24);
   std::vector<uint16_t> kv(24);
   EXPECT_THROW(kernels::attend_f16(q.data(), kv.data(), kv.data(), 24, 1, 24, 1.f, s.data(), o.data()), Error);
+}
+
+// A product enters a parallel region only where a team of more than one thread exists and
+// the bytes pay for waking it (a region of one thread still costs a futex system call).
+TEST(Kernels, WorthThreadsNeedsATeamAndEnoughBytes) {
+  const size_t bound = kernels::min_parallel_bytes();
+  const int threads_before = omp_get_max_threads();
+  kernels::set_min_parallel_bytes(1000);
+  omp_set_num_threads(2);
+  EXPECT_TRUE(kernels::worth_threads(1000));
+  EXPECT_FALSE(kernels::worth_threads(999));
+  omp_set_num_threads(1);
+  EXPECT_FALSE(kernels::worth_threads(size_t(1) << 30));
+  kernels::set_min_parallel_bytes(0);
+  EXPECT_FALSE(kernels::worth_threads(size_t(1) << 30));
+  omp_set_num_threads(threads_before);
+  kernels::set_min_parallel_bytes(bound);
 }
 
 TEST(Kernels, MatmulMultiTokenEqualsSingleToken) {

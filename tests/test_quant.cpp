@@ -1,4 +1,6 @@
 // The any-precision quantizer and its bit-plane kernels.
+#include <omp.h>
+
 #include <random>
 #include <thread>
 
@@ -362,36 +364,43 @@ TEST(BitPlaneKernels, Avx2Int8KernelIsBitIdenticalToItsScalarReference) {
 TEST(BitPlaneKernels, ManyMatricesOfOneInputEqualOneProductEach) {
   const size_t bound = kernels::min_parallel_bytes();
   kernels::set_min_parallel_bytes(0);  // these small matrices would run on one thread
-  for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Neon}) {
-    kernels::set_isa(isa);
-    kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);
-    for (int64_t C : {int64_t(70), int64_t(300)}) {
-      TestMatrix a(5, C, 1, 8), b(9, C, 1, 8), c(38, C, 1, 8), other(6, C + 1, 1, 8);
-      for (auto* t : {&a, &b, &c, &other}) kernels::prepare_int8(t->m);
-      const auto x = random_row(int(C + 1), 99 + int(C), false);
-      for (int bits = 1; bits <= 8; ++bits) {
-        auto check = [&](const std::vector<TestMatrix*>& ts) {
-          std::vector<const kernels::BitPlaneMatrix*> ms;
-          std::vector<std::vector<float>> together, alone;
-          for (TestMatrix* t : ts) {
-            ms.push_back(&t->m);
-            together.emplace_back(size_t(t->m.rows), -1.f), alone.emplace_back(size_t(t->m.rows), -2.f);
-          }
-          std::vector<float*> ys;
-          for (auto& y : together) ys.push_back(y.data());
-          kernels::bitplane_matvec_many(ms, bits, x.data(), ys);
-          for (size_t i = 0; i < ts.size(); ++i) {
-            kernels::bitplane_matmul(ts[i]->m, bits, x.data(), 1, alone[i].data());
-            for (size_t r = 0; r < alone[i].size(); ++r)
-              ASSERT_EQ(together[i][r], alone[i][r]) << kernels::isa_name(kernels::active_isa()) << " C " << C
-                                                     << " bits " << bits << " matrix " << i << " row " << r;
-          }
-        };
-        check({&a, &b, &c});
-        check({&c, &other});  // 300 and 301 columns: one product each
+  const int threads_before = omp_get_max_threads();
+  // One thread: the loop outside any parallel region; two: a team of two.
+  for (int threads : {1, 2}) {
+    for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Neon}) {
+      omp_set_num_threads(threads);
+      kernels::set_isa(isa);
+      kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);
+      for (int64_t C : {int64_t(70), int64_t(300)}) {
+        TestMatrix a(5, C, 1, 8), b(9, C, 1, 8), c(38, C, 1, 8), other(6, C + 1, 1, 8);
+        for (auto* t : {&a, &b, &c, &other}) kernels::prepare_int8(t->m);
+        const auto x = random_row(int(C + 1), 99 + int(C), false);
+        for (int bits = 1; bits <= 8; ++bits) {
+          auto check = [&](const std::vector<TestMatrix*>& ts) {
+            std::vector<const kernels::BitPlaneMatrix*> ms;
+            std::vector<std::vector<float>> together, alone;
+            for (TestMatrix* t : ts) {
+              ms.push_back(&t->m);
+              together.emplace_back(size_t(t->m.rows), -1.f), alone.emplace_back(size_t(t->m.rows), -2.f);
+            }
+            std::vector<float*> ys;
+            for (auto& y : together) ys.push_back(y.data());
+            kernels::bitplane_matvec_many(ms, bits, x.data(), ys);
+            for (size_t i = 0; i < ts.size(); ++i) {
+              kernels::bitplane_matmul(ts[i]->m, bits, x.data(), 1, alone[i].data());
+              for (size_t r = 0; r < alone[i].size(); ++r)
+                ASSERT_EQ(together[i][r], alone[i][r])
+                    << kernels::isa_name(kernels::active_isa()) << " threads " << threads << " C " << C << " bits "
+                    << bits << " matrix " << i << " row " << r;
+            }
+          };
+          check({&a, &b, &c});
+          check({&c, &other});  // 300 and 301 columns: one product each
+        }
       }
     }
   }
+  omp_set_num_threads(threads_before);
   kernels::set_min_parallel_bytes(bound);
   kernels::set_isa(kernels::Isa::Avx512);
   kernels::set_bitplane_kernel(kernels::BitPlaneKernel::Int8);

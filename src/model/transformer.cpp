@@ -75,13 +75,15 @@ void Transformer::set_observer(Observer o) {
 
 void Transformer::apply_norm(const Norm& nm, const float* x, float* out, int n) const {
   const ModelConfig& c = m_.config;
-#pragma omp parallel for if (n > 1)
-  for (int t = 0; t < n; ++t) {
+  auto norm_row = [&](int t) {
     const float* xi = x + int64_t(t) * c.dim;
     float* oi = out + int64_t(t) * c.dim;
     if (c.norm == NormKind::RMSNorm) kernels::rmsnorm(oi, xi, nm.weight.data(), c.dim, c.norm_eps);
     else kernels::layernorm(oi, xi, nm.weight.data(), nm.bias.empty() ? nullptr : nm.bias.data(), c.dim, c.norm_eps);
-  }
+  };
+  if (n == 1) return norm_row(0);  // a decode step: no parallel region (kernels::worth_threads says why)
+#pragma omp parallel for
+  for (int t = 0; t < n; ++t) norm_row(t);
 }
 
 namespace {
@@ -152,9 +154,11 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
   };
   // A decode step's heads read the cached rows once: a short context is less work than a team's wake-up.
   const size_t kv_bytes = size_t(len_max) * size_t(kv_dim) * 2 * (cache.is_f16() ? 2 : 4);
-#pragma omp parallel if (n > 1 || kernels::worth_threads(kv_bytes))
-  {
-    std::vector<float> scores(static_cast<size_t>(len_max)), kv(static_cast<size_t>(hd));
+  // Run by every member of a team, or by this thread alone outside any region (the `omp for`
+  // is orphaned); scratch rows are kept per thread across layers and steps.
+  auto heads = [&] {
+    thread_local std::vector<float> scores, kv;
+    scores.resize(size_t(len_max)), kv.resize(size_t(hd));
 #pragma omp for collapse(2) schedule(dynamic)
     for (int t = 0; t < n; ++t) {
       for (int h = 0; h < c.n_heads; ++h) {
@@ -183,6 +187,12 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
         }
       }
     }
+  };
+  if (n > 1 || kernels::worth_threads(kv_bytes)) {
+#pragma omp parallel
+    heads();
+  } else {
+    heads();
   }
 }
 
@@ -248,9 +258,19 @@ void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logit
   }
   PMPD_CHECK(!cache.device(), "this KV cache lives on a GPU; the CPU backend cannot extend it");
   const int64_t D = c.dim, F = c.hidden_dim, Q = int64_t(c.n_heads) * c.head_dim, KV = c.kv_dim();
-  std::vector<float> x(size_t(n * D)), h(size_t(n * D)), q(size_t(n * Q)), k(size_t(n * KV)), v(size_t(n * KV)),
-      att(size_t(n * Q)), o(size_t(n * D)), up(size_t(n * F)), gate(size_t(c.gated_mlp ? n * F : 0)),
-      mlp(size_t(n * D));
+  // The pass's activations, each written in full before it is read. A decode step reuses
+  // this thread's (ten allocations and their zeroing were 2-4% of a small model's step); a
+  // prompt's are sized by its length and freed after it.
+  struct Activations {
+    std::vector<float> x, h, q, k, v, att, o, up, gate, mlp;
+  };
+  thread_local Activations step_buffers;
+  Activations prompt_buffers;
+  Activations& buffers = n == 1 ? step_buffers : prompt_buffers;
+  auto& [x, h, q, k, v, att, o, up, gate, mlp] = buffers;
+  for (auto [buffer, size] : {std::pair{&x, D}, {&h, D}, {&q, Q}, {&k, KV}, {&v, KV}, {&att, Q}, {&o, D}, {&up, F},
+                              {&gate, c.gated_mlp ? F : 0}, {&mlp, D}})
+    buffer->resize(size_t(n * size));
   for (int t = 0; t < n; ++t)
     to_f32(m_.token_embd.dtype, m_.token_embd.row_ptr(tokens[t]), &x[size_t(t * D)], size_t(D));
   for (int l = 0; l < c.n_layers; ++l) {

@@ -563,8 +563,11 @@ __attribute__((target("avx512f"))) int64_t quantize_block_avx512(const float* x,
 void quantize_activations(const float* x, int64_t cols, Int8Activations& a) {
   const int64_t padded = (cols + 63) / 64 * 64;
   const int64_t blocks = (cols + Int8Activations::kBlock - 1) / Int8Activations::kBlock;
-  a.q.assign(size_t(padded), 0);
-  a.scale.assign(size_t(blocks), 0.f);
+  // The blocks below write every column; only the padding is cleared (kept buffers, no
+  // memset of the whole row per product).
+  a.q.resize(size_t(padded));
+  std::fill(a.q.begin() + cols, a.q.end(), int8_t(0));
+  a.scale.resize(size_t(blocks));
   a.offset = 0;
   auto* block = quantize_block_scalar;
 #ifdef PMPD_X86
@@ -735,13 +738,22 @@ void matvec_int8_many(const Int8Kernel& k, std::span<const BitPlaneMatrix* const
   const Int8RowsFn rows = k.rows[bits];
   const int64_t step = k.step[bits];
   const Int8Activations& in = a;
-#pragma omp parallel if (worth_threads(bytes))
-  for (size_t i = 0; i < ms.size(); ++i) {
-    const BitPlaneMatrix& m = *ms[i];
-    const Int8Width tables = int8_width(m, bits);
-    const int64_t runs = (m.rows + step - 1) / step;
+  // Each team member takes its static share of every matrix in turn (orphaned `omp for`s);
+  // called outside a region (a small product), the one thread takes all of them.
+  auto shares = [&] {
+    for (size_t i = 0; i < ms.size(); ++i) {
+      const BitPlaneMatrix& m = *ms[i];
+      const Int8Width tables = int8_width(m, bits);
+      const int64_t runs = (m.rows + step - 1) / step;
 #pragma omp for schedule(static) nowait
-    for (int64_t u = 0; u < runs; ++u) rows(m, tables, in, u * step, std::min(m.rows, (u + 1) * step), ys[i]);
+      for (int64_t u = 0; u < runs; ++u) rows(m, tables, in, u * step, std::min(m.rows, (u + 1) * step), ys[i]);
+    }
+  };
+  if (worth_threads(bytes)) {
+#pragma omp parallel
+    shares();
+  } else {
+    shares();
   }
   for (size_t i = 0; i < ms.size(); ++i) add_sparse(*ms[i], bits, x, ys[i]);
 }

@@ -307,7 +307,9 @@ std::atomic<size_t> g_min_parallel_bytes{[] {
 }()};
 }  // namespace
 
-bool worth_threads(size_t bytes) { return bytes >= g_min_parallel_bytes.load(std::memory_order_relaxed); }
+bool worth_threads(size_t bytes) {
+  return bytes >= g_min_parallel_bytes.load(std::memory_order_relaxed) && omp_get_max_threads() > 1;
+}
 size_t min_parallel_bytes() { return g_min_parallel_bytes.load(std::memory_order_relaxed); }
 void set_min_parallel_bytes(size_t bytes) { g_min_parallel_bytes.store(bytes, std::memory_order_relaxed); }
 
@@ -319,7 +321,8 @@ void matmul(const TensorView& W, const float* X, int n_tokens, float* Y) {
     // a small model's LM head is thousands of short rows).
     constexpr int64_t kBlock = 32;
     const int64_t blocks = (rows + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (worth_threads(W.nbytes()))
+    if (!worth_threads(W.nbytes())) return dot_rows(t, W.data, rows, X, cols, Y);
+#pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t r0 = b * kBlock;
       dot_rows(t, W.row_ptr(r0), std::min(kBlock, rows - r0), X, cols, Y + r0);

@@ -62,7 +62,10 @@ void matmul_widened_rows(int64_t rows, int64_t cols, const float* X, int n_token
 
 // Whether a one-token product that reads `bytes` is worth splitting across threads: waking
 // the team and joining it costs microseconds, more than the whole of a small matrix.
-// The bound: 64 KB unless PMPD_PAR_MIN_BYTES says otherwise (0: a team for every product).
+// The bound: 64 KB unless PMPD_PAR_MIN_BYTES says otherwise (0: a team for every product);
+// never with one OpenMP thread. Callers that get false run their loop without entering a
+// parallel region at all: even a region of one thread ends in a futex wake system call in
+// libgomp (~34 a token on pmpd-tiny, each a VM exit here).
 bool worth_threads(size_t bytes);
 size_t min_parallel_bytes();
 void set_min_parallel_bytes(size_t bytes);
