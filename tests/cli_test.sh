@@ -72,6 +72,10 @@ expect_error "garbage file" "g.bin" "$PMPD" info -m "$tmp/g.bin"
 for b in 2 5 8; do
   "$PMPD" run -m "$tmp/q.gguf" --bits $b -p "A dog" -n 4 >/dev/null 2>&1 && ok "run --bits $b" || bad "run --bits $b"
 done
+# info counts a quantized model's parameters as its checkpoint does, not its planes and tables
+p16=$("$PMPD" info -m "$SRC/models/pmpd-tiny" | sed -n 's/^parameters: \([0-9]*\).*/\1/p')
+pq=$("$PMPD" info -m "$tmp/q.gguf" | sed -n 's/^parameters: \([0-9]*\).*/\1/p')
+[ -n "$p16" ] && [ "$p16" = "$pq" ] && ok "info parameters of a quantized model ($pq)" || bad "info parameters: $p16 vs $pq"
 # --quantize-head: the tied head stored as nested planes too; info counts it, run works at 2 bits
 "$PMPD" quantize -m "$SRC/models/pmpd-tiny" -o "$tmp/qh.gguf" --bits 2:8 --quantize-head 2>/dev/null \
   && "$PMPD" info -m "$tmp/qh.gguf" 2>&1 | grep -q "29 tensors" \

@@ -7,6 +7,30 @@
 
 namespace pmpd::cli {
 
+namespace {
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// The model's parameters: a quantized matrix counts as its rows x cols weights, not as its
+// planes, per-width tables and outliers. (A tied head quantized with --quantize-head is a
+// matrix of its own in the file, so it counts beside the embeddings.)
+size_t model_parameters(const Model& m) {
+  size_t n = 0;
+  for (auto& [name, t] : m.tensors.tensors) {
+    bool nested = ends_with(name, ".planes") || ends_with(name, ".sp_rowptr") || ends_with(name, ".sp_col") ||
+                  ends_with(name, ".sp_val");
+    for (int b = 1; b <= 8 && !nested; ++b) nested = ends_with(name, ".lut" + std::to_string(b));
+    if (!nested) n += size_t(t.numel());
+  }
+  for (const LayerWeights& lw : m.layers)
+    for (const Linear* l : {&lw.q, &lw.k, &lw.v, &lw.o, &lw.gate, &lw.up, &lw.down})
+      if (l->q) n += size_t(l->q->rows) * size_t(l->q->cols);
+  if (m.output.q) n += size_t(m.output.q->rows) * size_t(m.output.q->cols);
+  return n;
+}
+}  // namespace
+
 Action add_info(CLI::App& app) {
   auto* cmd = app.add_subcommand("info", "Print a model's architecture, shapes, tokenizer and memory use");
   auto model = std::make_shared<std::string>();
@@ -20,13 +44,15 @@ Action add_info(CLI::App& app) {
     auto m = load_model(path, {*tokenizer});
     const ModelConfig& c = m->config;
     fmt::print("model:      {}\nformat:     {}\narch:       {}\n", m->path, m->format, c.describe());
-    size_t params = 0;
+    size_t stored = 0;
     std::map<std::string, size_t> by_dtype;
     for (auto& [n, t] : m->tensors.tensors) {
-      params += size_t(t.numel());
+      stored += size_t(t.numel());
       by_dtype[std::string(dtype_name(t.dtype))] += size_t(t.numel());
     }
-    fmt::print("parameters: {} ({:.2f} M)\n", params, params / 1e6);
+    const size_t params = model_parameters(*m);
+    if (params == stored) fmt::print("parameters: {} ({:.2f} M)\n", params, params / 1e6);
+    else fmt::print("parameters: {} ({:.2f} M), stored as {} elements of planes and tables\n", params, params / 1e6, stored);
     for (auto& [d, n] : by_dtype) fmt::print("  {}: {} elements\n", d, n);
     fmt::print("weights:    {:.2f} MiB (memory-mapped)\n", m->weight_bytes() / 1048576.0);
     if (m->quantized()) {
