@@ -4,6 +4,7 @@
 
 #include <bit>
 #include <random>
+#include <string>
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/dot.h"
@@ -62,42 +63,56 @@ TEST(Kernels, DotRowsEqualDotRowByRow) {
 }
 
 // The decode attention kernel against the loop it replaced (a dot() and an add_scaled_f16()
-// call per cached row): the same bits on every ISA, head sizes of one to sixteen vectors.
+// call per cached row, head by head): the same bits on every ISA, head sizes of one to
+// sixteen vectors, groups of 1-5 query heads on one KV head (contexts longer than the
+// kernel's block of positions included).
 TEST(Kernels, AttendF16EqualsThePerRowLoop) {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd;
   const kernels::Isa was = kernels::active_isa();
   for (int hd : {16, 32, 48, 64, 80, 96, 128, 256}) {
-    for (int len : {1, 2, 7, 300}) {
-      const int64_t stride = 3 * int64_t(hd) + 16;  // rows of other heads in between
-      std::vector<uint16_t> k(size_t(len) * size_t(stride)), v(k.size());
-      for (auto& e : k) e = f32_to_f16(2.f * nd(rng));
-      for (auto& e : v) e = f32_to_f16(nd(rng));
-      std::vector<float> q(static_cast<size_t>(hd));
-      for (auto& e : q) e = nd(rng);
-      const float scale = 1.f / std::sqrt(float(hd));
-      for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Neon}) {
-        kernels::set_isa(isa);
-        std::vector<float> s1(static_cast<size_t>(len)), s2(s1.size()), o1(q.size(), 7.f), o2(q.size(), -7.f);
-        kernels::attend_f16(q.data(), k.data(), v.data(), stride, len, hd, scale, s1.data(), o1.data());
-        kernels::attend_f16_per_row(q.data(), k.data(), v.data(), stride, len, hd, scale, s2.data(), o2.data());
-        for (int i = 0; i < hd; ++i)
-          ASSERT_EQ(std::bit_cast<uint32_t>(o1[size_t(i)]), std::bit_cast<uint32_t>(o2[size_t(i)]))
-              << "hd=" << hd << " len=" << len << " i=" << i << " isa=" << kernels::isa_name(kernels::active_isa());
-        for (int p = 0; p < len; ++p) ASSERT_EQ(std::bit_cast<uint32_t>(s1[size_t(p)]), std::bit_cast<uint32_t>(s2[size_t(p)]));
-        // And both are attention: out = softmax(q.k * scale) v, to f32 rounding.
-        std::vector<double> w(static_cast<size_t>(len));
-        double mx = -1e30, sum = 0;
-        for (int p = 0; p < len; ++p) {
-          double d = 0;
-          for (int i = 0; i < hd; ++i) d += double(f16_to_f32(k[size_t(p * stride + i)])) * q[size_t(i)];
-          w[size_t(p)] = d * scale, mx = std::max(mx, w[size_t(p)]);
-        }
-        for (auto& e : w) e = std::exp(e - mx), sum += e;
-        for (int i = 0; i < hd; ++i) {
-          double o = 0;
-          for (int p = 0; p < len; ++p) o += w[size_t(p)] / sum * f16_to_f32(v[size_t(p * stride + i)]);
-          ASSERT_NEAR(o1[size_t(i)], o, 1e-4 * (1 + std::fabs(o))) << "hd=" << hd << " len=" << len;
+    for (int len : {1, 2, 7, 33, 300}) {
+      for (int heads : {1, 2, 5}) {
+        if (heads > 1 && hd > 128 && len > 33) continue;  // enough: keeps the test short
+        const int64_t stride = 3 * int64_t(hd) + 16;  // rows of other heads in between
+        std::vector<uint16_t> k(size_t(len) * size_t(stride)), v(k.size());
+        for (auto& e : k) e = f32_to_f16(2.f * nd(rng));
+        for (auto& e : v) e = f32_to_f16(nd(rng));
+        std::vector<float> q(size_t(heads) * size_t(hd));
+        for (auto& e : q) e = nd(rng);
+        const float scale = 1.f / std::sqrt(float(hd));
+        for (auto isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Neon}) {
+          kernels::set_isa(isa);
+          const std::string where = "hd=" + std::to_string(hd) + " len=" + std::to_string(len) + " heads=" +
+                                    std::to_string(heads) + " isa=" + kernels::isa_name(kernels::active_isa());
+          std::vector<float> s1(size_t(heads) * size_t(len)), s2(static_cast<size_t>(len)), o1(q.size(), 7.f),
+              o2(static_cast<size_t>(hd));
+          kernels::attend_f16(q.data(), heads, k.data(), v.data(), stride, len, hd, scale, s1.data(), o1.data());
+          for (int g = 0; g < heads; ++g) {
+            std::fill(o2.begin(), o2.end(), -7.f);
+            kernels::attend_f16_per_row(q.data() + g * hd, k.data(), v.data(), stride, len, hd, scale, s2.data(),
+                                        o2.data());
+            for (int i = 0; i < hd; ++i)
+              ASSERT_EQ(std::bit_cast<uint32_t>(o1[size_t(g * hd + i)]), std::bit_cast<uint32_t>(o2[size_t(i)]))
+                  << where << " head " << g << " i=" << i;
+            for (int p = 0; p < len; ++p)
+              ASSERT_EQ(std::bit_cast<uint32_t>(s1[size_t(g * len + p)]), std::bit_cast<uint32_t>(s2[size_t(p)]))
+                  << where;
+            // And both are attention: out = softmax(q.k * scale) v, to f32 rounding.
+            std::vector<double> w(static_cast<size_t>(len));
+            double mx = -1e30, sum = 0;
+            for (int p = 0; p < len; ++p) {
+              double d = 0;
+              for (int i = 0; i < hd; ++i) d += double(f16_to_f32(k[size_t(p * stride + i)])) * q[size_t(g * hd + i)];
+              w[size_t(p)] = d * scale, mx = std::max(mx, w[size_t(p)]);
+            }
+            for (auto& e : w) e = std::exp(e - mx), sum += e;
+            for (int i = 0; i < hd; ++i) {
+              double o = 0;
+              for (int p = 0; p < len; ++p) o += w[size_t(p)] / sum * f16_to_f32(v[size_t(p * stride + i)]);
+              ASSERT_NEAR(o2[size_t(i)], o, 1e-4 * (1 + std::fabs(o))) << where;
+            }
+          }
         }
       }
     }
@@ -108,7 +123,7 @@ TEST(Kernels, AttendF16EqualsThePerRowLoop) {
 TEST(Kernels, AttendF16RejectsHeadSizesOffTheVector) {
   std::vector<float> q(24), s(1), o(24);
   std::vector<uint16_t> kv(24);
-  EXPECT_THROW(kernels::attend_f16(q.data(), kv.data(), kv.data(), 24, 1, 24, 1.f, s.data(), o.data()), Error);
+  EXPECT_THROW(kernels::attend_f16(q.data(), 1, kv.data(), kv.data(), 24, 1, 24, 1.f, s.data(), o.data()), Error);
 }
 
 // A product enters a parallel region only where a team of more than one thread exists and

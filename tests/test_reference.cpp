@@ -1,6 +1,10 @@
 // pmpd's forward pass against PyTorch references computed on the GPU machine by
 // tools/make_reference_fixtures.py: random-weight transformers checkpoints of each
 // architecture and the real llama2.c checkpoint stories260K.
+#include <omp.h>
+
+#include <algorithm>
+
 #include "decode/generator.h"
 #include "kernels/cpu/dot.h"
 #include "model/gguf_export.h"
@@ -117,6 +121,36 @@ TEST(Forward, BatchedPrefillEqualsTokenByToken) {
   tf.forward(ref.prompt.data(), int(ref.prompt.size()), a, la.data());
   for (int t : ref.prompt) tf.forward(&t, 1, b, lb.data());
   EXPECT_LT(test::rel_error(la, lb), 1e-5);
+}
+
+// A decode step's attention over the f16 cache, grouped heads (the llama fixture: 4 query
+// heads on 2 KV heads) split over a team of 4 threads (2 parts a group) against one thread:
+// the same logits, bit for bit, every step.
+TEST(Forward, GroupedDecodeAttentionOnATeamEqualsOneThread) {
+  auto m = load_model(test::fixture("llama"));
+  ASSERT_LT(m->config.n_kv_heads, m->config.n_heads);
+  Reference ref = load_reference(test::fixture("llama_reference.json"));
+  const size_t bound = kernels::min_parallel_bytes();
+  const int threads_before = omp_get_max_threads();
+  kernels::set_min_parallel_bytes(0);  // a team for every step, however short the cache
+  auto steps = [&](int threads) {
+    omp_set_num_threads(threads);
+    Transformer tf(*m);
+    KVCache cache(m->config, int(ref.prompt.size()) + 64, /*f16=*/true);
+    std::vector<float> logits(size_t(m->config.vocab_size)), all;
+    tf.forward(ref.prompt.data(), int(ref.prompt.size()), cache, logits.data());
+    for (int step = 0; step < 60; ++step) {
+      int next = int(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      tf.forward(&next, 1, cache, logits.data());
+      all.insert(all.end(), logits.begin(), logits.end());
+    }
+    return all;
+  };
+  const std::vector<float> team = steps(4), one = steps(1);
+  omp_set_num_threads(threads_before);
+  kernels::set_min_parallel_bytes(bound);
+  ASSERT_EQ(team.size(), one.size());
+  for (size_t i = 0; i < team.size(); ++i) ASSERT_EQ(team[i], one[i]) << "logit " << i;
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include <omp.h>
+
 #include "core/error.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/dot.h"
@@ -156,8 +158,25 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
   const size_t kv_bytes = size_t(len_max) * size_t(kv_dim) * 2 * (cache.is_f16() ? 2 : 4);
   // Run by every member of a team, or by this thread alone outside any region (the `omp for`
   // is orphaned); scratch rows are kept per thread across layers and steps.
+  // A decode step: a task takes query heads that share a KV head (all of the group, or an
+  // equal part where the threads outnumber the KV heads), in one kernel call that reads the
+  // group's rows once (the same bits as dot, softmax and add_scaled_f16 head by head).
+  const bool team = n > 1 || kernels::worth_threads(kv_bytes);
+  const int parts = team ? std::clamp(omp_get_max_threads() / c.n_kv_heads, 1, group) : 1;
   auto heads = [&] {
     thread_local std::vector<float> scores, kv;
+    if (direct_f16_keys) {
+      scores.resize(size_t(group) * size_t(len_max));
+#pragma omp for schedule(dynamic)
+      for (int task = 0; task < c.n_kv_heads * parts; ++task) {
+        const int kvh = task / parts, part = task % parts;
+        const int h0 = kvh * group + group * part / parts, h1 = kvh * group + group * (part + 1) / parts;
+        const int64_t at = int64_t(kvh) * hd;
+        kernels::attend_f16(q + int64_t(h0) * hd, h1 - h0, cache.k16(layer, 0) + at, cache.v16(layer, 0) + at, kv_dim,
+                            len_max, hd, scale, scores.data(), out + int64_t(h0) * hd);
+      }
+      return;
+    }
     scores.resize(size_t(len_max)), kv.resize(size_t(hd));
 #pragma omp for collapse(2) schedule(dynamic)
     for (int t = 0; t < n; ++t) {
@@ -166,12 +185,6 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
         const float* qh = q + (int64_t(t) * c.n_heads + h) * hd;
         const int kvh = h / group;
         float* o = out + (int64_t(t) * c.n_heads + h) * hd;
-        if (direct_f16_keys) {  // the whole head in one kernel (the same bits as dot, softmax, add_scaled_f16)
-          const int64_t at = int64_t(kvh) * hd;
-          kernels::attend_f16(qh, cache.k16(layer, 0) + at, cache.v16(layer, 0) + at, kv_dim, len, hd, scale,
-                              scores.data(), o);
-          continue;
-        }
         for (int p = 0; p < len; ++p) scores[p] = kernels::dot(DType::F32, key(p, kvh, kv.data()), qh, hd) * scale;
         kernels::softmax(scores.data(), len);
         std::fill(o, o + hd, 0.f);
@@ -188,7 +201,7 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
       }
     }
   };
-  if (n > 1 || kernels::worth_threads(kv_bytes)) {
+  if (team) {
 #pragma omp parallel
     heads();
   } else {
