@@ -91,6 +91,21 @@ __attribute__((target("avx2,f16c"))) void f16_row_f16c(const uint16_t* s, float*
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
   for (; i < n; ++i) d[i] = f16_to_f32(s[i]);
 }
+// Round to nearest even, as f32_to_f16 does (the hardware's overflow to infinity and its
+// subnormals are the same); only a NaN's payload differs (f32_to_f16 keeps the sign and
+// 0x7e00), so groups holding a NaN take the scalar path.
+__attribute__((target("avx2,f16c"))) void f16_from_f32_f16c(const float* s, uint16_t* d, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(s + i);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)) != 0) {
+      for (size_t j = i; j < i + 8; ++j) d[j] = f32_to_f16(s[j]);
+      continue;
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  for (; i < n; ++i) d[i] = f32_to_f16(s[i]);
+}
 const bool kHasF16c = [] {
   __builtin_cpu_init();
   return cpu_has_f16c() && __builtin_cpu_supports("avx2");
@@ -102,8 +117,24 @@ void f16_row_f16c(const uint16_t* s, float* d, size_t n) {
   for (; i + 4 <= n; i += 4) vst1q_f32(d + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(s + i))));
   for (; i < n; ++i) d[i] = f16_to_f32(s[i]);
 }
+// FCVTN rounds as FPCR says, nearest even unless a program changed it; NaN groups as above.
+void f16_from_f32_f16c(const float* s, uint16_t* d, size_t n) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t x = vld1q_f32(s + i);
+    if (vminvq_u32(vceqq_f32(x, x)) == 0) {  // a NaN among the four
+      for (size_t j = i; j < i + 4; ++j) d[j] = f32_to_f16(s[j]);
+      continue;
+    }
+    vst1_u16(d + i, vreinterpret_u16_f16(vcvt_f16_f32(x)));
+  }
+  for (; i < n; ++i) d[i] = f32_to_f16(s[i]);
+}
 constexpr bool kHasF16c = true;
 #else
+void f16_from_f32_f16c(const float* s, uint16_t* d, size_t n) {
+  for (size_t i = 0; i < n; ++i) d[i] = f32_to_f16(s[i]);
+}
 void f16_row_f16c(const uint16_t* s, float* d, size_t n) {
   for (size_t i = 0; i < n; ++i) d[i] = f16_to_f32(s[i]);
 }
@@ -119,6 +150,11 @@ bool cpu_has_f16c() {
 #else
   return false;
 #endif
+}
+
+void f32_to_f16_row(const float* src, uint16_t* dst, size_t n) {
+  if (kHasF16c) return f16_from_f32_f16c(src, dst, n);
+  for (size_t i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
 }
 
 void to_f32(DType t, const void* src, float* dst, size_t n) {

@@ -30,6 +30,9 @@ inline uint16_t f32_to_bf16(float f) {
 
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
+// n floats to f16, each element the bits f32_to_f16 gives (F16C or NEON where the CPU has
+// it: the KV cache stores two rows a layer every token).
+void f32_to_f16_row(const float* src, uint16_t* dst, size_t n);
 
 // Whether the CPU converts f16 in hardware (F16C).
 bool cpu_has_f16c();

@@ -44,7 +44,8 @@ Backend parse_backend(const std::string& name) {
 void KVCache::store(int layer, int pos, const float* k, const float* v) {
   size_t o = offset(layer, pos);
   if (f16_) {
-    for (int i = 0; i < kv_dim_; ++i) k16_[o + i] = f32_to_f16(k[i]), v16_[o + i] = f32_to_f16(v[i]);
+    f32_to_f16_row(k, &k16_[o], size_t(kv_dim_));
+    f32_to_f16_row(v, &v16_[o], size_t(kv_dim_));
   } else {
     std::memcpy(&k32_[o], k, sizeof(float) * kv_dim_);
     std::memcpy(&v32_[o], v, sizeof(float) * kv_dim_);
