@@ -58,9 +58,11 @@ PMPD_AVX2 void sum_values_avx2(const float* w, const uint16_t* values, int64_t s
 // The walk shared by both ISAs: scores block by block (each head of the group in turn),
 // the softmax of each head, then the value sums slice by slice of columns, block by block.
 // Dot(k, q) is the ISA's inlined dot; Sum(w, v, n, first, out, width) sums one slice.
+// Always inlined into the ISA's function, so that Dot and Sum inline into it too.
 template <class Dot, class Sum>
-[[gnu::always_inline]] inline void attend_blocks(const float* q, int heads, const uint16_t* keys, const uint16_t* values, int64_t stride,
-                          int len, int hd, float scale, float* scores, float* out, int slice, Dot dot, Sum sum) {
+[[gnu::always_inline]] inline void attend_blocks(const float* q, int heads, const uint16_t* keys,
+                                                 const uint16_t* values, int64_t stride, int len, int hd, float scale,
+                                                 float* scores, float* out, int slice, Dot dot, Sum sum) {
   const int block = heads == 1 ? len : kGroupBlock;
   for (int p0 = 0; p0 < len; p0 += block) {
     const int p1 = std::min(len, p0 + block);

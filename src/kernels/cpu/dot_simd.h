@@ -15,7 +15,11 @@
 
 #include "core/dtype.h"
 
+// Internal linkage: each file that includes this compiles its own copies with its own flags
+// (attention.cpp is built with -ffp-contract=off), so the linker never swaps one file's
+// copy of a template for another's.
 namespace pmpd::kernels::simd {
+namespace {
 
 inline float dot_f32_scalar(const float* w, const float* x, int64_t n) {
   float s = 0;
@@ -145,4 +149,5 @@ inline float dot_neon(const W* w, const float* x, int64_t n) {
 }
 #endif
 
+}  // namespace
 }  // namespace pmpd::kernels::simd
