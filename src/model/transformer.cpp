@@ -157,11 +157,11 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
   };
   // A decode step's heads read the cached rows once: a short context is less work than a team's wake-up.
   const size_t kv_bytes = size_t(len_max) * size_t(kv_dim) * 2 * (cache.is_f16() ? 2 : 4);
-  // Run by every member of a team, or by this thread alone outside any region (the `omp for`
-  // is orphaned); scratch rows are kept per thread across layers and steps.
-  // A decode step: a task takes query heads that share a KV head (all of the group, or an
-  // equal part where the threads outnumber the KV heads), in one kernel call that reads the
-  // group's rows once (the same bits as dot, softmax and add_scaled_f16 head by head).
+  // `heads` runs on every member of a team, or on this thread alone outside any region (its
+  // `omp for`s are orphaned); scratch rows are kept per thread across layers and steps. In
+  // a decode step a task takes query heads that share a KV head (the whole group, or an
+  // equal part of it where the threads outnumber the KV heads) in one kernel call that reads
+  // the group's rows once (the same bits as dot, softmax and add_scaled_f16 head by head).
   const bool team = n > 1 || kernels::worth_threads(kv_bytes);
   const int parts = team ? std::clamp(omp_get_max_threads() / c.n_kv_heads, 1, group) : 1;
   auto heads = [&] {
@@ -273,8 +273,8 @@ void Transformer::forward(const int* tokens, int n, KVCache& cache, float* logit
   PMPD_CHECK(!cache.device(), "this KV cache lives on a GPU; the CPU backend cannot extend it");
   const int64_t D = c.dim, F = c.hidden_dim, Q = int64_t(c.n_heads) * c.head_dim, KV = c.kv_dim();
   // The pass's activations, each written in full before it is read. A decode step reuses
-  // this thread's (ten allocations and their zeroing were 2-4% of a small model's step); a
-  // prompt's are sized by its length and freed after it.
+  // this thread's (ten allocations a step fewer); a prompt's are sized by its length and
+  // freed after it.
   struct Activations {
     std::vector<float> x, h, q, k, v, att, o, up, gate, mlp;
   };
