@@ -123,6 +123,24 @@ TEST(Forward, BatchedPrefillEqualsTokenByToken) {
   EXPECT_LT(test::rel_error(la, lb), 1e-5);
 }
 
+// On the f16 cache a prompt's attention runs the decode step's kernel query by query, and its
+// products the decode's arithmetic in tiles: a batched prompt gives the logits of feeding the
+// tokens one at a time bit for bit (the llama fixture: grouped heads of 16).
+TEST(Forward, BatchedPrefillOnTheF16CacheEqualsTokenByTokenBitForBit) {
+  auto m = load_model(test::fixture("llama"));
+  Reference ref = load_reference(test::fixture("llama_reference.json"));
+  Transformer tf(*m);
+  const int n = int(ref.prompt.size());
+  KVCache a(m->config, 64, true), b(m->config, 64, true);
+  std::vector<float> all(size_t(n) * size_t(m->config.vocab_size)), one(size_t(m->config.vocab_size));
+  tf.forward(ref.prompt.data(), n, a, all.data(), /*all_logits=*/true);
+  for (int t = 0; t < n; ++t) {
+    tf.forward(&ref.prompt[size_t(t)], 1, b, one.data());
+    for (size_t i = 0; i < one.size(); ++i)
+      ASSERT_EQ(one[i], all[size_t(t) * one.size() + i]) << "position " << t << " logit " << i;
+  }
+}
+
 // A decode step's attention over the f16 cache, grouped heads (the llama fixture: 4 query
 // heads on 2 KV heads) split over a team of 4 threads (2 parts a group) against one thread:
 // the same logits, bit for bit, every step.

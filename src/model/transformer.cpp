@@ -125,10 +125,14 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
   const int hd = c.head_dim, group = c.n_heads / c.n_kv_heads, len_max = pos0 + n;
   const int64_t kv_dim = int64_t(c.n_kv_heads) * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
-  // A prompt's queries all read the same cached rows: an f16 cache is widened to f32 once
-  // here (the same values load_k/load_v give) instead of once per query and head. A
-  // decode step reads each row once per head anyway and keeps to the f16 cache.
-  const bool widen = cache.is_f16() && n > 1;
+  // An f16 cache with whole vectors a head is read in place by kernels::attend_f16, for a
+  // decode step and for each query of a prompt: it widens the rows in registers, and its dots
+  // and sums run the f32 path's arithmetic, so the scores and outputs keep the bits of the
+  // widened loops below. Other head sizes: a prompt's queries all read the same cached rows,
+  // so the f16 cache is widened to f32 once here (the values load_k/load_v give) instead of
+  // once per query and head.
+  const bool kernel_f16 = cache.is_f16() && hd % 16 == 0;
+  const bool widen = cache.is_f16() && n > 1 && !kernel_f16;
   std::vector<float> prompt_k, prompt_v;
   if (widen) {
     prompt_k.resize(size_t(len_max) * size_t(kv_dim)), prompt_v.resize(size_t(len_max) * size_t(kv_dim));
@@ -144,13 +148,9 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
     if (cache.is_f16()) return cache.load_k(layer, p, kvh, scratch), scratch;
     return cache.k32(layer, p) + int64_t(kvh) * hd;
   };
-  // A decode step reads the f16 cache in place (widened in registers, not row by row into
-  // a scratch buffer: that copy was ~10% of a long small-model decode). Values always
-  // (add_scaled_f16 keeps the f32 loop's rounding); keys where hd is a whole number of
-  // vectors, so that the f16 and f32 dots run the same arithmetic and the scores keep
-  // their bits; other head sizes score a widened copy.
+  // A decode step of another head size reads the values in place (add_scaled_f16 keeps the
+  // f32 loop's rounding) and scores a widened copy of each key.
   const bool decode_f16 = cache.is_f16() && !widen;
-  const bool direct_f16_keys = decode_f16 && hd % 16 == 0;
   auto value = [&](int p, int kvh) -> const float* {  // f32 rows: an f32 cache or a widened prompt
     if (widen) return &prompt_v[size_t(p * kv_dim + kvh * hd)];
     return cache.v32(layer, p) + int64_t(kvh) * hd;
@@ -158,23 +158,25 @@ void Transformer::attention(int layer, int n, int pos0, const float* q, KVCache&
   // A decode step's heads read the cached rows once: a short context is less work than a team's wake-up.
   const size_t kv_bytes = size_t(len_max) * size_t(kv_dim) * 2 * (cache.is_f16() ? 2 : 4);
   // `heads` runs on every member of a team, or on this thread alone outside any region (its
-  // `omp for`s are orphaned); scratch rows are kept per thread across layers and steps. In
-  // a decode step a task takes query heads that share a KV head (the whole group, or an
-  // equal part of it where the threads outnumber the KV heads) in one kernel call that reads
-  // the group's rows once (the same bits as dot, softmax and add_scaled_f16 head by head).
+  // `omp for`s are orphaned); scratch rows are kept per thread across layers and steps. With
+  // the kernel a task takes one token's query heads that share a KV head (the whole group,
+  // or in a decode step an equal part of it where the threads outnumber the KV heads), in one
+  // call that reads the group's rows once.
   const bool team = n > 1 || kernels::worth_threads(kv_bytes);
-  const int parts = team ? std::clamp(omp_get_max_threads() / c.n_kv_heads, 1, group) : 1;
+  const int parts = team && n == 1 ? std::clamp(omp_get_max_threads() / c.n_kv_heads, 1, group) : 1;
   auto heads = [&] {
     thread_local std::vector<float> scores, kv;
-    if (direct_f16_keys) {
+    if (kernel_f16) {
       scores.resize(size_t(group) * size_t(len_max));
-#pragma omp for schedule(dynamic)
-      for (int task = 0; task < c.n_kv_heads * parts; ++task) {
-        const int kvh = task / parts, part = task % parts;
-        const int h0 = kvh * group + group * part / parts, h1 = kvh * group + group * (part + 1) / parts;
-        const int64_t at = int64_t(kvh) * hd;
-        kernels::attend_f16(q + int64_t(h0) * hd, h1 - h0, cache.k16(layer, 0) + at, cache.v16(layer, 0) + at, kv_dim,
-                            len_max, hd, scale, scores.data(), out + int64_t(h0) * hd);
+#pragma omp for collapse(2) schedule(dynamic)
+      for (int t = 0; t < n; ++t) {
+        for (int task = 0; task < c.n_kv_heads * parts; ++task) {
+          const int kvh = task / parts, part = task % parts;
+          const int h0 = kvh * group + group * part / parts, h1 = kvh * group + group * (part + 1) / parts;
+          const int64_t at = int64_t(kvh) * hd, row = int64_t(t) * c.n_heads + h0;
+          kernels::attend_f16(q + row * hd, h1 - h0, cache.k16(layer, 0) + at, cache.v16(layer, 0) + at, kv_dim,
+                              pos0 + t + 1, hd, scale, scores.data(), out + row * hd);
+        }
       }
       return;
     }
