@@ -8,19 +8,15 @@
 namespace pmpd::cli {
 
 namespace {
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 // The model's parameters: a quantized matrix counts as its rows x cols weights, not as its
 // planes, per-width tables and outliers. (A tied head quantized with --quantize-head is a
 // matrix of its own in the file, so it counts beside the embeddings.)
 size_t model_parameters(const Model& m) {
   size_t n = 0;
   for (auto& [name, t] : m.tensors.tensors) {
-    bool nested = ends_with(name, ".planes") || ends_with(name, ".sp_rowptr") || ends_with(name, ".sp_col") ||
-                  ends_with(name, ".sp_val");
-    for (int b = 1; b <= 8 && !nested; ++b) nested = ends_with(name, ".lut" + std::to_string(b));
+    bool nested = name.ends_with(".planes") || name.ends_with(".sp_rowptr") || name.ends_with(".sp_col") ||
+                  name.ends_with(".sp_val");
+    for (int b = 1; b <= 8 && !nested; ++b) nested = name.ends_with(".lut" + std::to_string(b));
     if (!nested) n += size_t(t.numel());
   }
   for (const LayerWeights& lw : m.layers)

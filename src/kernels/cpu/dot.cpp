@@ -319,9 +319,9 @@ void matmul(const TensorView& W, const float* X, int n_tokens, float* Y) {
   if (n_tokens == 1) {
     // Blocks of rows, each one loop with the row's dot inlined (no call and dispatch a row:
     // a small model's LM head is thousands of short rows).
+    if (!worth_threads(W.nbytes())) return dot_rows(t, W.data, rows, X, cols, Y);
     constexpr int64_t kBlock = 32;
     const int64_t blocks = (rows + kBlock - 1) / kBlock;
-    if (!worth_threads(W.nbytes())) return dot_rows(t, W.data, rows, X, cols, Y);
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t r0 = b * kBlock;

@@ -65,7 +65,7 @@ void matmul_widened_rows(int64_t rows, int64_t cols, const float* X, int n_token
 // The bound: 64 KB unless PMPD_PAR_MIN_BYTES says otherwise (0: a team for every product);
 // never with one OpenMP thread. Callers that get false run their loop without entering a
 // parallel region at all: even a region of one thread ends in a futex wake system call in
-// libgomp (~34 a token on pmpd-tiny, each a VM exit here).
+// libgomp (~34 a token on pmpd-tiny, ~1 us each on the 2-core VM of docs/results.md).
 bool worth_threads(size_t bytes);
 size_t min_parallel_bytes();
 void set_min_parallel_bytes(size_t bytes);
