@@ -45,3 +45,20 @@ TEST(DType, F32ToF16RowEqualsScalar) {
     }
   }
 }
+
+// Every one of the 2^32 floats through both conversions (~10 s, so not in the default run):
+//   ./build/tests/pmpd_tests --gtest_also_run_disabled_tests --gtest_filter='DType.DISABLED_*'
+TEST(DType, DISABLED_F32ToF16RowEqualsScalarOnEveryFloat) {
+  const size_t chunk = size_t(1) << 24;
+  std::vector<float> in(chunk);
+  std::vector<uint16_t> out(chunk);
+  for (uint64_t base = 0; base < (uint64_t(1) << 32); base += chunk) {
+    for (size_t i = 0; i < chunk; ++i) {
+      const uint32_t b = uint32_t(base + i);
+      std::memcpy(&in[i], &b, 4);
+    }
+    pmpd::f32_to_f16_row(in.data(), out.data(), chunk);
+    for (size_t i = 0; i < chunk; ++i)
+      ASSERT_EQ(out[i], pmpd::f32_to_f16(in[i])) << std::hex << "f32 bits 0x" << uint32_t(base + i);
+  }
+}
