@@ -1,5 +1,6 @@
 // pmpd info: what a checkpoint holds (architecture, shapes, tokenizer, memory).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cli/commands.h"
 #include "model/model_loader.h"
@@ -51,6 +52,13 @@ Action add_info(CLI::App& app) {
     else fmt::print("parameters: {} ({:.2f} M), stored as {} elements of planes and tables\n", params, params / 1e6, stored);
     for (auto& [d, n] : by_dtype) fmt::print("  {}: {} elements\n", d, n);
     fmt::print("weights:    {:.2f} MiB (memory-mapped)\n", m->weight_bytes() / 1048576.0);
+    if (!m->widened_from.empty()) {
+      std::vector<std::string> parts;
+      int count = 0;
+      for (auto& [d, n] : m->widened_from) parts.push_back(fmt::format("{} {}", n, d)), count += n;
+      fmt::print("widened:    {} llama.cpp block-quantized matrices ({}) to 16-bit rows at load; "
+                 "`pmpd quantize` turns them into nested bit planes\n", count, fmt::join(parts, ", "));
+    }
     if (m->quantized()) {
       size_t read_lo = 0, read_hi = 0;
       for (auto& lw : m->layers)

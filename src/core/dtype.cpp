@@ -1,6 +1,7 @@
 #include "core/dtype.h"
 
 #include "core/arch.h"
+#include "core/ggml_blocks.h"
 #if defined(PMPD_X86)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -33,6 +34,16 @@ std::string_view dtype_name(DType t) {
     case DType::I64: return "I64";
     case DType::U8: return "U8";
     case DType::F64: return "F64";
+    case DType::Q4_0: return "Q4_0";
+    case DType::Q4_1: return "Q4_1";
+    case DType::Q5_0: return "Q5_0";
+    case DType::Q5_1: return "Q5_1";
+    case DType::Q8_0: return "Q8_0";
+    case DType::Q2_K: return "Q2_K";
+    case DType::Q3_K: return "Q3_K";
+    case DType::Q4_K: return "Q4_K";
+    case DType::Q5_K: return "Q5_K";
+    case DType::Q6_K: return "Q6_K";
     default: return "unknown";
   }
 }
@@ -177,6 +188,7 @@ void to_f32(DType t, const void* src, float* dst, size_t n) {
       return;
     }
     default:
+      if (is_block_type(t)) return dequantize_ggml_blocks(t, src, dst, n);
       for (size_t i = 0; i < n; ++i) dst[i] = NAN;
   }
 }

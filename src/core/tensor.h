@@ -21,12 +21,12 @@ struct TensorView {
     for (int64_t d : shape) n *= d;
     return n;
   }
-  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
+  size_t nbytes() const { return dtype_bytes(dtype, numel()); }
   int64_t rows() const { return shape.empty() ? 0 : shape.size() == 1 ? 1 : shape[0]; }
   int64_t cols() const { return shape.empty() ? 0 : shape.back(); }
   // Row r of a 2-D tensor: rows are contiguous, so a row range is a zero-copy view.
   const uint8_t* row_ptr(int64_t r) const {
-    return static_cast<const uint8_t*>(data) + size_t(r) * size_t(cols()) * dtype_size(dtype);
+    return static_cast<const uint8_t*>(data) + size_t(r) * dtype_bytes(dtype, cols());
   }
 };
 

@@ -1,6 +1,7 @@
 // GGUF version 3 (llama.cpp's container): header, typed key/value metadata, tensor
-// infos, then aligned tensor data. We read F32/F16/BF16 tensors in place (mmap) and
-// write files that llama.cpp's gguf-py also reads. docs/format.md has the layout.
+// infos, then aligned tensor data. We read tensors in place (mmap; llama.cpp's block types
+// too, core/ggml_blocks.h) and write files that llama.cpp's gguf-py also reads.
+// docs/format.md has the layout.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -17,9 +18,6 @@ enum class GgufType : uint32_t {
   U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, Bool = 7, String = 8,
   Array = 9, U64 = 10, I64 = 11, F64 = 12,
 };
-
-// ggml tensor type ids for the dtypes we handle.
-enum class GgmlType : uint32_t { F32 = 0, F16 = 1, I8 = 24, I16 = 25, I32 = 26, BF16 = 30 };
 
 struct GgufValue {
   GgufType type = GgufType::U32;
@@ -58,6 +56,7 @@ class GgufWriter {
   void set_array_string(const std::string& key, const std::vector<std::string>& v);
   void set_array_f32(const std::string& key, const std::vector<float>& v);
   void set_array_i32(const std::string& key, const std::vector<int32_t>& v);
+  void set(const std::string& key, const GgufValue& v);  // any value, e.g. one read_gguf gave
   // `data` must stay valid until write(); shape is row-major (outermost first).
   void add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
                   const void* data);

@@ -1,6 +1,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/ggml_blocks.h"
 #include "io/gguf.h"
 
 namespace pmpd {
@@ -145,17 +146,15 @@ GgufFile read_gguf(const std::string& path) {
     }
     info.t.shape.assign(ne.rbegin(), ne.rend());  // GGUF lists the innermost dim first
     uint32_t type = c.read<uint32_t>("tensor type");
-    switch (GgmlType(type)) {
-      case GgmlType::F32: info.t.dtype = DType::F32; break;
-      case GgmlType::F16: info.t.dtype = DType::F16; break;
-      case GgmlType::BF16: info.t.dtype = DType::BF16; break;
-      case GgmlType::I8: info.t.dtype = DType::I8; break;  // pmpd bit planes
-      case GgmlType::I16: info.t.dtype = DType::I16; break;
-      case GgmlType::I32: info.t.dtype = DType::I32; break;  // pmpd sparse indices
-      default:
-        fail("{}: tensor {} has ggml type {}, which pmpd does not read (F32, F16 and BF16 only; "
-             "quantize with `pmpd quantize` instead)", path, info.t.name, type);
-    }
+    info.t.dtype = dtype_from_ggml_type(type);
+    PMPD_CHECK(info.t.dtype != DType::Unknown && info.t.dtype != DType::I64,
+               "{}: tensor {} has ggml type {} ({}), which pmpd does not read (F32, F16, BF16, Q4_0, Q4_1, "
+               "Q5_0, Q5_1, Q8_0 and Q2_K..Q6_K; llama.cpp's llama-quantize --allow-requantize can rewrite it "
+               "as Q8_0 or F16)",
+               path, info.t.name, ggml_type_name(type), type);
+    PMPD_CHECK(info.t.shape.back() % block_elems(info.t.dtype) == 0,
+               "{}: tensor {} is {} with rows of {} elements, not a whole number of its {}-element blocks", path,
+               info.t.name, dtype_name(info.t.dtype), info.t.shape.back(), block_elems(info.t.dtype));
     info.offset = c.read<uint64_t>("tensor offset");
     infos.push_back(std::move(info));
   }

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/ggml_blocks.h"
 #include "core/journal.h"
 #include "io/gguf.h"
 
@@ -64,17 +65,8 @@ void write_value(Out& o, const GgufValue& v) {
   }
 }
 
-uint32_t ggml_type_of(DType d) {
-  switch (d) {
-    case DType::F32: return uint32_t(GgmlType::F32);
-    case DType::F16: return uint32_t(GgmlType::F16);
-    case DType::BF16: return uint32_t(GgmlType::BF16);
-    case DType::I8: case DType::U8: return uint32_t(GgmlType::I8);
-    case DType::I16: return uint32_t(GgmlType::I16);
-    case DType::I32: return uint32_t(GgmlType::I32);
-    default: fail("GGUF writer: dtype {} has no ggml type", dtype_name(d));
-  }
-}
+// U8 (bit planes) is stored as ggml's I8; block types keep their ggml ids.
+uint32_t ggml_type_of(DType d) { return ggml_type_id(d == DType::U8 ? DType::I8 : d); }
 
 }  // namespace
 
@@ -83,6 +75,7 @@ void GgufWriter::set_i32(const std::string& k, int32_t v) { meta_.emplace_back(k
 void GgufWriter::set_f32(const std::string& k, float v) { meta_.emplace_back(k, scalar(GgufType::F32, double(v))); }
 void GgufWriter::set_bool(const std::string& k, bool v) { meta_.emplace_back(k, scalar(GgufType::Bool, v)); }
 void GgufWriter::set_string(const std::string& k, const std::string& v) { meta_.emplace_back(k, scalar(GgufType::String, v)); }
+void GgufWriter::set(const std::string& k, const GgufValue& v) { meta_.emplace_back(k, v); }
 
 namespace {
 template <typename T, typename V>

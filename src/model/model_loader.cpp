@@ -1,5 +1,6 @@
 #include "model/model_loader.h"
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -72,7 +73,31 @@ class Binder {
     check_float(*t);
     PMPD_CHECK(t->shape.size() == 2 && t->shape[0] == rows && t->shape[1] == cols,
                "{}: tensor {} has shape {}, expected [{}, {}]", what_, name, shape_str(t->shape), rows, cols);
-    return *t;
+    return is_block_type(t->dtype) ? widened(*t) : *t;
+  }
+
+  // A llama.cpp block-quantized matrix as F16 rows the kernels read (F32 where a value
+  // would overflow F16), made once per tensor: phi2's fused q|k|v is bound three times.
+  TensorView widened(const TensorView& t) {
+    if (auto it = widened_.find(t.name); it != widened_.end()) return it->second;
+    const int64_t rows = t.rows(), cols = t.cols();
+    std::vector<float> f32(size_t(rows * cols));
+    bool fits_f16 = true;
+#pragma omp parallel for reduction(&& : fits_f16) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = &f32[size_t(r * cols)];
+      to_f32(t.dtype, t.row_ptr(r), row, size_t(cols));
+      for (int64_t i = 0; i < cols; ++i) fits_f16 = fits_f16 && std::fabs(row[i]) <= 65504.0f;
+    }
+    TensorView v = t;
+    v.dtype = fits_f16 ? DType::F16 : DType::F32;
+    auto buf = std::make_shared<std::vector<uint8_t>>(v.nbytes());
+    if (fits_f16) f32_to_f16_row(f32.data(), reinterpret_cast<uint16_t*>(buf->data()), f32.size());
+    else std::memcpy(buf->data(), f32.data(), buf->size());
+    v.data = buf->data();
+    m_.tensors.owned.push_back(std::move(buf));
+    ++m_.widened_from[std::string(dtype_name(t.dtype))];
+    return widened_[t.name] = v;
   }
 
   std::vector<float> vec(const std::string& name, int64_t n, bool required) {
@@ -167,13 +192,15 @@ class Binder {
   }
 
   void check_float(const TensorView& t) {
-    PMPD_CHECK(t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16,
-               "{}: tensor {} has dtype {} (F32, F16 or BF16 expected)", what_, t.name, dtype_name(t.dtype));
+    PMPD_CHECK(t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16 || is_block_type(t.dtype),
+               "{}: tensor {} has dtype {} (F32, F16, BF16 or a llama.cpp block type expected)", what_, t.name,
+               dtype_name(t.dtype));
   }
 
  private:
   Model& m_;
   const std::string& what_;
+  std::map<std::string, TensorView> widened_;
 };
 
 void bind(Model& m) {

@@ -3,6 +3,7 @@
 //  - a GGUF file,
 //  - a llama2.c .bin (with tokenizer.bin beside it or given explicitly).
 #pragma once
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +55,8 @@ struct Model {
   Linear output;       // the LM head (the embedding matrix when tied)
   std::optional<TokenizerData> tokenizer;
   QuantInfo quant;
+  // llama.cpp block types (Q4_K, Q8_0, ...) the loader widened to F16 rows: matrices a type.
+  std::map<std::string, int> widened_from;
 
   size_t weight_bytes() const;
   bool quantized() const { return !quant.method.empty(); }
