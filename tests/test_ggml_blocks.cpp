@@ -209,6 +209,17 @@ TEST_P(GgmlModelTest, Q8_0FileRunsNearTheReferenceAndQuantizes) {
   EXPECT_GT(err, 1e-6) << arch;  // the weights really went through Q8_0
   EXPECT_LT(test::rel_error(exact, want), 1e-4) << arch;
 
+  // `pmpd convert` writes the widened rows as a 16-bit file that runs the same.
+  export_gguf(*q8, dir.file("f16.gguf"), DType::F16);
+  auto f16 = load_model(dir.file("f16.gguf"));
+  EXPECT_TRUE(f16->widened_from.empty());
+  {
+    Transformer tf(*f16);
+    KVCache cache(c, int(prompt.size()), false);
+    tf.forward(prompt.data(), int(prompt.size()), cache, exact.data());
+  }
+  EXPECT_EQ(exact, logits) << arch;
+
   quant::QuantizeOptions qo;
   qo.bits_min = 3, qo.bits_max = 8;
   quant::quantize_model(*q8, dir.file("pmpd.gguf"), qo);
