@@ -5,13 +5,16 @@
 // the same run. Args: kernel (0: per row, 1: attend_f16), head size, context length, query
 // heads on the KV head (1: no GQA). Rows are 8 KV heads apart, as in a model with 8 KV heads.
 //   ./build/bench/pmpd_bench --benchmark_filter=DecodeAttention
+// Below it, BM_SoftmaxExp: the softmax's exponential, libm against kernels::exp_inplace.
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <random>
 #include <vector>
 
 #include "core/dtype.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/exp.h"
 
 using namespace pmpd;
 
@@ -52,3 +55,26 @@ BENCHMARK(BM_DecodeAttention)
     ->ArgsProduct({{0, 1}, {128}, {512, 8192}, {1, 4}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
+
+namespace {
+
+// The softmax's exponential over one head's scores: libm's expf a float (arg 0) against
+// kernels::exp_inplace on the active ISA (arg 1); the same bits either way (tests/test_kernels.cpp).
+void BM_SoftmaxExp(benchmark::State& state) {
+  const bool kernel = state.range(0) == 1;
+  const int len = int(state.range(1));
+  std::vector<float> x(static_cast<size_t>(len)), y(x.size());
+  for (int i = 0; i < len; ++i) x[size_t(i)] = -0.03f * float(i);
+  for (auto _ : state) {
+    y = x;
+    if (kernel) kernels::exp_inplace(y.data(), len);
+    else
+      for (auto& v : y) v = std::exp(v);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * len);
+}
+
+}  // namespace
+
+BENCHMARK(BM_SoftmaxExp)->ArgsProduct({{0, 1}, {64, 512, 4096}})->Unit(benchmark::kMicrosecond);

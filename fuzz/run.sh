@@ -27,7 +27,7 @@ echo '{"id":"pair/3/0","value":{"outputs":[{"text":"a","tokens":[1],"bits":[4]}]
 python3 -c 'import struct, sys; sys.stdout.buffer.write(struct.pack("4i", 2, 1, 2, 0) + bytes(16))' > "$seeds/jobs/dataset-record.bin"
 echo '{"prompt": "German: Hallo\nEnglish:\n", "max_tokens": 8, "pmpd": {"mode": "pmpd"}}' > "$seeds/http/completion.json"
 echo '{"messages": [{"role": "user", "content": "hi"}], "stream": true, "temperature": 0.5}' > "$seeds/http/chat.json"
-# llama.cpp's block-quantized tensors (Q4_0..Q6_K), as gguf-py wrote them.
+# llama.cpp's block-quantized tensors (Q4_0..Q6_K) beside gguf-py's decoding of them.
 [ -f $FX/ggml_quant_blocks.gguf ] && cp $FX/ggml_quant_blocks.gguf "$seeds/gguf/"
 # A quantized GGUF and a llama2.c checkpoint, small: made by pmpd itself when a build exists.
 if [ -x build/pmpd ]; then

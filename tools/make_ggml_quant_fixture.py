@@ -44,10 +44,10 @@ def blocks_for(rng, qtype):
     return raw.reshape(ROWS, COLS // block * type_size)
 
 
-def write_gguf(path, tensors):
+def write_gguf(path, tensors, provenance):
     """A plain GGUF v3 writer (gguf-py's writer API differs between versions)."""
     align = 32
-    kv = [("general.architecture", "pmpd-test"), ("general.alignment", align)]
+    kv = [("general.architecture", "pmpd-test"), ("general.alignment", align), ("pmpd.fixture.source", provenance)]
     out = bytearray(struct.pack("<IIQQ", 0x46554747, 3, len(tensors), len(kv)))
 
     def string(s):
@@ -87,7 +87,12 @@ def main():
         tensors.append((f"q.{qtype.name}", qtype, [ROWS, COLS], raw.tobytes()))
         tensors.append((f"ref.{qtype.name}", T.F32, [ROWS, COLS], ref.tobytes()))
         print(f"{qtype.name}: {raw.shape[1]} bytes a row, |ref| max {np.abs(ref).max():.4g}")
-    write_gguf(path, tensors)
+    try:
+        from importlib.metadata import version
+        gguf_version = version("gguf")
+    except Exception:
+        gguf_version = getattr(gguf, "__version__", "unknown")
+    write_gguf(path, tensors, f"tools/make_ggml_quant_fixture.py, gguf-py {gguf_version}, numpy {np.__version__}")
     # Read it back with gguf-py's reader: the file must be a valid GGUF to llama.cpp's tools too.
     reader = gguf.GGUFReader(path)
     for t in reader.tensors:

@@ -6,6 +6,7 @@
 #include "core/arch.h"
 #include "core/dtype.h"
 #include "kernels/cpu/dot.h"
+#include "kernels/cpu/exp.h"
 
 #ifdef PMPD_X86
 #include <immintrin.h>
@@ -55,18 +56,23 @@ void rope(float* x, int n_heads, int head_dim, int rotary_dim, int pos, const Ro
 }
 
 void softmax(float* x, int n) {
-  float m = *std::max_element(x, x + n);
+  const float m = *std::max_element(x, x + n);
+  for (int i = 0; i < n; ++i) x[i] -= m;
+  exp_inplace(x, n);
   double sum = 0;
-  for (int i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - m);
-    sum += x[i];
-  }
-  float inv = float(1.0 / sum);
+  for (int i = 0; i < n; ++i) sum += x[i];
+  const float inv = float(1.0 / sum);
   for (int i = 0; i < n; ++i) x[i] *= inv;
 }
 
 void silu(float* x, int n) {
-  for (int i = 0; i < n; ++i) x[i] = x[i] / (1.f + std::exp(-x[i]));
+  float e[256];
+  for (int i0 = 0; i0 < n; i0 += 256) {
+    const int len = std::min(256, n - i0);
+    for (int i = 0; i < len; ++i) e[i] = -x[i0 + i];
+    exp_inplace(e, len);
+    for (int i = 0; i < len; ++i) x[i0 + i] = x[i0 + i] / (1.f + e[i]);
+  }
 }
 
 void gelu_tanh(float* x, int n) {
