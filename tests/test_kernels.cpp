@@ -90,17 +90,34 @@ TEST(Exp, ScalarFormIsWithinOneUlp) {
   EXPECT_EQ(kernels::exp_scalar(0.f), 1.f);
 }
 
-// On x86-64 glibc (its FMA build of expf, which the x86-64 CPUs with AVX2 run) the two give
-// the same bits for every float: the softmax and SiLU kept their results when they moved off
-// std::exp. Every float: ~30 s; run with --gtest_also_run_disabled_tests.
-TEST(Exp, DISABLED_ScalarFormEqualsLibmOnEveryFloat) {
+// On x86-64 glibc (its FMA build of expf, which the x86-64 CPUs with AVX2 run) the scalar
+// form and every ISA's exp_inplace give libm's bits for every float: the softmax and SiLU kept
+// their results when they moved off std::exp. Every float, each path: ~30 s; run with
+// --gtest_also_run_disabled_tests.
+TEST(Exp, DISABLED_EveryPathEqualsLibmOnEveryFloat) {
+  auto same = [](float a, float libm) {
+    return std::isnan(libm) ? std::isnan(a) : std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(libm);
+  };
   uint64_t differ = 0;
   for (uint64_t b = 0; b < (uint64_t(1) << 32); ++b) {
     const float x = std::bit_cast<float>(uint32_t(b));
-    const float a = kernels::exp_scalar(x), l = std::exp(x);
-    if (std::isnan(l) ? !std::isnan(a) : std::bit_cast<uint32_t>(a) != std::bit_cast<uint32_t>(l)) ++differ;
+    differ += !same(kernels::exp_scalar(x), std::exp(x));
   }
-  EXPECT_EQ(differ, 0u);
+  EXPECT_EQ(differ, 0u) << "scalar form";
+  const kernels::Isa was = kernels::active_isa();
+  std::vector<float> chunk(1 << 20);
+  for (auto isa : {kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Neon}) {
+    kernels::set_isa(isa);
+    if (kernels::active_isa() != isa) continue;
+    differ = 0;
+    for (uint64_t b0 = 0; b0 < (uint64_t(1) << 32); b0 += chunk.size()) {
+      for (size_t i = 0; i < chunk.size(); ++i) chunk[i] = std::bit_cast<float>(uint32_t(b0 + i));
+      kernels::exp_inplace(chunk.data(), int(chunk.size()));
+      for (size_t i = 0; i < chunk.size(); ++i) differ += !same(chunk[i], std::exp(std::bit_cast<float>(uint32_t(b0 + i))));
+    }
+    EXPECT_EQ(differ, 0u) << kernels::isa_name(isa);
+  }
+  kernels::set_isa(was);
 }
 
 TEST(Kernels, DotRowsEqualDotRowByRow) {
