@@ -151,7 +151,9 @@ std::vector<uint8_t> encode_q8_0(const float* x, size_t n) {
 
 // What llama.cpp's llama-quantize makes of a GGUF: every matrix (embeddings included) in
 // Q8_0, norms and biases as they were.
-void requantize_q8_0(const std::string& src, const std::string& dst) {
+// `scaled` (if named) is multiplied by `factor` first.
+void requantize_q8_0(const std::string& src, const std::string& dst, const std::string& scaled = "",
+                     float factor = 1) {
   GgufFile g = read_gguf(src);
   GgufWriter w;
   for (auto& [k, v] : g.meta)
@@ -164,6 +166,8 @@ void requantize_q8_0(const std::string& src, const std::string& dst) {
     }
     std::vector<float> f(size_t(t.numel()));
     to_f32(t.dtype, t.data, f.data(), f.size());
+    if (name == scaled)
+      for (auto& e : f) e *= factor;
     keep.push_back(encode_q8_0(f.data(), f.size()));
     w.add_tensor(name, DType::Q8_0, t.shape, keep.back().data());
   }
@@ -230,6 +234,29 @@ TEST_P(GgmlModelTest, Q8_0FileRunsNearTheReferenceAndQuantizes) {
   KVCache cache(pm->config, int(prompt.size()), false);
   tf.forward(prompt.data(), int(prompt.size()), cache, logits.data(), false, 8);
   EXPECT_LT(test::rel_error(logits, want), 0.1) << arch;
+}
+
+// A matrix whose values pass F16's largest (65504) is widened to F32 rows instead, exactly.
+TEST(GgmlBlocks, MatrixPastF16RangeWidensToF32) {
+  auto st = load_model(test::fixture("llama"));
+  test::TempDir dir;
+  export_gguf(*st, dir.file("f32.gguf"), DType::F32);
+  requantize_q8_0(dir.file("f32.gguf"), dir.file("q8_0.gguf"), "blk.0.ffn_down.weight", 1e7f);
+  auto q8 = load_model(dir.file("q8_0.gguf"));
+  const TensorView& big = q8->layers[0].down.w;
+  ASSERT_EQ(big.dtype, DType::F32);
+  EXPECT_EQ(q8->layers[0].up.w.dtype, DType::F16);
+  const TensorView* raw = q8->tensors.find("blk.0.ffn_down.weight");
+  ASSERT_TRUE(raw && raw->dtype == DType::Q8_0);
+  std::vector<float> want(size_t(big.cols()));
+  float largest = 0;
+  for (int64_t r = 0; r < big.rows(); ++r) {
+    to_f32(DType::Q8_0, raw->row_ptr(r), want.data(), want.size());
+    const auto* got = reinterpret_cast<const float*>(big.row_ptr(r));
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << r << " " << i;
+    for (float w : want) largest = std::max(largest, std::fabs(w));
+  }
+  EXPECT_GT(largest, 65504.f);
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, GgmlModelTest, ::testing::Values("llama", "phi", "stablelm"));

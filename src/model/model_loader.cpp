@@ -81,19 +81,28 @@ class Binder {
   TensorView widened(const TensorView& t) {
     if (auto it = widened_.find(t.name); it != widened_.end()) return it->second;
     const int64_t rows = t.rows(), cols = t.cols();
-    std::vector<float> f32(size_t(rows * cols));
-    bool fits_f16 = true;
-#pragma omp parallel for reduction(&& : fits_f16) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      float* row = &f32[size_t(r * cols)];
-      to_f32(t.dtype, t.row_ptr(r), row, size_t(cols));
-      for (int64_t i = 0; i < cols; ++i) fits_f16 = fits_f16 && std::fabs(row[i]) <= 65504.0f;
-    }
     TensorView v = t;
-    v.dtype = fits_f16 ? DType::F16 : DType::F32;
-    auto buf = std::make_shared<std::vector<uint8_t>>(v.nbytes());
-    if (fits_f16) f32_to_f16_row(f32.data(), reinterpret_cast<uint16_t*>(buf->data()), f32.size());
-    else std::memcpy(buf->data(), f32.data(), buf->size());
+    auto buf = std::make_shared<std::vector<uint8_t>>();
+    // Row by row into F16 (no f32 copy of the whole matrix: a 128K-token embedding would be
+    // 2 GB); a value past F16's range makes the whole matrix F32 instead.
+    for (DType d : {DType::F16, DType::F32}) {
+      v.dtype = d;
+      buf->resize(v.nbytes());
+      bool fits = true;
+#pragma omp parallel for reduction(&& : fits) schedule(static)
+      for (int64_t r = 0; r < rows; ++r) {
+        if (d == DType::F32) {
+          to_f32(t.dtype, t.row_ptr(r), reinterpret_cast<float*>(buf->data()) + r * cols, size_t(cols));
+          continue;
+        }
+        thread_local std::vector<float> row;
+        row.resize(size_t(cols));
+        to_f32(t.dtype, t.row_ptr(r), row.data(), row.size());
+        for (float x : row) fits = fits && std::fabs(x) <= 65504.0f;
+        f32_to_f16_row(row.data(), reinterpret_cast<uint16_t*>(buf->data()) + r * cols, row.size());
+      }
+      if (fits) break;
+    }
     v.data = buf->data();
     m_.tensors.owned.push_back(std::move(buf));
     ++m_.widened_from[std::string(dtype_name(t.dtype))];
