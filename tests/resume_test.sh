@@ -135,9 +135,11 @@ ts=(train-scheduler -m "$tmp/tiny.gguf" --data "$tmp/prompts.txt" -n 9 --epochs 
 "$PMPD" "${ts[@]}" -o "$tmp/lsA.gguf" >/dev/null 2>&1 || bad "train-scheduler uninterrupted"
 full=$(stat -c %s "$tmp/lsA.gguf.dataset" 2>/dev/null || echo 0)
 dataset() { stat -c %s "$tmp/lsB.gguf.dataset" 2>/dev/null || echo 0; }
-interrupt KILL dataset $((full / 3)) "${ts[@]}" -o "$tmp/lsB.gguf"
+# At a quarter, then a half: the file grows in bursts (s2 landed at 0.81-0.93 of it when
+# aimed at two thirds), so a later aim could find the run already finished.
+interrupt KILL dataset $((full / 4)) "${ts[@]}" -o "$tmp/lsB.gguf"
 s1=$(dataset)
-interrupt INT dataset $((2 * full / 3)) "${ts[@]}" -o "$tmp/lsB.gguf"
+interrupt INT dataset $((full / 2)) "${ts[@]}" -o "$tmp/lsB.gguf"
 s2=$(dataset)
 "$PMPD" "${ts[@]}" -o "$tmp/lsB.gguf" >/dev/null 2>"$tmp/lsB.err" || bad "train-scheduler resumed"
 echo "train-scheduler: killed at $s1 of $full dataset bytes, interrupted at $s2, resumed to the end"
