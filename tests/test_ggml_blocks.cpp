@@ -1,6 +1,7 @@
-// llama.cpp's block-quantized GGUF tensors (core/ggml_blocks.h): every type decoded as
-// llama.cpp's own gguf-py decodes it, bad files refused, and whole models in Q8_0 loading,
-// running and quantizing like their 16-bit originals.
+// llama.cpp's block-quantized GGUF tensors (core/ggml_blocks.h): sizes and ids, blocks made by
+// hand, bad files refused, whole models in Q8_0 loading, running and quantizing like their
+// 16-bit originals, and (once its fixture is made where gguf-py runs) every type against
+// llama.cpp's own gguf-py decoding.
 #include <cmath>
 #include <cstring>
 

@@ -2,8 +2,9 @@
 // file quantized by llama.cpp can be read like a 16-bit one: pmpd widens such matrices at
 // load and then quantizes them into its own nested form. Each type packs a row as blocks of
 // 32 (Q4_0..Q8_0) or 256 (the K types) elements with f16 scales; the element order and the
-// float operations follow gguf-py's dequantize, which tests/fixtures/ggml_quant_blocks.gguf
-// holds for every type and tests/test_dtype.cpp compares against bit for bit.
+// float operations follow llama.cpp's gguf-py `dequantize`. tools/make_ggml_quant_fixture.py
+// writes gguf-py's decoding of random blocks of every type for tests/test_ggml_blocks.cpp to
+// compare against bit for bit (the test waits, disabled, for a machine with gguf-py to make it).
 #pragma once
 #include <cstddef>
 
