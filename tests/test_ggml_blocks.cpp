@@ -129,6 +129,7 @@ TEST(GgmlBlocks, ReaderRefusesUnknownTypesAndPartialBlocks) {
   };
   EXPECT_NE(error_of(one_tensor_gguf(16, 2, 256, 4096)).find("IQ2_XXS"), std::string::npos);
   EXPECT_NE(error_of(one_tensor_gguf(15, 2, 256, 4096)).find("Q8_K"), std::string::npos);
+  EXPECT_NE(error_of(one_tensor_gguf(27, 2, 256, 4096)).find("I64"), std::string::npos);
   EXPECT_NE(error_of(one_tensor_gguf(12, 2, 128, 4096)).find("not a whole number"), std::string::npos);
   EXPECT_NE(error_of(one_tensor_gguf(12, 2, 256, 287)).find("outside the file"), std::string::npos);
   test::write_bytes(path, one_tensor_gguf(12, 2, 256, 288));

@@ -186,7 +186,7 @@ struct GgmlTypeName {
   const char* name;
   DType dtype;
 };
-// ggml.h's enum ggml_type (ids 4, 5 and 31..33 are retired).
+// ggml.h's enum ggml_type (ids 4, 5 and 31..33 are retired); Unknown: types pmpd does not read.
 constexpr GgmlTypeName kGgmlTypes[] = {
     {0, "F32", DType::F32},        {1, "F16", DType::F16},         {2, "Q4_0", DType::Q4_0},
     {3, "Q4_1", DType::Q4_1},      {6, "Q5_0", DType::Q5_0},       {7, "Q5_1", DType::Q5_1},
@@ -196,7 +196,7 @@ constexpr GgmlTypeName kGgmlTypes[] = {
     {17, "IQ2_XS", DType::Unknown}, {18, "IQ3_XXS", DType::Unknown}, {19, "IQ1_S", DType::Unknown},
     {20, "IQ4_NL", DType::Unknown}, {21, "IQ3_S", DType::Unknown},  {22, "IQ2_S", DType::Unknown},
     {23, "IQ4_XS", DType::Unknown}, {24, "I8", DType::I8},          {25, "I16", DType::I16},
-    {26, "I32", DType::I32},       {27, "I64", DType::I64},        {28, "F64", DType::F64},
+    {26, "I32", DType::I32},       {27, "I64", DType::Unknown},        {28, "F64", DType::F64},
     {29, "IQ1_M", DType::Unknown}, {30, "BF16", DType::BF16},      {34, "TQ1_0", DType::Unknown},
     {35, "TQ2_0", DType::Unknown}, {39, "MXFP4", DType::Unknown},
 };

@@ -147,7 +147,7 @@ GgufFile read_gguf(const std::string& path) {
     info.t.shape.assign(ne.rbegin(), ne.rend());  // GGUF lists the innermost dim first
     uint32_t type = c.read<uint32_t>("tensor type");
     info.t.dtype = dtype_from_ggml_type(type);
-    PMPD_CHECK(info.t.dtype != DType::Unknown && info.t.dtype != DType::I64,
+    PMPD_CHECK(info.t.dtype != DType::Unknown,
                "{}: tensor {} has ggml type {} ({}), which pmpd does not read (F32, F16, BF16, Q4_0, Q4_1, "
                "Q5_0, Q5_1, Q8_0 and Q2_K..Q6_K; llama.cpp's llama-quantize --allow-requantize can rewrite it "
                "as Q8_0 or F16)",
