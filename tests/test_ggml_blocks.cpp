@@ -3,6 +3,7 @@
 // 16-bit originals, and (once its fixture is made where gguf-py runs) every type against
 // llama.cpp's own gguf-py decoding.
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "core/ggml_blocks.h"
@@ -211,6 +212,7 @@ TEST_P(GgmlModelTest, Q8_0FileRunsNearTheReferenceAndQuantizes) {
     tf.forward(prompt.data(), int(prompt.size()), cache, exact.data());
   }
   const double err = test::rel_error(logits, want);
+  std::printf("%s in Q8_0: relative logit error against transformers %.4f\n", arch.c_str(), err);
   EXPECT_LT(err, 0.05) << arch;  // Q8_0's rounding; a misplaced element gives errors near 1
   EXPECT_GT(err, 1e-6) << arch;  // the weights really went through Q8_0
   EXPECT_LT(test::rel_error(exact, want), 1e-4) << arch;

@@ -16,7 +16,7 @@ Action add_convert(CLI::App& app) {
   cmd->add_option("-m,--model", *model, "Input model")->required();
   cmd->add_option("-o,--output", *out, "Output .gguf file")->required();
   cmd->add_option("--tokenizer", *tokenizer, "Tokenizer to embed, overriding the one beside the model");
-  cmd->add_option("--dtype", *dtype, "Tensor type: keep, f32, f16, bf16")
+  cmd->add_option("--dtype", *dtype, "Tensor type: keep, f32, f16, bf16 (keep writes a llama.cpp block-quantized matrix as f16)")
       ->check(CLI::IsMember({"keep", "f32", "f16", "bf16"}));
   return [=]() {
     auto m = load_model(*model, {*tokenizer});
